@@ -1,0 +1,1 @@
+"""The Qt-free core of latentlab: model, objectives, data, training, checkpoints, analysis."""

@@ -1,0 +1,140 @@
+"""What the GUI and the CLI ask of a trained model: encode, decode, diagnose, bound log p(x)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .objectives import elbo_mc, iwae_log_px, kl_per_dim, model_log_lik
+
+ACTIVE_THRESHOLD = 0.01
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def encode(model, x: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and log-variances, each (N, K) float32, computed in batches."""
+    dev = _device(model)
+    mus, lvs = [], []
+    for i in range(0, len(x), batch):
+        mu, lv = model.encode(torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).to(dev))
+        mus.append(mu.cpu())
+        lvs.append(lv.cpu())
+    if not mus:
+        k = model.latent_dim
+        return np.zeros((0, k), np.float32), np.zeros((0, k), np.float32)
+    return torch.cat(mus).numpy(), torch.cat(lvs).numpy()
+
+
+@torch.no_grad()
+def decode(model, z: np.ndarray, batch: int = 4096) -> np.ndarray:
+    """Mean images E[x|z] for latent codes z (N, K): float32 (N, C, H, W) in [0, 1]."""
+    dev = _device(model)
+    z = np.asarray(z, dtype=np.float32).reshape(-1, model.latent_dim)
+    out = [model.mean_image(model.decode(torch.from_numpy(z[i:i + batch]).to(dev))).cpu()
+           for i in range(0, len(z), batch)]
+    return torch.cat(out).numpy() if out else np.zeros((0, *model.cfg.image_shape), np.float32)
+
+
+def mean_kl_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    """Average KL(q(z|x) || p(z)) of each latent dimension over the data, nats (K,)."""
+    return kl_per_dim(torch.from_numpy(mu).double(), torch.from_numpy(logvar).double()).mean(0).numpy()
+
+
+def active_units(mu: np.ndarray, threshold: float = ACTIVE_THRESHOLD) -> np.ndarray:
+    """Burda et al.'s activity: a dimension is active when its posterior mean varies over the data."""
+    if len(mu) < 2:
+        return np.zeros(mu.shape[1], dtype=bool)
+    return np.var(mu.astype(np.float64), axis=0) > threshold
+
+
+def log_prior(z: np.ndarray) -> np.ndarray:
+    """log N(z; 0, I) for z (..., K)."""
+    z = np.asarray(z, dtype=np.float64)
+    return -0.5 * (z.shape[-1] * math.log(2 * math.pi) + np.square(z).sum(-1))
+
+
+@torch.no_grad()
+def evaluate(model, x: np.ndarray, *, iw_samples: int = 0, elbo_samples: int = 1, batch: int = 512,
+             seed: int = 0) -> dict:
+    """Test-set ELBO, reconstruction, KL (total and per dimension), active units, and optionally
+    the importance-weighted estimate of log p(x) with the gap log p(x) - ELBO; nats per example."""
+    dev = _device(model)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(seed)
+    sums = {"elbo": 0.0, "recon": 0.0, "kl": 0.0, "log_px": 0.0}
+    kl_dim = torch.zeros(model.latent_dim, dtype=torch.float64)
+    mus = []
+    n = len(x)
+    # Large K needs small batches so that K decoded copies of a batch fit in memory.
+    batch = max(1, min(batch, 65536 // max(1, iw_samples))) if iw_samples else batch
+    for i in range(0, n, batch):
+        xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).to(dev)
+        mu, lv = model.encode(xb)
+        log_lik = model_log_lik(model, xb)
+        elbo, rec, kl = elbo_mc(log_lik, mu, lv, samples=elbo_samples, generator=gen)
+        sums["elbo"] += float(elbo.sum())
+        sums["recon"] += float(-rec.sum())
+        sums["kl"] += float(kl.sum())
+        kl_dim += kl.double().sum(0).cpu()
+        mus.append(mu.cpu().numpy())
+        if iw_samples:
+            sums["log_px"] += float(iwae_log_px(log_lik, mu, lv, iw_samples, chunk=min(iw_samples, 256), generator=gen).sum())
+    mu_all = np.concatenate(mus) if mus else np.zeros((0, model.latent_dim), np.float32)
+    active = active_units(mu_all)
+    out = {
+        "examples": n,
+        "elbo": sums["elbo"] / max(n, 1),
+        "recon": sums["recon"] / max(n, 1),
+        "kl": sums["kl"] / max(n, 1),
+        "kl_per_dim": [float(v) for v in (kl_dim / max(n, 1)).numpy()],
+        "active_units": int(active.sum()),
+        "latent_dim": int(model.latent_dim),
+    }
+    if iw_samples:
+        out["iw_samples"] = int(iw_samples)
+        out["log_px_iw"] = sums["log_px"] / max(n, 1)
+        out["gap"] = out["log_px_iw"] - out["elbo"]
+    return out
+
+
+def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int, mode: str = "linear") -> np.ndarray:
+    """Points from z0 to z1 inclusive, (steps, K). "slerp" follows the great circle in direction
+    and interpolates the norm linearly, so the path stays in the prior's typical shell instead of
+    cutting through the low-norm middle as a straight line does."""
+    z0 = np.asarray(z0, dtype=np.float64)
+    z1 = np.asarray(z1, dtype=np.float64)
+    t = np.linspace(0.0, 1.0, max(2, int(steps)))[:, None]
+    if mode == "linear":
+        return ((1 - t) * z0 + t * z1).astype(np.float32)
+    if mode != "slerp":
+        raise ValueError(f"unknown interpolation mode {mode!r}")
+    n0, n1 = np.linalg.norm(z0), np.linalg.norm(z1)
+    if n0 < 1e-12 or n1 < 1e-12:
+        return ((1 - t) * z0 + t * z1).astype(np.float32)
+    u0, u1 = z0 / n0, z1 / n1
+    omega = math.acos(float(np.clip(u0 @ u1, -1.0, 1.0)))
+    if omega < 1e-6:
+        direction = (1 - t) * u0 + t * u1
+    else:
+        direction = (np.sin((1 - t) * omega) * u0 + np.sin(t * omega) * u1) / math.sin(omega)
+    return (direction * ((1 - t) * n0 + t * n1)).astype(np.float32)
+
+
+def traversal_values(n: int, span: float = 3.0) -> np.ndarray:
+    return np.linspace(-span, span, n).astype(np.float32)
+
+
+def traversal_codes(anchor: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Codes (K, n, K): row d sweeps coordinate d through `values`, the rest stay at the anchor."""
+    anchor = np.asarray(anchor, dtype=np.float32)
+    k = anchor.shape[0]
+    codes = np.repeat(np.repeat(anchor[None, None, :], k, 0), len(values), 1)
+    for d in range(k):
+        codes[d, :, d] = values
+    return codes

@@ -1,0 +1,113 @@
+"""Configuration dataclasses. They travel inside checkpoints as JSON, so every field is plain data."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+ARCHS = ("mlp", "conv")
+LIKELIHOODS = ("bernoulli", "gaussian")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # (channels, height, width) of the images the model reads and writes.
+    image_shape: tuple[int, int, int]
+    # Size K of the latent space; 2 lets the scatter show it without projection.
+    latent_dim: int = 2
+    # "mlp" flattens the image; "conv" uses strided convolutions (better past ~28x28).
+    arch: str = "mlp"
+    # Widths of the hidden dense layers of the encoder; the decoder mirrors them.
+    hidden: tuple[int, ...] = (512, 256)
+    # Channels of the strided conv layers (conv arch only); each halves the resolution.
+    conv_channels: tuple[int, ...] = (32, 64)
+    # "bernoulli": decoder gives logits, right for images in [0, 1];
+    # "gaussian": decoder gives a mean with one learned scale, right for continuous data.
+    likelihood: str = "bernoulli"
+    # The encoder predicts log-variance; clamping it keeps exp() finite and σ away from 0.
+    logvar_min: float = -12.0
+    logvar_max: float = 6.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
+        object.__setattr__(self, "hidden", tuple(int(v) for v in self.hidden))
+        object.__setattr__(self, "conv_channels", tuple(int(v) for v in self.conv_channels))
+        problems = []
+        if len(self.image_shape) != 3 or self.image_shape[0] not in (1, 3) or min(self.image_shape) < 1:
+            problems.append(f"image_shape must be (1 or 3, H, W), got {self.image_shape}")
+        if self.latent_dim < 1:
+            problems.append(f"latent_dim must be at least 1, got {self.latent_dim}")
+        if self.arch not in ARCHS:
+            problems.append(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if self.likelihood not in LIKELIHOODS:
+            problems.append(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}")
+        if not self.hidden or min(self.hidden) < 1:
+            problems.append(f"hidden widths must be positive, got {self.hidden}")
+        if self.arch == "conv" and (not self.conv_channels or min(self.conv_channels) < 1):
+            problems.append(f"conv_channels must be positive, got {self.conv_channels}")
+        if not self.logvar_min < self.logvar_max:
+            problems.append("logvar_min must be below logvar_max")
+        if problems:
+            raise ValueError("; ".join(problems) + ".")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    # Weight of the KL term (β-VAE); 1 gives the ELBO.
+    beta: float = 1.0
+    # β ramps linearly from 0 to its value over this many optimiser steps (0: no warm-up).
+    warmup_steps: int = 0
+    # Free bits: per-dimension KL below this many nats is not penalised (0: off).
+    free_bits: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    # Optimiser steps between live snapshots (each epoch end also yields one).
+    snapshot_every: int = 25
+    # How many training points are re-encoded for each live scatter snapshot.
+    scatter_points: int = 2000
+    # Intra-op threads for torch while training; None leaves torch's default.
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            problems.append(f"batch size must be at least 1, got {self.batch_size}")
+        if not self.lr > 0:
+            problems.append(f"learning rate must be positive, got {self.lr}")
+        if not self.beta >= 0:
+            problems.append(f"beta must be non-negative, got {self.beta}")
+        if self.warmup_steps < 0 or self.free_bits < 0:
+            problems.append("warm-up steps and free bits must be non-negative")
+        if self.device not in DEVICES:
+            problems.append(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.snapshot_every < 1:
+            problems.append("snapshot_every must be at least 1")
+        if problems:
+            raise ValueError("; ".join(problems) + ".")
+
+
+def to_json(cfg) -> str:
+    return json.dumps(dataclasses.asdict(cfg), sort_keys=True)
+
+
+def from_json(cls, text: str):
+    """Build `cls` from JSON, ignoring unknown keys so newer files stay readable where possible."""
+    raw = json.loads(text)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{cls.__name__} must be a JSON object")
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in raw.items() if k in names})
+
+
+def replace(cfg, **changes):
+    return dataclasses.replace(cfg, **changes)
+
+
+__all__ = ["ModelConfig", "TrainConfig", "to_json", "from_json", "replace", "ARCHS", "LIKELIHOODS", "DEVICES"]

@@ -1,0 +1,247 @@
+"""The training loop as a generator of small snapshots; it knows nothing of any GUI.
+
+The whole dataset lives on the device as one tensor and batches are gathered by index, which
+avoids per-sample Python work. The loop is cancellable between steps, starts from whatever
+weights the model has (warm start) and never leaves non-finite weights behind: a diverged run
+is rolled back to the last weights that were checked finite.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .config import TrainConfig
+from .data import Dataset
+from .device import resolve_device
+from .objectives import beta_at, kl_per_dim, kl_penalty
+
+_OOM_ERRORS = tuple({getattr(torch, "OutOfMemoryError", MemoryError), torch.cuda.OutOfMemoryError, MemoryError})
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the trainer reports: plain floats and CPU numpy arrays only, safe to hand to another thread."""
+
+    step: int                      # optimiser steps taken in this run
+    steps_total: int               # steps this run will take if not stopped
+    epoch: int                     # epochs completed in this run
+    epochs: int                    # epochs planned for this run
+    beta: float                    # β in effect (after warm-up)
+    recon: float                   # reconstruction NLL, nats per example, mean since the last snapshot
+    kl: float                      # KL(q(z|x) || p(z)), nats per example, same window
+    kl_per_dim: np.ndarray         # (K,) the same KL split by latent dimension
+    seconds: float                 # wall time since the run started
+    samples_per_s: float
+    device: str
+    latent: np.ndarray | None = None        # (n, K) posterior means of a fixed training subset
+    record: dict | None = None              # the history row appended at an epoch end
+    weights: dict | None = None             # CPU state dict (numpy) at epoch ends and at the end
+    history: tuple = ()                     # the whole history, on the final snapshot
+    done: bool = False
+    cancelled: bool = False
+    error: str | None = None                # one sentence when the run had to stop
+
+    @property
+    def elbo(self) -> float:
+        return -(self.recon + self.kl)
+
+    @property
+    def fraction(self) -> float:
+        return self.step / max(1, self.steps_total)
+
+
+def scatter_subset(n_train: int, n_points: int) -> np.ndarray:
+    """The fixed training indices whose means the live scatter shows (same for every run)."""
+    if n_points >= n_train:
+        return np.arange(n_train)
+    return np.sort(np.random.default_rng(0).choice(n_train, size=n_points, replace=False))
+
+
+def state_to_numpy(model: torch.nn.Module) -> dict[str, np.ndarray]:
+    return {k: v.detach().to("cpu", copy=True).numpy() for k, v in model.state_dict().items()}
+
+
+def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, history: list | tuple = (),
+          should_stop: Callable[[], bool] | None = None) -> Iterator[Snapshot]:
+    """Train `model` in place on `data`, yielding snapshots; the last one has done=True."""
+    device = resolve_device(cfg.device)
+    old_threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(max(1, int(cfg.threads)))
+    try:
+        yield from _train(model, data, cfg, list(history), should_stop or (lambda: False), device)
+    finally:
+        if cfg.threads:
+            torch.set_num_threads(old_threads)
+
+
+def _train(model, data, cfg, history, should_stop, device) -> Iterator[Snapshot]:
+    model.to(device)
+    model.train()
+    gen = torch.Generator(device=device)
+    gen.manual_seed(cfg.seed)
+    x = torch.from_numpy(data.x_train).to(device)
+    n = x.shape[0]
+    x_test = torch.from_numpy(data.x_test).to(device) if len(data.x_test) else None
+    subset = torch.from_numpy(scatter_subset(n, cfg.scatter_points)).to(device) if cfg.scatter_points else None
+    params = [p for p in model.parameters()]
+    opt = _adam(params, cfg.lr)
+    bs = min(cfg.batch_size, n)
+    steps_per_epoch = math.ceil(n / bs)
+    steps_total = steps_per_epoch * cfg.epochs
+    dev_name = device.type
+    k = model.latent_dim
+
+    start = time.perf_counter()
+    step = 0
+    seen = 0
+    good_state = _clone_state(model)
+    good_step = 0
+    win = _Window(k, device)
+    epoch_acc = _Window(k, device)
+
+    def snapshot(epoch, **extra) -> Snapshot:
+        seconds = time.perf_counter() - start
+        rec, kl, kl_dim = win.means()
+        return Snapshot(step=step, steps_total=steps_total, epoch=epoch, epochs=cfg.epochs,
+                        beta=beta_at(step, cfg.beta, cfg.warmup_steps), recon=rec, kl=kl,
+                        kl_per_dim=kl_dim, seconds=seconds, samples_per_s=seen / max(seconds, 1e-9),
+                        device=dev_name, **extra)
+
+    def finish(epoch, **extra) -> Snapshot:
+        return snapshot(epoch, weights=state_to_numpy(model), history=tuple(history), done=True, **extra)
+
+    try:
+        for epoch in range(cfg.epochs):
+            perm = torch.randperm(n, device=device, generator=gen)
+            for i in range(0, n, bs):
+                if should_stop():
+                    yield finish(epoch, cancelled=True, latent=_encode_subset(model, x, subset))
+                    return
+                xb = x[perm[i:i + bs]]
+                beta = beta_at(step, cfg.beta, cfg.warmup_steps)
+                eps = torch.randn((xb.shape[0], k), generator=gen, device=device)
+                mu, logvar = model.encode(xb)
+                z = mu + torch.exp(0.5 * logvar) * eps
+                rec = -model.log_likelihood(xb, model.decode(z))
+                kl = kl_per_dim(mu, logvar)
+                loss = rec.mean() + beta * kl_penalty(kl, cfg.free_bits)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                seen += xb.shape[0]
+                win.add(rec.detach(), kl.detach())
+                epoch_acc.add(rec.detach(), kl.detach())
+                last_of_epoch = i + bs >= n
+                if step % cfg.snapshot_every == 0 or last_of_epoch:
+                    if not (win.finite() and _params_finite(params)):
+                        _load_state(model, good_state)
+                        yield finish(epoch, latent=_encode_subset(model, x, subset), error=(
+                            f"Training diverged at step {step} (the loss or the weights became NaN or infinite); "
+                            f"the weights from step {good_step} were kept. Try a lower learning rate."))
+                        return
+                    good_state = _clone_state(model)
+                    good_step = step
+                    if not last_of_epoch:
+                        yield snapshot(epoch, latent=_encode_subset(model, x, subset))
+                        win = _Window(k, device)
+            record = _epoch_record(model, len(history) + 1, cfg, step, epoch_acc, x_test, time.perf_counter() - start)
+            history.append(record)
+            epoch_acc = _Window(k, device)
+            snap_extra = dict(latent=_encode_subset(model, x, subset), record=record)
+            if epoch + 1 == cfg.epochs:
+                yield finish(epoch + 1, **snap_extra)
+                return
+            yield snapshot(epoch + 1, weights=state_to_numpy(model), **snap_extra)
+            win = _Window(k, device)
+    except _OOM_ERRORS:
+        _load_state(model, good_state)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        yield finish(0, error=f"Out of memory on {dev_name} while training with batch size {bs}; "
+                               f"the weights from step {good_step} were kept. Try a smaller batch or model.")
+    finally:
+        model.eval()
+
+
+class _Window:
+    """Running sums on the device, read back only at snapshots so steps never wait on a sync."""
+
+    def __init__(self, k: int, device):
+        self.rec = torch.zeros((), device=device, dtype=torch.float64)
+        self.kl = torch.zeros(k, device=device, dtype=torch.float64)
+        self.count = 0
+
+    def add(self, rec: torch.Tensor, kl: torch.Tensor) -> None:
+        self.rec += rec.sum()
+        self.kl += kl.sum(0)
+        self.count += rec.shape[0]
+
+    def finite(self) -> bool:
+        return bool(torch.isfinite(self.rec) and torch.isfinite(self.kl).all())
+
+    def means(self) -> tuple[float, float, np.ndarray]:
+        c = max(self.count, 1)
+        kl = (self.kl / c).cpu().numpy()
+        return float(self.rec) / c, float(kl.sum()), kl
+
+
+def _adam(params, lr):
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
+def _clone_state(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _load_state(model, state) -> None:
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            v.copy_(state[k])
+
+
+def _params_finite(params) -> bool:
+    with torch.no_grad():
+        return bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
+
+
+@torch.no_grad()
+def _encode_subset(model, x, subset) -> np.ndarray | None:
+    if subset is None:
+        return None
+    was_training = model.training
+    model.eval()
+    mu = torch.cat([model.encode(x[subset[i:i + 4096]])[0] for i in range(0, len(subset), 4096)])
+    model.train(was_training)
+    return mu.cpu().numpy()
+
+
+@torch.no_grad()
+def _epoch_record(model, number, cfg, step, acc: _Window, x_test, seconds) -> dict:
+    rec, kl, kl_dim = acc.means()
+    record = {"epoch": number, "beta": beta_at(step, cfg.beta, cfg.warmup_steps), "recon": rec, "kl": kl,
+              "elbo": -(rec + kl), "kl_per_dim": [float(v) for v in kl_dim], "seconds": seconds}
+    if x_test is not None:
+        model.eval()
+        gen = torch.Generator(device=x_test.device)
+        gen.manual_seed(1234)
+        test = _Window(model.latent_dim, x_test.device)
+        for i in range(0, x_test.shape[0], 2048):
+            xb = x_test[i:i + 2048]
+            mu, logvar = model.encode(xb)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen, device=mu.device)
+            test.add(-model.log_likelihood(xb, model.decode(z)), kl_per_dim(mu, logvar))
+        model.train()
+        t_rec, t_kl, _ = test.means()
+        record.update(test_recon=t_rec, test_kl=t_kl, test_elbo=-(t_rec + t_kl))
+    return record
