@@ -1,0 +1,51 @@
+"""Starting the GUI: the window first, then the model and data loading behind it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: Path | None = None) -> int:
+    if screenshot is not None:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # a screenshot needs no screen
+    elif sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                                                   or os.environ.get("QT_QPA_PLATFORM")):
+        print("latentlab: error: no display found (DISPLAY is not set); run it in a desktop session, "
+              "or use `latentlab gui --screenshot out.png` to render off screen.", file=sys.stderr)
+        return 2
+    from PySide6 import QtCore, QtWidgets
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    app.setApplicationName("latentlab")
+    app.setOrganizationName("latentlab")
+    from .main_window import MainWindow
+
+    window = MainWindow()
+    window.show()
+    exit_code = {"code": 0}
+    if screenshot is not None:
+        def shoot() -> None:
+            QtCore.QTimer.singleShot(200, lambda: _save_and_quit(window, screenshot, exit_code))
+
+        def failed(message: str) -> None:
+            print(f"latentlab: error: {message}", file=sys.stderr)
+            exit_code["code"] = 2
+            QtCore.QTimer.singleShot(0, window.close)
+
+        window.session.loaded.connect(shoot)
+        window.session.errorRaised.connect(failed)
+    QtCore.QTimer.singleShot(0, lambda: window.session.load(checkpoint=checkpoint, dataset=dataset))
+    app.exec()
+    return exit_code["code"]
+
+
+def _save_and_quit(window, path: Path, exit_code: dict) -> None:
+    from PySide6 import QtWidgets
+
+    QtWidgets.QApplication.processEvents()
+    if not window.grab().save(str(path)):
+        print(f"latentlab: error: could not write {path}.", file=sys.stderr)
+        exit_code["code"] = 2
+    window.close()

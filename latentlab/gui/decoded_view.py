@@ -1,0 +1,49 @@
+"""The image decoded at the current latent point, with z and log p(z)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtWidgets
+
+from .images import to_pixmap
+
+IMAGE_PX = 224
+
+
+class DecodedView(QtWidgets.QFrame):
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.setObjectName("decodedView")
+        self.session = session
+        self.image_label = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.image_label.setMinimumSize(IMAGE_PX, IMAGE_PX)
+        self.image_label.setStyleSheet("background: #202020;")
+        self.z_label = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.z_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.z_label.setWordWrap(True)
+        title = QtWidgets.QLabel("<b>Decoded E[x | z]</b>")
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(title)
+        layout.addWidget(self.image_label, 1)
+        layout.addWidget(self.z_label)
+        session.pointChanged.connect(self.refresh)
+        self.current_image: np.ndarray | None = None
+
+    def refresh(self) -> None:
+        s = self.session
+        if s.image is None or s.z is None:
+            return
+        from ..core.analysis import log_prior
+
+        self.current_image = s.image
+        side = max(IMAGE_PX, min(self.image_label.width(), self.image_label.height()))
+        self.image_label.setPixmap(to_pixmap(s.image, side))
+        shown = s.z if len(s.z) <= 8 else s.z[:8]
+        coords = ", ".join(f"{v:+.2f}" for v in shown) + (", …" if len(s.z) > 8 else "")
+        self.z_label.setText(f"z = ({coords})<br>log p(z) = {float(log_prior(s.z)):.2f} nats")
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self.current_image is not None:
+            self.refresh()

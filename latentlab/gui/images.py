@@ -1,0 +1,26 @@
+"""numpy images (C, H, W) in [0, 1] to Qt pixmaps, scaled with nearest-neighbour so pixels stay crisp."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtGui
+
+
+def to_qimage(img: np.ndarray) -> QtGui.QImage:
+    img = np.asarray(img)
+    if img.ndim == 3:
+        img = img[0] if img.shape[0] == 1 else np.transpose(img, (1, 2, 0))
+    u8 = np.ascontiguousarray(np.clip(np.asarray(img) * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    h, w = u8.shape[:2]
+    if u8.ndim == 2:
+        q = QtGui.QImage(u8.data, w, h, w, QtGui.QImage.Format.Format_Grayscale8)
+    else:
+        q = QtGui.QImage(u8.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888)
+    return q.copy()  # detach from the numpy buffer, which dies with this frame
+
+
+def to_pixmap(img: np.ndarray, size: int) -> QtGui.QPixmap:
+    """Largest integer-free nearest-neighbour scaling of the image that fits in size x size."""
+    q = to_qimage(img)
+    return QtGui.QPixmap.fromImage(q.scaled(size, size, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
+                                            QtCore.Qt.TransformationMode.FastTransformation))

@@ -1,0 +1,263 @@
+"""The latent scatter: posterior means, the prior's circles, the decode marker, hover thumbnails."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from .images import to_pixmap
+from .points import PointCloudItem, PriorCircles, argb, colormap_argb, label_colors
+
+HOVER_PX = 12  # the hover card shows the nearest point only if it is this close on screen
+
+
+class _PickViewBox(pg.ViewBox):
+    """Left click or drag picks a latent position; middle drag pans, wheel zooms, right drag zooms."""
+
+    picked = QtCore.Signal(float, float, object)
+
+    def mouseClickEvent(self, ev):
+        if ev.button() == QtCore.Qt.MouseButton.LeftButton:
+            ev.accept()
+            p = self.mapSceneToView(ev.scenePos())
+            self.picked.emit(p.x(), p.y(), ev.modifiers())
+        else:
+            super().mouseClickEvent(ev)
+
+    def mouseDragEvent(self, ev, axis=None):
+        if ev.button() == QtCore.Qt.MouseButton.LeftButton and not ev.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier:
+            ev.accept()
+            p = self.mapSceneToView(ev.scenePos())
+            self.picked.emit(p.x(), p.y(), ev.modifiers())
+        else:
+            super().mouseDragEvent(ev, axis)
+
+
+class LatentPlot(pg.PlotWidget):
+    """The plot itself (object name `latentView`)."""
+
+    def __init__(self, session, parent=None):
+        self.viewbox = _PickViewBox()
+        super().__init__(parent, viewBox=self.viewbox, background="w")
+        self.setObjectName("latentView")
+        self.session = session
+        plot = self.getPlotItem()
+        plot.setAspectLocked(True)
+        plot.showGrid(x=True, y=True, alpha=0.15)
+        plot.setMenuEnabled(False)
+        for side in ("left", "bottom"):
+            plot.getAxis(side).setPen(pg.mkPen(60, 60, 60))
+            plot.getAxis(side).setTextPen(pg.mkPen(30, 30, 30))
+        self.circles = PriorCircles()
+        self.cloud = PointCloudItem(size=3)
+        self.marker = pg.ScatterPlotItem(size=18, symbol="+", pen=pg.mkPen("k", width=2.5), brush=None)
+        plot.addItem(self.circles)
+        plot.addItem(self.cloud)
+        plot.addItem(self.marker)
+        self.marker.setZValue(10)
+        self.legend = plot.addLegend(offset=(-8, 8), labelTextColor=(30, 30, 30), brush=pg.mkBrush(255, 255, 255, 200))
+        self.colorbar = None
+        self.color_by = "label"
+        self.hover = QtWidgets.QFrame(self)
+        self.hover.setObjectName("hoverCard")
+        self.hover.setStyleSheet("#hoverCard { background: rgba(255,255,255,235); border: 1px solid #888; } "
+                                 "QLabel { color: #111; }")
+        self.hover_image = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.hover_text = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter)
+        card = QtWidgets.QVBoxLayout(self.hover)
+        card.setContentsMargins(4, 4, 4, 4)
+        card.setSpacing(2)
+        card.addWidget(self.hover_image)
+        card.addWidget(self.hover_text)
+        self.hover.hide()
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.viewbox.picked.connect(self._on_picked)
+        session.pointsChanged.connect(self.refresh_points)
+        session.projectionChanged.connect(self._on_projection)
+        session.pointChanged.connect(self.refresh_marker)
+        session.datasetChanged.connect(self._rebuild_legend)
+        self.setRange(xRange=(-3.5, 3.5), yRange=(-3.5, 3.5), padding=0)
+        self._fitted = False
+
+    # ----- drawing ------------------------------------------------------------------------
+    def refresh_points(self) -> None:
+        s = self.session
+        if s.points is None or s.projection is None:
+            return
+        pos = s.projection.to2d(s.points)
+        self.cloud.setData(pos, self._colors())
+        if not self._fitted and len(pos):
+            self.fit()
+
+    def fit(self) -> None:
+        """Show the prior's 3σ circle and every point."""
+        s = self.session
+        lo, hi = -3.3, 3.3
+        if s.points is not None and len(s.points) and s.projection is not None:
+            pos = s.projection.to2d(s.points)
+            lo = min(lo, float(np.percentile(pos, 0.5)))
+            hi = max(hi, float(np.percentile(pos, 99.5)))
+        self.setRange(xRange=(lo, hi), yRange=(lo, hi), padding=0.04)
+        self._fitted = True
+
+    def _colors(self) -> np.ndarray:
+        s = self.session
+        values = s.factor_for_points(self.color_by) if self.color_by != "label" else None
+        if values is not None:
+            packed, lo, hi = colormap_argb(values)
+            self._show_colorbar(lo, hi)
+            return packed
+        self._show_colorbar(None, None)
+        labels = s.labels_for_points()
+        palette = argb(label_colors(len(s.data.label_names)))
+        return palette[labels]
+
+    def set_color_by(self, name: str) -> None:
+        self.color_by = name
+        self._rebuild_legend()
+        self.refresh_points()
+
+    def _show_colorbar(self, lo, hi) -> None:
+        plot = self.getPlotItem()
+        if lo is None:
+            if self.colorbar is not None:
+                plot.layout.removeItem(self.colorbar)
+                self.colorbar.setParentItem(None)
+                self.colorbar = None
+            return
+        if self.colorbar is None:
+            self.colorbar = pg.ColorBarItem(values=(lo, hi), colorMap=pg.colormap.get("viridis"),
+                                            interactive=False, width=12, label=self.color_by)
+            plot.layout.addItem(self.colorbar, 2, 5)
+        self.colorbar.setLevels((lo, hi))
+
+    def _rebuild_legend(self) -> None:
+        self.legend.clear()
+        s = self.session
+        if s.data is None or self.color_by != "label" or len(s.data.label_names) > 20:
+            return
+        for name, color in zip(s.data.label_names, label_colors(len(s.data.label_names))):
+            swatch = pg.ScatterPlotItem(symbol="s", size=9, pen=None, brush=pg.mkBrush(color))
+            self.legend.addItem(swatch, name)
+
+    def _on_projection(self) -> None:
+        x_label, y_label = self.session.projection.axis_labels
+        self.getPlotItem().setLabel("bottom", x_label)
+        self.getPlotItem().setLabel("left", y_label)
+        self._fitted = False
+        self.refresh_points()
+        self.refresh_marker()
+
+    def refresh_marker(self) -> None:
+        s = self.session
+        if s.z is None or s.projection is None or s.projection.latent_dim != len(s.z):
+            self.marker.setData([], [])
+            return
+        u, v = s.projection.to2d(s.z)
+        self.marker.setData([u], [v])
+
+    # ----- interaction ----------------------------------------------------------------------
+    def _on_picked(self, x: float, y: float, modifiers) -> None:
+        self.session.set_view_point(x, y)
+
+    def _on_mouse_moved(self, scene_pos) -> None:
+        s = self.session
+        if not self.viewbox.sceneBoundingRect().contains(scene_pos) or not self.cloud.count():
+            self.hover.hide()
+            return
+        p = self.viewbox.mapSceneToView(scene_pos)
+        i = self.cloud.nearest(p.x(), p.y())
+        near = self.viewbox.mapViewToScene(QtCore.QPointF(*s.projection.to2d(s.points[i])))
+        if (near - scene_pos).manhattanLength() > 2 * HOVER_PX:
+            self.hover.hide()
+            return
+        image = s.image_of_point(i)
+        labels = s.labels_for_points()
+        self.hover_image.setPixmap(to_pixmap(image, 64))
+        self.hover_text.setText(f"label {s.data.label_names[int(labels[i])]}")
+        self.hover.adjustSize()
+        at = self.mapFromScene(scene_pos)
+        x = min(at.x() + 14, self.width() - self.hover.width() - 2)
+        y = min(at.y() + 14, self.height() - self.hover.height() - 2)
+        self.hover.move(max(0, x), max(0, y))
+        self.hover.show()
+        self.hover.raise_()
+
+    def leaveEvent(self, ev) -> None:
+        self.hover.hide()
+        super().leaveEvent(ev)
+
+
+class LatentPanel(QtWidgets.QWidget):
+    """The plot with its bar of view options: colouring, the shown pair of dimensions, PCA."""
+
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.plot = LatentPlot(session, self)
+        self.color_combo = QtWidgets.QComboBox()
+        self.color_combo.setToolTip("What the point colours show")
+        self.dim_x = QtWidgets.QSpinBox(prefix="x: z", minimum=1)
+        self.dim_y = QtWidgets.QSpinBox(prefix="y: z", minimum=1)
+        self.pca = QtWidgets.QCheckBox("PCA of means")
+        self.anchor_label = QtWidgets.QLabel()
+        self.anchor_label.setToolTip("A click sets the two shown coordinates; the others come from this anchor.")
+        fit = QtWidgets.QToolButton(text="Fit")
+        fit.setToolTip("Zoom to the prior's 3σ circle and all points (Home)")
+        fit.clicked.connect(self.plot.fit)
+        bar = QtWidgets.QHBoxLayout()
+        bar.setContentsMargins(2, 2, 2, 2)
+        bar.addWidget(QtWidgets.QLabel("Colour by"))
+        bar.addWidget(self.color_combo)
+        bar.addSpacing(12)
+        for w in (self.dim_x, self.dim_y, self.pca, self.anchor_label):
+            bar.addWidget(w)
+        bar.addStretch(1)
+        bar.addWidget(fit)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
+        layout.addWidget(self.plot, 1)
+        self.color_combo.currentTextChanged.connect(lambda t: t and self.plot.set_color_by(t))
+        self.dim_x.valueChanged.connect(self._dims_changed)
+        self.dim_y.valueChanged.connect(self._dims_changed)
+        self.pca.toggled.connect(lambda on: session.set_projection(pca=on))
+        session.datasetChanged.connect(self._on_dataset)
+        session.modelChanged.connect(self._on_model)
+        session.projectionChanged.connect(self._on_projection)
+
+    def _on_dataset(self) -> None:
+        data = self.session.data
+        self.color_combo.blockSignals(True)
+        self.color_combo.clear()
+        self.color_combo.addItem("label")
+        for name in (data.factors_train or {}):
+            if name != "shape":
+                self.color_combo.addItem(name)
+        self.color_combo.blockSignals(False)
+        self.plot.set_color_by("label")
+
+    def _on_model(self) -> None:
+        k = self.session.model.latent_dim
+        wide = k > 2
+        for w in (self.dim_x, self.dim_y, self.pca, self.anchor_label):
+            w.setVisible(wide)
+        for w in (self.dim_x, self.dim_y):
+            w.blockSignals(True)
+            w.setMaximum(k)
+            w.blockSignals(False)
+        self.anchor_label.setText("other dims: origin")
+
+    def _on_projection(self) -> None:
+        p = self.session.projection
+        for w, d in ((self.dim_x, p.dims[0]), (self.dim_y, p.dims[1])):
+            w.blockSignals(True)
+            w.setValue(d + 1)
+            w.setEnabled(p.kind == "dims")
+            w.blockSignals(False)
+
+    def _dims_changed(self) -> None:
+        i, j = self.dim_x.value() - 1, self.dim_y.value() - 1
+        if i != j:
+            self.session.set_projection(dims=(i, j))

@@ -1,0 +1,277 @@
+"""The main window: layout, menus, shortcuts, status bar, error banner, settings, drag and drop."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from .. import __version__
+from .controls import TrainingControls
+from .curves_view import CurvesView
+from .decoded_view import DecodedView
+from .latent_view import LatentPanel
+from .session import Session
+
+MAX_RECENT = 8
+
+
+def settings() -> QtCore.QSettings:
+    return QtCore.QSettings(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, "latentlab", "latentlab")
+
+
+class ErrorBanner(QtWidgets.QFrame):
+    """One clear sentence at the top of the window; the app stays usable underneath."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("errorBanner")
+        self.setStyleSheet("#errorBanner { background: #fdecea; border-bottom: 1px solid #e0a8a0; } "
+                           "QLabel { color: #7a1f12; }")
+        self.label = QtWidgets.QLabel(wordWrap=True)
+        self.label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QtWidgets.QToolButton(text="✕", autoRaise=True)
+        close.setToolTip("Dismiss")
+        close.clicked.connect(self.hide)
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 6, 6)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close)
+        self.hide()
+
+    def show_message(self, text: str) -> None:
+        self.label.setText(text)
+        self.show()
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    def __init__(self, session: Session | None = None):
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("latentlab")
+        self.setAcceptDrops(True)
+        self.session = session or Session(self)
+        s = self.session
+        self.banner = ErrorBanner()
+        self.latent = LatentPanel(s)
+        self.decoded = DecodedView(s)
+        self.controls = TrainingControls(s)
+        self.curves = CurvesView(s)
+
+        right = QtWidgets.QWidget()
+        right_layout = QtWidgets.QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.decoded, 1)
+        right_layout.addWidget(self.controls)
+        top = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        top.addWidget(self.latent)
+        top.addWidget(right)
+        top.setStretchFactor(0, 3)
+        top.setStretchFactor(1, 1)
+        self.vsplit = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        self.vsplit.addWidget(top)
+        self.vsplit.addWidget(self.curves)
+        self.vsplit.setStretchFactor(0, 3)
+        self.vsplit.setStretchFactor(1, 1)
+        central = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.vsplit, 1)
+        self.setCentralWidget(central)
+
+        self.status_label = QtWidgets.QLabel()
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setObjectName("trainProgress")
+        self.progress.setRange(0, 1000)
+        self.progress.setMaximumWidth(220)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.progress)
+
+        self._build_menus()
+        s.errorRaised.connect(self.banner.show_message)
+        s.status.connect(self.status_label.setText)
+        s.progress.connect(self._on_progress)
+        s.trainingChanged.connect(self._on_training)
+        s.loaded.connect(self._on_loaded)
+        self.controls.openDatasetRequested.connect(self.open_dataset_spec)
+        self.resize(1280, 860)
+        self._restore_settings()
+
+    # ----- menus ------------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self._action(file, "Open &dataset…", self.open_dataset_dialog, "Ctrl+D")
+        self._action(file, "&Open checkpoint…", self.open_checkpoint_dialog, QtGui.QKeySequence.StandardKey.Open)
+        self._action(file, "&Save checkpoint as…", self.save_checkpoint_dialog, QtGui.QKeySequence.StandardKey.Save)
+        self.recent_menu = file.addMenu("Open &recent")
+        file.addSeparator()
+        self._action(file, "&Export latent view as PNG…", self.export_view_dialog, "Ctrl+E")
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, QtGui.QKeySequence.StandardKey.Quit)
+
+        train = bar.addMenu("&Train")
+        self._action(train, "&Train", lambda: self.controls.toggle() if not self.session.training else None, "Ctrl+T")
+        self._action(train, "&Stop", self.session.stop, "Esc")
+
+        view = bar.addMenu("&View")
+        self._action(view, "&Fit latent view", self.latent.plot.fit, "Home")
+        prior = self._action(view, "Show &prior circles", self.latent.plot.circles.setVisible, "Ctrl+P")
+        prior.setCheckable(True)
+        prior.setChecked(True)
+        curves = self._action(view, "Show &curves", self.curves.setVisible, "Ctrl+L")
+        curves.setCheckable(True)
+        curves.setChecked(True)
+
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&About latentlab", self.about)
+        self._refresh_recent()
+
+    def _action(self, menu, text, slot, shortcut=None) -> QtGui.QAction:
+        action = menu.addAction(text)
+        action.triggered.connect(slot)
+        if shortcut is not None:
+            action.setShortcut(QtGui.QKeySequence(shortcut))
+        return action
+
+    # ----- files ------------------------------------------------------------------------------
+    def open_checkpoint(self, path) -> None:
+        self.banner.hide()
+        self._add_recent(str(path))
+        self.session.load(checkpoint=path)
+
+    def open_dataset_spec(self, spec: str) -> None:
+        if spec and spec != self.session.dataset_spec:
+            self.banner.hide()
+            self.session.open_dataset(spec)
+
+    def open_checkpoint_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open checkpoint", self._last_dir(),
+                                                        "latentlab checkpoints (*.safetensors);;All files (*)")
+        if path:
+            self.open_checkpoint(path)
+
+    def open_dataset_dialog(self) -> None:
+        kinds = ["MNIST folder (IDX files)", "Fashion-MNIST folder", "KMNIST folder", "npz file", "image folder (class sub-folders)"]
+        kind, ok = QtWidgets.QInputDialog.getItem(self, "Open dataset", "Kind of dataset", kinds, 0, False)
+        if not ok:
+            return
+        if kind.startswith("npz"):
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open npz", self._last_dir(), "NumPy archives (*.npz *.npy)")
+            spec = f"npz:{path}" if path else ""
+        else:
+            path = QtWidgets.QFileDialog.getExistingDirectory(self, "Open dataset folder", self._last_dir())
+            prefix = {0: "mnist", 1: "fashion-mnist", 2: "kmnist", 4: "images"}[kinds.index(kind)]
+            spec = f"{prefix}:{path}" if path else ""
+        if spec:
+            self.open_dataset_spec(spec)
+
+    def save_checkpoint_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save checkpoint", self._last_dir(), "latentlab checkpoints (*.safetensors)")
+        if path:
+            if not path.endswith(".safetensors"):
+                path += ".safetensors"
+            self.session.save_checkpoint(path)
+            self._add_recent(path)
+
+    def export_view_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export latent view", self._last_dir(), "PNG images (*.png)")
+        if path:
+            self.export_view(path)
+
+    def export_view(self, path) -> bool:
+        ok = self.latent.plot.grab().save(str(path), "PNG")
+        if not ok:
+            self.banner.show_message(f"Could not write {path}.")
+        return ok
+
+    def _last_dir(self) -> str:
+        recent = settings().value("recent", []) or []
+        return str(Path(recent[0]).parent) if recent else str(Path.home())
+
+    def _add_recent(self, path: str) -> None:
+        st = settings()
+        recent = [p for p in (st.value("recent", []) or []) if p != path]
+        st.setValue("recent", [path, *recent][:MAX_RECENT])
+        self._refresh_recent()
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = settings().value("recent", []) or []
+        if isinstance(recent, str):
+            recent = [recent]
+        for path in recent:
+            self.recent_menu.addAction(path).triggered.connect(lambda _=False, p=path: self.open_checkpoint(p))
+        self.recent_menu.setEnabled(bool(recent))
+
+    # ----- drag and drop -----------------------------------------------------------------------
+    def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:
+        if any(u.toLocalFile().endswith(".safetensors") for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QtGui.QDropEvent) -> None:
+        for url in event.mimeData().urls():
+            if url.toLocalFile().endswith(".safetensors"):
+                self.open_checkpoint(url.toLocalFile())
+                event.acceptProposedAction()
+                return
+
+    # ----- training feedback ------------------------------------------------------------------
+    def _on_progress(self, snap) -> None:
+        self.progress.setValue(int(1000 * snap.fraction))
+        self.progress.setFormat(f"epoch {min(snap.epoch + 1, snap.epochs)}/{snap.epochs}")
+        self.status_label.setText(
+            f"Training on {snap.device} · epoch {min(snap.epoch + 1, snap.epochs)}/{snap.epochs} · step {snap.step:,}"
+            f" · ELBO {snap.elbo:.2f} nats (recon {snap.recon:.2f}, KL {snap.kl:.2f}) · β {snap.beta:g}"
+            f" · {snap.samples_per_s:,.0f} samples/s")
+
+    def _on_training(self, running: bool) -> None:
+        self.progress.setVisible(running)
+        if running:
+            self.banner.hide()
+            self.progress.setValue(0)
+
+    def _on_loaded(self) -> None:
+        s = self.session
+        title = s.checkpoint_path.name if s.checkpoint_path else "untrained model"
+        self.setWindowTitle(f"latentlab — {title} on {s.data.name}")
+
+    def about(self) -> None:
+        import numpy
+        import torch
+        from PySide6 import __version__ as pyside_version
+
+        from ..core.device import describe, resolve_device
+
+        QtWidgets.QMessageBox.about(self, "About latentlab", (
+            f"<b>latentlab {__version__}</b><br>Look inside variational autoencoders.<br><br>"
+            f"Python {platform.python_version()} · PyTorch {torch.__version__} · PySide6 {pyside_version} · NumPy {numpy.__version__}<br>"
+            f"Training device: {describe(resolve_device('auto'))}"))
+
+    # ----- settings and closing ---------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        st = settings()
+        geometry = st.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        c = self.controls
+        c.epochs.setValue(int(st.value("epochs", c.epochs.value())))
+        c.lr.setValue(float(st.value("lr", c.lr.value())))
+        c.warm.setChecked(str(st.value("warm_start", "true")).lower() == "true")
+
+    def _save_settings(self) -> None:
+        st = settings()
+        st.setValue("geometry", self.saveGeometry())
+        st.setValue("epochs", self.controls.epochs.value())
+        st.setValue("lr", self.controls.lr.value())
+        st.setValue("warm_start", self.controls.warm.isChecked())
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        self._save_settings()
+        self.session.shutdown()
+        super().closeEvent(event)

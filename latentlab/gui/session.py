@@ -1,0 +1,358 @@
+"""The one state object of the window, and the actions that change it.
+
+Views read the session and listen to its signals; they forward user intent by calling its
+methods. Long work (loading, training, encoding) runs in superqt workers on the thread pool and
+comes back as plain numpy data through queued signals. Training snapshots can arrive far faster
+than a screen refreshes, so they are coalesced: the newest waits in `_pending` and a short timer
+publishes it, which bounds the GUI thread's work whatever the training speed.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PySide6 import QtCore
+from superqt.utils import create_worker
+
+PUBLISH_MS = 60       # at most ~16 view updates a second during training
+LIVE_POINTS = 2000    # training points re-encoded for each live scatter frame
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What the user asked to train: model shape, run length and β."""
+    latent_dim: int = 2
+    arch: str = "mlp"
+    hidden: tuple = (512, 256)
+    likelihood: str = "bernoulli"
+    epochs: int = 20
+    lr: float = 1e-3
+    beta: float = 1.0
+    warm_start: bool = True
+
+
+class Session(QtCore.QObject):
+    datasetChanged = QtCore.Signal()
+    modelChanged = QtCore.Signal()          # a different model (shape or identity)
+    weightsChanged = QtCore.Signal()        # new weights for the same model, from training
+    pointsChanged = QtCore.Signal()         # the latent points shown in the scatter
+    projectionChanged = QtCore.Signal()
+    historyChanged = QtCore.Signal()
+    pointChanged = QtCore.Signal()          # the decoded point z and its image
+    trainingChanged = QtCore.Signal(bool)
+    progress = QtCore.Signal(object)        # the newest Snapshot while training
+    status = QtCore.Signal(str)
+    errorRaised = QtCore.Signal(str)
+    loaded = QtCore.Signal()                # a checkpoint + dataset finished loading and encoding
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.data = None                    # core.data.Dataset
+        self.model = None                   # core.model.VAE on the CPU, for decoding in this thread
+        self.dataset_spec = ""
+        self.history: list[dict] = []
+        self.checkpoint_path: Path | None = None
+        self.device_name = "cpu"
+        self.points: np.ndarray | None = None      # (n, K) posterior means shown
+        self.point_index: np.ndarray | None = None  # their rows in data.x_train
+        self.logvars: np.ndarray | None = None     # (n, K) matching log-variances, after a full encode
+        self.projection = None                     # core.projection.Projection
+        self.use_pca = False
+        self.anchor: np.ndarray | None = None
+        self.z: np.ndarray | None = None
+        self.image: np.ndarray | None = None
+        self.training = False
+        self.last_snapshot = None
+        self._worker = None
+        self._stop = threading.Event()
+        self._queued: TrainRequest | None = None
+        self._pending = None
+        self._jobs: set = set()
+        self._publish = QtCore.QTimer(self, singleShot=True, interval=PUBLISH_MS)
+        self._publish.timeout.connect(self._publish_pending)
+
+    # ----- loading ---------------------------------------------------------------------------
+    def load(self, checkpoint: str | Path | None = None, dataset: str | None = None) -> None:
+        """Load a checkpoint (default: the bundled one) and its dataset off the GUI thread."""
+        self.status.emit("Loading…")
+        self._run(_load_job, checkpoint, dataset, on_result=self._on_loaded)
+
+    def open_dataset(self, spec: str) -> None:
+        self.status.emit(f"Loading dataset {spec}…")
+        self._run(_dataset_job, spec, self.model, on_result=self._on_loaded)
+
+    def _on_loaded(self, result) -> None:
+        ckpt, data, model, mu, logvar = result
+        if ckpt is not None:
+            self.history, self.checkpoint_path = list(ckpt.history), ckpt.path
+        elif self.model is None or model.cfg != self.model.cfg:
+            self.history = []
+        self.data, self.model = data, model
+        self.dataset_spec = data.spec
+        self.anchor = np.zeros(model.latent_dim, np.float32)
+        self.datasetChanged.emit()
+        self.modelChanged.emit()
+        self.historyChanged.emit()
+        self._set_points(mu, None, logvar)
+        self.set_z(self.anchor.copy())
+        self.status.emit(f"{data.name}: {len(data.x_train):,} training images, K = {model.latent_dim}")
+        self.loaded.emit()
+
+    def save_checkpoint(self, path: str | Path) -> None:
+        from ..core.checkpoint import save_checkpoint
+        from ..core.errors import LatentLabError
+
+        if self.model is None:
+            self.errorRaised.emit("There is no model to save yet.")
+            return
+        try:
+            save_checkpoint(path, self.model, dataset=self.dataset_spec, history=self.history)
+        except LatentLabError as exc:
+            self.errorRaised.emit(str(exc))
+            return
+        self.checkpoint_path = Path(path)
+        self.status.emit(f"Saved {path}")
+
+    # ----- the decoded point -----------------------------------------------------------------
+    def set_z(self, z) -> None:
+        """Decode z (K,) with the current model; cheap enough for the GUI thread (one sample)."""
+        if self.model is None:
+            return
+        from ..core.analysis import decode
+
+        self.z = np.asarray(z, dtype=np.float32).reshape(self.model.latent_dim)
+        self.image = decode(self.model, self.z[None])[0]
+        self.pointChanged.emit()
+
+    def set_view_point(self, u: float, v: float) -> None:
+        """A position in the 2D view, lifted to a full z through the anchor."""
+        if self.projection is None:
+            return
+        self.set_z(self.projection.lift((u, v), self.anchor))
+
+    def set_projection(self, dims: tuple[int, int] | None = None, pca: bool | None = None) -> None:
+        from ..core.projection import dims_projection, pca_projection
+
+        if self.model is None:
+            return
+        k = self.model.latent_dim
+        if pca is not None:
+            self.use_pca = pca
+        if self.use_pca and self.points is not None and k > 2:
+            self.projection = pca_projection(self.points)
+        else:
+            i, j = dims if dims is not None else (self.projection.dims if self.projection is not None
+                                                  and self.projection.latent_dim == k else (0, 1))
+            self.projection = dims_projection(k, i, j if k > 1 else 0)
+        self.projectionChanged.emit()
+
+    def labels_for_points(self) -> np.ndarray | None:
+        if self.data is None or self.points is None:
+            return None
+        return self.data.y_train if self.point_index is None else self.data.y_train[self.point_index]
+
+    def factor_for_points(self, name: str) -> np.ndarray | None:
+        factors = self.data.factors_train if self.data is not None else None
+        if not factors or name not in factors or self.points is None:
+            return None
+        values = factors[name]
+        return values if self.point_index is None else values[self.point_index]
+
+    def image_of_point(self, i: int) -> np.ndarray | None:
+        if self.data is None:
+            return None
+        row = i if self.point_index is None else int(self.point_index[i])
+        return self.data.x_train[row]
+
+    def _set_points(self, mu: np.ndarray, index: np.ndarray | None, logvar: np.ndarray | None = None) -> None:
+        k_changed = self.projection is None or self.projection.latent_dim != mu.shape[1]
+        self.points, self.point_index, self.logvars = mu, index, logvar
+        if k_changed or (self.use_pca and index is None):
+            self.set_projection()
+        self.pointsChanged.emit()
+
+    # ----- training ----------------------------------------------------------------------------
+    def train(self, request: TrainRequest) -> None:
+        """Start a run; a run still going is cancelled first and this one starts when it has stopped."""
+        if self.data is None:
+            self.errorRaised.emit("Load a dataset before training.")
+            return
+        if self.training:
+            self._queued = request
+            self.stop()
+            return
+        from ..core.config import ModelConfig, TrainConfig
+        from ..core.device import resolve_device
+        from ..core.errors import LatentLabError
+        from ..core.model import build_model
+
+        try:
+            cfg = ModelConfig(image_shape=self.data.image_shape, latent_dim=request.latent_dim, arch=request.arch,
+                              hidden=tuple(request.hidden), likelihood=request.likelihood)
+            device = resolve_device(os.environ.get("LATENTLAB_DEVICE", "auto"))
+            tcfg = TrainConfig(epochs=request.epochs, lr=request.lr, beta=request.beta, device=device.type,
+                               scatter_points=LIVE_POINTS, threads=max(1, (os.cpu_count() or 2) - 1),
+                               seed=int(np.random.default_rng().integers(1 << 31)))
+        except (ValueError, LatentLabError) as exc:
+            self.errorRaised.emit(str(exc))
+            return
+        warm = request.warm_start and self.model is not None and self.model.cfg == cfg
+        model = copy.deepcopy(self.model) if warm else build_model(cfg, seed=tcfg.seed)
+        history = list(self.history) if warm else []
+        if not warm:
+            self.history = []
+            self.historyChanged.emit()
+        if self.model is None or self.model.cfg != cfg:
+            self.model = copy.deepcopy(model)
+            self.anchor = np.zeros(cfg.latent_dim, np.float32)
+            self.modelChanged.emit()
+        self.device_name = device.type
+        self._stop = threading.Event()
+        self.training = True
+        self.trainingChanged.emit(True)
+        self.status.emit(f"Training on {device.type}…")
+        from ..core.training import scatter_subset, train
+
+        self._live_index = scatter_subset(len(self.data.x_train), LIVE_POINTS)
+        stop = self._stop
+        worker = create_worker(train, model, self.data, tcfg, history=history, should_stop=stop.is_set,
+                               _start_thread=False)
+        worker.yielded.connect(self._on_snapshot)
+        worker.errored.connect(self._on_train_error)
+        worker.finished.connect(self._on_train_finished)
+        self._worker = worker
+        worker.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def shutdown(self, timeout_ms: int = 10000) -> None:
+        """Stop everything and wait for the pool, so no thread outlives the window."""
+        self._queued = None
+        self._stop.set()
+        self._publish.stop()
+        QtCore.QThreadPool.globalInstance().waitForDone(timeout_ms)
+
+    def _on_snapshot(self, snap) -> None:
+        if snap.record is not None:
+            self.history.append(snap.record)
+        if snap.weights is not None:
+            self._pending_weights = snap.weights
+        self._pending = snap
+        if snap.done:
+            self._publish.stop()
+            self._publish_pending()
+        elif not self._publish.isActive():
+            self._publish.start()
+
+    def _publish_pending(self) -> None:
+        snap, self._pending = self._pending, None
+        if snap is None:
+            return
+        weights = getattr(self, "_pending_weights", None)
+        self._pending_weights = None
+        if weights is not None and self.model is not None:
+            import torch
+
+            self.model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+            self.weightsChanged.emit()
+            if self.z is not None:
+                self.set_z(self.z)
+        if snap.record is not None or snap.done:
+            self.historyChanged.emit()
+        if snap.latent is not None:
+            self._set_points(snap.latent, self._live_index)
+        self.last_snapshot = snap
+        self.progress.emit(snap)
+        if snap.error:
+            self.errorRaised.emit(snap.error)
+
+    def _on_train_error(self, exc: Exception) -> None:
+        self.errorRaised.emit(f"Training failed: {exc}")
+
+    def _on_train_finished(self) -> None:
+        self._publish_pending()
+        self._worker = None
+        self.training = False
+        self.trainingChanged.emit(False)
+        queued, self._queued = self._queued, None
+        if queued is not None:
+            self.train(queued)
+            return
+        self.encode_all()
+
+    def encode_all(self) -> None:
+        """Encode the whole training set off the GUI thread and show it."""
+        if self.model is None or self.data is None:
+            return
+        self.status.emit(f"Encoding {len(self.data.x_train):,} points…")
+        self._run(_encode_job, copy.deepcopy(self.model), self.data.x_train, on_result=self._on_encoded)
+
+    def _on_encoded(self, result) -> None:
+        mu, logvar = result
+        if self.training:  # a newer run took over; its live points are more current
+            return
+        self._set_points(mu, None, logvar)
+        self.status.emit(f"Encoded {len(mu):,} points.")
+
+    # ----- helpers ----------------------------------------------------------------------------
+    def _run(self, fn, *args, on_result) -> None:
+        worker = create_worker(fn, *args, _start_thread=False)
+        worker.returned.connect(on_result)
+        worker.errored.connect(self._on_job_error)
+        self._jobs.add(worker)
+        worker.finished.connect(lambda w=worker: self._jobs.discard(w))
+        worker.start()
+
+    def _on_job_error(self, exc: Exception) -> None:
+        from ..core.errors import LatentLabError
+
+        msg = str(exc) if isinstance(exc, LatentLabError) else f"{type(exc).__name__}: {exc}"
+        self.status.emit("")
+        self.errorRaised.emit(msg)
+
+
+def _load_job(checkpoint, dataset):
+    from ..core.analysis import encode
+    from ..core.bundled import default_checkpoint
+    from ..core.checkpoint import load_checkpoint
+    from ..core.data import load_dataset
+    from ..core.errors import LatentLabError
+
+    path = Path(checkpoint) if checkpoint else default_checkpoint()
+    ckpt = load_checkpoint(path)
+    ckpt.path = path
+    data = load_dataset(dataset or ckpt.dataset or "digits")
+    if data.image_shape != ckpt.config.image_shape:
+        raise LatentLabError(f"{path.name} expects images of shape {ckpt.config.image_shape}, "
+                             f"but {data.spec} has {data.image_shape}.")
+    mu, logvar = encode(ckpt.model, data.x_train)
+    return ckpt, data, ckpt.model, mu, logvar
+
+
+def _dataset_job(spec, model):
+    """A new dataset keeps the model when the image shape fits, else starts an untrained one."""
+    from ..core.analysis import encode
+    from ..core.config import ModelConfig
+    from ..core.data import load_dataset
+    from ..core.model import build_model
+
+    data = load_dataset(spec)
+    if model is None or model.cfg.image_shape != data.image_shape:
+        k = model.latent_dim if model is not None else 2
+        model = build_model(ModelConfig(image_shape=data.image_shape, latent_dim=k), seed=0).eval()
+    else:
+        model = copy.deepcopy(model)
+    mu, logvar = encode(model, data.x_train)
+    return None, data, model, mu, logvar
+
+
+def _encode_job(model, x):
+    from ..core.analysis import encode
+
+    return encode(model, x)

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from latentlab.core.analysis import active_units, interpolate, traversal_codes
+from latentlab.core.projection import dims_projection, pca_projection
+
+
+def test_dims_projection_shows_and_lifts_the_chosen_pair():
+    p = dims_projection(4, 2, 0)
+    z = np.array([1.0, 2.0, 3.0, 4.0])
+    assert np.allclose(p.to2d(z), [3.0, 1.0])
+    lifted = p.lift([-1.0, 5.0], anchor=z)
+    assert np.allclose(lifted, [5.0, 2.0, -1.0, 4.0])
+    assert p.axis_labels == ("z3", "z1")
+    with pytest.raises(ValueError):
+        dims_projection(3, 1, 1)
+
+
+def test_pca_projection_is_orthonormal_and_finds_the_spread():
+    rng = np.random.default_rng(0)
+    means = rng.normal(size=(500, 5)) * np.array([0.1, 3.0, 0.1, 1.0, 0.1])
+    p = pca_projection(means)
+    assert np.allclose(p.basis.T @ p.basis, np.eye(2), atol=1e-9)
+    assert abs(p.basis[1, 0]) > 0.99 and abs(p.basis[3, 1]) > 0.99
+    anchor = rng.normal(size=5)
+    lifted = p.lift([0.5, -0.5], anchor)
+    assert np.allclose(p.to2d(lifted), [0.5, -0.5], atol=1e-5)
+    # What the view cannot see comes from the anchor unchanged.
+    rest = np.eye(5) - p.basis @ p.basis.T
+    assert np.allclose(rest @ lifted, rest @ anchor, atol=1e-5)
+
+
+def test_one_dimensional_latent_projects_onto_the_x_axis():
+    p = dims_projection(1)
+    assert np.allclose(p.to2d(np.array([[2.0]])), [[2.0, 0.0]])
+    assert np.allclose(p.lift([1.5, 9.0], np.zeros(1)), [1.5])
+
+
+def test_slerp_keeps_the_norm_profile_and_linear_sags():
+    z0 = np.array([2.0, 0.0, 0.0])
+    z1 = np.array([0.0, 0.0, -2.0])
+    lin = interpolate(z0, z1, 11, "linear")
+    sph = interpolate(z0, z1, 11, "slerp")
+    assert np.allclose(lin[[0, -1]], [z0, z1]) and np.allclose(sph[[0, -1]], [z0, z1], atol=1e-6)
+    assert np.allclose(np.linalg.norm(sph, axis=1), 2.0, atol=1e-5)
+    assert np.linalg.norm(lin[5]) == pytest.approx(np.sqrt(2.0), rel=1e-5)
+    # Different norms at the ends: slerp interpolates the norm linearly.
+    sph2 = interpolate(z0, 3 * z1, 5, "slerp")
+    assert np.allclose(np.linalg.norm(sph2, axis=1), np.linspace(2, 6, 5), atol=1e-5)
+
+
+def test_traversal_codes_sweep_one_coordinate_each():
+    anchor = np.array([0.5, -1.0, 2.0], np.float32)
+    values = np.linspace(-3, 3, 7)
+    codes = traversal_codes(anchor, values)
+    assert codes.shape == (3, 7, 3)
+    for d in range(3):
+        assert np.allclose(codes[d, :, d], values)
+        others = [o for o in range(3) if o != d]
+        assert np.allclose(codes[d][:, others], anchor[others])
+
+
+def test_active_units_threshold():
+    rng = np.random.default_rng(1)
+    mu = np.stack([rng.normal(size=1000), 0.05 * rng.normal(size=1000), np.zeros(1000)], axis=1)
+    assert active_units(mu).tolist() == [True, False, False]
