@@ -23,6 +23,8 @@ def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: 
     from .main_window import MainWindow
 
     window = MainWindow()
+    if screenshot is not None:
+        window.resize(1280, 860)  # the same picture whatever size the window was last left at
     window.show()
     exit_code = {"code": 0}
     if screenshot is not None:

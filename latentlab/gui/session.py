@@ -211,6 +211,7 @@ class Session(QtCore.QObject):
             self.model = copy.deepcopy(model)
             self.anchor = np.zeros(cfg.latent_dim, np.float32)
             self.modelChanged.emit()
+            self.set_z(self.anchor.copy())
         self.device_name = device.type
         self._stop = threading.Event()
         self.training = True
@@ -221,7 +222,7 @@ class Session(QtCore.QObject):
         self._live_index = scatter_subset(len(self.data.x_train), LIVE_POINTS)
         stop = self._stop
         worker = create_worker(train, model, self.data, tcfg, history=history, should_stop=stop.is_set,
-                               _start_thread=False)
+                               _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(self._on_snapshot)
         worker.errored.connect(self._on_train_error)
         worker.finished.connect(self._on_train_finished)
@@ -302,7 +303,7 @@ class Session(QtCore.QObject):
 
     # ----- helpers ----------------------------------------------------------------------------
     def _run(self, fn, *args, on_result) -> None:
-        worker = create_worker(fn, *args, _start_thread=False)
+        worker = create_worker(fn, *args, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(on_result)
         worker.errored.connect(self._on_job_error)
         self._jobs.add(worker)

@@ -1,0 +1,32 @@
+"""Shared helpers for the GUI tests: real mouse events on the latent plot."""
+
+from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6.QtTest import QTest
+
+
+def view_to_widget(plot, x: float, y: float) -> QtCore.QPoint:
+    scene = plot.viewbox.mapViewToScene(QtCore.QPointF(x, y))
+    return plot.mapFromScene(scene)
+
+
+def click_view(plot, x: float, y: float, modifier=QtCore.Qt.KeyboardModifier.NoModifier) -> None:
+    QTest.mouseClick(plot.viewport(), QtCore.Qt.MouseButton.LeftButton, modifier, view_to_widget(plot, x, y))
+
+
+def send_mouse(widget, kind, pos: QtCore.QPoint, buttons, modifiers=QtCore.Qt.KeyboardModifier.NoModifier) -> None:
+    """QTest.mouseMove carries no buttons in Qt 6, so drags are sent as explicit events."""
+    button = QtCore.Qt.MouseButton.LeftButton if kind != QtCore.QEvent.Type.MouseMove else QtCore.Qt.MouseButton.NoButton
+    gpos = widget.mapToGlobal(pos)
+    event = QtGui.QMouseEvent(kind, QtCore.QPointF(pos), QtCore.QPointF(gpos), button, buttons, modifiers)
+    QtWidgets.QApplication.sendEvent(widget, event)
+
+
+def drag_view(plot, points) -> None:
+    vp = plot.viewport()
+    left = QtCore.Qt.MouseButton.LeftButton
+    pts = [view_to_widget(plot, x, y) for x, y in points]
+    send_mouse(vp, QtCore.QEvent.Type.MouseButtonPress, pts[0], left)
+    for p in pts[1:]:
+        QTest.qWait(15)  # pyqtgraph drops moves closer than 10 ms apart (its mouseRateLimit)
+        send_mouse(vp, QtCore.QEvent.Type.MouseMove, p, left)
+    send_mouse(vp, QtCore.QEvent.Type.MouseButtonRelease, pts[-1], QtCore.Qt.MouseButton.NoButton)

@@ -1,0 +1,202 @@
+"""The explorer window driven through its real widgets (offscreen)."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6.QtTest import QTest
+
+from gui_helpers import click_view, drag_view
+from latentlab.gui.session import TrainRequest
+
+NAMES = ("mainWindow", "latentView", "decodedView", "betaSlider", "trainButton", "trainProgress", "curvesView")
+
+
+def find(window, name):
+    if window.objectName() == name:
+        return window
+    w = window.findChild(QtCore.QObject, name)
+    assert w is not None, name
+    return w
+
+
+def wait_idle(qtbot, session, timeout=60000):
+    qtbot.waitUntil(lambda: not session.training, timeout=timeout)
+    QtCore.QThreadPool.globalInstance().waitForDone(timeout)
+    qtbot.wait(50)
+
+
+def test_contract_names_and_default_model_loaded(window):
+    for name in NAMES:
+        find(window, name)
+    s = window.session
+    assert s.data.spec == "digits" and s.model.latent_dim == 2
+    assert window.latent.plot.cloud.count() == len(s.data.x_train)
+    assert len(s.history) > 0
+    recon_curve = window.curves.curves["recon"]
+    assert len(recon_curve.xData) == len(s.history)
+
+
+def test_click_decodes_the_clicked_point(window, qtbot):
+    plot = find(window, "latentView")
+    decoded = find(window, "decodedView")
+    before = decoded.current_image.copy()
+    click_view(plot, 1.5, -1.0)
+    z = window.session.z
+    assert z == pytest.approx([1.5, -1.0], abs=0.05)
+    assert not np.allclose(decoded.current_image, before)
+    assert "+1.5" in decoded.z_label.text() and "log p(z)" in decoded.z_label.text()
+    assert window.latent.plot.marker.data["x"][0] == pytest.approx(z[0])
+
+
+def test_drag_decodes_continuously(window, qtbot):
+    plot = find(window, "latentView")
+    seen = []
+    window.session.pointChanged.connect(lambda: seen.append(window.session.z.copy()))
+    drag_view(plot, [(-2.0, 0.0), (-1.0, 0.5), (0.0, 1.0), (1.0, 1.5)])
+    assert len(seen) >= 3
+    assert seen[-1] == pytest.approx([1.0, 1.5], abs=0.05)
+
+
+def test_beta_slider_key_press_retrains_and_curves_mark_it(window, qtbot):
+    s = window.session
+    window.controls.epochs.setValue(2)
+    slider = find(window, "betaSlider")
+    n_before = len(s.history)
+    markers_before = len(window.curves.markers)
+    slider.setFocus()
+    with qtbot.waitSignal(s.trainingChanged, timeout=5000):
+        for _ in range(60):
+            QTest.keyClick(slider, QtCore.Qt.Key.Key_Right)
+    new_beta = window.controls.beta.value()
+    assert new_beta > 1.5
+    wait_idle(qtbot, s)
+    assert len(s.history) == n_before + 2
+    assert s.history[-1]["beta"] == pytest.approx(new_beta)
+    assert len(window.curves.markers) == markers_before + 1
+    assert len(window.curves.curves["kl"].xData) == len(s.history)
+
+
+def test_train_then_stop(window, qtbot):
+    s = window.session
+    window.controls.epochs.setValue(100000)
+    button = find(window, "trainButton")
+    snaps = []
+    s.progress.connect(snaps.append)
+    QTest.mouseClick(button, QtCore.Qt.MouseButton.LeftButton)
+    assert s.training and button.text() == "Stop"
+    qtbot.waitUntil(lambda: len(snaps) >= 2, timeout=20000)
+    assert find(window, "trainProgress").isVisible()
+    assert "samples/s" in window.status_label.text()
+    QTest.mouseClick(button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not s.training, timeout=1000)
+    assert button.text() == "Train"
+    assert snaps[-1].cancelled
+
+
+def test_closing_during_training_leaves_no_thread(qtbot, tmp_path, qtlog):
+    from latentlab.gui.main_window import MainWindow
+
+    QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(tmp_path))
+    threads_before = threading.active_count()
+    w = MainWindow()
+    w.show()
+    with qtbot.waitSignal(w.session.loaded, timeout=60000):
+        w.session.load()
+    w.controls.epochs.setValue(100000)
+    w.controls.button.click()
+    qtbot.waitUntil(lambda: w.session.last_snapshot is not None, timeout=20000)
+    w.close()
+    assert QtCore.QThreadPool.globalInstance().activeThreadCount() == 0
+    assert not w.session.training or w.session._stop.is_set()
+    w.deleteLater()
+    qtbot.wait(50)
+    assert threading.active_count() <= threads_before + 1
+    assert not [r for r in qtlog.records if "Destroyed while thread" in r.message]
+
+
+def test_broken_checkpoint_shows_error_and_keeps_model(window, qtbot, tmp_path):
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"\x00" * 3 + b"not a checkpoint" * 10)
+    model = window.session.model
+    with qtbot.waitSignal(window.session.errorRaised, timeout=10000) as blocker:
+        window.open_checkpoint(bad)
+    message = blocker.args[0]
+    assert "broken.safetensors" in message and "\n" not in message
+    assert window.banner.isVisible() and window.banner.label.text() == message
+    assert window.session.model is model
+    click_view(window.latent.plot, 0.5, 0.5)  # still usable
+    assert window.session.z == pytest.approx([0.5, 0.5], abs=0.05)
+
+
+def test_divergence_in_the_gui_keeps_finite_weights(window, qtbot):
+    s = window.session
+    with qtbot.waitSignal(s.errorRaised, timeout=30000) as blocker:
+        s.train(TrainRequest(epochs=5, lr=1e9, beta=1.0))
+    assert "diverged" in blocker.args[0]
+    wait_idle(qtbot, s)
+    import torch
+
+    assert all(torch.isfinite(p).all() for p in s.model.parameters())
+    click_view(window.latent.plot, 0.0, 0.0)
+    assert np.isfinite(window.decoded.current_image).all()
+
+
+def test_wider_latent_lifts_clicks_through_the_anchor(window, qtbot):
+    s = window.session
+    s.train(TrainRequest(latent_dim=4, epochs=2, warm_start=False, hidden=(64,)))
+    wait_idle(qtbot, s)
+    assert s.model.latent_dim == 4 and s.points.shape[1] == 4
+    panel = window.latent
+    assert panel.dim_x.isVisible() and "origin" in panel.anchor_label.text()
+    panel.dim_y.setValue(3)
+    assert s.projection.dims == (0, 2)
+    click_view(panel.plot, 1.0, -1.0)
+    assert s.z == pytest.approx([1.0, 0.0, -1.0, 0.0], abs=0.05)
+    panel.pca.setChecked(True)
+    assert s.projection.kind == "pca"
+    assert np.allclose(s.projection.basis.T @ s.projection.basis, np.eye(2), atol=1e-6)
+
+
+def test_export_view_and_settings_persist(window, qtbot, tmp_path):
+    out = tmp_path / "view.png"
+    assert window.export_view(out)
+    img = QtGui.QImage(str(out))
+    assert img.width() > 100 and img.height() > 100
+    window.controls.epochs.setValue(7)
+    window.close()
+    from latentlab.gui.main_window import MainWindow
+
+    again = MainWindow()
+    qtbot.addWidget(again)
+    assert again.controls.epochs.value() == 7
+
+
+def isolated_env(tmp_path):
+    return {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "HOME": str(tmp_path)}
+
+
+def test_screenshot_command_renders_the_loaded_window(tmp_path):
+    out = tmp_path / "shot.png"
+    result = subprocess.run([sys.executable, "-m", "latentlab", "gui", "--screenshot", str(out)],
+                            capture_output=True, text=True, timeout=180, env=isolated_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    img = QtGui.QImage(str(out))
+    assert (img.width(), img.height()) == (1280, 860)
+    # The scatter is drawn: many distinct colours, not a blank plot.
+    colours = {img.pixel(x, y) for x in range(0, 900, 3) for y in range(60, 640, 3)}
+    assert len(colours) > 12
+
+
+def test_screenshot_with_a_bad_checkpoint_says_so(tmp_path):
+    bad = tmp_path / "x.safetensors"
+    bad.write_bytes(b"junk")
+    result = subprocess.run([sys.executable, "-m", "latentlab", "gui", "--checkpoint", str(bad), "--screenshot",
+                             str(tmp_path / "s.png")], capture_output=True, text=True, timeout=180,
+                            env=isolated_env(tmp_path))
+    assert result.returncode == 2
+    assert "x.safetensors" in result.stderr and "Traceback" not in result.stderr
