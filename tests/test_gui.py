@@ -152,7 +152,7 @@ def test_wider_latent_lifts_clicks_through_the_anchor(window, qtbot):
     wait_idle(qtbot, s)
     assert s.model.latent_dim == 4 and s.points.shape[1] == 4
     panel = window.latent
-    assert panel.dim_x.isVisible() and "origin" in panel.anchor_label.text()
+    assert panel.dim_x.isVisible() and panel.anchor_combo.currentText() == "origin"
     panel.dim_y.setValue(3)
     assert s.projection.dims == (0, 2)
     click_view(panel.plot, 1.0, -1.0)

@@ -41,6 +41,23 @@ def decode(model, z: np.ndarray, batch: int = 4096) -> np.ndarray:
     return torch.cat(out).numpy() if out else np.zeros((0, *model.cfg.image_shape), np.float32)
 
 
+@torch.no_grad()
+def reconstruction_nll(model, x: np.ndarray, z: np.ndarray, batch: int = 4096) -> np.ndarray:
+    """-log p(x | z) per example (nats), e.g. at the posterior means: how badly each point is rebuilt."""
+    dev = _device(model)
+    out = []
+    for i in range(0, len(x), batch):
+        xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).to(dev)
+        zb = torch.from_numpy(np.ascontiguousarray(z[i:i + batch], dtype=np.float32)).to(dev)
+        out.append(-model.log_likelihood(xb, model.decode(zb)).cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+def point_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    """KL(q(z|x_i) || p(z)) of each data point, nats (N,)."""
+    return kl_per_dim(torch.from_numpy(mu).double(), torch.from_numpy(logvar).double()).sum(-1).numpy()
+
+
 def mean_kl_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     """Average KL(q(z|x) || p(z)) of each latent dimension over the data, nats (K,)."""
     return kl_per_dim(torch.from_numpy(mu).double(), torch.from_numpy(logvar).double()).mean(0).numpy()

@@ -56,6 +56,17 @@ class LatentPlot(pg.PlotWidget):
         plot.addItem(self.cloud)
         plot.addItem(self.marker)
         self.marker.setZValue(10)
+        self.path_item = pg.PlotDataItem([], [], pen=pg.mkPen((20, 20, 20), width=2), symbol="o", symbolSize=6,
+                                         symbolBrush=pg.mkBrush(255, 255, 255), symbolPen=pg.mkPen((20, 20, 20)))
+        self.path_item.setZValue(9)
+        plot.addItem(self.path_item)
+        self.path_labels = []
+        for name in ("A", "B"):
+            label = pg.TextItem(name, color=(0, 0, 0), anchor=(1.1, 1.1), fill=pg.mkBrush(255, 255, 255, 200))
+            label.setZValue(11)
+            label.hide()
+            plot.addItem(label)
+            self.path_labels.append(label)
         self.legend = plot.addLegend(offset=(-8, 8), labelTextColor=(30, 30, 30), brush=pg.mkBrush(255, 255, 255, 200))
         self.colorbar = None
         self.color_by = "label"
@@ -77,6 +88,7 @@ class LatentPlot(pg.PlotWidget):
         session.projectionChanged.connect(self._on_projection)
         session.pointChanged.connect(self.refresh_marker)
         session.datasetChanged.connect(self._rebuild_legend)
+        session.pathChanged.connect(self.refresh_path)
         self.setRange(xRange=(-3.5, 3.5), yRange=(-3.5, 3.5), padding=0)
         self._fitted = False
 
@@ -103,7 +115,7 @@ class LatentPlot(pg.PlotWidget):
 
     def _colors(self) -> np.ndarray:
         s = self.session
-        values = s.factor_for_points(self.color_by) if self.color_by != "label" else None
+        values = s.values_for_points(self.color_by) if self.color_by != "label" else None
         if values is not None:
             packed, lo, hi = colormap_argb(values)
             self._show_colorbar(lo, hi)
@@ -148,6 +160,7 @@ class LatentPlot(pg.PlotWidget):
         self._fitted = False
         self.refresh_points()
         self.refresh_marker()
+        self.refresh_path()
 
     def refresh_marker(self) -> None:
         s = self.session
@@ -159,7 +172,24 @@ class LatentPlot(pg.PlotWidget):
 
     # ----- interaction ----------------------------------------------------------------------
     def _on_picked(self, x: float, y: float, modifiers) -> None:
-        self.session.set_view_point(x, y)
+        if modifiers & QtCore.Qt.KeyboardModifier.ShiftModifier:
+            self.session.pick_endpoint_at(x, y)
+        else:
+            self.session.set_view_point(x, y)
+
+    def refresh_path(self) -> None:
+        s = self.session
+        path = s.path() if s.projection is not None else None
+        if path is None or s.projection.latent_dim != path.shape[1]:
+            self.path_item.setData([], [])
+            self.path_labels[0].hide()
+            self.path_labels[1].hide()
+            return
+        pos = s.projection.to2d(path)
+        self.path_item.setData(pos[:, 0], pos[:, 1])
+        for label, p in zip(self.path_labels, (pos[0], pos[-1])):
+            label.setPos(*p)
+            label.show()
 
     def _on_mouse_moved(self, scene_pos) -> None:
         s = self.session
@@ -201,8 +231,10 @@ class LatentPanel(QtWidgets.QWidget):
         self.dim_x = QtWidgets.QSpinBox(prefix="x: z", minimum=1)
         self.dim_y = QtWidgets.QSpinBox(prefix="y: z", minimum=1)
         self.pca = QtWidgets.QCheckBox("PCA of means")
-        self.anchor_label = QtWidgets.QLabel()
-        self.anchor_label.setToolTip("A click sets the two shown coordinates; the others come from this anchor.")
+        self.anchor_label = QtWidgets.QLabel("others from")
+        self.anchor_combo = QtWidgets.QComboBox()
+        self.anchor_combo.addItems(["origin", "marker", "endpoint A"])
+        self.anchor_combo.setToolTip("A click sets the two shown coordinates; the others come from this anchor.")
         fit = QtWidgets.QToolButton(text="Fit")
         fit.setToolTip("Zoom to the prior's 3σ circle and all points (Home)")
         fit.clicked.connect(self.plot.fit)
@@ -211,7 +243,7 @@ class LatentPanel(QtWidgets.QWidget):
         bar.addWidget(QtWidgets.QLabel("Colour by"))
         bar.addWidget(self.color_combo)
         bar.addSpacing(12)
-        for w in (self.dim_x, self.dim_y, self.pca, self.anchor_label):
+        for w in (self.dim_x, self.dim_y, self.pca, self.anchor_label, self.anchor_combo):
             bar.addWidget(w)
         bar.addStretch(1)
         bar.addWidget(fit)
@@ -223,31 +255,39 @@ class LatentPanel(QtWidgets.QWidget):
         self.dim_x.valueChanged.connect(self._dims_changed)
         self.dim_y.valueChanged.connect(self._dims_changed)
         self.pca.toggled.connect(lambda on: session.set_projection(pca=on))
+        self.anchor_combo.currentTextChanged.connect(session.set_anchor_mode)
+        session.pointsChanged.connect(self._refresh_color_options)
         session.datasetChanged.connect(self._on_dataset)
         session.modelChanged.connect(self._on_model)
         session.projectionChanged.connect(self._on_projection)
 
     def _on_dataset(self) -> None:
-        data = self.session.data
+        self._refresh_color_options()
+        self.color_combo.setCurrentText("label")
+        self.plot.set_color_by("label")
+
+    def _refresh_color_options(self) -> None:
+        options = ["label", *self.session.color_options()]
+        if options == [self.color_combo.itemText(i) for i in range(self.color_combo.count())]:
+            return
+        current = self.color_combo.currentText()
         self.color_combo.blockSignals(True)
         self.color_combo.clear()
-        self.color_combo.addItem("label")
-        for name in (data.factors_train or {}):
-            if name != "shape":
-                self.color_combo.addItem(name)
+        self.color_combo.addItems(options)
+        self.color_combo.setCurrentText(current if current in options else "label")
         self.color_combo.blockSignals(False)
-        self.plot.set_color_by("label")
+        if self.color_combo.currentText() != self.plot.color_by:
+            self.plot.set_color_by(self.color_combo.currentText())
 
     def _on_model(self) -> None:
         k = self.session.model.latent_dim
         wide = k > 2
-        for w in (self.dim_x, self.dim_y, self.pca, self.anchor_label):
+        for w in (self.dim_x, self.dim_y, self.pca, self.anchor_label, self.anchor_combo):
             w.setVisible(wide)
         for w in (self.dim_x, self.dim_y):
             w.blockSignals(True)
             w.setMaximum(k)
             w.blockSignals(False)
-        self.anchor_label.setText("other dims: origin")
 
     def _on_projection(self) -> None:
         p = self.session.projection

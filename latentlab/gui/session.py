@@ -24,6 +24,14 @@ LIVE_POINTS = 2000    # training points re-encoded for each live scatter frame
 
 
 @dataclass(frozen=True)
+class Endpoint:
+    """One end of an interpolation: a latent code, and the data image it came from if any."""
+    z: np.ndarray
+    image: np.ndarray | None = None
+    label: str = ""
+
+
+@dataclass(frozen=True)
 class TrainRequest:
     """What the user asked to train: model shape, run length and β."""
     latent_dim: int = 2
@@ -49,6 +57,8 @@ class Session(QtCore.QObject):
     status = QtCore.Signal(str)
     errorRaised = QtCore.Signal(str)
     loaded = QtCore.Signal()                # a checkpoint + dataset finished loading and encoding
+    pathChanged = QtCore.Signal()           # interpolation endpoints A / B, or how the path runs between them
+    anchorChanged = QtCore.Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -61,9 +71,13 @@ class Session(QtCore.QObject):
         self.points: np.ndarray | None = None      # (n, K) posterior means shown
         self.point_index: np.ndarray | None = None  # their rows in data.x_train
         self.logvars: np.ndarray | None = None     # (n, K) matching log-variances, after a full encode
+        self.point_stats: dict[str, np.ndarray] = {}  # per-point values to colour by, after a full encode
         self.projection = None                     # core.projection.Projection
         self.use_pca = False
-        self.anchor: np.ndarray | None = None
+        self.anchor_mode = "origin"                # where a 2D click takes the unseen coordinates from
+        self.endpoints: dict[str, Endpoint] = {}   # "A", "B"
+        self.path_mode = "linear"                  # or "slerp"
+        self.path_steps = 10
         self.z: np.ndarray | None = None
         self.image: np.ndarray | None = None
         self.training = False
@@ -87,19 +101,20 @@ class Session(QtCore.QObject):
         self._run(_dataset_job, spec, self.model, on_result=self._on_loaded)
 
     def _on_loaded(self, result) -> None:
-        ckpt, data, model, mu, logvar = result
+        ckpt, data, model, (mu, logvar, stats) = result
         if ckpt is not None:
             self.history, self.checkpoint_path = list(ckpt.history), ckpt.path
         elif self.model is None or model.cfg != self.model.cfg:
             self.history = []
         self.data, self.model = data, model
         self.dataset_spec = data.spec
-        self.anchor = np.zeros(model.latent_dim, np.float32)
+        self.endpoints = {}
         self.datasetChanged.emit()
         self.modelChanged.emit()
         self.historyChanged.emit()
-        self._set_points(mu, None, logvar)
-        self.set_z(self.anchor.copy())
+        self.pathChanged.emit()
+        self._set_points(mu, None, logvar, stats)
+        self.set_z(np.zeros(model.latent_dim, np.float32))
         self.status.emit(f"{data.name}: {len(data.x_train):,} training images, K = {model.latent_dim}")
         self.loaded.emit()
 
@@ -133,7 +148,49 @@ class Session(QtCore.QObject):
         """A position in the 2D view, lifted to a full z through the anchor."""
         if self.projection is None:
             return
-        self.set_z(self.projection.lift((u, v), self.anchor))
+        self.set_z(self.projection.lift((u, v), self.anchor()))
+
+    def anchor(self, mode: str | None = None) -> np.ndarray:
+        """The full z that supplies the coordinates a 2D view cannot show."""
+        mode = mode or self.anchor_mode
+        k = self.model.latent_dim
+        if mode == "marker" and self.z is not None and len(self.z) == k:
+            return self.z.copy()
+        if mode == "endpoint A" and "A" in self.endpoints and len(self.endpoints["A"].z) == k:
+            return self.endpoints["A"].z.copy()
+        return np.zeros(k, np.float32)
+
+    def set_anchor_mode(self, mode: str) -> None:
+        self.anchor_mode = mode
+        self.anchorChanged.emit()
+
+    def nearest_point(self, u: float, v: float) -> int | None:
+        if self.points is None or self.projection is None or not len(self.points):
+            return None
+        pos = self.projection.to2d(self.points)
+        return int(np.argmin((pos[:, 0] - u) ** 2 + (pos[:, 1] - v) ** 2))
+
+    def pick_endpoint_at(self, u: float, v: float) -> None:
+        """Shift-click: the nearest data point becomes endpoint A, then B, then A again."""
+        i = self.nearest_point(u, v)
+        if i is None:
+            return
+        which = "B" if "A" in self.endpoints and "B" not in self.endpoints else "A"
+        if which == "A":
+            self.endpoints.pop("B", None)
+        labels = self.labels_for_points()
+        self.endpoints[which] = Endpoint(z=self.points[i].astype(np.float32), image=self.image_of_point(i),
+                                         label=self.data.label_names[int(labels[i])])
+        self.pathChanged.emit()
+        self.set_z(self.points[i])
+
+    def set_endpoint(self, which: str, z=None) -> None:
+        """Make a latent position (default: the marker) endpoint `which`."""
+        z = self.z if z is None else z
+        if z is None:
+            return
+        self.endpoints[which] = Endpoint(z=np.asarray(z, np.float32).copy())
+        self.pathChanged.emit()
 
     def set_projection(self, dims: tuple[int, int] | None = None, pca: bool | None = None) -> None:
         from ..core.projection import dims_projection, pca_projection
@@ -156,9 +213,33 @@ class Session(QtCore.QObject):
             return None
         return self.data.y_train if self.point_index is None else self.data.y_train[self.point_index]
 
-    def factor_for_points(self, name: str) -> np.ndarray | None:
-        factors = self.data.factors_train if self.data is not None else None
-        if not factors or name not in factors or self.points is None:
+    def path(self) -> np.ndarray | None:
+        """The interpolation path from A to B, (steps, K), or None without both endpoints."""
+        from ..core.analysis import interpolate
+
+        a, b = self.endpoints.get("A"), self.endpoints.get("B")
+        if a is None or b is None or len(a.z) != len(b.z):
+            return None
+        return interpolate(a.z, b.z, self.path_steps, self.path_mode)
+
+    def set_path_settings(self, mode: str | None = None, steps: int | None = None) -> None:
+        self.path_mode = mode or self.path_mode
+        self.path_steps = steps or self.path_steps
+        self.pathChanged.emit()
+
+    def color_options(self) -> list[str]:
+        """What points can be coloured by besides their label."""
+        factors = [n for n in (self.data.factors_train or {}) if n != "shape"] if self.data is not None else []
+        return factors + list(self.point_stats)
+
+    def values_for_points(self, name: str) -> np.ndarray | None:
+        """A continuous per-point value (a ground-truth factor, or a statistic of the full encode)."""
+        if self.points is None or self.data is None:
+            return None
+        if name in self.point_stats:
+            return self.point_stats[name]
+        factors = self.data.factors_train or {}
+        if name not in factors:
             return None
         values = factors[name]
         return values if self.point_index is None else values[self.point_index]
@@ -169,9 +250,11 @@ class Session(QtCore.QObject):
         row = i if self.point_index is None else int(self.point_index[i])
         return self.data.x_train[row]
 
-    def _set_points(self, mu: np.ndarray, index: np.ndarray | None, logvar: np.ndarray | None = None) -> None:
+    def _set_points(self, mu: np.ndarray, index: np.ndarray | None, logvar: np.ndarray | None = None,
+                    stats: dict | None = None) -> None:
         k_changed = self.projection is None or self.projection.latent_dim != mu.shape[1]
         self.points, self.point_index, self.logvars = mu, index, logvar
+        self.point_stats = stats or {}
         if k_changed or (self.use_pca and index is None):
             self.set_projection()
         self.pointsChanged.emit()
@@ -209,9 +292,10 @@ class Session(QtCore.QObject):
             self.historyChanged.emit()
         if self.model is None or self.model.cfg != cfg:
             self.model = copy.deepcopy(model)
-            self.anchor = np.zeros(cfg.latent_dim, np.float32)
+            self.endpoints = {}
             self.modelChanged.emit()
-            self.set_z(self.anchor.copy())
+            self.pathChanged.emit()
+            self.set_z(np.zeros(cfg.latent_dim, np.float32))
         self.device_name = device.type
         self._stop = threading.Event()
         self.training = True
@@ -295,10 +379,10 @@ class Session(QtCore.QObject):
         self._run(_encode_job, copy.deepcopy(self.model), self.data.x_train, on_result=self._on_encoded)
 
     def _on_encoded(self, result) -> None:
-        mu, logvar = result
+        mu, logvar, stats = result
         if self.training:  # a newer run took over; its live points are more current
             return
-        self._set_points(mu, None, logvar)
+        self._set_points(mu, None, logvar, stats)
         self.status.emit(f"Encoded {len(mu):,} points.")
 
     # ----- helpers ----------------------------------------------------------------------------
@@ -319,7 +403,6 @@ class Session(QtCore.QObject):
 
 
 def _load_job(checkpoint, dataset):
-    from ..core.analysis import encode
     from ..core.bundled import default_checkpoint
     from ..core.checkpoint import load_checkpoint
     from ..core.data import load_dataset
@@ -332,13 +415,11 @@ def _load_job(checkpoint, dataset):
     if data.image_shape != ckpt.config.image_shape:
         raise LatentLabError(f"{path.name} expects images of shape {ckpt.config.image_shape}, "
                              f"but {data.spec} has {data.image_shape}.")
-    mu, logvar = encode(ckpt.model, data.x_train)
-    return ckpt, data, ckpt.model, mu, logvar
+    return ckpt, data, ckpt.model, _encode_job(ckpt.model, data.x_train)
 
 
 def _dataset_job(spec, model):
     """A new dataset keeps the model when the image shape fits, else starts an untrained one."""
-    from ..core.analysis import encode
     from ..core.config import ModelConfig
     from ..core.data import load_dataset
     from ..core.model import build_model
@@ -349,11 +430,13 @@ def _dataset_job(spec, model):
         model = build_model(ModelConfig(image_shape=data.image_shape, latent_dim=k), seed=0).eval()
     else:
         model = copy.deepcopy(model)
-    mu, logvar = encode(model, data.x_train)
-    return None, data, model, mu, logvar
+    return None, data, model, _encode_job(model, data.x_train)
 
 
 def _encode_job(model, x):
-    from ..core.analysis import encode
+    """Means and log-variances of every point, and the per-point values the scatter can be coloured by."""
+    from ..core.analysis import encode, point_kl, reconstruction_nll
 
-    return encode(model, x)
+    mu, logvar = encode(model, x)
+    stats = {"reconstruction error": reconstruction_nll(model, x, mu), "KL per point": point_kl(mu, logvar)}
+    return mu, logvar, stats
