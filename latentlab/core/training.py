@@ -117,6 +117,14 @@ def _train(model, data, cfg, history, should_stop, device) -> Iterator[Snapshot]
     def finish(epoch, **extra) -> Snapshot:
         return snapshot(epoch, weights=state_to_numpy(model), history=tuple(history), done=True, **extra)
 
+    # Per-step work is kept to the tensor ops themselves: full batches are gathered and their noise
+    # drawn into reused buffers, the running sums are one reduction per term added to both windows,
+    # and Adam uses torch's fused kernel where the build has one.
+    xbuf = torch.empty((bs, *x.shape[1:]), dtype=x.dtype, device=device)
+    ebuf = torch.empty((bs, k), device=device)
+    sums = torch.empty(1 + k, device=device, dtype=next((p.dtype for p in params if p.is_floating_point()), None))
+    fixed_beta = cfg.warmup_steps <= 0
+    beta = beta_at(0, cfg.beta, cfg.warmup_steps)
     try:
         for epoch in range(cfg.epochs):
             perm = torch.randperm(n, device=device, generator=gen)
@@ -124,21 +132,31 @@ def _train(model, data, cfg, history, should_stop, device) -> Iterator[Snapshot]
                 if should_stop():
                     yield finish(epoch, cancelled=True, latent=_encode_subset(model, x, subset))
                     return
-                xb = x[perm[i:i + bs]]
-                beta = beta_at(step, cfg.beta, cfg.warmup_steps)
-                eps = torch.randn((xb.shape[0], k), generator=gen, device=device)
+                idx = perm[i:i + bs]
+                if idx.shape[0] == bs:
+                    xb = torch.index_select(x, 0, idx, out=xbuf)
+                    eps = torch.randn((bs, k), generator=gen, device=device, out=ebuf)
+                else:
+                    xb = x[idx]
+                    eps = torch.randn((xb.shape[0], k), generator=gen, device=device)
+                if not fixed_beta:
+                    beta = beta_at(step, cfg.beta, cfg.warmup_steps)
                 mu, logvar = model.encode(xb)
                 z = mu + torch.exp(0.5 * logvar) * eps
                 rec = -model.log_likelihood(xb, model.decode(z))
                 kl = kl_per_dim(mu, logvar)
-                loss = rec.mean() + beta * kl_penalty(kl, cfg.free_bits)
-                opt.zero_grad(set_to_none=True)
+                penalty = kl_penalty(kl, cfg.free_bits)
+                loss = rec.mean() + (penalty if beta == 1.0 else beta * penalty)  # 1·x is x: skip the op
+                for p in params:
+                    p.grad = None
                 loss.backward()
                 opt.step()
                 step += 1
                 seen += xb.shape[0]
-                win.add(rec.detach(), kl.detach())
-                epoch_acc.add(rec.detach(), kl.detach())
+                torch.sum(rec.detach(), 0, keepdim=True, out=sums[:1])
+                torch.sum(kl.detach(), 0, out=sums[1:])
+                win.add_sums(sums, xb.shape[0])
+                epoch_acc.add_sums(sums, xb.shape[0])
                 last_of_epoch = i + bs >= n
                 if step % cfg.snapshot_every == 0 or last_of_epoch:
                     if not (win.finite() and _params_finite(params)):
@@ -172,25 +190,30 @@ def _train(model, data, cfg, history, should_stop, device) -> Iterator[Snapshot]
 
 
 class _Window:
-    """Running sums on the device, read back only at snapshots so steps never wait on a sync."""
+    """Running sums on the device, read back only at snapshots so steps never wait on a sync.
+
+    One float64 vector: [0] the reconstruction term, [1:] the KL per dimension."""
 
     def __init__(self, k: int, device):
-        self.rec = torch.zeros((), device=device, dtype=torch.float64)
-        self.kl = torch.zeros(k, device=device, dtype=torch.float64)
+        self.sums = torch.zeros(1 + k, device=device, dtype=torch.float64)
         self.count = 0
 
     def add(self, rec: torch.Tensor, kl: torch.Tensor) -> None:
-        self.rec += rec.sum()
-        self.kl += kl.sum(0)
-        self.count += rec.shape[0]
+        self.add_sums(torch.cat((rec.sum().view(1), kl.sum(0))), rec.shape[0])
+
+    def add_sums(self, sums: torch.Tensor, count: int) -> None:
+        """Add per-batch sums laid out as `self.sums` (float32 ones are widened exactly)."""
+        self.sums += sums
+        self.count += count
 
     def finite(self) -> bool:
-        return bool(torch.isfinite(self.rec) and torch.isfinite(self.kl).all())
+        return bool(torch.isfinite(self.sums).all())
 
     def means(self) -> tuple[float, float, np.ndarray]:
         c = max(self.count, 1)
-        kl = (self.kl / c).cpu().numpy()
-        return float(self.rec) / c, float(kl.sum()), kl
+        sums = self.sums.cpu().numpy()
+        kl = sums[1:] / c
+        return float(sums[0]) / c, float(kl.sum()), kl
 
 
 def _adam(params, lr):

@@ -8,7 +8,7 @@ from PySide6 import QtCore, QtGui
 
 def to_qimage(img: np.ndarray) -> QtGui.QImage:
     img = np.asarray(img)
-    if img.ndim == 3:
+    if img.ndim == 3 and img.shape[0] in (1, 3):
         img = img[0] if img.shape[0] == 1 else np.transpose(img, (1, 2, 0))
     u8 = np.ascontiguousarray(np.clip(np.asarray(img) * 255.0 + 0.5, 0, 255).astype(np.uint8))
     h, w = u8.shape[:2]
@@ -24,3 +24,9 @@ def to_pixmap(img: np.ndarray, size: int) -> QtGui.QPixmap:
     q = to_qimage(img)
     return QtGui.QPixmap.fromImage(q.scaled(size, size, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
                                             QtCore.Qt.TransformationMode.FastTransformation))
+
+
+def pil_to_pixmap(img) -> QtGui.QPixmap:
+    """A Pillow image (L or RGB) as a pixmap, pixel for pixel."""
+    arr = np.asarray(img.convert("L" if img.mode == "L" else "RGB"), dtype=np.float32) / 255.0
+    return QtGui.QPixmap.fromImage(to_qimage(arr if arr.ndim == 2 else np.transpose(arr, (2, 0, 1))))

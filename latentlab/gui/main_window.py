@@ -9,10 +9,13 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from .. import __version__
 from .controls import TrainingControls
+from .collapse_view import CollapseView
 from .curves_view import CurvesView
 from .decoded_view import DecodedView
+from .interpolation_view import InterpolationView
 from .latent_view import LatentPanel
 from .session import Session
+from .traversal_view import TraversalView, dimension_stats
 
 MAX_RECENT = 8
 
@@ -58,6 +61,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.decoded = DecodedView(s)
         self.controls = TrainingControls(s)
         self.curves = CurvesView(s)
+        self.interpolation = InterpolationView(s)
+        self.traversals = TraversalView(s)
+        self.collapse = CollapseView(s)
+        self.tools = QtWidgets.QTabWidget()
+        self.tools.setObjectName("toolTabs")
+        self.tools.addTab(self.curves, "Curves")
+        self.tools.addTab(self.interpolation, "Interpolation")
+        self.tools.addTab(self.traversals, "Traversals")
+        self.tools.addTab(self.collapse, "Collapse")
 
         right = QtWidgets.QWidget()
         right_layout = QtWidgets.QVBoxLayout(right)
@@ -71,9 +83,9 @@ class MainWindow(QtWidgets.QMainWindow):
         top.setStretchFactor(1, 1)
         self.vsplit = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         self.vsplit.addWidget(top)
-        self.vsplit.addWidget(self.curves)
+        self.vsplit.addWidget(self.tools)
         self.vsplit.setStretchFactor(0, 3)
-        self.vsplit.setStretchFactor(1, 1)
+        self.vsplit.setStretchFactor(1, 2)
         central = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -89,7 +101,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.progress.setMaximumWidth(220)
         self.progress.setTextVisible(True)
         self.progress.hide()
+        self.active_label = QtWidgets.QLabel()
+        self.active_label.setObjectName("activeUnitsLabel")
+        self.active_label.setToolTip("Latent dimensions whose posterior mean varies over the data (variance > 0.01)")
         self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.active_label)
         self.statusBar().addPermanentWidget(self.progress)
 
         self._build_menus()
@@ -98,6 +114,7 @@ class MainWindow(QtWidgets.QMainWindow):
         s.progress.connect(self._on_progress)
         s.trainingChanged.connect(self._on_training)
         s.loaded.connect(self._on_loaded)
+        s.pointsChanged.connect(self._on_points)
         self.controls.openDatasetRequested.connect(self.open_dataset_spec)
         self.resize(1280, 860)
         self._restore_settings()
@@ -124,9 +141,9 @@ class MainWindow(QtWidgets.QMainWindow):
         prior = self._action(view, "Show &prior circles", self.latent.plot.circles.setVisible, "Ctrl+P")
         prior.setCheckable(True)
         prior.setChecked(True)
-        curves = self._action(view, "Show &curves", self.curves.setVisible, "Ctrl+L")
-        curves.setCheckable(True)
-        curves.setChecked(True)
+        tools = self._action(view, "Show &tools panel", self.tools.setVisible, "Ctrl+L")
+        tools.setCheckable(True)
+        tools.setChecked(True)
 
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About latentlab", self.about)
@@ -235,6 +252,12 @@ class MainWindow(QtWidgets.QMainWindow):
         if running:
             self.banner.hide()
             self.progress.setValue(0)
+
+    def _on_points(self) -> None:
+        if self.session.model is None:
+            return
+        _, active = dimension_stats(self.session)
+        self.active_label.setText(f"active units {int(active.sum())}/{len(active)}")
 
     def _on_loaded(self) -> None:
         s = self.session
