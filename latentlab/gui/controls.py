@@ -134,7 +134,7 @@ class TrainingControls(QtWidgets.QGroupBox):
                             beta=self.beta.value(), warm_start=self.warm.isChecked())
 
     def toggle(self) -> None:
-        if self.session.training:
+        if self.session.busy:
             self.session.stop()
         else:
             self.session.train(self.request())

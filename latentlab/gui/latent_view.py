@@ -7,6 +7,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from .images import to_pixmap
+from .manifold import ManifoldLayer
 from .points import PointCloudItem, PriorCircles, argb, colormap_argb, label_colors
 
 HOVER_PX = 12  # the hover card shows the nearest point only if it is this close on screen
@@ -67,6 +68,20 @@ class LatentPlot(pg.PlotWidget):
             label.hide()
             plot.addItem(label)
             self.path_labels.append(label)
+        self.density = pg.ImageItem(axisOrder="row-major")
+        self.density.setColorMap(pg.ColorMap(pos=[0.0, 1.0], color=[(255, 255, 255, 0), (40, 90, 200, 170)]))
+        self.density.setZValue(-10)
+        self.holes = pg.IsocurveItem(level=0.5, pen=pg.mkPen((200, 30, 30), width=2))
+        self.holes.setParentItem(self.density)
+        plot.addItem(self.density)
+        self.density.hide()
+        self.samples = pg.ScatterPlotItem(size=8)
+        self.samples.setZValue(12)
+        plot.addItem(self.samples)
+        self.selected = pg.ScatterPlotItem(size=16, symbol="d", pen=pg.mkPen((0, 0, 0), width=2), brush=pg.mkBrush(255, 255, 0, 160))
+        self.selected.setZValue(11)
+        plot.addItem(self.selected)
+        self.manifold = ManifoldLayer(self, session)
         self.legend = plot.addLegend(offset=(-8, 8), labelTextColor=(30, 30, 30), brush=pg.mkBrush(255, 255, 255, 200))
         self.colorbar = None
         self.color_by = "label"
@@ -89,6 +104,9 @@ class LatentPlot(pg.PlotWidget):
         session.pointChanged.connect(self.refresh_marker)
         session.datasetChanged.connect(self._rebuild_legend)
         session.pathChanged.connect(self.refresh_path)
+        session.aggregateChanged.connect(self.refresh_aggregate)
+        for signal in (session.selectionChanged, session.weightsChanged, session.modelChanged):
+            signal.connect(self.refresh_selected)
         self.setRange(xRange=(-3.5, 3.5), yRange=(-3.5, 3.5), padding=0)
         self._fitted = False
 
@@ -161,6 +179,40 @@ class LatentPlot(pg.PlotWidget):
         self.refresh_points()
         self.refresh_marker()
         self.refresh_path()
+        self.refresh_selected()
+
+    def refresh_aggregate(self) -> None:
+        s = self.session
+        agg = s.aggregate
+        if agg is None:
+            self.density.hide()
+        else:
+            xs, ys = agg["xs"], agg["ys"]
+            step = xs[1] - xs[0]
+            # Log density over 8 nats of range: the tails, where holes are, stay visible next to dense clusters.
+            log_d = np.log(np.maximum(agg["density"], 1e-300))
+            top = float(log_d.max())
+            self.density.setImage(log_d, levels=(top - 8.0, top))
+            self.density.setRect(QtCore.QRectF(xs[0] - step / 2, ys[0] - step / 2, step * len(xs), step * len(ys)))
+            self.holes.setData(agg["holes"].astype(float))
+            self.density.show()
+        r = s.prior_samples
+        if r is None:
+            self.samples.setData([], [])
+            return
+        hole_pen, covered_pen = pg.mkPen((220, 30, 30), width=2), pg.mkPen((20, 20, 20), width=1.5)
+        self.samples.setData(r["z2"][:, 0], r["z2"][:, 1], symbol=["x" if h else "o" for h in r["in_hole"]],
+                             pen=[hole_pen if h else covered_pen for h in r["in_hole"]],
+                             brush=[pg.mkBrush(220, 30, 30) if h else None for h in r["in_hole"]])
+
+    def refresh_selected(self) -> None:
+        s = self.session
+        mean = s.selected_mean() if s.projection is not None else None
+        if mean is None or len(mean) != s.projection.latent_dim:
+            self.selected.setData([], [])
+            return
+        u, v = s.projection.to2d(mean)
+        self.selected.setData([u], [v])
 
     def refresh_marker(self) -> None:
         s = self.session
@@ -235,6 +287,10 @@ class LatentPanel(QtWidgets.QWidget):
         self.anchor_combo = QtWidgets.QComboBox()
         self.anchor_combo.addItems(["origin", "marker", "endpoint A"])
         self.anchor_combo.setToolTip("A click sets the two shown coordinates; the others come from this anchor.")
+        self.manifold = QtWidgets.QCheckBox("Manifold")
+        self.manifold.setToolTip("Decoded images on a grid behind the points; redrawn when zoom or pan settles")
+        self.quantile = QtWidgets.QCheckBox("prior quantiles")
+        self.quantile.setToolTip("Place the manifold grid at the prior's quantiles (inverse normal CDF)")
         fit = QtWidgets.QToolButton(text="Fit")
         fit.setToolTip("Zoom to the prior's 3σ circle and all points (Home)")
         fit.clicked.connect(self.plot.fit)
@@ -246,6 +302,8 @@ class LatentPanel(QtWidgets.QWidget):
         for w in (self.dim_x, self.dim_y, self.pca, self.anchor_label, self.anchor_combo):
             bar.addWidget(w)
         bar.addStretch(1)
+        bar.addWidget(self.manifold)
+        bar.addWidget(self.quantile)
         bar.addWidget(fit)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -256,6 +314,8 @@ class LatentPanel(QtWidgets.QWidget):
         self.dim_y.valueChanged.connect(self._dims_changed)
         self.pca.toggled.connect(lambda on: session.set_projection(pca=on))
         self.anchor_combo.currentTextChanged.connect(session.set_anchor_mode)
+        self.manifold.toggled.connect(lambda on: self.plot.manifold.set_enabled(on, self.quantile.isChecked()))
+        self.quantile.toggled.connect(lambda q: self.plot.manifold.set_enabled(self.manifold.isChecked(), q))
         session.pointsChanged.connect(self._refresh_color_options)
         session.datasetChanged.connect(self._on_dataset)
         session.modelChanged.connect(self._on_model)

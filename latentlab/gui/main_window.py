@@ -9,12 +9,15 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from .. import __version__
 from .controls import TrainingControls
+from .aggregate_view import AggregateView
 from .collapse_view import CollapseView
 from .curves_view import CurvesView
 from .decoded_view import DecodedView
 from .interpolation_view import InterpolationView
 from .latent_view import LatentPanel
+from .posterior_view import PosteriorView
 from .session import Session
+from .sweep_view import SweepView
 from .traversal_view import TraversalView, dimension_stats
 
 MAX_RECENT = 8
@@ -70,6 +73,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tools.addTab(self.interpolation, "Interpolation")
         self.tools.addTab(self.traversals, "Traversals")
         self.tools.addTab(self.collapse, "Collapse")
+        self.posterior = PosteriorView(s)
+        self.aggregate = AggregateView(s)
+        self.sweep = SweepView(s, self.controls)
+        self.tools.addTab(self.posterior, "Posterior")
+        self.tools.addTab(self.aggregate, "Aggregate q(z)")
+        self.tools.addTab(self.sweep, "β sweep")
 
         right = QtWidgets.QWidget()
         right_layout = QtWidgets.QVBoxLayout(right)
@@ -112,6 +121,7 @@ class MainWindow(QtWidgets.QMainWindow):
         s.errorRaised.connect(self.banner.show_message)
         s.status.connect(self.status_label.setText)
         s.progress.connect(self._on_progress)
+        s.sweepProgress.connect(self._on_sweep_progress)
         s.trainingChanged.connect(self._on_training)
         s.loaded.connect(self._on_loaded)
         s.pointsChanged.connect(self._on_points)
@@ -246,6 +256,13 @@ class MainWindow(QtWidgets.QMainWindow):
             f"Training on {snap.device} · epoch {min(snap.epoch + 1, snap.epochs)}/{snap.epochs} · step {snap.step:,}"
             f" · ELBO {snap.elbo:.2f} nats (recon {snap.recon:.2f}, KL {snap.kl:.2f}) · β {snap.beta:g}"
             f" · {snap.samples_per_s:,.0f} samples/s")
+
+    def _on_sweep_progress(self, i: int, n: int, snap) -> None:
+        self.progress.setValue(int(1000 * (i + snap.fraction) / n))
+        self.progress.setFormat(f"sweep {i + 1}/{n}")
+        self.status_label.setText(f"β sweep: model {i + 1} of {n} (β {snap.beta:g}) · epoch "
+                                  f"{min(snap.epoch + 1, snap.epochs)}/{snap.epochs} · ELBO {snap.elbo:.2f} nats "
+                                  f"· {snap.samples_per_s:,.0f} samples/s on {snap.device}")
 
     def _on_training(self, running: bool) -> None:
         self.progress.setVisible(running)

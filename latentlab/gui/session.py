@@ -59,6 +59,10 @@ class Session(QtCore.QObject):
     loaded = QtCore.Signal()                # a checkpoint + dataset finished loading and encoding
     pathChanged = QtCore.Signal()           # interpolation endpoints A / B, or how the path runs between them
     anchorChanged = QtCore.Signal()
+    selectionChanged = QtCore.Signal()      # the data point the posterior inspector looks at
+    sweepChanged = QtCore.Signal()          # β-sweep results
+    aggregateChanged = QtCore.Signal()      # aggregate-posterior overlay or prior samples
+    sweepProgress = QtCore.Signal(int, int, object)  # model index, count, Snapshot
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -76,6 +80,11 @@ class Session(QtCore.QObject):
         self.use_pca = False
         self.anchor_mode = "origin"                # where a 2D click takes the unseen coordinates from
         self.endpoints: dict[str, Endpoint] = {}   # "A", "B"
+        self.selected: int | None = None           # row of data.x_train under inspection
+        self.sweep_points: list = []               # core.sweep.SweepPoint, sorted by β
+        self.sweeping = False
+        self.aggregate: dict | None = None         # q(z) density grid and holes over the shown 2D view
+        self.prior_samples: dict | None = None     # prior draws, which fall in holes, their decodes
         self.path_mode = "linear"                  # or "slerp"
         self.path_steps = 10
         self.z: np.ndarray | None = None
@@ -94,11 +103,11 @@ class Session(QtCore.QObject):
     def load(self, checkpoint: str | Path | None = None, dataset: str | None = None) -> None:
         """Load a checkpoint (default: the bundled one) and its dataset off the GUI thread."""
         self.status.emit("Loading…")
-        self._run(_load_job, checkpoint, dataset, on_result=self._on_loaded)
+        self.run_job(_load_job, checkpoint, dataset, on_result=self._on_loaded)
 
     def open_dataset(self, spec: str) -> None:
         self.status.emit(f"Loading dataset {spec}…")
-        self._run(_dataset_job, spec, self.model, on_result=self._on_loaded)
+        self.run_job(_dataset_job, spec, self.model, on_result=self._on_loaded)
 
     def _on_loaded(self, result) -> None:
         ckpt, data, model, (mu, logvar, stats) = result
@@ -109,6 +118,7 @@ class Session(QtCore.QObject):
         self.data, self.model = data, model
         self.dataset_spec = data.spec
         self.endpoints = {}
+        self.selected = None
         self.datasetChanged.emit()
         self.modelChanged.emit()
         self.historyChanged.emit()
@@ -132,6 +142,11 @@ class Session(QtCore.QObject):
             return
         self.checkpoint_path = Path(path)
         self.status.emit(f"Saved {path}")
+
+    @property
+    def busy(self) -> bool:
+        """A training run or a β sweep is going."""
+        return self.training or self.sweeping
 
     # ----- the decoded point -----------------------------------------------------------------
     def set_z(self, z) -> None:
@@ -182,7 +197,26 @@ class Session(QtCore.QObject):
         self.endpoints[which] = Endpoint(z=self.points[i].astype(np.float32), image=self.image_of_point(i),
                                          label=self.data.label_names[int(labels[i])])
         self.pathChanged.emit()
+        self.select_point(self._row(i))
         self.set_z(self.points[i])
+
+    def _row(self, i: int) -> int:
+        return i if self.point_index is None else int(self.point_index[i])
+
+    def select_point(self, row: int) -> None:
+        """Inspect training image `row` (its posterior, its mean in the latent view)."""
+        if self.data is None or not 0 <= row < len(self.data.x_train):
+            return
+        self.selected = int(row)
+        self.selectionChanged.emit()
+
+    def selected_mean(self) -> np.ndarray | None:
+        """The encoder's mean for the selected image, with the current model (one encode, cheap)."""
+        if self.selected is None or self.model is None:
+            return None
+        from ..core.analysis import encode
+
+        return encode(self.model, self.data.x_train[self.selected:self.selected + 1])[0][0]
 
     def set_endpoint(self, which: str, z=None) -> None:
         """Make a latent position (default: the marker) endpoint `which`."""
@@ -265,7 +299,7 @@ class Session(QtCore.QObject):
         if self.data is None:
             self.errorRaised.emit("Load a dataset before training.")
             return
-        if self.training:
+        if self.training or self.sweeping:
             self._queued = request
             self.stop()
             return
@@ -315,6 +349,96 @@ class Session(QtCore.QObject):
 
     def stop(self) -> None:
         self._stop.set()
+
+    # ----- β sweep ----------------------------------------------------------------------------
+    def start_sweep(self, betas: list[float], epochs: int, lr: float, request: TrainRequest) -> None:
+        """Train one fresh model per β in the background, one after another."""
+        if self.data is None or self.training or self.sweeping:
+            self.errorRaised.emit("Stop the current run before starting a β sweep.")
+            return
+        from ..core.config import ModelConfig, TrainConfig
+        from ..core.device import resolve_device
+        from ..core.errors import LatentLabError
+        from ..core.sweep import run_sweep
+
+        try:
+            cfg = ModelConfig(image_shape=self.data.image_shape, latent_dim=request.latent_dim, arch=request.arch,
+                              hidden=tuple(request.hidden), likelihood=request.likelihood)
+            device = resolve_device(os.environ.get("LATENTLAB_DEVICE", "auto"))
+            tcfg = TrainConfig(epochs=epochs, lr=lr, device=device.type, scatter_points=0, snapshot_every=10 ** 9,
+                               threads=max(1, (os.cpu_count() or 2) - 1))
+        except (ValueError, LatentLabError) as exc:
+            self.errorRaised.emit(str(exc))
+            return
+        self.sweep_points = []
+        self.sweepChanged.emit()
+        self._stop = threading.Event()
+        self.sweeping = True
+        self._sweep_count = len(betas)
+        self.trainingChanged.emit(True)
+        worker = create_worker(run_sweep, self.data, cfg, list(betas), tcfg, self._stop.is_set,
+                               _start_thread=False, _ignore_errors=True)
+        worker.yielded.connect(self._on_sweep_event)
+        worker.errored.connect(self._on_train_error)
+        worker.finished.connect(self._on_sweep_finished)
+        self._worker = worker
+        worker.start()
+
+    def _on_sweep_event(self, event) -> None:
+        from ..core.sweep import SweepPoint
+
+        i, item = event
+        if isinstance(item, SweepPoint):
+            self.sweep_points = sorted([*self.sweep_points, item], key=lambda p: p.beta)
+            self.sweepChanged.emit()
+            return
+        self.sweepProgress.emit(i, self._sweep_count, item)
+        if item.error:
+            self.errorRaised.emit(f"β sweep stopped: {item.error}")
+
+    def _on_sweep_finished(self) -> None:
+        self._worker = None
+        self.sweeping = False
+        self.trainingChanged.emit(False)
+        self.status.emit(f"β sweep: {len(self.sweep_points)} models.")
+        queued, self._queued = self._queued, None
+        if queued is not None:
+            self.train(queued)
+
+    def set_aggregate(self, aggregate: dict | None = None, prior_samples: dict | None = None) -> None:
+        self.aggregate, self.prior_samples = aggregate, prior_samples
+        self.aggregateChanged.emit()
+
+    def set_sweep(self, points: list) -> None:
+        self.sweep_points = list(points)
+        self.sweepChanged.emit()
+
+    def use_sweep_point(self, point) -> None:
+        """Make one model of the sweep the explorer's model."""
+        import torch
+
+        from ..core.model import build_model
+
+        if self.training or self.sweeping:
+            self.errorRaised.emit("Stop the running job before loading a model from the sweep.")
+            return
+        model = build_model(point.config, seed=None)
+        model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in point.weights.items()})
+        model.eval()
+        k_changed = self.model is None or self.model.latent_dim != model.latent_dim
+        self.model = model
+        self.history = list(point.history)
+        self.checkpoint_path = point.path
+        self.modelChanged.emit()
+        self.historyChanged.emit()
+        if k_changed:
+            self.endpoints = {}
+            self.pathChanged.emit()
+            self.set_z(np.zeros(model.latent_dim, np.float32))
+        else:
+            self.set_z(self.z)
+        self.status.emit(f"Loaded the β = {point.beta:g} model of the sweep.")
+        self.encode_all()
 
     def shutdown(self, timeout_ms: int = 10000) -> None:
         """Stop everything and wait for the pool, so no thread outlives the window."""
@@ -376,7 +500,7 @@ class Session(QtCore.QObject):
         if self.model is None or self.data is None:
             return
         self.status.emit(f"Encoding {len(self.data.x_train):,} points…")
-        self._run(_encode_job, copy.deepcopy(self.model), self.data.x_train, on_result=self._on_encoded)
+        self.run_job(_encode_job, copy.deepcopy(self.model), self.data.x_train, on_result=self._on_encoded)
 
     def _on_encoded(self, result) -> None:
         mu, logvar, stats = result
@@ -386,7 +510,8 @@ class Session(QtCore.QObject):
         self.status.emit(f"Encoded {len(mu):,} points.")
 
     # ----- helpers ----------------------------------------------------------------------------
-    def _run(self, fn, *args, on_result) -> None:
+    def run_job(self, fn, *args, on_result) -> None:
+        """Run fn(*args) on the thread pool; its result comes back to on_result in this thread."""
         worker = create_worker(fn, *args, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(on_result)
         worker.errored.connect(self._on_job_error)

@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from latentlab.core.config import ModelConfig, TrainConfig
+from latentlab.core.data import load_dataset
+from latentlab.core.errors import LatentLabError
+from latentlab.core.sweep import SweepPoint, load_sweep, log_betas, run_sweep, save_sweep
+
+
+def test_log_betas():
+    assert log_betas(0.1, 10, 3) == [0.1, 1.0, 10.0]
+    assert log_betas(2, 2, 1) == [2.0]
+
+
+def test_sweep_trades_rate_for_distortion_and_round_trips(tmp_path):
+    data = load_dataset("digits")
+    cfg = ModelConfig(image_shape=data.image_shape, latent_dim=4, hidden=(64,))
+    tcfg = TrainConfig(epochs=15, lr=3e-3, device="cpu", scatter_points=0)
+    events = list(run_sweep(data, cfg, [0.2, 5.0], tcfg))
+    points = [p for _, p in events if isinstance(p, SweepPoint)]
+    assert [p.beta for p in points] == [0.2, 5.0]
+    low, high = points
+    # Larger β buys a lower rate at the cost of more distortion.
+    assert high.rate < low.rate and high.distortion > low.distortion
+    save_sweep(tmp_path / "sweep", points, dataset="digits")
+    loaded, dataset = load_sweep(tmp_path / "sweep")
+    assert dataset == "digits" and [p.beta for p in loaded] == [0.2, 5.0]
+    for a, b in zip(points, loaded):
+        assert a.rate == pytest.approx(b.rate) and a.distortion == pytest.approx(b.distortion)
+        assert all(np.array_equal(a.weights[k], b.weights[k]) for k in a.weights)
+
+
+def test_sweep_stops_when_asked():
+    data = load_dataset("digits")
+    cfg = ModelConfig(image_shape=data.image_shape, latent_dim=2, hidden=(32,))
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 5
+
+    events = list(run_sweep(data, cfg, [0.5, 1.0, 2.0], TrainConfig(epochs=50, device="cpu", scatter_points=0), stop))
+    assert not any(isinstance(p, SweepPoint) for _, p in events)
+    assert {i for i, _ in events} == {0}
+
+
+def test_empty_folder_is_refused(tmp_path):
+    with pytest.raises(LatentLabError, match="no β-sweep"):
+        load_sweep(tmp_path)
