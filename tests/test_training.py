@@ -130,3 +130,20 @@ def test_conv_and_gaussian_models_train(digits):
     for kw in ({"arch": "conv"}, {"likelihood": "gaussian"}):
         last = run(small_model(digits, **kw), digits, epochs=2)[-1]
         assert last.error is None and np.isfinite(last.history[-1]["elbo"])
+
+
+def test_time_based_snapshots_keep_a_slow_run_animated(digits):
+    import time as _time
+
+    model = small_model(digits)
+    original = model.decode
+
+    def slow_decode(z):
+        _time.sleep(0.01)
+        return original(z)
+
+    model.decode = slow_decode
+    cfg = TrainConfig(epochs=1, device="cpu", scatter_points=10, snapshot_every=1000, snapshot_seconds=0.03)
+    snaps = list(train(model, digits, cfg))
+    live = [s for s in snaps if s.record is None and not s.done]
+    assert len(live) >= 3

@@ -68,6 +68,9 @@ class TrainConfig:
     device: str = "auto"
     # Optimiser steps between live snapshots (each epoch end also yields one).
     snapshot_every: int = 25
+    # Also yield a live snapshot once this many seconds have passed, however few steps that was,
+    # so a slow model still animates its scatter (None: by steps only).
+    snapshot_seconds: float | None = None
     # How many training points are re-encoded for each live scatter snapshot.
     scatter_points: int = 2000
     # Intra-op threads for torch while training; None leaves torch's default.

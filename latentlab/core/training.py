@@ -98,7 +98,7 @@ def _train(model, data, cfg, history, should_stop, device) -> Iterator[Snapshot]
     dev_name = device.type
     k = model.latent_dim
 
-    start = time.perf_counter()
+    start = last_snap = time.perf_counter()
     step = 0
     seen = 0
     good_state = _clone_state(model)
@@ -158,7 +158,10 @@ def _train(model, data, cfg, history, should_stop, device) -> Iterator[Snapshot]
                 win.add_sums(sums, xb.shape[0])
                 epoch_acc.add_sums(sums, xb.shape[0])
                 last_of_epoch = i + bs >= n
-                if step % cfg.snapshot_every == 0 or last_of_epoch:
+                due = step % cfg.snapshot_every == 0 or (
+                    cfg.snapshot_seconds is not None and time.perf_counter() - last_snap >= cfg.snapshot_seconds)
+                if due or last_of_epoch:
+                    last_snap = time.perf_counter()
                     if not (win.finite() and _params_finite(params)):
                         _load_state(model, good_state)
                         yield finish(epoch, latent=_encode_subset(model, x, subset), error=(

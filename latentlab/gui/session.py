@@ -21,6 +21,7 @@ from superqt.utils import create_worker
 
 PUBLISH_MS = 60       # at most ~16 view updates a second during training
 LIVE_POINTS = 2000    # training points re-encoded for each live scatter frame
+LIVE_SECONDS = 0.25   # a live frame at least this often, however slow the steps
 
 
 @dataclass(frozen=True)
@@ -314,6 +315,7 @@ class Session(QtCore.QObject):
             device = resolve_device(os.environ.get("LATENTLAB_DEVICE", "auto"))
             tcfg = TrainConfig(epochs=request.epochs, lr=request.lr, beta=request.beta, device=device.type,
                                scatter_points=LIVE_POINTS, threads=max(1, (os.cpu_count() or 2) - 1),
+                               snapshot_seconds=LIVE_SECONDS,
                                seed=int(np.random.default_rng().integers(1 << 31)))
         except (ValueError, LatentLabError) as exc:
             self.errorRaised.emit(str(exc))
