@@ -22,3 +22,27 @@ def window(qtbot, tmp_path):
         w.session.load()
     yield w
     w.session.shutdown()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _qt_teardown():
+    """Delete every widget while the QApplication still exists: left to interpreter shutdown,
+    PySide6 and pyqtgraph objects are freed in arbitrary order, which can crash the process."""
+    yield
+    import gc
+    import sys
+
+    if "PySide6.QtWidgets" not in sys.modules:
+        return
+    from PySide6 import QtCore, QtWidgets
+
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        return
+    QtCore.QThreadPool.globalInstance().waitForDone(30000)
+    for w in QtWidgets.QApplication.topLevelWidgets():
+        w.close()
+        w.deleteLater()
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
+    app.processEvents()
+    gc.collect()

@@ -22,11 +22,11 @@ def send_mouse(widget, kind, pos: QtCore.QPoint, buttons, modifiers=QtCore.Qt.Ke
 
 
 def drag_view(plot, points) -> None:
+    """Each position is mapped just before its event, so a layout change mid-drag cannot skew it."""
     vp = plot.viewport()
     left = QtCore.Qt.MouseButton.LeftButton
-    pts = [view_to_widget(plot, x, y) for x, y in points]
-    send_mouse(vp, QtCore.QEvent.Type.MouseButtonPress, pts[0], left)
-    for p in pts[1:]:
+    send_mouse(vp, QtCore.QEvent.Type.MouseButtonPress, view_to_widget(plot, *points[0]), left)
+    for x, y in points[1:]:
         QTest.qWait(15)  # pyqtgraph drops moves closer than 10 ms apart (its mouseRateLimit)
-        send_mouse(vp, QtCore.QEvent.Type.MouseMove, p, left)
-    send_mouse(vp, QtCore.QEvent.Type.MouseButtonRelease, pts[-1], QtCore.Qt.MouseButton.NoButton)
+        send_mouse(vp, QtCore.QEvent.Type.MouseMove, view_to_widget(plot, x, y), left)
+    send_mouse(vp, QtCore.QEvent.Type.MouseButtonRelease, view_to_widget(plot, *points[-1]), QtCore.Qt.MouseButton.NoButton)

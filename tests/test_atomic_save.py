@@ -211,3 +211,37 @@ def test_an_unwritable_folder_is_a_checkpoint_error(tmp_path):
     finally:
         tmp_path.chmod(0o700)
     assert load_checkpoint(path).dataset == "digits"
+
+
+def test_concurrent_saves_of_the_same_target_never_fail_or_mix(tmp_path):
+    """Each save's clean-up must leave the other saves' live temporary files alone."""
+    target = tmp_path / "m.safetensors"
+    payloads = [bytes([65 + i]) * (50_000 + i) for i in range(4)]
+    write_atomic(target, payloads[0])
+    errors, seen, done = [], set(), threading.Event()
+
+    def writer(payload):
+        try:
+            for _ in range(60):
+                write_atomic(target, payload)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    def reader():
+        while not done.is_set():
+            data = target.read_bytes()
+            seen.add(data in payloads)
+
+    threads = [threading.Thread(target=writer, args=(p,)) for p in payloads]
+    watcher = threading.Thread(target=reader)
+    watcher.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    done.set()
+    watcher.join(timeout=60)
+    assert errors == []
+    assert seen == {True}  # the target was always one whole payload
+    assert target.read_bytes() in payloads
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]

@@ -124,10 +124,13 @@ def test_manifold_tiles_follow_the_view(window, qtbot):
     assert len(layer.items) >= 15 * 15
     first = layer.items[0].mapRectToParent(layer.items[0].boundingRect())
     panel.plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
-    qtbot.wait(400)
-    settle(qtbot)
-    tile = layer.items[0].mapRectToParent(layer.items[0].boundingRect())
-    assert tile.width() < first.width() / 2  # recomputed for the zoomed-in region
+
+    def tile_width():
+        QtCore.QThreadPool.globalInstance().waitForDone(10000)
+        return layer.items[0].mapRectToParent(layer.items[0].boundingRect()).width() if layer.items else first.width()
+
+    # Recomputed for the zoomed-in region once the view has settled.
+    qtbot.waitUntil(lambda: tile_width() < first.width() / 2, timeout=10000)
     panel.quantile.setChecked(True)
     settle(qtbot)
     assert len(layer.items) == 15 * 15

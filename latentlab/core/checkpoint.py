@@ -3,7 +3,8 @@
 Loading reads the header itself before handing anything to safetensors, so a hostile file
 (a pickle, a header that claims gigabytes, wrong names, shapes or dtypes, NaN weights) ends in
 one CheckpointError and nothing in it is ever executed. Saving is atomic: temporary file in the
-same folder, fsync, then os.replace, so a crash mid-save leaves the previous file intact.
+same folder, fsync, then os.replace, so a crash mid-save leaves the previous file intact; the next
+save of that file removes the temporary file a killed save left behind.
 """
 
 from __future__ import annotations
@@ -76,16 +77,18 @@ def write_atomic(path: Path, payload: bytes) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     _remove_stale_temps(folder, path.name)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        fd, tmp = _locked_temp(folder, path.name)
     except OSError as exc:
         raise CheckpointError(f"Cannot write {path}: {exc.strerror or exc}.") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            _try_lock(f.fileno())  # marks the temporary file as live until it is renamed or we die
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+            if fcntl is not None:
+                os.replace(tmp, path)  # still locked, so another save's clean-up cannot take it first
+        if fcntl is None:
+            os.replace(tmp, path)  # Windows cannot rename a file that is open
     except BaseException as exc:
         try:
             os.unlink(tmp)
@@ -104,15 +107,25 @@ def write_atomic(path: Path, payload: bytes) -> None:
         pass  # some filesystems do not fsync directories; the file itself is already durable
 
 
-def _try_lock(fd: int) -> bool:
-    """Take an exclusive flock without waiting; False where it is held elsewhere or unsupported."""
-    if fcntl is None:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError:
-        return False
+def _locked_temp(folder: Path, name: str) -> tuple[int, str]:
+    """A new temporary file beside the target, flocked: the lock marks it as live until the rename.
+
+    Another save's clean-up may take the file between mkstemp and flock; then we make a new one.
+    """
+    for _ in range(100):
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+        if fcntl is None:
+            return fd, tmp
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.path.samestat(os.fstat(fd), os.lstat(tmp)):
+                return fd, tmp
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return fd, tmp  # no flock on this filesystem: save without the marker
+        os.close(fd)
+    return tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
 
 
 def _remove_stale_temps(folder: Path, name: str) -> None:
@@ -134,7 +147,8 @@ def _remove_stale_temps(folder: Path, name: str) -> None:
                 continue
             fd = os.open(tmp, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
             try:
-                if _try_lock(fd):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError while its writer lives
+                if os.path.samestat(os.fstat(fd), os.lstat(tmp)):  # still the file we locked
                     os.unlink(tmp)
             finally:
                 os.close(fd)

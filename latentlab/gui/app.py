@@ -40,6 +40,10 @@ def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: 
         window.session.errorRaised.connect(failed)
     QtCore.QTimer.singleShot(0, lambda: window.session.load(checkpoint=checkpoint, dataset=dataset))
     app.exec()
+    # Free the widgets while Qt is still up; interpreter shutdown would free them in any order.
+    window.deleteLater()
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
+    del window
     return exit_code["code"]
 
 

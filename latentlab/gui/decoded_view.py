@@ -21,6 +21,8 @@ class DecodedView(QtWidgets.QFrame):
         self.z_label = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter)
         self.z_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.z_label.setWordWrap(True)
+        # Room for two lines from the start, so new text never re-lays out the window mid-drag.
+        self.z_label.setMinimumHeight(2 * self.z_label.fontMetrics().lineSpacing() + 4)
         title = QtWidgets.QLabel("<b>Decoded E[x | z]</b>")
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)

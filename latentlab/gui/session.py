@@ -304,22 +304,14 @@ class Session(QtCore.QObject):
             self._queued = request
             self.stop()
             return
-        from ..core.config import ModelConfig, TrainConfig
-        from ..core.device import resolve_device
-        from ..core.errors import LatentLabError
         from ..core.model import build_model
 
-        try:
-            cfg = ModelConfig(image_shape=self.data.image_shape, latent_dim=request.latent_dim, arch=request.arch,
-                              hidden=tuple(request.hidden), likelihood=request.likelihood)
-            device = resolve_device(os.environ.get("LATENTLAB_DEVICE", "auto"))
-            tcfg = TrainConfig(epochs=request.epochs, lr=request.lr, beta=request.beta, device=device.type,
-                               scatter_points=LIVE_POINTS, threads=max(1, (os.cpu_count() or 2) - 1),
-                               snapshot_seconds=LIVE_SECONDS,
-                               seed=int(np.random.default_rng().integers(1 << 31)))
-        except (ValueError, LatentLabError) as exc:
-            self.errorRaised.emit(str(exc))
+        configs = self._configs(request, epochs=request.epochs, lr=request.lr, beta=request.beta,
+                                scatter_points=LIVE_POINTS, snapshot_seconds=LIVE_SECONDS,
+                                seed=int(np.random.default_rng().integers(1 << 31)))
+        if configs is None:
             return
+        cfg, tcfg, device = configs
         warm = request.warm_start and self.model is not None and self.model.cfg == cfg
         model = copy.deepcopy(self.model) if warm else build_model(cfg, seed=tcfg.seed)
         history = list(self.history) if warm else []
@@ -340,12 +332,32 @@ class Session(QtCore.QObject):
         from ..core.training import scatter_subset, train
 
         self._live_index = scatter_subset(len(self.data.x_train), LIVE_POINTS)
-        stop = self._stop
-        worker = create_worker(train, model, self.data, tcfg, history=history, should_stop=stop.is_set,
-                               _start_thread=False, _ignore_errors=True)
-        worker.yielded.connect(self._on_snapshot)
+        self._start_run(train, model, self.data, tcfg, history=history, should_stop=self._stop.is_set,
+                        on_yield=self._on_snapshot, on_finished=self._on_train_finished)
+
+    def _configs(self, request: TrainRequest, **train_fields):
+        """Model and training configs for a request on the open dataset; None (and a message) if invalid."""
+        from ..core.config import ModelConfig, TrainConfig
+        from ..core.device import resolve_device
+        from ..core.errors import LatentLabError
+
+        try:
+            cfg = ModelConfig(image_shape=self.data.image_shape, latent_dim=request.latent_dim, arch=request.arch,
+                              hidden=tuple(request.hidden), likelihood=request.likelihood)
+            device = resolve_device(os.environ.get("LATENTLAB_DEVICE", "auto"))
+            # Leave the GUI thread a core: torch's pool would otherwise take them all.
+            tcfg = TrainConfig(device=device.type, threads=max(1, (os.cpu_count() or 2) - 1), **train_fields)
+        except (ValueError, LatentLabError) as exc:
+            self.errorRaised.emit(str(exc))
+            return None
+        return cfg, tcfg, device
+
+    def _start_run(self, fn, *args, on_yield, on_finished, **kwargs) -> None:
+        """Run a generator (training or a sweep) on the pool; it stops when self._stop is set."""
+        worker = create_worker(fn, *args, **kwargs, _start_thread=False, _ignore_errors=True)
+        worker.yielded.connect(on_yield)
         worker.errored.connect(self._on_train_error)
-        worker.finished.connect(self._on_train_finished)
+        worker.finished.connect(on_finished)
         self._worker = worker
         worker.start()
 
@@ -358,33 +370,20 @@ class Session(QtCore.QObject):
         if self.data is None or self.training or self.sweeping:
             self.errorRaised.emit("Stop the current run before starting a β sweep.")
             return
-        from ..core.config import ModelConfig, TrainConfig
-        from ..core.device import resolve_device
-        from ..core.errors import LatentLabError
         from ..core.sweep import run_sweep
 
-        try:
-            cfg = ModelConfig(image_shape=self.data.image_shape, latent_dim=request.latent_dim, arch=request.arch,
-                              hidden=tuple(request.hidden), likelihood=request.likelihood)
-            device = resolve_device(os.environ.get("LATENTLAB_DEVICE", "auto"))
-            tcfg = TrainConfig(epochs=epochs, lr=lr, device=device.type, scatter_points=0, snapshot_every=10 ** 9,
-                               threads=max(1, (os.cpu_count() or 2) - 1))
-        except (ValueError, LatentLabError) as exc:
-            self.errorRaised.emit(str(exc))
+        configs = self._configs(request, epochs=epochs, lr=lr, scatter_points=0, snapshot_every=10 ** 9)
+        if configs is None:
             return
+        cfg, tcfg, _ = configs
         self.sweep_points = []
         self.sweepChanged.emit()
         self._stop = threading.Event()
         self.sweeping = True
         self._sweep_count = len(betas)
         self.trainingChanged.emit(True)
-        worker = create_worker(run_sweep, self.data, cfg, list(betas), tcfg, self._stop.is_set,
-                               _start_thread=False, _ignore_errors=True)
-        worker.yielded.connect(self._on_sweep_event)
-        worker.errored.connect(self._on_train_error)
-        worker.finished.connect(self._on_sweep_finished)
-        self._worker = worker
-        worker.start()
+        self._start_run(run_sweep, self.data, cfg, list(betas), tcfg, self._stop.is_set,
+                        on_yield=self._on_sweep_event, on_finished=self._on_sweep_finished)
 
     def _on_sweep_event(self, event) -> None:
         from ..core.sweep import SweepPoint
