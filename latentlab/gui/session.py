@@ -302,7 +302,7 @@ class Session(QtCore.QObject):
             return
         if self.training or self.sweeping:
             self._queued = request
-            self.stop()
+            self._stop.set()  # the queued run starts once this one has wound down
             return
         from ..core.model import build_model
 
@@ -362,6 +362,8 @@ class Session(QtCore.QObject):
         worker.start()
 
     def stop(self) -> None:
+        """The user's Stop: end the running job and forget any run queued behind it."""
+        self._queued = None
         self._stop.set()
 
     # ----- β sweep ----------------------------------------------------------------------------
