@@ -555,3 +555,21 @@ def test_pickle_inside_metadata_is_only_text(tmp_path, model):
     ckpt = load_checkpoint(path)
     assert ckpt.dataset == blob and ckpt.history == [{"p": blob}]
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("field, value", [("latent_dim", True), ("logvar_min", "a"), ("hidden", [1.5]), ("arch", 3)])
+def test_config_fields_of_the_wrong_type_are_refused(tmp_path, field, value):
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    good = tmp_path / "good.safetensors"
+    save_checkpoint(good, build_model(ModelConfig(image_shape=(1, 8, 8), hidden=(16,)), seed=0), dataset="digits")
+    with safe_open(str(good), "pt") as f:
+        meta = f.metadata()
+    cfg = json.loads(meta["model_config"])
+    cfg[field] = value
+    meta["model_config"] = json.dumps(cfg)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(st_save(load_file(str(good)), metadata=meta))
+    with pytest.raises(CheckpointError, match="wrong type"):
+        load_checkpoint(bad)

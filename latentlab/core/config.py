@@ -31,6 +31,8 @@ class ModelConfig:
     logvar_max: float = 6.0
 
     def __post_init__(self) -> None:
+        _check_types(self, ints=("latent_dim",), floats=("logvar_min", "logvar_max"), strs=("arch", "likelihood"),
+                     int_tuples=("image_shape", "hidden", "conv_channels"))
         object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
         object.__setattr__(self, "hidden", tuple(int(v) for v in self.hidden))
         object.__setattr__(self, "conv_channels", tuple(int(v) for v in self.conv_channels))
@@ -77,6 +79,8 @@ class TrainConfig:
     threads: int | None = None
 
     def __post_init__(self) -> None:
+        _check_types(self, ints=("epochs", "batch_size", "warmup_steps", "seed", "snapshot_every", "scatter_points"),
+                     floats=("lr", "beta", "free_bits"), strs=("device",))
         problems = []
         if self.epochs < 1:
             problems.append(f"epochs must be at least 1, got {self.epochs}")
@@ -94,6 +98,20 @@ class TrainConfig:
             problems.append("snapshot_every must be at least 1")
         if problems:
             raise ValueError("; ".join(problems) + ".")
+
+
+def _check_types(cfg, ints=(), floats=(), strs=(), int_tuples=()) -> None:
+    """Configs also come from files, so a field of the wrong type is refused here, not deep in torch."""
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    bad = [n for n in ints if not is_int(getattr(cfg, n))]
+    bad += [n for n in floats if not (is_int(getattr(cfg, n)) or isinstance(getattr(cfg, n), float))]
+    bad += [n for n in strs if not isinstance(getattr(cfg, n), str)]
+    bad += [n for n in int_tuples if not (isinstance(getattr(cfg, n), (list, tuple))
+                                          and all(is_int(v) for v in getattr(cfg, n)))]
+    if bad:
+        raise ValueError(f"{type(cfg).__name__} has a value of the wrong type for {', '.join(bad)}.")
 
 
 def to_json(cfg) -> str:
