@@ -200,3 +200,45 @@ def test_screenshot_with_a_bad_checkpoint_says_so(tmp_path):
                             env=isolated_env(tmp_path))
     assert result.returncode == 2
     assert "x.safetensors" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_hover_shows_the_nearest_points_label_and_image(window, qtbot):
+    from gui_helpers import send_mouse, view_to_widget
+
+    s, plot = window.session, window.latent.plot
+    i = 17
+    x, y = s.points[i]
+    QTest.qWait(20)
+    send_mouse(plot.viewport(), QtCore.QEvent.Type.MouseMove, view_to_widget(plot, x, y), QtCore.Qt.MouseButton.NoButton)
+    qtbot.waitUntil(plot.hover.isVisible, timeout=2000)
+    nearest = int(np.argmin(((s.points - [x, y]) ** 2).sum(1)))
+    assert plot.hover_text.text() == f"label {s.data.label_names[s.data.y_train[nearest]]}"
+    assert plot.hover_image.pixmap().width() == 64
+    # Far from every point the card goes away.
+    QTest.qWait(20)
+    send_mouse(plot.viewport(), QtCore.QEvent.Type.MouseMove, view_to_widget(plot, 3.2, 3.2), QtCore.Qt.MouseButton.NoButton)
+    qtbot.waitUntil(lambda: not plot.hover.isVisible(), timeout=2000)
+
+
+def test_dropping_a_checkpoint_opens_it(window, qtbot, tmp_path):
+    from latentlab.core.config import ModelConfig
+    from latentlab.core.checkpoint import save_checkpoint
+    from latentlab.core.model import build_model
+
+    path = tmp_path / "dropped.safetensors"
+    save_checkpoint(path, build_model(ModelConfig(image_shape=(1, 8, 8), latent_dim=3, hidden=(32,)), seed=1),
+                    dataset="digits", history=[{"epoch": 1, "beta": 1.0, "recon": 30.0, "kl": 2.0, "elbo": -32.0}])
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(path))])
+    pos = QtCore.QPointF(200, 200)
+    enter = QtGui.QDragEnterEvent(pos.toPoint(), QtCore.Qt.DropAction.CopyAction, mime,
+                                  QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
+    QtWidgets.QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    drop = QtGui.QDropEvent(pos, QtCore.Qt.DropAction.CopyAction, mime, QtCore.Qt.MouseButton.LeftButton,
+                            QtCore.Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.session.loaded, timeout=30000):
+        QtWidgets.QApplication.sendEvent(window, drop)
+    assert window.session.model.latent_dim == 3 and window.session.checkpoint_path == path
+    assert "dropped.safetensors" in window.windowTitle()
+    assert window.recent_menu.actions()[0].text() == str(path)
