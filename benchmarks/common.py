@@ -89,3 +89,97 @@ def machine_line() -> str:
     except ImportError:
         pass
     return ", ".join(parts)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) of `values`, linear interpolation between order statistics."""
+    xs = sorted(float(v) for v in values)
+    if not xs:
+        return float("nan")
+    k = (len(xs) - 1) * q / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def yes_no(flag: bool) -> str:
+    return "yes" if flag else "NO"
+
+
+def summary_row(measure: str, value: str, baseline: str = "", ratio: str = "", target: str = "",
+                met: str = "") -> dict:
+    """One row of the `python -m benchmarks` summary: what was measured, its side-by-side baseline,
+    the ratio between them, the target and whether it was met ("yes" / "NO" / "" when no target)."""
+    return {"measure": measure, "value": value, "baseline": baseline, "ratio": ratio, "target": target, "met": met}
+
+
+def write_json(path: str | None, rows: Sequence[dict], **extra) -> None:
+    """Write summary rows (see `summary_row`) as JSON to `path`, for `python -m benchmarks`; no-op without a path."""
+    if not path:
+        return
+    import json
+
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"rows": list(rows), "machine": machine_line(), **extra}, f, indent=1)
+
+
+def use_offscreen_qt() -> None:
+    """Run Qt without a display unless the caller chose a platform; call before anything imports Qt."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def paint_counter(widget):
+    """Install (and return) an event filter on `widget` that counts the Paint events it receives.
+
+    `counter.count` goes up when Qt delivers a Paint event to the widget; the filter runs just before
+    the widget paints, so once a call that delivers events returns, that paint has completed."""
+    from PySide6 import QtCore
+
+    class _PaintCounter(QtCore.QObject):
+        def __init__(self, parent):
+            super().__init__(parent)
+            self.count = 0
+
+        def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
+            if event.type() == QtCore.QEvent.Type.Paint:
+                self.count += 1
+            return False
+
+    counter = _PaintCounter(widget)
+    widget.installEventFilter(counter)
+    return counter
+
+
+def process_until_painted(app, counter, before: int, max_rounds: int = 200) -> bool:
+    """Deliver events (`app.processEvents()`) until `counter` has seen a paint after `before`; True if it did."""
+    for _ in range(max_rounds):
+        app.processEvents()
+        if counter.count > before:
+            return True
+    return False
+
+
+def keep_none_alive() -> None:
+    """Work around a refcount bug of PySide6 6.12.0 so a long benchmark does not abort; call before
+    anything imports Qt. A no-op on any other PySide6 and on CPython ≥ 3.12.
+
+    With PySide6 6.12.0 (cp310-abi3 wheel) on CPython < 3.12, every call of a Qt method that returns
+    void drops one reference to None without having taken it (`sys.getrefcount(None)` falls by 1 per
+    `widget.update()`, `setText()`, `processEvents()` ...). When the count reaches 0 the interpreter
+    aborts with "Fatal Python error: none_dealloc". pyproject.toml excludes 6.12.0; CPython ≥ 3.12
+    makes None immortal, which hides the bug; this does the same for this process by giving None a
+    very large reference count. It changes no timing: the lost references are only counted."""
+    import sys
+
+    if sys.version_info >= (3, 12):
+        return
+    try:
+        from importlib.metadata import version
+
+        if version("PySide6-Essentials") != "6.12.0":
+            return
+    except Exception:  # not installed under that name: nothing to protect against
+        return
+    import ctypes
+
+    ctypes.c_ssize_t.from_address(id(None)).value += 1 << 40

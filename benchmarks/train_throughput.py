@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 from torchvision import transforms
 
-from benchmarks.common import fmt, interleaved, machine_line, median, print_table
+from benchmarks.common import fmt, interleaved, machine_line, median, print_table, summary_row, write_json
 from latentlab.core.config import ModelConfig, TrainConfig
 from latentlab.core.data import Dataset
 from latentlab.core.model import build_model
@@ -249,6 +249,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, help="interleaved repetitions (default 5; quick 3)")
     ap.add_argument("--threads", type=int, help="torch intra-op threads for everything (default: torch's)")
     ap.add_argument("--gemm-size", type=int, default=2048, help="square GEMM size for the peak rate")
+    ap.add_argument("--json", metavar="OUT", help="also write the summary rows to OUT (for python -m benchmarks)")
     args = ap.parse_args(argv)
     n = args.samples or (8192 if args.quick else 20_000)
     reps = args.reps or (3 if args.quick else 5)
@@ -344,6 +345,13 @@ def main(argv=None) -> int:
           f"load average before/after: {load0} / {_load()}.")
     print(f"Sanity, mean loss per example after one epoch (same model and objective on both sides): "
           f"baseline {median(base_loss):.1f} nats, latentlab {median(ll_loss):.1f} nats.")
+    write_json(args.json, [
+        summary_row("training samples/s (784-400-20 VAE, batch 128)", f"{fmt(ll_med)}/s",
+                    f"{fmt(base_med)}/s (DataLoader loop)", f"{ratio:.2f}×", f"≥ {RATIO_TARGET:.0f}×",
+                    ok(ratio >= RATIO_TARGET)),
+        summary_row("  share of peak fp32 GEMM rate", f"{100 * frac:.1f}%", f"{fmt(peak_med)} GFLOP/s peak",
+                    "", f"≥ {100 * GEMM_FRACTION_TARGET:.0f}%", ok(frac >= GEMM_FRACTION_TARGET)),
+    ])
     return 0
 
 

@@ -1,0 +1,297 @@
+"""Launch time: a fresh interpreter to the first drawn main window, and to an interactive latent scatter.
+
+    python -m benchmarks.startup            # ~60 s
+    python -m benchmarks.startup --quick    # ~40 s
+
+Every run is a new `python -c ...` process (offscreen Qt platform, settings in a temporary folder).
+The parent takes `time.time()` just before `subprocess.Popen`; the child prints `time.time()` at each
+mark; the table shows mark − launch, median over `--reps` runs, the kinds of run interleaved.
+
+  latentlab        `latentlab.gui.app.run()`, the application's own start-up (what `latentlab` runs):
+                   QApplication, MainWindow, show, `session.load()` of the bundled model and digits
+                   scheduled on the event loop. An application-wide event filter, installed before
+                   run(), watches for Paint events:
+                     first drawn window   the first Paint delivered to any widget of the main window;
+                                          the mark is taken by a zero-delay timer started there, which
+                                          fires once that whole window repaint has finished.
+                     interactive scatter  `session.loaded` has fired and a Paint of the latent plot's
+                                          viewport with the points in it (PointCloudItem.count() > 0)
+                                          has finished (marked the same way): from then on a click
+                                          decodes and the scatter shows the data.
+                   Also marked: Qt imported, `latentlab.gui.main_window` imported, the window's Show
+                   event (constructed, show() called), `loaded` emitted.
+  bare Qt          `import PySide6.QtWidgets`, QApplication, a QLabel shown, its first paint (the same
+                   filter and timer): the floor for any PySide6 window.
+  import torch     `import torch`, marked when the import returns.
+  load job         what the loading worker does, alone in a plain process without Qt: import torch,
+                   load the bundled checkpoint, load the digits dataset, encode it with the
+                   per-point statistics (core functions, the steps of Session's load job).
+  python           `python -c pass`-like: the interpreter itself, marked at the first statement.
+
+Targets (DESIGN.md): first drawn window ≤ 1 s, interactive latent scatter ≤ 3 s. The script also
+runs `python -X importtime -c "import latentlab.gui.main_window"` and lists the five biggest imports
+by cumulative time, to show where launch time goes. Nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+from benchmarks.common import interleaved, machine_line, median, print_table, summary_row, write_json, yes_no
+
+FIRST_TARGET_S = 1.0
+SCATTER_TARGET_S = 3.0
+
+_PRELUDE = r"""
+import time as _t
+_T = {"start": _t.time()}
+import os, sys, json
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+def _mark(k):
+    _T.setdefault(k, _t.time())
+def _done(code=0):
+    print("MARKS " + json.dumps(_T), flush=True)
+    sys.stderr.flush()
+    os._exit(code)  # the marks are out; interpreter teardown (seconds with torch) is not measured
+"""
+
+LATENTLAB_CHILD = _PRELUDE + r"""
+from PySide6 import QtCore, QtWidgets
+_mark("qt_imported")
+QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, sys.argv[1])
+app = QtWidgets.QApplication(sys.argv[:1])
+
+class Watch(QtCore.QObject):
+    window = None
+    def eventFilter(self, obj, ev):
+        if ev.type() == QtCore.QEvent.Type.Show and "shown" not in _T and isinstance(obj, QtWidgets.QWidget) \
+                and obj.objectName() == "mainWindow":
+            _mark("shown")
+        if ev.type() != QtCore.QEvent.Type.Paint or not isinstance(obj, QtWidgets.QWidget):
+            return False
+        win = obj.window()
+        if win.objectName() != "mainWindow":
+            return False
+        if self.window is None:
+            self.window = win
+            win.session.loaded.connect(lambda: _mark("loaded"))
+            QtCore.QTimer.singleShot(0, lambda: _mark("first_frame"))
+        plot = win.latent.plot
+        if "loaded" in _T and "scatter" not in _T and obj is plot.viewport() and plot.cloud.count() > 0:
+            _T["scatter_pending"] = 1
+            QtCore.QTimer.singleShot(0, self.finish)
+        return False
+    def finish(self):
+        _mark("scatter")
+        QtCore.QTimer.singleShot(0, self.window.close)
+
+watch = Watch()
+app.installEventFilter(watch)
+QtCore.QTimer.singleShot(60000, app.quit)
+import latentlab.gui.main_window
+_mark("gui_imported")
+from latentlab.gui.app import run
+run()
+_done()
+"""
+
+QT_CHILD = _PRELUDE + r"""
+from PySide6 import QtCore, QtWidgets
+_mark("qt_imported")
+app = QtWidgets.QApplication(sys.argv[:1])
+label = QtWidgets.QLabel("hello")
+class Watch(QtCore.QObject):
+    def eventFilter(self, obj, ev):
+        if ev.type() == QtCore.QEvent.Type.Paint and obj is label and "first_frame" not in _T:
+            _T["pending"] = 1
+            QtCore.QTimer.singleShot(0, lambda: (_mark("first_frame"), app.quit()))
+        return False
+watch = Watch()
+app.installEventFilter(watch)
+label.resize(300, 100)
+label.show()
+QtCore.QTimer.singleShot(20000, app.quit)
+app.exec()
+_done()
+"""
+
+TORCH_CHILD = _PRELUDE + r"""
+import torch
+_mark("torch_imported")
+_done()
+"""
+
+LOAD_CHILD = _PRELUDE + r"""
+import torch
+_mark("torch_imported")
+from latentlab.core.bundled import default_checkpoint
+from latentlab.core.checkpoint import load_checkpoint
+ckpt = load_checkpoint(default_checkpoint())
+_mark("checkpoint_loaded")
+from latentlab.core.data import load_dataset
+data = load_dataset(ckpt.dataset or "digits")
+_mark("dataset_loaded")
+from latentlab.core.analysis import encode, point_kl, reconstruction_nll
+mu, logvar = encode(ckpt.model, data.x_train)
+reconstruction_nll(ckpt.model, data.x_train, mu)
+point_kl(mu, logvar)
+_mark("encoded")
+_done()
+"""
+
+PYTHON_CHILD = _PRELUDE + r"""
+_done()
+"""
+
+
+def settings_dir() -> str:
+    """A temporary folder for QSettings, removed when this process exits."""
+    import atexit
+    import shutil
+
+    path = tempfile.mkdtemp(prefix="latentlab-bench-settings-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+def launch(code: str, *args: str, timeout: float = 90.0) -> dict:
+    """Run `python -c code args...`; return {mark: seconds since just before Popen} (empty on failure)."""
+    env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
+    t0 = time.time()
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    t_exit = time.time()
+    marks = {}
+    for line in out.splitlines():
+        if line.startswith("MARKS "):
+            marks = {k: v - t0 for k, v in json.loads(line[6:]).items() if isinstance(v, float)}
+    if not marks:
+        tail = "\n".join(err.strip().splitlines()[-5:])
+        print(f"  a child run failed (rc {proc.returncode}): {tail}", flush=True)
+        return {}
+    marks["exit"] = t_exit - t0
+    return marks
+
+
+def import_times(module: str) -> tuple[float, list[tuple[str, float, str]], bool]:
+    """`python -X importtime -c 'import module'`: total seconds; the five biggest third-party imports
+    that latentlab's own modules pull in directly, by cumulative time (name, seconds, importer); and
+    whether torch was imported. importtime lists an import after everything it imported, indented by
+    depth, so an entry's importer is the next entry below it that is less indented."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], capture_output=True,
+                          text=True, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+    rows = []
+    for line in proc.stderr.splitlines():
+        m = re.match(r"import time:\s*(\d+)\s*\|\s*(\d+)\s*\|( *)(\S+)", line)
+        if m:
+            rows.append((m.group(4), int(m.group(2)) / 1e6, (len(m.group(3)) - 1) // 2))
+    total = sum(c for _, c, depth in rows if depth == 0)
+    direct = []
+    for i, (name, c, depth) in enumerate(rows):
+        parent = next((n for n, _, d in rows[i + 1:] if d < depth), "<top>")
+        if not name.startswith("latentlab") and parent.startswith("latentlab"):
+            direct.append((name, c, parent))
+    direct.sort(key=lambda r: -r[1])
+    return total, direct[:5], any(n == "torch" for n, _, _ in rows)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="2 runs of each kind (~40 s)")
+    ap.add_argument("--reps", type=int, help="runs of each kind, interleaved (default 3; quick 2)")
+    ap.add_argument("--json", metavar="OUT", help="also write the summary rows to OUT (for python -m benchmarks)")
+    args = ap.parse_args(argv)
+    reps = args.reps or (2 if args.quick else 3)
+
+    print(machine_line())
+    print(f"{reps} runs of each kind, interleaved; load average before: "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}; running...", flush=True)
+    settings = settings_dir()
+    runs: dict[str, list[dict]] = {"latentlab": [], "bare Qt": [], "import torch": [], "load job": [], "python": []}
+    codes = {"latentlab": (LATENTLAB_CHILD, settings), "bare Qt": (QT_CHILD,), "import torch": (TORCH_CHILD,),
+             "load job": (LOAD_CHILD,), "python": (PYTHON_CHILD,)}
+    launch(PYTHON_CHILD)  # warm the file cache a little for everyone alike
+    launch(TORCH_CHILD)
+
+    def case(name):
+        def fn():
+            runs[name].append(launch(*codes[name]))
+            return 0.0
+        return fn
+
+    interleaved({name: case(name) for name in runs}, reps)
+
+    def med(name, key):
+        vals = [r[key] for r in runs[name] if key in r]
+        return (median(vals), min(vals), max(vals), len(vals)) if vals else None
+
+    def cell(m):
+        return "—" if m is None else f"{m[0]:.2f} ({m[1]:.2f}–{m[2]:.2f})"
+
+    rows = [
+        ["latentlab: interpreter up (first statement)", cell(med("latentlab", "start")), "", ""],
+        ["latentlab: PySide6 imported", cell(med("latentlab", "qt_imported")), "", ""],
+        ["latentlab: latentlab.gui.main_window imported", cell(med("latentlab", "gui_imported")), "", ""],
+        ["latentlab: MainWindow constructed and shown", cell(med("latentlab", "shown")), "", ""],
+        ["latentlab: first drawn window", cell(med("latentlab", "first_frame")), f"≤ {FIRST_TARGET_S:g} s", ""],
+        ["latentlab: session.loaded emitted", cell(med("latentlab", "loaded")), "", ""],
+        ["latentlab: interactive latent scatter painted", cell(med("latentlab", "scatter")),
+         f"≤ {SCATTER_TARGET_S:g} s", ""],
+        ["baseline: bare Qt, QLabel first paint", cell(med("bare Qt", "first_frame")), "", ""],
+        ["baseline: bare Qt, PySide6 imported", cell(med("bare Qt", "qt_imported")), "", ""],
+        ["baseline: import torch returned", cell(med("import torch", "torch_imported")), "", ""],
+        ["load job alone (no Qt): torch imported", cell(med("load job", "torch_imported")), "", ""],
+        ["load job alone: bundled checkpoint loaded", cell(med("load job", "checkpoint_loaded")), "", ""],
+        ["load job alone: digits dataset loaded", cell(med("load job", "dataset_loaded")), "", ""],
+        ["load job alone: encoded, with per-point stats", cell(med("load job", "encoded")), "", ""],
+        ["baseline: python, first statement", cell(med("python", "start")), "", ""],
+    ]
+    first, scatter = med("latentlab", "first_frame"), med("latentlab", "scatter")
+    rows[4][3] = yes_no(first is not None and first[0] <= FIRST_TARGET_S)
+    rows[6][3] = yes_no(scatter is not None and scatter[0] <= SCATTER_TARGET_S)
+    print()
+    print_table(["mark (seconds since launch)", "median (min–max)", "target", "met (median)"], rows,
+                title=f"Launch to first drawn window and to interactive scatter, {reps} fresh processes each")
+
+    total, top, has_torch = import_times("latentlab.gui.main_window")
+    print()
+    print(f"`python -X importtime -c 'import latentlab.gui.main_window'`: {total:.2f} s of imports"
+          f"{'' if has_torch else ' (torch is not among them: the loading worker imports it)'}; the biggest "
+          f"third-party imports by cumulative time (each counts what it imports in turn, first importer pays):")
+    print_table(["third-party import, as latentlab imports it", "cumulative s", "imported by"],
+                [[name, f"{c:.3f}", parent] for name, c, parent in top])
+    print(f"\nload average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+    bq, torch_m = med("bare Qt", "first_frame"), med("import torch", "torch_imported")
+    summary = []
+    if first is not None and bq is not None:
+        summary.append(summary_row("launch → first drawn window", f"{first[0]:.2f} s",
+                                   f"{bq[0]:.2f} s (bare Qt QLabel)", f"{first[0] / bq[0]:.1f}×",
+                                   f"≤ {FIRST_TARGET_S:g} s", yes_no(first[0] <= FIRST_TARGET_S)))
+    else:
+        summary.append(summary_row("launch → first drawn window", "failed", "", "", f"≤ {FIRST_TARGET_S:g} s", "NO"))
+    if scatter is not None and torch_m is not None:
+        summary.append(summary_row("launch → interactive latent scatter", f"{scatter[0]:.2f} s",
+                                   f"{torch_m[0]:.2f} s (import torch)", f"{scatter[0] / torch_m[0]:.1f}×",
+                                   f"≤ {SCATTER_TARGET_S:g} s", yes_no(scatter[0] <= SCATTER_TARGET_S)))
+    else:
+        summary.append(summary_row("launch → interactive latent scatter", "failed", "", "",
+                                   f"≤ {SCATTER_TARGET_S:g} s", "NO"))
+    write_json(args.json, summary)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
