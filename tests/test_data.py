@@ -536,3 +536,13 @@ def test_core_data_does_not_import_qt():
     code = "import sys, latentlab.core.data; print(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'superqt')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_digits_fast_path_matches_scikit_learn():
+    from sklearn.datasets import load_digits
+
+    from latentlab.core.data import _digits_arrays
+
+    images, target = _digits_arrays()
+    reference = load_digits()
+    assert np.array_equal(images, reference.images) and np.array_equal(target, reference.target)

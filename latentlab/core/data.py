@@ -163,11 +163,27 @@ def _split_dataset(spec, name, x, y, label_names, where) -> Dataset:
 
 
 def _load_digits(spec: str) -> Dataset:
-    from sklearn.datasets import load_digits  # slow to import; only pay for it when used
+    images, target = _digits_arrays()
+    x = (images / 16.0).astype(np.float32)
+    return _split_dataset(spec, "digits", x, target, [str(i) for i in range(10)], "digits")
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits. Importing sklearn.datasets costs about a second, most of the
+    app's time to a first scatter, so the bundled CSV is read directly where it is found; the
+    public loader is the fallback if scikit-learn ever moves it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(root) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            raw = np.loadtxt(path, delimiter=",", dtype=np.float64)
+            return raw[:, :-1].reshape(-1, 8, 8), raw[:, -1].astype(np.int64)
+    from sklearn.datasets import load_digits
 
     digits = load_digits()
-    x = (digits.images / 16.0).astype(np.float32)
-    return _split_dataset(spec, "digits", x, digits.target, [str(i) for i in range(10)], "digits")
+    return digits.images, digits.target
 
 
 def _load_sprites(spec: str, seed: int) -> Dataset:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtWidgets
@@ -16,7 +18,7 @@ def beta_changes(history: list[dict]) -> list[tuple[int, float]]:
     out, last = [], None
     for r in history:
         b = float(r.get("beta", 1.0))
-        if last is None or not np.isclose(b, last, rtol=1e-6):
+        if last is None or not math.isclose(b, last, rel_tol=1e-6):
             out.append((int(r["epoch"]), b))
         last = b
     return out
@@ -56,12 +58,15 @@ class CurvesView(QtWidgets.QTabWidget):
         self._refresh_dims(h, epochs)
 
     def _refresh_markers(self, h) -> None:
+        changes = beta_changes(h)[-30:]
+        if changes == getattr(self, "_marked", None):
+            return  # rebuilding the labelled lines is the costly part of a refresh
+        self._marked = changes
         plot = self.losses.getPlotItem()
         for m in self.markers:
             plot.removeItem(m)
-        changes = beta_changes(h)
         self.markers = []
-        for epoch, beta in changes[-30:]:
+        for epoch, beta in changes:
             line = pg.InfiniteLine(pos=epoch - 0.5, angle=90, pen=pg.mkPen((120, 120, 120), style=pg.QtCore.Qt.PenStyle.DashLine),
                                    label=f"β={beta:g}", labelOpts={"position": 0.92, "color": (60, 60, 60)})
             plot.addItem(line)

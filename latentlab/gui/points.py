@@ -55,6 +55,8 @@ class PointCloudItem(pg.GraphicsObject):
         self._order = np.zeros(0, np.intp)
         self._rect = QtCore.QRectF()
         self.size = size
+        self._cache_key = None
+        self._cache: QtGui.QImage | None = None
 
     def setData(self, pos: np.ndarray, colors: np.ndarray) -> None:
         pos = np.asarray(pos, dtype=np.float64)
@@ -64,6 +66,7 @@ class PointCloudItem(pg.GraphicsObject):
         self._x = np.ascontiguousarray(pos[order, 0])
         self._y = np.ascontiguousarray(pos[order, 1])
         self._c = np.ascontiguousarray(np.asarray(colors, dtype=np.uint32)[order])
+        self._cache_key = None
         self.prepareGeometryChange()
         if n:
             x0, x1 = float(self._x.min()), float(self._x.max())
@@ -94,6 +97,17 @@ class PointCloudItem(pg.GraphicsObject):
         if w <= 0 or h <= 0:
             return
         t = painter.transform()
+        key = (w, h, t.m11(), t.m12(), t.m21(), t.m22(), t.m31(), t.m32(), self.size)
+        if key != self._cache_key:
+            # Marker moves and hover cards repaint the view without moving it: reuse the raster.
+            self._cache = self._rasterise(t, w, h)
+            self._cache_key = key
+        painter.save()
+        painter.resetTransform()
+        painter.drawImage(0, 0, self._cache)
+        painter.restore()
+
+    def _rasterise(self, t: QtGui.QTransform, w: int, h: int) -> QtGui.QImage:
         px = (t.m11() * self._x + t.m21() * self._y + t.m31()).astype(np.int32)
         py = (t.m12() * self._x + t.m22() * self._y + t.m32()).astype(np.int32)
         s = max(1, int(self.size))
@@ -105,11 +119,9 @@ class PointCloudItem(pg.GraphicsObject):
         for dy in range(-half, s - half):
             for dx in range(-half, s - half):
                 buf[flat + (dy * w + dx)] = col
-        img = QtGui.QImage(buf.data, w, h, 4 * w, QtGui.QImage.Format.Format_ARGB32)
-        painter.save()
-        painter.resetTransform()
-        painter.drawImage(0, 0, img)
-        painter.restore()
+        self._buf = buf  # the image below borrows this memory
+        # Opaque colours are the same premultiplied or not, and the premultiplied format draws faster.
+        return QtGui.QImage(buf.data, w, h, 4 * w, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
 
     def nearest(self, x: float, y: float) -> int | None:
         """Index (in setData order) of the point nearest to (x, y), or None when there are none."""

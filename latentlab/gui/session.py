@@ -10,6 +10,7 @@ publishes it, which bounds the GUI thread's work whatever the training speed.
 from __future__ import annotations
 
 import copy
+import gc
 import os
 import threading
 from dataclasses import dataclass
@@ -17,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 from PySide6 import QtCore
-from superqt.utils import create_worker
 
 PUBLISH_MS = 60       # at most ~16 view updates a second during training
 LIVE_POINTS = 2000    # training points re-encoded for each live scatter frame
@@ -77,6 +77,7 @@ class Session(QtCore.QObject):
         self.point_index: np.ndarray | None = None  # their rows in data.x_train
         self.logvars: np.ndarray | None = None     # (n, K) matching log-variances, after a full encode
         self.point_stats: dict[str, np.ndarray] = {}  # per-point values to colour by, after a full encode
+        self.dim_stats: tuple | None = None         # (KL per dimension, active mask) of that encode
         self.projection = None                     # core.projection.Projection
         self.use_pca = False
         self.anchor_mode = "origin"                # where a 2D click takes the unseen coordinates from
@@ -111,7 +112,7 @@ class Session(QtCore.QObject):
         self.run_job(_dataset_job, spec, self.model, on_result=self._on_loaded)
 
     def _on_loaded(self, result) -> None:
-        ckpt, data, model, (mu, logvar, stats) = result
+        ckpt, data, model, (mu, logvar, stats, dims) = result
         if ckpt is not None:
             self.history, self.checkpoint_path = list(ckpt.history), ckpt.path
         elif self.model is None or model.cfg != self.model.cfg:
@@ -124,8 +125,11 @@ class Session(QtCore.QObject):
         self.modelChanged.emit()
         self.historyChanged.emit()
         self.pathChanged.emit()
-        self._set_points(mu, None, logvar, stats)
+        self._set_points(mu, None, logvar, stats, dims)
         self.set_z(np.zeros(model.latent_dim, np.float32))
+        # Everything loaded so far lives as long as the app: keep the collector from rescanning it,
+        # which otherwise costs a few hundred milliseconds per full collection in any thread.
+        gc.freeze()
         self.status.emit(f"{data.name}: {len(data.x_train):,} training images, K = {model.latent_dim}")
         self.loaded.emit()
 
@@ -286,10 +290,11 @@ class Session(QtCore.QObject):
         return self.data.x_train[row]
 
     def _set_points(self, mu: np.ndarray, index: np.ndarray | None, logvar: np.ndarray | None = None,
-                    stats: dict | None = None) -> None:
+                    stats: dict | None = None, dims: tuple | None = None) -> None:
         k_changed = self.projection is None or self.projection.latent_dim != mu.shape[1]
         self.points, self.point_index, self.logvars = mu, index, logvar
         self.point_stats = stats or {}
+        self.dim_stats = dims
         if k_changed or (self.use_pca and index is None):
             self.set_projection()
         self.pointsChanged.emit()
@@ -354,6 +359,8 @@ class Session(QtCore.QObject):
 
     def _start_run(self, fn, *args, on_yield, on_finished, **kwargs) -> None:
         """Run a generator (training or a sweep) on the pool; it stops when self._stop is set."""
+        from superqt.utils import create_worker
+
         worker = create_worker(fn, *args, **kwargs, _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(on_yield)
         worker.errored.connect(self._on_train_error)
@@ -506,15 +513,17 @@ class Session(QtCore.QObject):
         self.run_job(_encode_job, copy.deepcopy(self.model), self.data.x_train, on_result=self._on_encoded)
 
     def _on_encoded(self, result) -> None:
-        mu, logvar, stats = result
-        if self.training:  # a newer run took over; its live points are more current
+        mu, logvar, stats, dims = result
+        if self.busy:  # a newer run took over; its live points are more current
             return
-        self._set_points(mu, None, logvar, stats)
+        self._set_points(mu, None, logvar, stats, dims)
         self.status.emit(f"Encoded {len(mu):,} points.")
 
     # ----- helpers ----------------------------------------------------------------------------
     def run_job(self, fn, *args, on_result) -> None:
         """Run fn(*args) on the thread pool; its result comes back to on_result in this thread."""
+        from superqt.utils import create_worker  # imported on first use: it is slow to import
+
         worker = create_worker(fn, *args, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(on_result)
         worker.errored.connect(self._on_job_error)
@@ -562,9 +571,10 @@ def _dataset_job(spec, model):
 
 
 def _encode_job(model, x):
-    """Means and log-variances of every point, and the per-point values the scatter can be coloured by."""
-    from ..core.analysis import encode, point_kl, reconstruction_nll
+    """Means and log-variances of every point, the per-point values the scatter can be coloured by,
+    and KL per dimension with the active units."""
+    from ..core.analysis import active_units, encode, mean_kl_per_dim, point_kl, reconstruction_nll
 
     mu, logvar = encode(model, x)
     stats = {"reconstruction error": reconstruction_nll(model, x, mu), "KL per point": point_kl(mu, logvar)}
-    return mu, logvar, stats
+    return mu, logvar, stats, (mean_kl_per_dim(mu, logvar), active_units(mu))

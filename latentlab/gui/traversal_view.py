@@ -129,12 +129,12 @@ class TraversalView(LazyView):
 def dimension_stats(session) -> tuple[np.ndarray, np.ndarray]:
     """KL per dimension (nats, averaged over the data) and which dimensions are active, from the
     newest full encode, falling back to the training history while a run is going."""
-    from ..core.analysis import active_units, mean_kl_per_dim
+    from ..core.analysis import active_units
 
     k = session.model.latent_dim
     pts = session.points
-    if pts is not None and pts.shape[1] == k and session.logvars is not None:
-        return mean_kl_per_dim(pts, session.logvars), active_units(pts)
+    if session.dim_stats is not None and len(session.dim_stats[0]) == k:
+        return session.dim_stats
     kl = np.zeros(k)
     if session.history and len(session.history[-1].get("kl_per_dim", [])) == k:
         kl = np.asarray(session.history[-1]["kl_per_dim"], dtype=float)
