@@ -90,7 +90,7 @@ class TrainingControls(QtWidgets.QGroupBox):
         self.dataset = QtWidgets.QComboBox(editable=True)
         self.dataset.addItems(["digits", "sprites"])
         self.dataset.setToolTip("digits, sprites, mnist:DIR, fashion-mnist:DIR, kmnist:DIR, npz:FILE, images:DIR")
-        self.dataset.lineEdit().returnPressed.connect(lambda: self.openDatasetRequested.emit(self.dataset.currentText()))
+        # Enter in the editable box also fires `activated`, so that one connection covers typing too.
         self.dataset.activated.connect(lambda _i: self.openDatasetRequested.emit(self.dataset.currentText()))
         self.arch = QtWidgets.QComboBox()
         self.arch.addItems(["mlp", "conv"])

@@ -62,7 +62,9 @@ class PointCloudItem(pg.GraphicsObject):
         pos = np.asarray(pos, dtype=np.float64)
         n = len(pos)
         # A fixed shuffle of drawing order keeps any one class from systematically covering another.
-        order = self._order = np.random.default_rng(n).permutation(n)
+        if len(self._order) != n:
+            self._order = np.random.default_rng(n).permutation(n)
+        order = self._order
         self._x = np.ascontiguousarray(pos[order, 0])
         self._y = np.ascontiguousarray(pos[order, 1])
         self._c = np.ascontiguousarray(np.asarray(colors, dtype=np.uint32)[order])

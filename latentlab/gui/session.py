@@ -97,22 +97,30 @@ class Session(QtCore.QObject):
         self._stop = threading.Event()
         self._queued: TrainRequest | None = None
         self._pending = None
-        self._jobs: set = set()
+        self._generation = 0    # bumped whenever the model is replaced: older runs' output is ignored
+        self._encode_seq = 0    # only the newest full encode may set the points
+        self._closed = False
         self._publish = QtCore.QTimer(self, singleShot=True, interval=PUBLISH_MS)
         self._publish.timeout.connect(self._publish_pending)
 
     # ----- loading ---------------------------------------------------------------------------
     def load(self, checkpoint: str | Path | None = None, dataset: str | None = None) -> None:
         """Load a checkpoint (default: the bundled one) and its dataset off the GUI thread."""
+        if self.busy:
+            self.stop()  # the run belongs to the model being replaced
         self.status.emit("Loading…")
         self.run_job(_load_job, checkpoint, dataset, on_result=self._on_loaded)
 
     def open_dataset(self, spec: str) -> None:
+        if self.busy:
+            self.stop()
         self.status.emit(f"Loading dataset {spec}…")
         self.run_job(_dataset_job, spec, self.model, on_result=self._on_loaded)
 
     def _on_loaded(self, result) -> None:
         ckpt, data, model, (mu, logvar, stats, dims) = result
+        self._generation += 1
+        self._encode_seq += 1
         if ckpt is not None:
             self.history, self.checkpoint_path = list(ckpt.history), ckpt.path
         elif self.model is None or model.cfg != self.model.cfg:
@@ -336,6 +344,8 @@ class Session(QtCore.QObject):
         self.status.emit(f"Training on {device.type}…")
         from ..core.training import scatter_subset, train
 
+        self._generation += 1
+        self._encode_seq += 1
         self._live_index = scatter_subset(len(self.data.x_train), LIVE_POINTS)
         self._start_run(train, model, self.data, tcfg, history=history, should_stop=self._stop.is_set,
                         on_yield=self._on_snapshot, on_finished=self._on_train_finished)
@@ -358,13 +368,15 @@ class Session(QtCore.QObject):
         return cfg, tcfg, device
 
     def _start_run(self, fn, *args, on_yield, on_finished, **kwargs) -> None:
-        """Run a generator (training or a sweep) on the pool; it stops when self._stop is set."""
+        """Run a generator (training or a sweep) on the pool; it stops when self._stop is set. Its
+        output is dropped once the model it trains has been replaced (a checkpoint opened meanwhile)."""
         from superqt.utils import create_worker
 
         worker = create_worker(fn, *args, **kwargs, _start_thread=False, _ignore_errors=True)
-        worker.yielded.connect(on_yield)
+        gen = self._generation
+        worker.yielded.connect(lambda item: gen == self._generation and on_yield(item))
         worker.errored.connect(self._on_train_error)
-        worker.finished.connect(on_finished)
+        worker.finished.connect(lambda: on_finished(current=gen == self._generation))
         self._worker = worker
         worker.start()
 
@@ -406,13 +418,13 @@ class Session(QtCore.QObject):
         if item.error:
             self.errorRaised.emit(f"β sweep stopped: {item.error}")
 
-    def _on_sweep_finished(self) -> None:
+    def _on_sweep_finished(self, current: bool = True) -> None:
         self._worker = None
         self.sweeping = False
         self.trainingChanged.emit(False)
         self.status.emit(f"β sweep: {len(self.sweep_points)} models.")
         queued, self._queued = self._queued, None
-        if queued is not None:
+        if queued is not None and current and not self._closed:
             self.train(queued)
 
     def set_aggregate(self, aggregate: dict | None = None, prior_samples: dict | None = None) -> None:
@@ -435,6 +447,7 @@ class Session(QtCore.QObject):
         model = build_model(point.config, seed=None)
         model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in point.weights.items()})
         model.eval()
+        self._generation += 1
         k_changed = self.model is None or self.model.latent_dim != model.latent_dim
         self.model = model
         self.history = list(point.history)
@@ -452,6 +465,7 @@ class Session(QtCore.QObject):
 
     def shutdown(self, timeout_ms: int = 10000) -> None:
         """Stop everything and wait for the pool, so no thread outlives the window."""
+        self._closed = True
         self._queued = None
         self._stop.set()
         self._publish.stop()
@@ -494,12 +508,16 @@ class Session(QtCore.QObject):
     def _on_train_error(self, exc: Exception) -> None:
         self.errorRaised.emit(f"Training failed: {exc}")
 
-    def _on_train_finished(self) -> None:
-        self._publish_pending()
+    def _on_train_finished(self, current: bool = True) -> None:
+        if current:
+            self._publish_pending()
+        self._pending = None
         self._worker = None
         self.training = False
         self.trainingChanged.emit(False)
         queued, self._queued = self._queued, None
+        if self._closed or not current:
+            return
         if queued is not None:
             self.train(queued)
             return
@@ -510,11 +528,14 @@ class Session(QtCore.QObject):
         if self.model is None or self.data is None:
             return
         self.status.emit(f"Encoding {len(self.data.x_train):,} points…")
-        self.run_job(_encode_job, copy.deepcopy(self.model), self.data.x_train, on_result=self._on_encoded)
+        self._encode_seq += 1
+        seq = self._encode_seq
+        self.run_job(_encode_job, copy.deepcopy(self.model), self.data.x_train,
+                     on_result=lambda result: self._on_encoded(result, seq))
 
-    def _on_encoded(self, result) -> None:
+    def _on_encoded(self, result, seq: int) -> None:
         mu, logvar, stats, dims = result
-        if self.busy:  # a newer run took over; its live points are more current
+        if seq != self._encode_seq or self.busy:  # a newer model or run has taken over
             return
         self._set_points(mu, None, logvar, stats, dims)
         self.status.emit(f"Encoded {len(mu):,} points.")
@@ -524,17 +545,24 @@ class Session(QtCore.QObject):
         """Run fn(*args) on the thread pool; its result comes back to on_result in this thread."""
         from superqt.utils import create_worker  # imported on first use: it is slow to import
 
+        if self._closed:
+            return
+        # superqt keeps a started worker alive until it finishes; holding it here as well would
+        # keep its arguments (a model copy, the data) alive after it is done.
         worker = create_worker(fn, *args, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(on_result)
         worker.errored.connect(self._on_job_error)
-        self._jobs.add(worker)
-        worker.finished.connect(lambda w=worker: self._jobs.discard(w))
         worker.start()
 
     def _on_job_error(self, exc: Exception) -> None:
         from ..core.errors import LatentLabError
 
-        msg = str(exc) if isinstance(exc, LatentLabError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, LatentLabError):
+            msg = str(exc)
+        elif isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+            msg = "Ran out of memory in a background job; the current model and data are kept."
+        else:
+            msg = f"{type(exc).__name__}: {exc}"
         self.status.emit("")
         self.errorRaised.emit(msg)
 
