@@ -137,6 +137,9 @@ class PriorCircles(pg.GraphicsObject):
 
     def __init__(self):
         super().__init__()
+        angles = np.linspace(0.0, 2 * np.pi, 181)
+        self._polys = [QtGui.QPolygonF([QtCore.QPointF(r * np.cos(a), r * np.sin(a)) for a in angles])
+                       for r in PRIOR_MASS]
         self._labels = []
         for r, mass in PRIOR_MASS.items():
             text = pg.TextItem(f"{100 * mass:.0f}%", color=(90, 90, 90), anchor=(0, 1))
@@ -148,12 +151,11 @@ class PriorCircles(pg.GraphicsObject):
         return QtCore.QRectF(-3, -3, 6, 6)
 
     def paint(self, painter: QtGui.QPainter, option=None, widget=None) -> None:
+        # Polylines of 180 segments: antialiased dashed ellipses cost ~2 ms each per frame.
         pen = QtGui.QPen(QtGui.QColor(80, 80, 80, 200))
         pen.setCosmetic(True)
         pen.setWidthF(1.2)
         pen.setStyle(QtCore.Qt.PenStyle.DashLine)
         painter.setPen(pen)
-        painter.setBrush(QtCore.Qt.BrushStyle.NoBrush)
-        painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, True)
-        for r in PRIOR_MASS:
-            painter.drawEllipse(QtCore.QPointF(0, 0), r, r)
+        for poly in self._polys:
+            painter.drawPolyline(poly)
