@@ -6,10 +6,11 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from .points import label_colors
 
+REFRESH_MS = 300
 SERIES = (("recon", "reconstruction NLL", "#1f77b4"), ("kl", "KL", "#d62728"), ("neg_elbo", "−ELBO", "#222222"))
 
 
@@ -37,6 +38,8 @@ class CurvesView(QtWidgets.QTabWidget):
             item.setLabel("bottom", "epoch")
             item.setLabel("left", ylabel)
             item.setMenuEnabled(False)
+            for side in ("left", "bottom"):  # see LatentPlot: cached axes repaint only when they change
+                item.getAxis(side).setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
         legend = self.losses.getPlotItem().addLegend(offset=(-8, 8), labelTextColor=(30, 30, 30))
         legend.setBrush(pg.mkBrush(255, 255, 255, 200))
         self.curves = {key: self.losses.plot([], [], name=name, pen=pg.mkPen(color, width=2))
@@ -45,7 +48,19 @@ class CurvesView(QtWidgets.QTabWidget):
         self.dim_curves: list = []
         self.addTab(self.losses, "Losses")
         self.addTab(self.per_dim, "KL per dimension")
-        session.historyChanged.connect(self.refresh)
+        # Fast epochs (digits: ~10 a second) would redraw both plots and their axes each time;
+        # a few redraws a second read the same and leave the GUI thread free.
+        self._throttle = QtCore.QTimer(self, singleShot=True, interval=REFRESH_MS)
+        self._throttle.timeout.connect(self.refresh)
+        session.historyChanged.connect(self._history_changed)
+        session.trainingChanged.connect(lambda running: running or self._history_changed())
+
+    def _history_changed(self) -> None:
+        if not self.session.busy:
+            self._throttle.stop()
+            self.refresh()  # loading or the end of a run: show it now
+        elif not self._throttle.isActive():
+            self._throttle.start()
 
     def refresh(self) -> None:
         h = self.session.history

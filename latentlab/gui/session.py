@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore
 
-PUBLISH_MS = 60       # at most ~16 view updates a second during training
+PUBLISH_MS = 100      # at most 10 view updates a second during training
 LIVE_POINTS = 2000    # training points re-encoded for each live scatter frame
 LIVE_SECONDS = 0.25   # a live frame at least this often, however slow the steps
 
@@ -100,6 +100,7 @@ class Session(QtCore.QObject):
         self._generation = 0    # bumped whenever the model is replaced: older runs' output is ignored
         self._encode_seq = 0    # only the newest full encode may set the points
         self._closed = False
+        self._warmed = False
         self._publish = QtCore.QTimer(self, singleShot=True, interval=PUBLISH_MS)
         self._publish.timeout.connect(self._publish_pending)
 
@@ -138,6 +139,9 @@ class Session(QtCore.QObject):
         # Everything loaded so far lives as long as the app: keep the collector from rescanning it,
         # which otherwise costs a few hundred milliseconds per full collection in any thread.
         gc.freeze()
+        if not self._warmed:
+            self._warmed = True
+            self.run_job(_warm_up_training, on_result=lambda _: gc.freeze())
         self.status.emit(f"{data.name}: {len(data.x_train):,} training images, K = {model.latent_dim}")
         self.loaded.emit()
 
@@ -346,6 +350,7 @@ class Session(QtCore.QObject):
 
         self._generation += 1
         self._encode_seq += 1
+        gc.freeze()  # the model and data outlive the run: the collector need not rescan them during it
         self._live_index = scatter_subset(len(self.data.x_train), LIVE_POINTS)
         self._start_run(train, model, self.data, tcfg, history=history, should_stop=self._stop.is_set,
                         on_yield=self._on_snapshot, on_finished=self._on_train_finished)
@@ -596,6 +601,15 @@ def _dataset_job(spec, model):
     else:
         model = copy.deepcopy(model)
     return None, data, model, _encode_job(model, data.x_train)
+
+
+def _warm_up_training() -> None:
+    """Build one optimiser while the user is looking at the loaded model: the first torch.optim
+    optimiser imports torch's compiler stack (seconds, and many objects for the collector to scan),
+    which would otherwise land in the first training run."""
+    import torch
+
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
 def _encode_job(model, x):
