@@ -159,27 +159,47 @@ def process_until_painted(app, counter, before: int, max_rounds: int = 200) -> b
     return False
 
 
-def keep_none_alive() -> None:
-    """Work around a refcount bug of PySide6 6.12.0 so a long benchmark does not abort; call before
-    anything imports Qt. A no-op on any other PySide6 and on CPython ≥ 3.12.
+def settings_dir() -> str:
+    """A temporary folder for QSettings, removed when this process exits."""
+    import atexit
+    import shutil
+    import tempfile
 
-    With PySide6 6.12.0 (cp310-abi3 wheel) on CPython < 3.12, every call of a Qt method that returns
-    void drops one reference to None without having taken it (`sys.getrefcount(None)` falls by 1 per
-    `widget.update()`, `setText()`, `processEvents()` ...). When the count reaches 0 the interpreter
-    aborts with "Fatal Python error: none_dealloc". pyproject.toml excludes 6.12.0; CPython ≥ 3.12
-    makes None immortal, which hides the bug; this does the same for this process by giving None a
-    very large reference count. It changes no timing: the lost references are only counted."""
-    import sys
+    path = tempfile.mkdtemp(prefix="latentlab-bench-settings-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
-    if sys.version_info >= (3, 12):
-        return
-    try:
-        from importlib.metadata import version
 
-        if version("PySide6-Essentials") != "6.12.0":
-            return
-    except Exception:  # not installed under that name: nothing to protect against
-        return
-    import ctypes
+def wait_for(signal, start, timeout_ms: int) -> bool:
+    """Run the event loop until `signal` fires (after calling `start()`), at most `timeout_ms`."""
+    from PySide6 import QtCore
 
-    ctypes.c_ssize_t.from_address(id(None)).value += 1 << 40
+    loop = QtCore.QEventLoop()
+    fired = []
+
+    def on_signal(*_):
+        fired.append(1)
+        loop.quit()
+
+    signal.connect(on_signal)
+    QtCore.QTimer.singleShot(timeout_ms, loop.quit)
+    start()
+    if not fired:
+        loop.exec()
+    signal.disconnect(on_signal)
+    return bool(fired)
+
+
+def loaded_main_window():
+    """The real MainWindow, 1280×860, with the bundled model loaded; settings in a temporary folder."""
+    from PySide6 import QtCore
+
+    QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, settings_dir())
+    from latentlab.gui.main_window import MainWindow
+
+    window = MainWindow()
+    window.resize(1280, 860)
+    window.show()
+    if not wait_for(window.session.loaded, window.session.load, 60_000):
+        raise SystemExit("the bundled model did not load within 60 s")
+    return window

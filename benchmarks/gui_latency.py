@@ -48,14 +48,12 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 import time
 
-from benchmarks.common import (keep_none_alive, machine_line, median, paint_counter, percentile, print_table,
+from benchmarks.common import (loaded_main_window, machine_line, median, paint_counter, percentile, print_table,
                                process_until_painted, summary_row, use_offscreen_qt, write_json, yes_no)
 
 use_offscreen_qt()
-keep_none_alive()  # PySide6 6.12 + CPython 3.11 refcount bug, see benchmarks/common.py
 
 import numpy as np  # noqa: E402
 from PySide6 import QtCore, QtWidgets  # noqa: E402
@@ -66,32 +64,8 @@ STALL_TARGET_MS = 50.0
 PROBE_MS = 5
 
 
-def settings_dir() -> str:
-    """A temporary folder for QSettings, removed when this process exits."""
-    import atexit
-    import shutil
-
-    path = tempfile.mkdtemp(prefix="latentlab-bench-settings-")
-    atexit.register(shutil.rmtree, path, True)
-    return path
 
 
-def wait_for(signal, start, timeout_ms: int) -> bool:
-    """Run the event loop until `signal` fires (after calling `start()`), at most `timeout_ms`."""
-    loop = QtCore.QEventLoop()
-    fired = []
-
-    def on_signal(*_):
-        fired.append(1)
-        loop.quit()
-
-    signal.connect(on_signal)
-    QtCore.QTimer.singleShot(timeout_ms, loop.quit)
-    start()
-    if not fired:
-        loop.exec()
-    signal.disconnect(on_signal)
-    return bool(fired)
 
 
 def run_loop(ms: int) -> None:
@@ -102,15 +76,7 @@ def run_loop(ms: int) -> None:
 
 
 def make_window(app):
-    QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope,
-                             settings_dir())
-    from latentlab.gui.main_window import MainWindow
-
-    window = MainWindow()
-    window.resize(1280, 860)
-    window.show()
-    if not wait_for(window.session.loaded, window.session.load, 60_000):
-        raise SystemExit("the bundled model did not load within 60 s")
+    window = loaded_main_window()
     run_loop(300)  # let the first frames and the views' catch-up work finish
     return window
 

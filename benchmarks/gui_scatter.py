@@ -47,11 +47,10 @@ import os
 import sys
 import time
 
-from benchmarks.common import (interleaved, keep_none_alive, machine_line, median, paint_counter, print_table,
+from benchmarks.common import (interleaved, loaded_main_window, machine_line, median, paint_counter, print_table,
                                process_until_painted, spread, summary_row, use_offscreen_qt, write_json, yes_no)
 
 use_offscreen_qt()
-keep_none_alive()  # PySide6 6.12 + CPython 3.11 refcount bug, see benchmarks/common.py
 
 import numpy as np  # noqa: E402
 import pyqtgraph as pg  # noqa: E402
@@ -64,15 +63,6 @@ WIDTH, HEIGHT = 900, 700
 CLASSES = 10
 
 
-def settings_dir() -> str:
-    """A temporary folder for QSettings, removed when this process exits."""
-    import atexit
-    import shutil
-    import tempfile
-
-    path = tempfile.mkdtemp(prefix="latentlab-bench-settings-")
-    atexit.register(shutil.rmtree, path, True)
-    return path
 
 
 class TimedPointCloud(PointCloudItem):
@@ -144,31 +134,13 @@ def coloured_pixels(widget) -> int:
     return int(((rgb < 200).any(0)).sum())
 
 
-def wait_for(signal, start, timeout_ms: int) -> bool:
-    """Run the event loop until `signal` fires (after calling `start()`), at most `timeout_ms`."""
-    loop = QtCore.QEventLoop()
-    fired = []
-    signal.connect(lambda *_: (fired.append(1), loop.quit()))
-    QtCore.QTimer.singleShot(timeout_ms, loop.quit)
-    start()
-    if not fired:
-        loop.exec()
-    return bool(fired)
 
 
 def app_path_case(app, n: int, pos_sets, labels):
     """The real MainWindow with the bundled model, fed 70,000 points through Session._set_points."""
     import dataclasses
 
-    QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope,
-                             settings_dir())
-    from latentlab.gui.main_window import MainWindow
-
-    window = MainWindow()
-    window.resize(1280, 860)
-    window.show()
-    if not wait_for(window.session.loaded, window.session.load, 60_000):
-        raise RuntimeError("the bundled model did not load in 60 s")
+    window = loaded_main_window()
     s = window.session
     k = s.model.latent_dim
     shape = s.data.x_train.shape[1:]

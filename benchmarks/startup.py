@@ -41,10 +41,9 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 
-from benchmarks.common import interleaved, machine_line, median, print_table, summary_row, write_json, yes_no
+from benchmarks.common import interleaved, machine_line, median, print_table, settings_dir, summary_row, write_json, yes_no
 
 FIRST_TARGET_S = 1.0
 SCATTER_TARGET_S = 3.0
@@ -151,14 +150,6 @@ _done()
 """
 
 
-def settings_dir() -> str:
-    """A temporary folder for QSettings, removed when this process exits."""
-    import atexit
-    import shutil
-
-    path = tempfile.mkdtemp(prefix="latentlab-bench-settings-")
-    atexit.register(shutil.rmtree, path, True)
-    return path
 
 
 def launch(code: str, *args: str, timeout: float = 90.0) -> dict:

@@ -101,8 +101,6 @@ def cmd_gui(args) -> int:
 
 
 def cmd_train(args) -> int:
-    import torch
-
     from .core.checkpoint import load_checkpoint, save_checkpoint
     from .core.config import ModelConfig, TrainConfig
     from .core.data import load_dataset

@@ -12,10 +12,10 @@ import struct
 
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from latentlab.core.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from latentlab.core.checkpoint import load_checkpoint, save_checkpoint
 from latentlab.core.config import ModelConfig, TrainConfig
 from latentlab.core.errors import CheckpointError
 from latentlab.core.model import build_model

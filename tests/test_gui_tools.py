@@ -66,7 +66,7 @@ def test_animation_moves_the_marker_along_the_path(window, qtbot):
 
 
 def test_interpolation_exports(window, qtbot, tmp_path):
-    s, view = window.session, window.interpolation
+    view = window.interpolation
     show_tab(window, view)
     click_view(window.latent.plot, 1.0, 0.5, QtCore.Qt.KeyboardModifier.ShiftModifier)
     click_view(window.latent.plot, -1.0, -0.5, QtCore.Qt.KeyboardModifier.ShiftModifier)
@@ -83,7 +83,7 @@ def test_interpolation_exports(window, qtbot, tmp_path):
 
 
 def test_traversal_rows_and_export(window, qtbot, tmp_path):
-    s, view = window.session, window.traversals
+    view = window.traversals
     show_tab(window, view)
     assert view.images.shape == (2, 11, 1, 8, 8)
     assert len(view.row_labels) == 2 and "nats" in view.row_labels[0].text()

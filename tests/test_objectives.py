@@ -3,7 +3,6 @@ an exact posterior and an exact ELBO gap."""
 
 import math
 
-import numpy as np
 import pytest
 import torch
 

@@ -4,7 +4,7 @@ the "holes" where the prior has mass but no data is encoded, and prior samples t
 from __future__ import annotations
 
 import numpy as np
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtWidgets
 
 from .images import pil_to_pixmap
 from .lazy import LazyView

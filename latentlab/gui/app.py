@@ -43,7 +43,6 @@ def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: 
     # Free the widgets while Qt is still up; interpreter shutdown would free them in any order.
     window.deleteLater()
     QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
-    del window
     return exit_code["code"]
 
 
