@@ -51,8 +51,7 @@ class PosteriorView(LazyView):
         item.addItem(self.p_mean)
         self.curve = pg.PlotWidget(background="w")
         citem = self.curve.getPlotItem()
-        citem.setLogMode(x=True, y=False)
-        citem.setLabel("bottom", "K (importance samples)")
+        citem.setLabel("bottom", "K (importance samples, log scale)")
         citem.setLabel("left", "nats")
         citem.showGrid(x=True, y=True, alpha=0.15)
         citem.addLegend(offset=(-8, 8))
@@ -115,8 +114,11 @@ class PosteriorView(LazyView):
         else:
             self.stack.setCurrentWidget(self.curve)
             ks, est = zip(*result["curve"])
-            self.curve_iw.setData(np.array(ks, float), np.array(est))
-            self.curve_elbo.setData(np.array([ks[0], ks[-1]], float), [result["elbo"]] * 2)
+            # log10 K on a linear axis with labelled ticks: pyqtgraph's log mode crowds its minor labels.
+            x = np.log10(np.array(ks, float))
+            self.curve_iw.setData(x, np.array(est))
+            self.curve_elbo.setData(x[[0, -1]], [result["elbo"]] * 2)
+            self.curve.getPlotItem().getAxis("bottom").setTicks([[(float(v), str(k)) for v, k in zip(x, ks)]])
         self.numbers.setText(numbers_html(result))
 
     def _show_grid(self, g) -> None:

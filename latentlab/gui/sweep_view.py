@@ -34,7 +34,7 @@ class SweepView(QtWidgets.QWidget):
         self.plot = pg.PlotWidget(background="w")
         item = self.plot.getPlotItem()
         item.setLabel("bottom", "distortion: reconstruction NLL (nats, test)")
-        item.setLabel("left", "rate: KL(q(z|x) ‖ p(z)) (nats, test)")
+        item.setLabel("left", "rate: KL(q ‖ p) (nats, test)")
         item.showGrid(x=True, y=True, alpha=0.15)
         item.setMenuEnabled(False)
         self.line = item.plot([], [], pen=pg.mkPen((150, 150, 150), width=1))
