@@ -12,7 +12,14 @@ from latentlab.gui.session import TrainRequest
 
 def show_tab(window, widget):
     window.tools.setCurrentWidget(widget)
-    QTest.qWait(10)
+    settle()
+
+
+def settle():
+    """Let background jobs (traversal decoding) finish and their results arrive."""
+    for _ in range(2):
+        QtCore.QThreadPool.globalInstance().waitForDone(60000)
+        QtCore.QCoreApplication.processEvents()
 
 
 def test_shift_clicks_pick_data_endpoints_and_the_path_is_drawn(window, qtbot):
@@ -89,10 +96,12 @@ def test_traversal_rows_and_export(window, qtbot, tmp_path):
     assert len(view.row_labels) == 2 and "nats" in view.row_labels[0].text()
     assert all(view.active)
     view.columns.setValue(7)
+    settle()
     assert view.images.shape[1] == 7
     # Anchored at the marker: moving the marker moves the rows.
     before = view.images.copy()
     click_view(window.latent.plot, 1.5, 1.5)
+    settle()
     assert not np.allclose(before, view.images)
     out = tmp_path / "trav.png"
     view.export_png_to(out)
@@ -114,6 +123,7 @@ def test_collapse_story_high_beta_kills_dimensions(window, qtbot):
         show_tab(window, window.traversals)
         window.traversals.anchor.setCurrentText("origin")
         window.traversals.request_refresh()
+        settle()
         view = window.traversals
         # Mean absolute change of a row's pixels from that row's average image.
         spreads = {d: float(np.abs(view.images[row] - view.images[row].mean(0)).mean()) for row, d in enumerate(view.order)}

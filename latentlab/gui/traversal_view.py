@@ -3,6 +3,7 @@ an anchor; each row labelled with its KL and whether the dimension is active."""
 
 from __future__ import annotations
 
+import copy
 from statistics import NormalDist
 
 import numpy as np
@@ -56,7 +57,7 @@ class TraversalView(LazyView):
         for signal in (session.modelChanged, session.weightsChanged, session.pointsChanged):
             signal.connect(self.request_refresh)
         session.pointChanged.connect(lambda: self.anchor.currentText() == "marker" and self.request_refresh())
-        self.codes: np.ndarray | None = None
+        self._request = 0
         self.images: np.ndarray | None = None      # (K, n, C, H, W) in row order
         self.order: list[int] = []
         self.row_labels: list[QtWidgets.QLabel] = []
@@ -65,17 +66,23 @@ class TraversalView(LazyView):
         s = self.session
         if s.model is None:
             return
-        from ..core.analysis import decode, traversal_codes
+        from ..core.analysis import traversal_codes
 
         kl, active = dimension_stats(s)
         k = s.model.latent_dim
         values = sweep_values(self.columns.value(), "quantiles" if self.sweep.currentIndex() else "sigma")
-        codes = traversal_codes(s.anchor(self.anchor.currentText()), values)
-        self.order = list(np.argsort(-kl)) if self.sort.isChecked() else list(range(k))
-        self.codes = codes[self.order]
-        n = len(values)
-        self.images = decode(s.model, self.codes.reshape(-1, k)).reshape(k, n, *s.model.cfg.image_shape)
-        self.kl, self.active = kl, active
+        order = list(np.argsort(-kl)) if self.sort.isChecked() else list(range(k))
+        codes = traversal_codes(s.anchor(self.anchor.currentText()), values)[order]
+        self._request += 1
+        layout = (self._request, order, kl, active, codes.shape[:2] + tuple(s.model.cfg.image_shape))
+        # K rows of images can be hundreds of decodes for a conv model: done on a worker.
+        s.run_job(decode_rows, copy.deepcopy(s.model), codes, layout, on_result=self._show)
+
+    def _show(self, result) -> None:
+        (request, order, kl, active, _shape), images = result
+        if request != self._request:
+            return  # a newer request is on its way
+        self.order, self.kl, self.active, self.images = order, kl, active, images
         self._render_rows()
 
     def _render_rows(self) -> None:
@@ -105,10 +112,11 @@ class TraversalView(LazyView):
             self.row_labels.append(label)
 
     def export_png_to(self, path) -> None:
+        from ..core.errors import LatentLabError
         from ..core.export import grid_image, save_png
 
         if self.images is None:
-            self.refresh()
+            raise LatentLabError("There are no traversals to export yet.")
         k, n = self.images.shape[:2]
         meta = {"dims_in_row_order": ",".join(f"z{d + 1}" for d in self.order), "anchor": self.anchor.currentText(),
                 "sweep": self.sweep.currentText(), "kl_per_dim": ",".join(f"{v:.4f}" for v in self.kl[self.order])}
@@ -124,6 +132,14 @@ class TraversalView(LazyView):
                 self.export_png_to(path)
             except LatentLabError as exc:
                 self.session.errorRaised.emit(str(exc))
+
+
+def decode_rows(model, codes: np.ndarray, layout: tuple):
+    """Decode a (K, n, K) grid of codes into (K, n, C, H, W) images; runs on a worker."""
+    from ..core.analysis import decode
+
+    shape = layout[-1]
+    return layout, decode(model, codes.reshape(-1, codes.shape[-1])).reshape(shape)
 
 
 def dimension_stats(session) -> tuple[np.ndarray, np.ndarray]:
