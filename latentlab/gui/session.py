@@ -333,14 +333,20 @@ class Session(QtCore.QObject):
         model = copy.deepcopy(self.model) if warm else build_model(cfg, seed=tcfg.seed)
         history = list(self.history) if warm else []
         if not warm:
+            # From scratch: show the fresh weights at once, so decoding matches the moving scatter.
+            shape_changed = self.model is None or self.model.cfg != cfg
+            self.model = copy.deepcopy(model)
             self.history = []
             self.historyChanged.emit()
-        if self.model is None or self.model.cfg != cfg:
-            self.model = copy.deepcopy(model)
-            self.endpoints = {}
-            self.modelChanged.emit()
-            self.pathChanged.emit()
-            self.set_z(np.zeros(cfg.latent_dim, np.float32))
+            if shape_changed:
+                self.endpoints = {}
+                self.modelChanged.emit()
+                self.pathChanged.emit()
+                self.set_z(np.zeros(cfg.latent_dim, np.float32))
+            else:
+                self.weightsChanged.emit()
+                if self.z is not None:
+                    self.set_z(self.z)
         self.device_name = device.type
         self._stop = threading.Event()
         self.training = True
