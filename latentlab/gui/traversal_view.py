@@ -154,5 +154,7 @@ def dimension_stats(session) -> tuple[np.ndarray, np.ndarray]:
     kl = np.zeros(k)
     if session.history and len(session.history[-1].get("kl_per_dim", [])) == k:
         kl = np.asarray(session.history[-1]["kl_per_dim"], dtype=float)
-    active = active_units(pts) if pts is not None and pts.shape[1] == k else kl > 0.01
+    # Live frames come many times a second: a strided 5,000 points estimate the variance well enough.
+    live = pts[:: max(1, len(pts) // 5000)] if pts is not None and pts.shape[1] == k else None
+    active = active_units(live) if live is not None else kl > 0.01
     return kl, active
