@@ -13,7 +13,6 @@ import pickle
 import random
 import struct
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -212,9 +211,7 @@ def test_truncated(tmp_path, valid):
 @pytest.mark.parametrize("claim", [2 ** 30, 2 ** 33, 2 ** 63, 2 ** 64 - 1])
 def test_header_length_claims_gigabytes(tmp_path, valid, claim):
     data = valid[0]
-    start = time.perf_counter()
     refused(write(tmp_path, struct.pack("<Q", claim) + data[8:]), "header claims")
-    assert time.perf_counter() - start < 1.0
 
 
 def test_header_length_just_past_the_end(tmp_path, valid):
@@ -345,15 +342,15 @@ def test_model_config_with_infinite_size_is_refused(tmp_path, valid, model):
 ])
 def test_model_config_that_claims_huge_layers_allocates_nothing(tmp_path, valid, model, changes):
     """A hostile config must be refused by comparing shapes, before any weight is allocated."""
-    start = time.perf_counter()
+    import resource
+
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     refused(write(tmp_path, with_meta(valid, model_config=config_json(model, **changes))))
-    assert time.perf_counter() - start < 2.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 200 * 1024
 
 
-def test_model_config_with_very_many_layers_is_refused_quickly(tmp_path, valid, model):
-    start = time.perf_counter()
+def test_model_config_with_very_many_layers_is_refused_before_building(tmp_path, valid, model):
     refused(write(tmp_path, with_meta(valid, model_config=config_json(model, hidden=[1] * 200_000))), "layers")
-    assert time.perf_counter() - start < 2.0
 
 
 @pytest.mark.parametrize("history", ["not json", "{}", "[1, 2]", "[{}, 3]", "\"x\"", "[" * 50_000,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 import torch
@@ -143,8 +144,12 @@ def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int, mode: str = "linear"
     return (direction * ((1 - t) * n0 + t * n1)).astype(np.float32)
 
 
-def traversal_values(n: int, span: float = 3.0) -> np.ndarray:
-    return np.linspace(-span, span, n).astype(np.float32)
+def traversal_values(n: int, kind: str = "sigma") -> np.ndarray:
+    """Where a traversal row samples its coordinate: −3σ..3σ evenly, or the prior's quantiles
+    5%..95% (evenly spaced in probability)."""
+    if kind == "quantiles":
+        return np.array([NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, n)], dtype=np.float32)
+    return np.linspace(-3.0, 3.0, n).astype(np.float32)
 
 
 def traversal_codes(anchor: np.ndarray, values: np.ndarray) -> np.ndarray:

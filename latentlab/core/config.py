@@ -127,8 +127,4 @@ def from_json(cls, text: str):
     return cls(**{k: v for k, v in raw.items() if k in names})
 
 
-def replace(cfg, **changes):
-    return dataclasses.replace(cfg, **changes)
-
-
-__all__ = ["ModelConfig", "TrainConfig", "to_json", "from_json", "replace", "ARCHS", "LIKELIHOODS", "DEVICES"]
+__all__ = ["ModelConfig", "TrainConfig", "to_json", "from_json", "ARCHS", "LIKELIHOODS", "DEVICES"]

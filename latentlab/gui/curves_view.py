@@ -45,6 +45,7 @@ class CurvesView(QtWidgets.QTabWidget):
         self.curves = {key: self.losses.plot([], [], name=name, pen=pg.mkPen(color, width=2))
                        for key, name, color in SERIES}
         self.markers: list = []
+        self._marked: list | None = None  # the β changes the markers show
         self.dim_curves: list = []
         self.addTab(self.losses, "Losses")
         self.addTab(self.per_dim, "KL per dimension")
@@ -74,7 +75,7 @@ class CurvesView(QtWidgets.QTabWidget):
 
     def _refresh_markers(self, h) -> None:
         changes = beta_changes(h)[-30:]
-        if changes == getattr(self, "_marked", None):
+        if changes == self._marked:
             return  # rebuilding the labelled lines is the costly part of a refresh
         self._marked = changes
         plot = self.losses.getPlotItem()

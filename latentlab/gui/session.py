@@ -72,7 +72,6 @@ class Session(QtCore.QObject):
         self.dataset_spec = ""
         self.history: list[dict] = []
         self.checkpoint_path: Path | None = None
-        self.device_name = "cpu"
         self.points: np.ndarray | None = None      # (n, K) posterior means shown
         self.point_index: np.ndarray | None = None  # their rows in data.x_train
         self.logvars: np.ndarray | None = None     # (n, K) matching log-variances, after a full encode
@@ -96,7 +95,8 @@ class Session(QtCore.QObject):
         self._worker = None
         self._stop = threading.Event()
         self._queued: TrainRequest | None = None
-        self._pending = None
+        self._pending = None           # the newest snapshot not yet shown
+        self._pending_weights = None   # the newest weights not yet shown (epoch ends only)
         self._generation = 0    # bumped whenever the model is replaced: older runs' output is ignored
         self._encode_seq = 0    # only the newest full encode may set the points
         self._closed = False
@@ -347,7 +347,6 @@ class Session(QtCore.QObject):
                 self.weightsChanged.emit()
                 if self.z is not None:
                     self.set_z(self.z)
-        self.device_name = device.type
         self._stop = threading.Event()
         self.training = True
         self.trainingChanged.emit(True)
@@ -498,8 +497,7 @@ class Session(QtCore.QObject):
         snap, self._pending = self._pending, None
         if snap is None:
             return
-        weights = getattr(self, "_pending_weights", None)
-        self._pending_weights = None
+        weights, self._pending_weights = self._pending_weights, None
         if weights is not None and self.model is not None:
             import torch
 

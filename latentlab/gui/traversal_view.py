@@ -4,7 +4,6 @@ an anchor; each row labelled with its KL and whether the dimension is active."""
 from __future__ import annotations
 
 import copy
-from statistics import NormalDist
 
 import numpy as np
 from PySide6 import QtCore, QtWidgets
@@ -13,13 +12,6 @@ from .images import pil_to_pixmap
 from .lazy import LazyView
 
 ROW_PX = 48
-
-
-def sweep_values(n: int, kind: str) -> np.ndarray:
-    """−3σ..3σ evenly, or the prior's quantiles 5%..95% (evenly spaced in probability)."""
-    if kind == "quantiles":
-        return np.array([NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, n)], dtype=np.float32)
-    return np.linspace(-3.0, 3.0, n).astype(np.float32)
 
 
 class TraversalView(LazyView):
@@ -66,11 +58,11 @@ class TraversalView(LazyView):
         s = self.session
         if s.model is None:
             return
-        from ..core.analysis import traversal_codes
+        from ..core.analysis import traversal_codes, traversal_values
 
         kl, active = dimension_stats(s)
         k = s.model.latent_dim
-        values = sweep_values(self.columns.value(), "quantiles" if self.sweep.currentIndex() else "sigma")
+        values = traversal_values(self.columns.value(), "quantiles" if self.sweep.currentIndex() else "sigma")
         order = list(np.argsort(-kl)) if self.sort.isChecked() else list(range(k))
         codes = traversal_codes(s.anchor(self.anchor.currentText()), values)[order]
         self._request += 1
