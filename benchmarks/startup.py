@@ -28,7 +28,7 @@ mark; the table shows mark − launch, median over `--reps` runs, the kinds of r
                    per-point statistics (core functions, the steps of Session's load job).
   python           `python -c pass`-like: the interpreter itself, marked at the first statement.
 
-Targets (DESIGN.md): first drawn window ≤ 1 s, interactive latent scatter ≤ 3 s. The script also
+Targets (docs/architecture.md): first drawn window ≤ 1 s, interactive latent scatter ≤ 3 s. The script also
 runs `python -X importtime -c "import latentlab.gui.main_window"` and lists the five biggest imports
 by cumulative time, to show where launch time goes. Nothing here asserts.
 """
