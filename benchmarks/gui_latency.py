@@ -50,8 +50,19 @@ import os
 import sys
 import time
 
-from benchmarks.common import (loaded_main_window, machine_line, median, paint_counter, percentile, print_table,
-                               process_until_painted, summary_row, use_offscreen_qt, write_json, yes_no)
+from benchmarks.common import (
+    loaded_main_window,
+    machine_line,
+    median,
+    paint_counter,
+    percentile,
+    print_table,
+    process_until_painted,
+    summary_row,
+    use_offscreen_qt,
+    write_json,
+    yes_no,
+)
 
 use_offscreen_qt()
 

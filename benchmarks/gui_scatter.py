@@ -47,8 +47,20 @@ import os
 import sys
 import time
 
-from benchmarks.common import (interleaved, loaded_main_window, machine_line, median, paint_counter, print_table,
-                               process_until_painted, spread, summary_row, use_offscreen_qt, write_json, yes_no)
+from benchmarks.common import (
+    interleaved,
+    loaded_main_window,
+    machine_line,
+    median,
+    paint_counter,
+    print_table,
+    process_until_painted,
+    spread,
+    summary_row,
+    use_offscreen_qt,
+    write_json,
+    yes_no,
+)
 
 use_offscreen_qt()
 

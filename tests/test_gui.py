@@ -7,10 +7,10 @@ import threading
 
 import numpy as np
 import pytest
+from gui_helpers import click_view, drag_view, wait_idle
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtTest import QTest
 
-from gui_helpers import click_view, drag_view, wait_idle
 from latentlab.gui.session import TrainRequest
 
 NAMES = ("mainWindow", "latentView", "decodedView", "betaSlider", "trainButton", "trainProgress", "curvesView")
@@ -217,8 +217,8 @@ def test_hover_shows_the_nearest_points_label_and_image(window, qtbot):
 
 
 def test_dropping_a_checkpoint_opens_it(window, qtbot, tmp_path):
-    from latentlab.core.config import ModelConfig
     from latentlab.core.checkpoint import save_checkpoint
+    from latentlab.core.config import ModelConfig
     from latentlab.core.model import build_model
 
     path = tmp_path / "dropped.safetensors"

@@ -16,10 +16,9 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from gui_helpers import click_view, wait_idle
 from PySide6 import QtCore
 from PySide6.QtTest import QTest
-
-from gui_helpers import click_view, wait_idle
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from gui_helpers import click_view, wait_idle
 from PySide6 import QtCore
 from PySide6.QtTest import QTest
 
-from gui_helpers import click_view, wait_idle
 from latentlab.gui.session import TrainRequest
 
 

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from gui_helpers import click_view, wait_idle
 from PIL import Image
 from PySide6 import QtCore
 from PySide6.QtTest import QTest
 
-from gui_helpers import click_view, wait_idle
 from latentlab.gui.session import TrainRequest
 
 

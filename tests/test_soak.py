@@ -15,10 +15,9 @@ import warnings
 
 import numpy as np
 import pytest
+from gui_helpers import click_view, send_mouse, view_to_widget, wait_idle
 from PySide6 import QtCore, QtWidgets
 from PySide6.QtTest import QTest
-
-from gui_helpers import click_view, send_mouse, view_to_widget, wait_idle
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 NO_MOD = QtCore.Qt.KeyboardModifier.NoModifier
@@ -285,7 +284,7 @@ def test_close_during_training_and_reopen_repeatedly(qtbot, tmp_path, qtlog):
         w.controls.epochs.setValue(100000)
         QTest.mouseClick(w.controls.button, LEFT)
         assert w.session.runs.training
-        qtbot.waitUntil(lambda: w.session.runs.last_snapshot is not None, timeout=20000)
+        qtbot.waitUntil(lambda w=w: w.session.runs.last_snapshot is not None, timeout=20000)
         qtbot.wait(rng.randint(0, 100))
         w.close()
         assert pool().activeThreadCount() == 0, "closeEvent returned while a worker still ran"
@@ -367,7 +366,7 @@ def test_finished_jobs_release_their_models(window, qtbot):
     for _ in range(4):
         n = len(snaps)
         QTest.mouseClick(window.controls.button, LEFT)
-        qtbot.waitUntil(lambda: len(snaps) >= n + 1, timeout=30000)
+        qtbot.waitUntil(lambda n=n: len(snaps) >= n + 1, timeout=30000)
         QTest.mouseClick(window.controls.button, LEFT)
         wait_idle(s, stop=True)
     after = live_models()

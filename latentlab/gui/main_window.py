@@ -8,9 +8,9 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from .. import __version__
-from .controls import TrainingControls
 from .aggregate_view import AggregateView
 from .collapse_view import CollapseView
+from .controls import TrainingControls
 from .curves_view import CurvesView
 from .decoded_view import DecodedView
 from .interpolation_view import InterpolationView
