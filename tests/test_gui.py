@@ -33,6 +33,10 @@ def test_contract_names_and_default_model_loaded(window):
     assert len(s.model_data.history) > 0
     recon_curve = window.curves.curves["recon"]
     assert len(recon_curve.xData) == len(s.model_data.history)
+    # The training form shows the request held in the state: the loaded model's shape.
+    c, r = window.controls, s.runs.request
+    assert c.hidden.text() == ",".join(map(str, s.model_data.model.cfg.hidden)) and r.hidden == s.model_data.model.cfg.hidden
+    assert (c.latent_dim.value(), c.epochs.value(), c.lr.value()) == (r.latent_dim, r.epochs, r.lr)
 
 
 def test_click_decodes_the_clicked_point(window, qtbot):

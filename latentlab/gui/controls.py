@@ -100,7 +100,7 @@ class TrainingControls(QtWidgets.QGroupBox):
         self.arch = QtWidgets.QComboBox()
         self.arch.addItems(["mlp", "conv"])
         self.latent_dim = QtWidgets.QSpinBox(minimum=1, maximum=64)
-        self.hidden = QtWidgets.QLineEdit()
+        self.hidden = QtWidgets.QLineEdit(",".join(str(v) for v in runs.request.hidden))
         self.hidden.setToolTip("Hidden layer widths, comma-separated")
         self.likelihood = QtWidgets.QComboBox()
         self.likelihood.addItems(["bernoulli", "gaussian"])
@@ -126,7 +126,8 @@ class TrainingControls(QtWidgets.QGroupBox):
         set_request = runs.set_request
         self.arch.currentTextChanged.connect(lambda v: set_request(arch=v))
         self.latent_dim.valueChanged.connect(lambda v: set_request(latent_dim=v))
-        self.hidden.textChanged.connect(lambda text: set_request(hidden=parse_hidden(text)))
+        # An emptied box is one being retyped: the request keeps its widths until there is a new list.
+        self.hidden.textChanged.connect(lambda text: text.strip() and set_request(hidden=parse_hidden(text)))
         self.likelihood.currentTextChanged.connect(lambda v: set_request(likelihood=v))
         self.epochs.valueChanged.connect(lambda v: set_request(epochs=v))
         self.lr.valueChanged.connect(lambda v: set_request(lr=v))
@@ -159,7 +160,8 @@ class TrainingControls(QtWidgets.QGroupBox):
             w.blockSignals(True)
         self.arch.setCurrentText(r.arch)
         self.latent_dim.setValue(r.latent_dim)
-        if parse_hidden(self.hidden.text()) != tuple(r.hidden):  # leave a half-typed list alone
+        # While the user types, leave a list that already means the request alone ("64," is (64,)).
+        if not self.hidden.hasFocus() or parse_hidden(self.hidden.text()) != tuple(r.hidden):
             self.hidden.setText(",".join(str(v) for v in r.hidden))
         self.likelihood.setCurrentText(r.likelihood)
         self.epochs.setValue(r.epochs)
