@@ -50,8 +50,15 @@ def test_replace_model_encodes_and_sets_every_part(session):
     assert np.array_equal(s.cursor.z, [0, 0]) and s.cursor.image.shape == (1, 8, 8)
     kl, active = s.dimension_stats()
     assert kl.shape == (2,) and active.dtype == bool
-    # The aggregate posterior follows the encode with no view asking for it.
-    assert s.latent.aggregate is not None and s.latent.aggregate["density"].shape == (160, 160)
+    # The aggregate posterior costs nothing until it is shown, then follows every encode.
+    assert s.latent.aggregate is None
+    s.latent.set_show_overlay(True)
+    wait_idle(s)
+    first = s.latent.aggregate
+    assert first is not None and first["density"].shape == (160, 160)
+    s.replace_model(small_model(seed=3), None, [], None)
+    wait_idle(s)
+    assert s.latent.aggregate is not first and not np.allclose(s.latent.aggregate["density"], first["density"])
     # The training form shows the model's own shape.
     assert s.runs.request.hidden == (32,) and s.runs.request.latent_dim == 2
     assert s.errors == []

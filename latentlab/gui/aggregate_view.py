@@ -1,7 +1,7 @@
 """The aggregate posterior q(z) = mean_i q(z|x_i) against the prior: its density on the latent view,
 the "holes" where the prior has mass but no data is encoded, and prior samples that land there.
-The session computes q(z) after every full encode, whether this tab is shown or not; this view shows
-its summary, switches the overlay and asks for prior samples."""
+The session keeps q(z) current after every full encode while the overlay or this summary is shown,
+whichever tab is in front; this view shows the summary, switches the overlay and asks for prior samples."""
 
 from __future__ import annotations
 
@@ -42,6 +42,14 @@ class AggregateView(QtWidgets.QWidget):
         for signal in (self.latent.changed, self.latent.projectionChanged, self.latent.aggregateChanged):
             signal.connect(self.refresh)
         self.refresh()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.latent.set_summary_shown(True)
+
+    def hideEvent(self, event) -> None:
+        super().hideEvent(event)
+        self.latent.set_summary_shown(False)
 
     def refresh(self) -> None:
         lp = self.latent

@@ -131,7 +131,9 @@ class JobRunner(QtCore.QObject):
         """Start nothing more, drop every pending result and wait for the pool."""
         self._closed = True
         self._copy = None
-        QtCore.QThreadPool.globalInstance().waitForDone(timeout_ms)
+        pool = QtCore.QThreadPool.globalInstance()
+        pool.clear()  # jobs not started yet never start: their results would have nowhere to go
+        pool.waitForDone(timeout_ms)
 
     @property
     def closed(self) -> bool:

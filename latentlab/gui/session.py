@@ -37,6 +37,7 @@ class Session(QtCore.QObject):
         self._prior_seed = 0
         self.latent.changed.connect(self._update_aggregate)
         self.latent.projectionChanged.connect(self._update_aggregate)
+        self.latent.aggregateWanted.connect(lambda: self._update_aggregate(only_if_missing=True))
 
     # The window's one error and status channel is the job runner's.
     @property
@@ -170,14 +171,21 @@ class Session(QtCore.QObject):
         self.latent.set_points(e.means, None, e.logvars, e.stats, e.dim_stats)
 
     # ----- the aggregate posterior --------------------------------------------------------------
-    def _update_aggregate(self) -> None:
-        """q(z) over the shown plane follows every full encode and projection, whichever tab is shown."""
+    def _update_aggregate(self, only_if_missing: bool = False) -> None:
+        """q(z) over the shown plane follows every full encode and projection while it is shown
+        anywhere (the overlay or the summary), whichever tab is in front."""
         plane = self.latent.plane()
         if plane is None:
             self.jobs.cancel("aggregate")
             if self.latent.aggregate is not None or self.latent.prior_samples is not None:
                 self.latent.prior_samples = None
                 self.latent.set_aggregate(None)
+            return
+        if not self.latent.wants_aggregate:
+            self.jobs.cancel("aggregate")
+            self.latent.aggregate = None   # out of date from here on: recomputed when shown again
+            return
+        if only_if_missing and self.latent.aggregate is not None:
             return
         box = max(4.0, float(np.percentile(np.abs(plane[0]), 99.5)) + 0.5)
         self.jobs.submit("aggregate", work.aggregate_summary, *plane, self.latent.points, self.latent.logvars, box,

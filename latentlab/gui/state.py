@@ -83,6 +83,7 @@ class LatentPoints(QtCore.QObject):
     changed = QtCore.Signal()
     projectionChanged = QtCore.Signal()
     aggregateChanged = QtCore.Signal()    # the q(z) summary, the overlay switch or prior samples
+    aggregateWanted = QtCore.Signal()     # the overlay or the summary started or stopped being shown
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -95,6 +96,7 @@ class LatentPoints(QtCore.QObject):
         self.use_pca = False
         self.aggregate: dict | None = None       # q(z) density, holes and summary over the shown plane
         self.show_overlay = False                # draw that density on the latent view
+        self.summary_shown = False               # a view shows the q(z) summary numbers
         self.prior_samples: dict | None = None   # prior draws, which fall in holes, their decodes
 
     @property
@@ -141,9 +143,20 @@ class LatentPoints(QtCore.QObject):
         self.aggregate = aggregate
         self.aggregateChanged.emit()
 
+    @property
+    def wants_aggregate(self) -> bool:
+        """q(z) is shown somewhere: it is kept current (and costs nothing while it is not)."""
+        return self.show_overlay or self.summary_shown
+
     def set_show_overlay(self, on: bool) -> None:
         self.show_overlay = on
         self.aggregateChanged.emit()
+        self.aggregateWanted.emit()
+
+    def set_summary_shown(self, shown: bool) -> None:
+        if shown != self.summary_shown:
+            self.summary_shown = shown
+            self.aggregateWanted.emit()
 
     def set_prior_samples(self, samples: dict | None) -> None:
         self.prior_samples = samples
