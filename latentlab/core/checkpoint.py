@@ -26,6 +26,7 @@ from safetensors.torch import save as st_save
 from .config import ModelConfig, TrainConfig, from_json, to_json
 from .errors import CheckpointError
 from .model import VAE
+from .text import reason, short
 
 try:
     import fcntl
@@ -71,6 +72,31 @@ def save_checkpoint(path, model: VAE, *, dataset: str, history=(), train_config:
     return path
 
 
+def prepare_out(out) -> Path:
+    """Check that a checkpoint can be written at `out` and return where a run should save.
+
+    The folder is created if needed. When `out` already holds a file, the run saves to a sibling
+    `NAME.partial.SUFFIX` and the caller replaces `out` with it only once the run has finished well,
+    so a run that stops or diverges never leaves anything worse than what was there.
+    """
+    out = Path(out)
+    name = short(str(out))
+    if out.is_dir():
+        raise CheckpointError(f"{name} is a folder; give a file name such as {short(str(out / 'model.safetensors'))}.")
+    folder = out.parent if str(out.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CheckpointError(f"Cannot create the folder {short(str(folder))}: a file is in the way.") from None
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"Cannot create the folder {short(str(folder))} ({reason(exc)}).") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CheckpointError(f"Cannot write {name}: the folder {short(str(folder))} is not writable.")
+    if out.exists() or out.is_symlink():
+        return out.with_name(f"{out.stem}.partial{out.suffix}")
+    return out
+
+
 def write_atomic(path: Path, payload: bytes) -> None:
     """Write bytes so that `path` holds either its old content or all of the new, never a mix."""
     path = Path(path)
@@ -81,6 +107,7 @@ def write_atomic(path: Path, payload: bytes) -> None:
     except OSError as exc:
         raise CheckpointError(f"Cannot write {path}: {exc.strerror or exc}.") from None
     try:
+        _set_mode(fd, path)
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
@@ -105,6 +132,30 @@ def write_atomic(path: Path, payload: bytes) -> None:
             os.close(dir_fd)
     except OSError:
         pass  # some filesystems do not fsync directories; the file itself is already durable
+
+
+def _set_mode(fd: int, path: Path) -> None:
+    """mkstemp makes 0600 files; a checkpoint gets the mode it had, or what a new file gets (umask)."""
+    if not hasattr(os, "fchmod"):
+        return
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = 0o666 & ~_umask()
+    os.fchmod(fd, mode)
+
+
+def _umask() -> int:
+    try:  # read without changing it: os.umask can only be read by setting it, which races other threads
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _locked_temp(folder: Path, name: str) -> tuple[int, str]:

@@ -15,3 +15,7 @@ class CheckpointError(LatentLabError):
 
 class TrainingError(LatentLabError):
     """Training stopped because it could not go on (non-finite loss, out of memory)."""
+
+
+class ResourceError(LatentLabError):
+    """The work asked for cannot fit this machine's memory; refused before allocating it."""
