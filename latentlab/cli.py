@@ -18,11 +18,8 @@ DEFAULT_DATASET = "digits"
 
 # Every number is range-checked here, before torch sees it: torch answers an absurd width with a C++
 # traceback and numpy an out-of-range seed with a ValueError from deep inside.
-MAX_LAYERS, MAX_WIDTH = 32, 1_000_000
-MAX_LATENT_DIM = 1_000_000
-
-
 def _hidden(text: str) -> tuple[int, ...]:
+    from .core.config import MAX_LAYERS, MAX_WIDTH
     from .core.text import quote
 
     if len(text) > 1000:
@@ -103,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--dataset", metavar="SPEC", required=True)
     t.add_argument("--out", type=Path, required=True, help="checkpoint to write (.safetensors), saved at every epoch end")
-    t.add_argument("--latent-dim", type=_int_in(1, MAX_LATENT_DIM), default=2)
+    t.add_argument("--latent-dim", type=_int_in(1, 1_000_000), default=2)
     t.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
     t.add_argument("--hidden", type=_hidden, default=(512, 256), help="hidden layer widths, e.g. 512,256")
     t.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default="bernoulli")
@@ -176,6 +173,7 @@ def cmd_train(args) -> int:
     history: list = []
     if args.resume:
         ckpt = load_checkpoint(args.resume)
+        _warn(ckpt.warnings)
         model_cfg, history = ckpt.config, list(ckpt.history)
         if model_cfg.image_shape != data.image_shape:
             raise ValueError(f"{args.resume} expects images of shape {model_cfg.image_shape}, "
@@ -263,6 +261,11 @@ def _check_fits(model_cfg, data, batch_size: int, device) -> None:
     check_training_fits(model_cfg, data.x_train.shape[0] + data.x_test.shape[0], batch_size, device)
 
 
+def _warn(lines) -> None:
+    for line in lines:
+        print(f"latentlab: warning: {_short(line)}", file=sys.stderr)
+
+
 def _short(text: str) -> str:
     from .core.text import short
 
@@ -295,16 +298,20 @@ def _progress(snap, quiet: bool) -> None:
 def cmd_eval(args) -> int:
     from .core.analysis import evaluate
     from .core.checkpoint import load_checkpoint
-    from .core.data import load_dataset
+    from .core.data import checkpoint_dataset_refusal, load_dataset
+    from .core.errors import DatasetError
     from .core.device import resolve_device
 
-    if args.iw_samples < 0:
-        raise ValueError("--iw-samples must be 0 or more")
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device=device)
+    _warn(ckpt.warnings)
     spec = args.dataset or ckpt.dataset
     if not spec:
-        raise ValueError(f"{args.checkpoint} does not record its dataset; pass --dataset SPEC")
+        raise ValueError(f"{_short(str(args.checkpoint))} does not record its dataset; pass --dataset SPEC")
+    if not args.dataset:
+        refusal = checkpoint_dataset_refusal(spec)
+        if refusal:
+            raise DatasetError(f"{refusal.rstrip('.')}; pass --dataset SPEC.")
     data = load_dataset(spec)
     if data.image_shape != ckpt.config.image_shape:
         raise ValueError(f"{args.checkpoint} expects images of shape {ckpt.config.image_shape}, "
@@ -315,7 +322,7 @@ def cmd_eval(args) -> int:
     if args.json:
         print(json.dumps(stats))
         return 0
-    print(f"{args.checkpoint} on {spec} ({stats['examples']:,} test examples), nats per example:")
+    print(f"{_short(str(args.checkpoint))} on {_short(spec)} ({stats['examples']:,} test examples), nats per example:")
     print(f"  ELBO          {stats['elbo']:10.3f}")
     print(f"  recon NLL     {stats['recon']:10.3f}")
     print(f"  KL            {stats['kl']:10.3f}")

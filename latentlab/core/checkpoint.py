@@ -25,6 +25,7 @@ from safetensors.torch import save as st_save
 
 from .config import ModelConfig, TrainConfig, from_json, to_json
 from .errors import CheckpointError
+from .metadata import MAX_SPEC_CHARS, clean_history, validate_metadata
 from .model import VAE
 from .text import reason, short
 
@@ -47,6 +48,10 @@ class Checkpoint:
     history: list = field(default_factory=list)
     train_config: TrainConfig | None = None
     path: Path | None = None
+    # One short line per metadata field that was dropped ("history ignored: row 3 has no 'kl'").
+    warnings: tuple[str, ...] = ()
+    # A user's model SPEC stored by foreign-weights files: a bounded string, never imported here.
+    model_spec: str | None = None
 
     @property
     def config(self) -> ModelConfig:
@@ -63,8 +68,8 @@ def save_checkpoint(path, model: VAE, *, dataset: str, history=(), train_config:
         "format_version": str(FORMAT_VERSION),
         "latentlab_version": __version__,
         "model_config": to_json(model.cfg),
-        "dataset": dataset,
-        "history": json.dumps(list(history)),
+        "dataset": dataset if len(dataset) <= MAX_SPEC_CHARS else "",
+        "history": json.dumps(clean_history(history, model.latent_dim)),
     }
     if train_config is not None:
         metadata["train_config"] = to_json(train_config)
@@ -105,7 +110,7 @@ def write_atomic(path: Path, payload: bytes) -> None:
     try:
         fd, tmp = _locked_temp(folder, path.name)
     except OSError as exc:
-        raise CheckpointError(f"Cannot write {path}: {exc.strerror or exc}.") from None
+        raise CheckpointError(f"Cannot write {short(str(path), 120)}: {reason(exc)}.") from None
     try:
         _set_mode(fd, path)
         with os.fdopen(fd, "wb") as f:
@@ -122,7 +127,7 @@ def write_atomic(path: Path, payload: bytes) -> None:
         except OSError:
             pass
         if isinstance(exc, OSError):
-            raise CheckpointError(f"Cannot write {path}: {exc.strerror or exc}.") from None
+            raise CheckpointError(f"Cannot write {short(str(path), 120)}: {reason(exc)}.") from None
         raise
     try:
         dir_fd = os.open(folder, os.O_RDONLY)
@@ -209,7 +214,7 @@ def _remove_stale_temps(folder: Path, name: str) -> None:
 
 def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
     path = Path(path)
-    name = str(path)
+    name = short(str(path), 120)
     try:
         st = path.stat()
         size = st.st_size
@@ -245,9 +250,9 @@ def _parse(data: bytes, name: str, device) -> Checkpoint:
         raise CheckpointError(f"{name} was written by a newer latentlab (format {version}, this one reads up to "
                               f"{FORMAT_VERSION}); upgrade latentlab to open it.")
     try:
+        if len(meta["model_config"]) > MAX_SPEC_CHARS:
+            raise ValueError(f"{len(meta['model_config']):,} characters, far more than any model's layers need")
         cfg = from_json(ModelConfig, meta["model_config"])
-        history = json.loads(meta.get("history", "[]"))
-        train_cfg = from_json(TrainConfig, meta["train_config"]) if "train_config" in meta else None
         # Each layer has at least one tensor: refuse before building thousands of layers for a tiny file.
         layers = len(cfg.hidden) + (len(cfg.conv_channels) if cfg.arch == "conv" else 0)
         if layers > len(header):
@@ -258,8 +263,7 @@ def _parse(data: bytes, name: str, device) -> Checkpoint:
             model = VAE(cfg)
     except (KeyError, TypeError, ValueError, OverflowError, RuntimeError, RecursionError) as exc:
         raise CheckpointError(f"{name} has an invalid model description in its metadata ({_short(exc)}).") from None
-    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
-        raise CheckpointError(f"{name} has a training history that is not a list of records.")
+    checked = validate_metadata(meta, cfg.latent_dim)
 
     expected = model.state_dict()
     for key, spec in header.items():
@@ -284,7 +288,8 @@ def _parse(data: bytes, name: str, device) -> Checkpoint:
             raise CheckpointError(f"{name}: tensor {key!r} contains NaN or infinite values.")
     model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in arrays.items()}, assign=True)
     model.to(device).eval()
-    return Checkpoint(model=model, dataset=str(meta.get("dataset", "")), history=history, train_config=train_cfg)
+    return Checkpoint(model=model, dataset=checked.dataset, history=checked.history, train_config=checked.train_config,
+                      warnings=checked.warnings, model_spec=checked.model_spec)
 
 
 def _refuse_foreign(data: bytes, name: str) -> None:

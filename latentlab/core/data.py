@@ -22,6 +22,9 @@ import numpy as np
 
 from latentlab.core import sprites
 from latentlab.core.errors import DatasetError
+from latentlab.core.text import quote
+
+MAX_SPEC_CHARS = 4096
 
 DATASET_KINDS = ("digits", "sprites", "mnist", "fashion-mnist", "kmnist", "npz", "images")
 
@@ -99,25 +102,73 @@ def describe_specs() -> str:
 
 def load_dataset(spec: str, *, seed: int = 0) -> Dataset:
     """Load the dataset named by spec; seed only changes generated data (sprites), never a split."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise DatasetError(f"Empty dataset spec: expected {_spec_forms()}.")
-    kind, _, arg = spec.strip().partition(":")
-    kind, arg = kind.strip().lower(), arg.strip()
-    if kind not in DATASET_KINDS:
-        raise DatasetError(f"Unknown dataset {spec!r}: expected {_spec_forms()}.")
+    kind, arg = parse_spec(spec)
     if kind in ("digits", "sprites"):
-        if arg:
-            raise DatasetError(f"Dataset {kind!r} takes no argument, but the spec {spec!r} gives one.")
         return _load_digits(spec) if kind == "digits" else _load_sprites(spec, seed)
-    what = "FILE" if kind == "npz" else "DIR"
-    if not arg:
-        raise DatasetError(f"Dataset spec {spec!r} needs a path: use {kind}:{what}.")
     path = Path(arg).expanduser()
     if kind == "npz":
         return _load_npz(spec, path)
     if kind == "images":
         return _load_image_folder(spec, path)
     return _load_idx_dataset(spec, kind, path)
+
+
+def parse_spec(spec) -> tuple[str, str]:
+    """(kind, argument) of a dataset spec, or DatasetError in one sentence; touches no file."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise DatasetError(f"Empty dataset spec: expected {_spec_forms()}.")
+    if len(spec) > MAX_SPEC_CHARS or "\x00" in spec:
+        raise DatasetError(f"The dataset spec {quote(spec)} is not a usable spec ({len(spec):,} characters).")
+    kind, _, arg = spec.strip().partition(":")
+    kind, arg = kind.strip().lower(), arg.strip()
+    if kind not in DATASET_KINDS:
+        raise DatasetError(f"Unknown dataset {quote(spec)}: expected {_spec_forms()}.")
+    if kind in ("digits", "sprites"):
+        if arg:
+            raise DatasetError(f"Dataset {kind!r} takes no argument, but the spec {quote(spec)} gives one.")
+        return kind, ""
+    if not arg:
+        what = "FILE" if kind == "npz" else "DIR"
+        raise DatasetError(f"Dataset spec {quote(spec)} needs a path: use {kind}:{what}.")
+    return kind, arg
+
+
+# A dataset named by a checkpoint is a suggestion from a file that may be hostile: it is opened only
+# when it names an ordinary place, never the file system's root, a system folder or a special file.
+_SYSTEM_ROOTS = ("/dev", "/proc", "/sys", "/run", "/boot", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/usr",
+                 "/var", "/snap", "/System", "/Library", "/private")
+
+
+def checkpoint_dataset_refusal(spec: str) -> str | None:
+    """Why the dataset a checkpoint names should not be opened, in one sentence; None when it may be.
+
+    The spec must parse, and a path in it must be an existing regular file (npz) or folder (IDX,
+    images) that is neither a file-system root, a home folder itself, nor inside a system folder.
+    """
+    try:
+        kind, arg = parse_spec(spec)
+    except DatasetError as exc:
+        return str(exc)
+    if not arg:
+        return None
+    try:
+        path = Path(arg).expanduser().resolve()
+        st = path.stat()
+    except (OSError, RuntimeError, ValueError):
+        return f"The dataset {quote(spec)} named by the checkpoint cannot be found."
+    import stat as stat_
+
+    where = f"The dataset {quote(spec)} named by the checkpoint"
+    if kind == "npz" and not stat_.S_ISREG(st.st_mode):
+        return f"{where} is not a regular file."
+    if kind != "npz" and not stat_.S_ISDIR(st.st_mode):
+        return f"{where} is not a folder."
+    text = path.as_posix()
+    if path.parent == path or path == Path.home() or path == Path.home().parent or len(path.parts) < 3 and kind != "npz":
+        return f"{where} is a top-level folder, too broad to open from a checkpoint."
+    if any(text == root or text.startswith(root + "/") for root in _SYSTEM_ROOTS):
+        return f"{where} is inside a system folder, which a checkpoint never opens."
+    return None
 
 
 def _spec_forms() -> str:
