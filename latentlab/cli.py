@@ -299,8 +299,8 @@ def cmd_eval(args) -> int:
     from .core.analysis import evaluate
     from .core.checkpoint import load_checkpoint
     from .core.data import checkpoint_dataset_refusal, load_dataset
-    from .core.errors import DatasetError
     from .core.device import resolve_device
+    from .core.errors import DatasetError
 
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device=device)

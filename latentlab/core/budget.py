@@ -9,12 +9,14 @@ allocates nothing, so the estimate is exact for parameters and activations whate
 from __future__ import annotations
 
 import os
-import resource
-
-import torch
 
 from .config import ModelConfig
 from .errors import ResourceError
+
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None
 
 FLOAT = 4
 # Weights, gradients, Adam's two moments, the last-good copy kept for roll-back, the CPU copy taken
@@ -31,10 +33,11 @@ def gib(n: float) -> str:
     return f"{n / 1024 ** 3:,.1f} GB" if n >= 1024 ** 3 / 10 else f"{n / 1024 ** 2:,.0f} MB"
 
 
-def available_bytes(device: torch.device | str = "cpu") -> int | None:
+def available_bytes(device="cpu") -> int | None:
     """Memory this process can still get on `device` (None when unknown)."""
-    device = torch.device(device)
-    if device.type == "cuda":
+    if str(device).startswith("cuda"):
+        import torch
+
         try:
             return int(torch.cuda.mem_get_info(device)[0])
         except (RuntimeError, AssertionError):
@@ -51,8 +54,8 @@ def available_bytes(device: torch.device | str = "cpu") -> int | None:
             found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
         except (ValueError, OSError, AttributeError):
             pass
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    if soft != resource.RLIM_INFINITY:
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0] if resource else -1
+    if resource and soft != resource.RLIM_INFINITY:
         found.append(max(0, soft - _address_space_used()))
     return min(found) if found else None
 
@@ -69,6 +72,8 @@ def _address_space_used() -> int:
 
 
 def parameter_count(cfg: ModelConfig) -> int:
+    import torch
+
     from .model import VAE
 
     with torch.device("meta"):
@@ -77,6 +82,8 @@ def parameter_count(cfg: ModelConfig) -> int:
 
 def activation_bytes(cfg: ModelConfig, batch: int) -> int:
     """Bytes of every module output for one forward pass of `batch` images (counted, not run)."""
+    import torch
+
     from .model import VAE
 
     total = [0]
@@ -90,7 +97,7 @@ def activation_bytes(cfg: ModelConfig, batch: int) -> int:
         model = VAE(cfg)
         hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
         x = torch.empty((batch, *cfg.image_shape))
-        mu, logvar = model.encode(x)
+        mu, _ = model.encode(x)
         model.decode(mu)
         for h in hooks:
             h.remove()
@@ -111,7 +118,8 @@ def check_training_fits(cfg: ModelConfig, n_examples: int, batch: int, device="c
     need = training_bytes(cfg, n_examples, batch)
     have = available_bytes(device)
     if have is not None and need > have:
-        where = "this machine has" if torch.device(device).type == "cpu" else f"{torch.device(device).type} has"
+        kind = str(device).split(":")[0]
+        where = "this machine has" if kind == "cpu" else f"the {kind} device has"
         raise ResourceError(f"This model needs about {gib(need)} to train with batch size {batch:,}; "
                             f"{where} {gib(have)} free. Use a smaller --hidden, --latent-dim or --batch-size.")
 
