@@ -319,3 +319,67 @@ def test_window_refuses_a_huge_latent_space_in_one_sentence():
     assert window_refusal(ModelConfig(image_shape=(1, 8, 8), latent_dim=2), 1797) is None
     message = window_refusal(ModelConfig(image_shape=(1, 8, 8), latent_dim=100_000), 1797)
     assert message and "100,000" in message and "\n" not in message
+
+
+# --- saved settings ------------------------------------------------------------------------------
+
+
+def test_saved_settings_are_validated_value_by_value(tmp_path):
+    from latentlab.core.settings import MAX_RECENT, usable_recent, validate_settings
+
+    good = tmp_path / "m.safetensors"
+    good.write_bytes(b"x")
+    values, problems = validate_settings({
+        "epochs": str(10 ** 20), "lr": "nan", "warm_start": "maybe", "geometry": "garbage", "recent": 3})
+    assert values == {} and len(problems) == 5
+    values, problems = validate_settings({"epochs": "40", "lr": "0.002", "warm_start": "false",
+                                          "geometry": b"\x01\xd9", "recent": [str(good)] * 20 + [5]})
+    assert problems == [] and values["epochs"] == 40 and values["lr"] == 0.002 and values["warm_start"] is False
+    assert values["geometry"] == b"\x01\xd9" and len(values["recent"]) == MAX_RECENT
+    assert usable_recent([str(good), str(tmp_path), "/dev/zero", "/nope", "x" * 10_000]) == [str(good)]
+    assert usable_recent(str(good)) == [str(good)]
+
+
+def test_a_long_image_folder_load_can_be_cancelled(tmp_path):
+    from PIL import Image
+
+    from latentlab.core.errors import Cancelled
+
+    d = tmp_path / "imgs" / "a"
+    d.mkdir(parents=True)
+    for i in range(600):
+        Image.new("L", (4, 4), i % 256).save(d / f"{i}.png")
+    polls = []
+
+    def stop():
+        polls.append(1)
+        return len(polls) >= 2  # the second poll, after 256 images
+
+    with pytest.raises(Cancelled):
+        load_dataset(f"images:{tmp_path / 'imgs'}", should_stop=stop)
+    assert len(polls) == 2
+    assert len(load_dataset(f"images:{tmp_path / 'imgs'}", should_stop=lambda: False).x_train) == 480
+
+
+@pytest.mark.parametrize("named, opens, note", [
+    ("digits", True, None),
+    ("images:/", True, "top-level"),
+    ("npz:/dev/zero", True, "not a regular file"),
+    ("npz:/nope/x.npz", True, "cannot be found"),
+    ("", True, "does not name"),
+    ("sprites", True, "shape"),
+])
+def test_a_checkpoints_dataset_is_a_suggestion(named, opens, note):
+    from latentlab.core.data import open_checkpoint_dataset
+
+    data, why = open_checkpoint_dataset(named, (1, 8, 8))
+    assert (data is not None) == opens and data.spec == "digits"
+    assert (why is None) == (note is None) and (note is None or note in why)
+    assert why is None or ("\n" not in why and len(why) <= 300)
+
+
+def test_no_data_when_the_default_does_not_fit():
+    from latentlab.core.data import open_checkpoint_dataset
+
+    data, why = open_checkpoint_dataset("images:/", (3, 32, 32))
+    assert data is None and "without data" in why

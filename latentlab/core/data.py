@@ -17,6 +17,7 @@ import stat
 import warnings
 import zipfile
 import zlib
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from latentlab.core import sprites
-from latentlab.core.errors import DatasetError
-from latentlab.core.text import quote
+from latentlab.core.errors import Cancelled, DatasetError
+from latentlab.core.text import quote, short
 
 MAX_SPEC_CHARS = 4096
 
@@ -107,8 +108,12 @@ def describe_specs() -> str:
     )
 
 
-def load_dataset(spec: str, *, seed: int = 0) -> Dataset:
-    """Load the dataset named by spec; seed only changes generated data (sprites), never a split."""
+def load_dataset(spec: str, *, seed: int = 0, should_stop: Callable[[], bool] | None = None) -> Dataset:
+    """Load the dataset named by spec; seed only changes generated data (sprites), never a split.
+
+    `should_stop` is polled while a long load runs (an image folder is read file by file); when it
+    returns True the load raises Cancelled, so closing a window need not wait for it.
+    """
     kind, arg = parse_spec(spec)
     if kind in ("digits", "sprites"):
         return _load_digits(spec) if kind == "digits" else _load_sprites(spec, seed)
@@ -116,7 +121,7 @@ def load_dataset(spec: str, *, seed: int = 0) -> Dataset:
     if kind == "npz":
         return _load_npz(spec, path)
     if kind == "images":
-        return _load_image_folder(spec, path)
+        return _load_image_folder(spec, path, should_stop or (lambda: False))
     return _load_idx_dataset(spec, kind, path)
 
 
@@ -176,6 +181,41 @@ def checkpoint_dataset_refusal(spec: str) -> str | None:
     if any(text == root or text.startswith(root + "/") for root in _SYSTEM_ROOTS):
         return f"{where} is inside a system folder, which a checkpoint never opens."
     return None
+
+
+EMBEDDED_DEFAULT = "digits"
+
+
+def open_checkpoint_dataset(named: str, image_shape, *, should_stop=None) -> tuple[Dataset | None, str | None]:
+    """The data to show a checkpoint with, and one short sentence for the banner when it is not
+    the dataset the checkpoint names (None when it is).
+
+    The checkpoint's dataset is a suggestion: it is opened only if it is an ordinary location
+    (`checkpoint_dataset_refusal`) that loads and fits the model's image shape. Otherwise the
+    embedded default is used when its images fit the model, or no data at all.
+    """
+    why = None
+    if not named:
+        why = "The checkpoint does not name its dataset"
+    else:
+        refusal = checkpoint_dataset_refusal(named)
+        if refusal:
+            why = refusal.rstrip(".")
+        else:
+            try:
+                data = load_dataset(named, should_stop=should_stop)
+            except Cancelled:
+                raise
+            except DatasetError as exc:
+                why = short(str(exc), 200).rstrip(".")
+            else:
+                if data.image_shape == tuple(image_shape):
+                    return data, None
+                why = f"{quote(named)} has images of shape {data.image_shape}, the model expects {tuple(image_shape)}"
+    default = load_dataset(EMBEDDED_DEFAULT)
+    if default.image_shape == tuple(image_shape):
+        return default, short(f"{why}; showing the embedded {EMBEDDED_DEFAULT} data instead.")
+    return None, short(f"{why}; the model is open without data (choose a dataset).")
 
 
 def _spec_forms() -> str:
@@ -534,7 +574,7 @@ def _npz_label_names(names: np.ndarray, path: Path) -> tuple[str, ...]:
 # --- image folders -----------------------------------------------------------------------------
 
 
-def _load_image_folder(spec: str, folder: Path) -> Dataset:
+def _load_image_folder(spec: str, folder: Path, should_stop) -> Dataset:
     from PIL import Image, UnidentifiedImageError
 
     _require_folder(folder)
@@ -558,6 +598,8 @@ def _load_image_folder(spec: str, folder: Path) -> Dataset:
     first_size = None
     x = None
     for i, p in enumerate(paths):
+        if i % 256 == 0 and should_stop():
+            raise Cancelled(f"Loading {folder} was cancelled.")
         try:
             # Each image's declared size is checked before it is decoded: a small file can claim
             # gigapixels (a decompression bomb), and Pillow's own warning for that becomes an error.

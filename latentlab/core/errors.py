@@ -19,3 +19,7 @@ class TrainingError(LatentLabError):
 
 class ResourceError(LatentLabError):
     """The work asked for cannot fit this machine's memory; refused before allocating it."""
+
+
+class Cancelled(LatentLabError):
+    """Long work (a dataset load) was stopped because its caller asked it to, e.g. the window closed."""
