@@ -92,7 +92,7 @@ class TrainConfig:
         _check_types(self, ints=("epochs", "batch_size", "warmup_steps", "seed", "snapshot_every", "scatter_points"),
                      floats=("lr", "beta", "free_bits"), strs=("device",))
         problems = _too_large(self, epochs=10 ** 6, batch_size=10 ** 7, warmup_steps=10 ** 12, seed=2 ** 63 - 1,
-                              snapshot_every=10 ** 9, scatter_points=10 ** 7, lr=1e6, beta=1e6, free_bits=1e6)
+                              snapshot_every=10 ** 9, scatter_points=10 ** 7, lr=1e15, beta=1e6, free_bits=1e6)
         if self.seed < 0 or self.scatter_points < 0:
             problems.append("seed and scatter_points must be non-negative")
         if self.snapshot_seconds is not None and not (isinstance(self.snapshot_seconds, (int, float))
