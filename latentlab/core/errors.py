@@ -15,3 +15,11 @@ class CheckpointError(LatentLabError):
 
 class TrainingError(LatentLabError):
     """Training stopped because it could not go on (non-finite loss, out of memory)."""
+
+
+class ResourceError(LatentLabError):
+    """The work asked for cannot fit this machine's memory; refused before allocating it."""
+
+
+class Cancelled(LatentLabError):
+    """Long work (a dataset load) was stopped because its caller asked it to, e.g. the window closed."""
