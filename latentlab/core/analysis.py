@@ -39,7 +39,7 @@ def decode(model, z: np.ndarray, batch: int = 4096) -> np.ndarray:
     z = np.asarray(z, dtype=np.float32).reshape(-1, model.latent_dim)
     out = [model.mean_image(model.decode(torch.from_numpy(z[i:i + batch]).to(dev))).cpu()
            for i in range(0, len(z), batch)]
-    return torch.cat(out).numpy() if out else np.zeros((0, *model.cfg.image_shape), np.float32)
+    return torch.cat(out).numpy() if out else np.zeros((0, *model.image_shape), np.float32)
 
 
 @torch.no_grad()
