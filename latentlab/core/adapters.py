@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Callable
 
 import torch
 from torch import nn
@@ -83,7 +82,7 @@ class LatentModel(nn.Module):
     def weights_module(self) -> nn.Module:
         return self
 
-    def copy(self) -> "LatentModel":
+    def copy(self) -> LatentModel:
         return copy.deepcopy(self)
 
     def device(self) -> torch.device:
@@ -104,7 +103,7 @@ class Likelihood:
         self.kind, self.sigma = kind, float(sigma)
 
     @classmethod
-    def parse(cls, text: str) -> "Likelihood":
+    def parse(cls, text: str) -> Likelihood:
         text = str(text).strip().lower()
         if text in ("bernoulli", "bernoulli-probs"):
             return cls(text)
@@ -161,16 +160,16 @@ def posterior_params(out, where: str = "encode(x)") -> tuple[torch.Tensor, torch
         return out[0], out[1]
     if isinstance(out, torch.distributions.Normal):
         return out.loc, 2 * torch.log(out.scale)
-    if isinstance(out, dict):
+    dist = getattr(out, "latent_dist", None)  # a diffusers encoder output (itself a dict)
+    if dist is not None:
+        out = dist
+    elif isinstance(out, dict):
         mu = _first(out, ("mean", "mu", "loc"))
         lv = _first(out, ("logvar", "log_var"))
         if mu is not None and lv is not None:
             return mu, lv
         raise ModelError(f"{where} returned a dict with keys {sorted(map(str, out))[:6]}; "
                          "latentlab needs 'mean' (or 'mu') and 'logvar'.")
-    dist = getattr(out, "latent_dist", None)  # a diffusers encoder output
-    if dist is not None:
-        out = dist
     mu = getattr(out, "mean", None)
     if isinstance(mu, torch.Tensor):
         for name, to_logvar in (("logvar", lambda t: t), ("std", lambda t: 2 * torch.log(t)),
@@ -227,8 +226,8 @@ class TorchVAE(LatentModel):
         self.input_range = _range(getattr(net, "input_range", (0.0, 1.0)), self.name)
         declared = getattr(net, "image_shape", None)
         self.declared_image_shape = tuple(int(v) for v in declared) if declared is not None else None
-        own = getattr(net, "log_likelihood", None)
-        self._own_log_lik: Callable | None = own if callable(own) and likelihood is None else None
+        # The model's own log p(x|z) wins unless the caller names a likelihood.
+        self.own_log_lik = callable(getattr(net, "log_likelihood", None)) and likelihood is None
         attr = getattr(net, "likelihood", None)
         attr = attr if isinstance(attr, (str, Likelihood)) else None
         self.likelihood = resolve_likelihood(likelihood, attr)
@@ -256,8 +255,8 @@ class TorchVAE(LatentModel):
         return out
 
     def log_likelihood(self, x, params):
-        if self._own_log_lik is not None:
-            return self._own_log_lik(self.to_model(x).expand_as(params), params)
+        if self.own_log_lik:
+            return self.net.log_likelihood(self.to_model(x).expand_as(params), params)
         return self.likelihood.log_prob(self, x, params)
 
     def mean_image(self, params):
@@ -267,7 +266,7 @@ class TorchVAE(LatentModel):
         return self.likelihood.mean(self, params)
 
     def describe(self) -> str:
-        lik = "its own log_likelihood" if self._own_log_lik is not None else str(self.likelihood)
+        lik = "its own log_likelihood" if self.own_log_lik else str(self.likelihood)
         return f"{self.name} (K = {self.latent_dim}, {lik})"
 
     def weights_module(self) -> nn.Module:
@@ -346,9 +345,14 @@ def _call(fn, doing: str):
         return fn()
     except ModelError:
         raise
-    except Exception as exc:  # the user's code can raise anything: report it in one sentence
-        msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"The model failed while {doing}: {type(exc).__name__}: {msg.rstrip('.')}.") from None
+    except Exception as exc:  # noqa: BLE001 - the user's code can raise anything: one sentence says what
+        raise ModelError(f"The model failed while {doing}: {type(exc).__name__}: {one_line(exc)}.") from None
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message, short, without a final full stop."""
+    text = str(exc).strip()
+    return (text.splitlines()[0][:200] if text else type(exc).__name__).rstrip(".")
 
 
 def _finite(t: torch.Tensor, what: str) -> None:
