@@ -19,6 +19,7 @@ import importlib
 import importlib.util
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -59,16 +60,31 @@ def spec_kind(spec: str) -> str:
     raise ModelError(f"Model SPEC {spec!r} is not PATH.safetensors, PATH.py:NAME, package.module:NAME or diffusers:DIR.")
 
 
+@dataclass
+class OpenedModel:
+    model: LatentModel
+    dataset: str = ""                             # the dataset its checkpoint or weights file records
+    history: list = field(default_factory=list)   # training history recorded with the weights
+
+
 def load_model(spec, *, weights=None, likelihood=None, device="cpu") -> LatentModel:
     """The LatentModel a SPEC names, on `device`; not yet checked against data (see adapters.validate)."""
+    return open_model(spec, weights=weights, likelihood=likelihood, device=device).model
+
+
+def open_model(spec, *, weights=None, likelihood=None, device="cpu") -> OpenedModel:
+    """load_model, with the dataset and history a checkpoint or weights file recorded."""
     if isinstance(likelihood, str):
         likelihood = Likelihood.parse(likelihood)
     spec = str(spec)
     kind = spec_kind(spec)
+    dataset, history = "", []
     if kind == "checkpoint":
         if weights is not None:
             raise ModelError("--weights goes with a Python or diffusers model SPEC; a checkpoint holds its own weights.")
-        model = as_latent_model(_open_checkpoint(spec, device), likelihood=likelihood)
+        ckpt = _open_checkpoint(spec, device)
+        dataset, history = ckpt.dataset, list(ckpt.history)
+        model = as_latent_model(ckpt.model, likelihood=likelihood)
     elif kind == "diffusers":
         from .diffusers_adapter import load_diffusers
 
@@ -80,15 +96,32 @@ def load_model(spec, *, weights=None, likelihood=None, device="cpu") -> LatentMo
     model.spec = spec
     model.to(device).eval()
     if weights is not None:
-        load_weights(model, weights)
-    return model
+        meta = load_weights(model, weights)
+        dataset, history = meta.get("dataset", ""), weights_history(meta)
+    return OpenedModel(model, dataset, history)
+
+
+def refuse_overwrite(out, spec: str, weights=None) -> None:
+    """A fine-tuned copy never replaces the user's own files (the model's code or its weights)."""
+    target = Path(out).expanduser().resolve()
+    sources = [weights] if weights is not None else []
+    kind = spec_kind(spec)
+    if kind in ("file", "checkpoint"):
+        sources.append(spec.rpartition(":")[0] if kind == "file" else spec)
+    elif kind == "diffusers":
+        folder = Path(spec.split(":", 1)[1]).expanduser().resolve()
+        if target.parent == folder:
+            raise ModelError(f"--out {out} is inside the diffusers folder {folder}; write the fine-tuned copy elsewhere.")
+    for src in sources:
+        if kind != "checkpoint" and Path(src).expanduser().resolve() == target:
+            raise ModelError(f"--out {out} is one of your model's own files; write the fine-tuned copy elsewhere.")
 
 
 def _open_checkpoint(spec: str, device):
     from .checkpoint import load_checkpoint
 
     try:
-        return load_checkpoint(spec, device=device).model
+        return load_checkpoint(spec, device=device)
     except CheckpointError:
         meta = _peek_metadata(spec)
         if meta.get("format") == WEIGHTS_FORMAT:
