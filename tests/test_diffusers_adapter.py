@@ -54,9 +54,11 @@ def test_open_encode_decode_traverse_evaluate(folder, digits):
     with torch.no_grad():
         raw = model.net.decode(torch.from_numpy(mu[:2]).view(2, 2, 4, 4)).sample
     np.testing.assert_allclose(imgs[:2], ((raw + 1) / 2).clamp(0, 1).numpy(), atol=1e-6)
-    codes = analysis.traversal_codes(mu[0], analysis.traversal_values(5))
+    top = analysis.top_dims_by_kl(analysis.mean_kl_per_dim(mu, logvar), 6)
+    codes = analysis.traversal_codes(mu[0], analysis.traversal_values(5), dims=top)
+    assert codes.shape == (6, 5, 32) and np.array_equal(codes[2, :, top[2]], analysis.traversal_values(5))
     rows = analysis.decode(model, codes.reshape(-1, 32))
-    assert rows.shape == (32 * 5, 1, 8, 8)
+    assert rows.shape == (6 * 5, 1, 8, 8) and not np.allclose(rows[0], rows[4])
     stats = analysis.evaluate(model, digits.x_test[:64], iw_samples=5)
     assert stats["latent_dim"] == 32 and len(stats["kl_per_dim"]) == 32
     assert np.isfinite([stats["elbo"], stats["log_px_iw"], stats["gap"]]).all()
