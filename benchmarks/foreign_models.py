@@ -29,7 +29,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import interleaved, machine_line, median, percentile, print_table, summary_row, write_json
+from benchmarks.common import (
+    interleaved,
+    machine_line,
+    median,
+    percentile,
+    print_table,
+    summary_row,
+    write_json,
+)
 from latentlab.core import analysis
 from latentlab.core.adapters import validate
 from latentlab.core.bundled import default_checkpoint

@@ -7,6 +7,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from test_posterior import (  # the same closed forms the inspector is tested on
+    SIGMA,
+    B,
+    W,
+    X,
+    gauss_kl,
+    lg_exact,
+)
 from torch import nn
 
 from latentlab.core import analysis
@@ -107,8 +115,8 @@ def test_latents_of_any_shape_are_flattened_and_reshaped_back():
 
     m = validate(as_latent_model(Spatial()), X8)
     assert m.latent_shape == (2, 2, 2) and m.latent_dim == 8
-    mu, lv = analysis.encode(m, X8.numpy())
-    assert mu.shape == (6, 8)
+    mu, logvar = analysis.encode(m, X8.numpy())
+    assert mu.shape == logvar.shape == (6, 8)
     assert analysis.decode(m, mu).shape == (6, 1, 4, 4)
 
 
@@ -183,13 +191,7 @@ def test_copy_is_independent_and_keeps_its_shapes():
 
 
 # --------------------------------------------------------------------------------------------
-# the linear-Gaussian decoder as a foreign model, through the inspector's own code
-
-W = np.array([[1.1, 0.6], [0.4, 0.9], [0.7, -0.2]])
-B = np.array([0.2, -0.3, 0.1])
-SIGMA = 0.5
-X = np.array([1.3, -0.2, 0.9])
-
+# the linear-Gaussian decoder of test_posterior as a foreign model, through the inspector's own code
 
 class LinearGaussian(nn.Module):
     likelihood = f"gaussian:{SIGMA}"
@@ -208,11 +210,7 @@ class LinearGaussian(nn.Module):
 
 
 def test_foreign_linear_gaussian_gives_closed_form_log_px_posterior_and_gap():
-    cov_x = W @ W.T + SIGMA ** 2 * np.eye(3)
-    d = X - B
-    log_px = -0.5 * (3 * math.log(2 * math.pi) + np.linalg.slogdet(cov_x)[1] + d @ np.linalg.solve(cov_x, d))
-    post_cov = np.linalg.inv(np.eye(2) + W.T @ W / SIGMA ** 2)
-    post_mean = post_cov @ W.T @ d / SIGMA ** 2
+    log_px, post_mean, post_cov = lg_exact()
     q_mu, q_var = post_mean + np.array([0.12, -0.08]), np.diag(post_cov) * np.array([0.6, 1.4])
     model = validate(as_latent_model(LinearGaussian(q_mu, np.log(q_var))), torch.tensor(X).view(1, 1, 1, 3))
 
@@ -220,9 +218,7 @@ def test_foreign_linear_gaussian_gives_closed_form_log_px_posterior_and_gap():
     assert g.log_px == pytest.approx(log_px, abs=1e-6)
     np.testing.assert_allclose(g.mean, post_mean, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(g.cov, post_cov, rtol=1e-6, atol=1e-8)
-    inv = np.linalg.inv(post_cov)
-    dm = post_mean - q_mu
-    kl = 0.5 * (np.trace(inv @ np.diag(q_var)) + dm @ inv @ dm - 2 + np.linalg.slogdet(post_cov)[1] - np.log(q_var).sum())
+    kl = gauss_kl(q_mu, np.diag(q_var), post_mean, post_cov)
     assert kl > 0.1
     assert g.gap == pytest.approx(kl, abs=1e-6)
 

@@ -3,7 +3,6 @@ checkpoints that never cause an import."""
 
 import json
 import sys
-import textwrap
 
 import pytest
 import torch
