@@ -4,6 +4,7 @@ checkpoints that never cause an import."""
 import json
 import sys
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -213,3 +214,13 @@ def test_checkpoint_metadata_naming_a_module_never_imports_it(tmp_path, monkeypa
     with pytest.raises(LatentLabError, match="--model planted_mod_xyz:make --weights"):
         load_model(str(planted))
     assert not marker.exists() and "planted_mod_xyz" not in sys.modules
+
+
+def test_weights_remember_their_likelihood_and_float64_models_work(user_file, tmp_path, digits):
+    spec = f"{user_file}:make"
+    path = save_weights(tmp_path / "w.safetensors", load_model(spec, likelihood="gaussian:0.2"), model_spec=spec)
+    assert str(load_model(spec, weights=path).likelihood) == "gaussian:0.2"
+    assert str(load_model(spec, weights=path, likelihood="bernoulli").likelihood) == "bernoulli"
+    wide = validate(load_model(spec).double(), digits.x_train[:4])   # latentlab's float32 images, float64 weights
+    stats = evaluate(wide, digits.x_test[:20], iw_samples=3)
+    assert np.isfinite(stats["elbo"]) and stats["latent_dim"] == 2

@@ -126,8 +126,8 @@ class Likelihood:
         x01 = x01.expand_as(params)
         if self.kind == "bernoulli":
             return -F.binary_cross_entropy_with_logits(params, x01, reduction="none").flatten(1).sum(1)
-        if self.kind == "bernoulli-probs":
-            p = model.from_model(params).clamp(1e-6, 1 - 1e-6)
+        if self.kind == "bernoulli-probs":  # probabilities whatever the model's input range
+            p = params.clamp(1e-6, 1 - 1e-6)
             return (x01 * torch.log(p) + (1 - x01) * torch.log1p(-p)).flatten(1).sum(1)
         # Gaussian on [0, 1] pixels: the mean mapped back from the model's range, so densities are
         # per unit of latentlab's pixel scale and comparable across models.
@@ -138,6 +138,8 @@ class Likelihood:
     def mean(self, model: LatentModel, params: torch.Tensor) -> torch.Tensor:
         if self.kind == "bernoulli":
             return torch.sigmoid(params)
+        if self.kind == "bernoulli-probs":
+            return params.clamp(0.0, 1.0)
         return model.from_model(params).clamp(0.0, 1.0)
 
 
@@ -233,7 +235,13 @@ class TorchVAE(LatentModel):
         self.likelihood = resolve_likelihood(likelihood, attr)
         self.trainable = any(p.requires_grad for p in net.parameters())
 
+    def _as_net_dtype(self, t: torch.Tensor) -> torch.Tensor:
+        """latentlab's float32 images and codes in the dtype of the user's weights (e.g. float64)."""
+        p = next(self.net.parameters(), None)
+        return t.to(p.dtype) if p is not None and p.is_floating_point() and t.dtype != p.dtype else t
+
     def encode(self, x):
+        x = self._as_net_dtype(x)
         mu, lv = posterior_params(self.net.encode(self.to_model(x)), f"{self.name}.encode(x)")
         if mu.dim() < 2 or mu.shape != lv.shape:
             raise ModelError(f"{self.name}.encode(x) gave a mean of shape {tuple(mu.shape)} and a log-variance of "
@@ -243,7 +251,8 @@ class TorchVAE(LatentModel):
         return mu.flatten(1), lv.flatten(1)
 
     def decode(self, z):
-        out = decoder_tensor(self.net.decode(z.reshape(z.shape[0], *self.latent_shape)), f"{self.name}.decode(z)")
+        z = self._as_net_dtype(z).reshape(z.shape[0], *self.latent_shape)
+        out = decoder_tensor(self.net.decode(z), f"{self.name}.decode(z)")
         if self.image_shape is not None:
             c, h, w = self.image_shape
             if out.shape[1:] == (c * h * w,):
@@ -256,8 +265,8 @@ class TorchVAE(LatentModel):
 
     def log_likelihood(self, x, params):
         if self.own_log_lik:
-            return self.net.log_likelihood(self.to_model(x).expand_as(params), params)
-        return self.likelihood.log_prob(self, x, params)
+            return self.net.log_likelihood(self.to_model(self._as_net_dtype(x)).expand_as(params), params)
+        return self.likelihood.log_prob(self, self._as_net_dtype(x), params)
 
     def mean_image(self, params):
         own = getattr(self.net, "mean_image", None)

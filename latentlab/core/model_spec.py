@@ -74,6 +74,9 @@ def load_model(spec, *, weights=None, likelihood=None, device="cpu") -> LatentMo
 
 def open_model(spec, *, weights=None, likelihood=None, device="cpu") -> OpenedModel:
     """load_model, with the dataset and history a checkpoint or weights file recorded."""
+    if likelihood is None and weights is not None:
+        # Fine-tuned weights were trained with a likelihood; reopen them with the same one.
+        likelihood = _peek_metadata(weights).get("likelihood") or None
     if isinstance(likelihood, str):
         likelihood = Likelihood.parse(likelihood)
     spec = str(spec)
@@ -199,7 +202,7 @@ def save_weights(path, model: LatentModel, *, model_spec: str, dataset: str = ""
 
     path = Path(path)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.weights_module().state_dict().items()}
-    lik = getattr(model, "likelihood", None)
+    lik = None if getattr(model, "own_log_lik", False) else getattr(model, "likelihood", None)
     metadata = {
         "format": WEIGHTS_FORMAT,
         "format_version": str(WEIGHTS_FORMAT_VERSION),
