@@ -224,3 +224,14 @@ def test_weights_remember_their_likelihood_and_float64_models_work(user_file, tm
     wide = validate(load_model(spec).double(), digits.x_train[:4])   # latentlab's float32 images, float64 weights
     stats = evaluate(wide, digits.x_test[:20], iw_samples=3)
     assert np.isfinite(stats["elbo"]) and stats["latent_dim"] == 2
+
+
+def test_help_documents_model_specs_and_the_window_refuses_foreign_models_in_one_sentence(user_file, capsys):
+    from latentlab.cli import build_parser
+
+    text = build_parser().format_help()
+    for form in ("PATH.safetensors", "PATH.py:NAME", "package.module:NAME", "diffusers:DIR", "this runs your code"):
+        assert form in text
+    assert main(["gui", "--model", f"{user_file}:make"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "checkpoints only" in err[0]
