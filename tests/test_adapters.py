@@ -225,3 +225,21 @@ def test_foreign_linear_gaussian_gives_closed_form_log_px_posterior_and_gap():
     stats = analysis.evaluate(model, X.reshape(1, 1, 1, 3), iw_samples=20000, elbo_samples=20000)
     assert stats["log_px_iw"] == pytest.approx(log_px, abs=0.02)
     assert stats["gap"] == pytest.approx(kl, abs=0.1)
+
+
+def test_evaluate_splits_decoding_by_image_size(monkeypatch):
+    """Large images decode in small pieces: no decoder call holds more than DECODE_BUDGET pixels."""
+    from latentlab.core import analysis as an
+
+    class Big(Tiny):
+        def decode(self, z):
+            calls.append(z.shape[0])
+            return super().decode(z)
+
+    calls = []
+    monkeypatch.setattr(an, "DECODE_BUDGET", 16 * 40)   # 40 decoded 4×4 images per call
+    m = validate(as_latent_model(Big()), X8)
+    calls.clear()
+    stats = an.evaluate(m, torch.rand(30, 1, 4, 4).numpy(), iw_samples=8)
+    assert max(calls) <= 40 and sum(calls) == 30 + 30 * 8
+    assert np.isfinite(stats["log_px_iw"])

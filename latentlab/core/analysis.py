@@ -11,6 +11,7 @@ import torch
 from .objectives import elbo_mc, iwae_log_px, kl_per_dim, model_log_lik
 
 ACTIVE_THRESHOLD = 0.01
+DECODE_BUDGET = 1 << 24   # decoded pixel values per decoder call in `evaluate` (64 MB of float32)
 
 
 def _device(model) -> torch.device:
@@ -89,8 +90,11 @@ def evaluate(model, x: np.ndarray, *, iw_samples: int = 0, elbo_samples: int = 1
     kl_dim = torch.zeros(model.latent_dim, dtype=torch.float64)
     mus = []
     n = len(x)
-    # Large K needs small batches so that K decoded copies of a batch fit in memory.
-    batch = max(1, min(batch, 65536 // max(1, iw_samples))) if iw_samples else batch
+    # Decoded images are held K at a time per example: batches and sample chunks shrink with the
+    # number of importance samples and with the image size, so a 512×512 autoencoder fits as well.
+    pixels = math.prod(model.image_shape) if model.image_shape else 1
+    batch = max(1, min(batch, DECODE_BUDGET // (pixels * max(1, iw_samples))))
+    chunk = max(1, min(iw_samples, 256, DECODE_BUDGET // (pixels * batch)))
     for i in range(0, n, batch):
         xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).to(dev)
         mu, lv = model.encode(xb)
@@ -102,7 +106,7 @@ def evaluate(model, x: np.ndarray, *, iw_samples: int = 0, elbo_samples: int = 1
         kl_dim += kl.double().sum(0).cpu()
         mus.append(mu.cpu().numpy())
         if iw_samples:
-            sums["log_px"] += float(iwae_log_px(log_lik, mu, lv, iw_samples, chunk=min(iw_samples, 256), generator=gen).sum())
+            sums["log_px"] += float(iwae_log_px(log_lik, mu, lv, iw_samples, chunk=chunk, generator=gen).sum())
     mu_all = np.concatenate(mus) if mus else np.zeros((0, model.latent_dim), np.float32)
     active = active_units(mu_all)
     out = {
