@@ -243,3 +243,20 @@ def test_evaluate_splits_decoding_by_image_size(monkeypatch):
     stats = an.evaluate(m, torch.rand(30, 1, 4, 4).numpy(), iw_samples=8)
     assert max(calls) <= 40 and sum(calls) == 30 + 30 * 8
     assert np.isfinite(stats["log_px_iw"])
+
+
+def test_encode_and_decode_batches_shrink_for_large_images(monkeypatch):
+    from latentlab.core import analysis as an
+
+    class Counting(Tiny):
+        def encode(self, x):
+            sizes.append(len(x))
+            return super().encode(x)
+
+    sizes = []
+    monkeypatch.setattr(an, "DECODE_BUDGET", 16 * 7)
+    m = validate(as_latent_model(Counting().double()), X8)
+    sizes.clear()
+    mu, _ = an.encode(m, torch.rand(20, 1, 4, 4).numpy())
+    assert max(sizes) == 7 and sum(sizes) == 20 and mu.dtype == np.float32
+    assert an.decode(m, mu).dtype == np.float32

@@ -18,15 +18,21 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+def _batch(model, batch: int) -> int:
+    """`batch`, made smaller for large images so one call holds at most DECODE_BUDGET pixel values."""
+    pixels = math.prod(model.image_shape) if model.image_shape else 1
+    return max(1, min(int(batch), DECODE_BUDGET // pixels))
+
+
 @torch.no_grad()
 def encode(model, x: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and log-variances, each (N, K) float32, computed in batches."""
-    dev = _device(model)
+    dev, batch = _device(model), _batch(model, batch)
     mus, lvs = [], []
     for i in range(0, len(x), batch):
         mu, lv = model.encode(torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).to(dev))
-        mus.append(mu.cpu())
-        lvs.append(lv.cpu())
+        mus.append(mu.float().cpu())
+        lvs.append(lv.float().cpu())
     if not mus:
         k = model.latent_dim
         return np.zeros((0, k), np.float32), np.zeros((0, k), np.float32)
@@ -36,9 +42,9 @@ def encode(model, x: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndar
 @torch.no_grad()
 def decode(model, z: np.ndarray, batch: int = 4096) -> np.ndarray:
     """Mean images E[x|z] for latent codes z (N, K): float32 (N, C, H, W) in [0, 1]."""
-    dev = _device(model)
+    dev, batch = _device(model), _batch(model, batch)
     z = np.asarray(z, dtype=np.float32).reshape(-1, model.latent_dim)
-    out = [model.mean_image(model.decode(torch.from_numpy(z[i:i + batch]).to(dev))).cpu()
+    out = [model.mean_image(model.decode(torch.from_numpy(z[i:i + batch]).to(dev))).float().cpu()
            for i in range(0, len(z), batch)]
     return torch.cat(out).numpy() if out else np.zeros((0, *model.image_shape), np.float32)
 
@@ -46,12 +52,12 @@ def decode(model, z: np.ndarray, batch: int = 4096) -> np.ndarray:
 @torch.no_grad()
 def reconstruction_nll(model, x: np.ndarray, z: np.ndarray, batch: int = 4096) -> np.ndarray:
     """-log p(x | z) per example (nats), e.g. at the posterior means: how badly each point is rebuilt."""
-    dev = _device(model)
+    dev, batch = _device(model), _batch(model, batch)
     out = []
     for i in range(0, len(x), batch):
         xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).to(dev)
         zb = torch.from_numpy(np.ascontiguousarray(z[i:i + batch], dtype=np.float32)).to(dev)
-        out.append(-model.log_likelihood(xb, model.decode(zb)).cpu())
+        out.append(-model.log_likelihood(xb, model.decode(zb)).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
