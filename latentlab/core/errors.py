@@ -13,8 +13,8 @@ class CheckpointError(LatentLabError):
     """A checkpoint file is missing, broken, hostile or incompatible."""
 
 
-class TrainingError(LatentLabError):
-    """Training stopped because it could not go on (non-finite loss, out of memory)."""
+class ModelError(LatentLabError):
+    """A model SPEC, the user's model code or what it returns cannot be used."""
 
 
 class ResourceError(LatentLabError):
