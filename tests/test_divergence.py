@@ -114,7 +114,7 @@ def test_two_ctrl_c_exit_quietly_and_keep_the_file(tmp_path):
                              "--epochs", "1000000", "--out", str(out), "--device", "cpu"],
                             stderr=subprocess.PIPE, text=True, cwd=os.getcwd())
     try:
-        assert proc.stderr.readline().startswith("Training a")  # the loop has started
+        assert proc.stderr.readline().startswith("Training ")  # the loop has started
         proc.send_signal(signal.SIGINT)
         proc.send_signal(signal.SIGINT)
         err = proc.communicate(timeout=120)[1]
