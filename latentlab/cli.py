@@ -1,4 +1,4 @@
-"""The `latentlab` command: the GUI by default, plus headless `train` and `eval`."""
+"""The `latentlab` command: the GUI by default, plus headless `train`, `eval` and `encode`."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"latentlab {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="{gui,train,eval}")
+    sub = p.add_subparsers(dest="command", metavar="{gui,train,eval,encode}")
 
     g = sub.add_parser("gui", help="open the explorer window (the default)")
     g.add_argument("--checkpoint", type=Path, help="checkpoint to open (default: the bundled digits model)")
@@ -69,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--iw-samples", type=int, default=100, help="importance samples for the log p(x) estimate (0: skip)")
     e.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu")
     e.add_argument("--json", action="store_true")
+
+    n = sub.add_parser("encode", help="write every image's latent mean and log-variance to a CSV or NPZ table",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    n.add_argument("checkpoint", type=Path)
+    n.add_argument("--dataset", metavar="SPEC", help="default: the dataset the checkpoint was trained on")
+    n.add_argument("--out", type=Path, required=True, metavar="FILE.csv|FILE.npz",
+                   help="columns: index, split, label, mu_0.., logvar_0..")
+    n.add_argument("--batch-size", type=int, default=4096)
+    n.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     return p
 
 
@@ -81,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args)
         if args.command == "eval":
             return cmd_eval(args)
+        if args.command == "encode":
+            return cmd_encode(args)
         return cmd_gui(args)
     except LatentLabError as exc:
         print(f"latentlab: error: {exc}", file=sys.stderr)
@@ -180,32 +191,77 @@ def _progress(snap, quiet: bool) -> None:
     if not snap.done and now - _last_draw[0] < 0.1:
         return
     _last_draw[0] = now
-    width = 28
-    filled = int(width * snap.fraction)
-    bar = "#" * filled + "-" * (width - filled)
-    sys.stderr.write(f"\repoch {min(snap.epoch + 1, snap.epochs)}/{snap.epochs} [{bar}] {100 * snap.fraction:5.1f}%  "
+    sys.stderr.write(f"\repoch {min(snap.epoch + 1, snap.epochs)}/{snap.epochs} {_bar(snap.fraction)}  "
                      f"ELBO {snap.elbo:9.2f}  recon {snap.recon:8.2f}  KL {snap.kl:6.2f}  "
                      f"{snap.samples_per_s:9,.0f} samples/s ")
     sys.stderr.flush()
 
 
-def cmd_eval(args) -> int:
-    from .core.analysis import evaluate
+def _bar(fraction: float, width: int = 28) -> str:
+    filled = int(width * fraction)
+    return f"[{'#' * filled}{'-' * (width - filled)}] {100 * fraction:5.1f}%"
+
+
+def _checkpoint_and_data(path, spec, device):
+    """The checkpoint, the dataset spec (default: the checkpoint's own) and the dataset, checked to fit."""
     from .core.checkpoint import load_checkpoint
     from .core.data import load_dataset
+
+    ckpt = load_checkpoint(path, device=device)
+    spec = spec or ckpt.dataset
+    if not spec:
+        raise ValueError(f"{path} does not record its dataset; pass --dataset SPEC")
+    data = load_dataset(spec)
+    if data.image_shape != ckpt.config.image_shape:
+        raise ValueError(f"{path} expects images of shape {ckpt.config.image_shape}, but {spec} has {data.image_shape}")
+    return ckpt, spec, data
+
+
+def cmd_encode(args) -> int:
+    from .core.device import resolve_device
+    from .core.errors import Cancelled, LatentLabError
+    from .core.latent_table import FORMATS, encode_table, write_table
+
+    if args.out.suffix.lower() not in FORMATS:
+        raise LatentLabError(f"--out must name a .csv or .npz file, not {args.out}.")
+    if args.batch_size < 1:
+        raise ValueError("--batch-size must be 1 or more")
+    ckpt, _, data = _checkpoint_and_data(args.checkpoint, args.dataset, resolve_device(args.device))
+    quiet = not sys.stderr.isatty()
+    last = [0.0]
+
+    def progress(fraction: float) -> None:
+        now = time.monotonic()
+        if not quiet and (fraction >= 1 or now - last[0] >= 0.1):
+            last[0] = now
+            sys.stderr.write(f"\rencoding {len(data.x_train) + len(data.x_test):,} images {_bar(fraction)} ")
+            sys.stderr.flush()
+
+    stop = {"flag": False}
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("flag", True))
+    try:
+        table = encode_table(ckpt.model, data, batch=args.batch_size, progress=progress,
+                             should_stop=lambda: stop["flag"])
+    except Cancelled:
+        print("\nlatentlab: encoding stopped; nothing written.", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if not quiet:
+        print(file=sys.stderr)
+    write_table(args.out, table)
+    print(f"wrote {len(table):,} rows ({len(data.x_train):,} train, {len(data.x_test):,} test; "
+          f"K={table.mu.shape[1]}) to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .core.analysis import evaluate
     from .core.device import resolve_device
 
     if args.iw_samples < 0:
         raise ValueError("--iw-samples must be 0 or more")
-    device = resolve_device(args.device)
-    ckpt = load_checkpoint(args.checkpoint, device=device)
-    spec = args.dataset or ckpt.dataset
-    if not spec:
-        raise ValueError(f"{args.checkpoint} does not record its dataset; pass --dataset SPEC")
-    data = load_dataset(spec)
-    if data.image_shape != ckpt.config.image_shape:
-        raise ValueError(f"{args.checkpoint} expects images of shape {ckpt.config.image_shape}, "
-                         f"but {spec} has {data.image_shape}")
+    ckpt, spec, data = _checkpoint_and_data(args.checkpoint, args.dataset, resolve_device(args.device))
     x = data.x_test if len(data.x_test) else data.x_train
     stats = evaluate(ckpt.model, x, iw_samples=args.iw_samples)
     stats.update(checkpoint=str(args.checkpoint), dataset=spec)

@@ -15,3 +15,7 @@ class CheckpointError(LatentLabError):
 
 class TrainingError(LatentLabError):
     """Training stopped because it could not go on (non-finite loss, out of memory)."""
+
+
+class Cancelled(LatentLabError):
+    """Long work (encoding, a projection) stopped because the caller asked it to."""

@@ -77,6 +77,7 @@ class PointCloudItem(pg.GraphicsObject):
         self._cache_key = None
         self._cache: QtGui.QImage | None = None
         self._scratch = None
+        self._grids = None
         self.stats: dict = {}       # of the last raster: counts per pixel (max, reference), exact path used
 
     def setData(self, pos: np.ndarray, colors: np.ndarray) -> None:
@@ -184,13 +185,13 @@ class PointCloudItem(pg.GraphicsObject):
         flat = self._pixel_index(t, cw, ch, m)
         packed = self._stamp(np.bincount(flat, weights=self._weights, minlength=cw * ch).reshape(ch, cw), s, m, h, w)
         f = self.FIELD
-        nz = np.flatnonzero(packed)
+        nz = np.flatnonzero(packed.ravel() != 0)   # via a bool mask: several times faster on float64
         vi = packed.ravel()[nz].astype(np.int64)
         counts = vi >> (3 * f)
         self.stats = {"max": int(counts.max()) if len(counts) else 0, "exact": False}
         if self.stats["max"] > self.PACKED_MAX:
             self.stats["exact"] = True
-            counts = self._stamp(np.bincount(flat, minlength=cw * ch).reshape(ch, cw), s, m, h, w).ravel()[nz]
+            counts = self._stamp(np.bincount(flat, minlength=cw * ch).reshape(ch, cw), s, m, h, w).ravel()[nz].astype(np.int64)
             sums = [self._stamp(np.bincount(flat, weights=((self._c >> shift) & 255).astype(np.float64),
                                             minlength=cw * ch).reshape(ch, cw), s, m, h, w).ravel()[nz]
                     for shift in (16, 8, 0)]
@@ -204,7 +205,8 @@ class PointCloudItem(pg.GraphicsObject):
             # Log-scaled shading against a high percentile of the counts in view (not the maximum,
             # so one pile of identical points does not wash everything else out).
             sample = counts[:: max(1, len(counts) // 4096)]
-            ref = max(1.0, float(np.percentile(sample, 99.5)))
+            q = int(0.995 * (len(sample) - 1))
+            ref = max(1.0, float(np.partition(sample, q)[q]))
             self.stats["reference"] = ref
             c = np.arange(int(self.stats["max"]) + 1, dtype=np.float64)
             # Nothing denser than one point per pixel: every point opaque, in its own colour.
@@ -225,16 +227,20 @@ class PointCloudItem(pg.GraphicsObject):
         self._buf = buf  # the image below borrows this memory
         return QtGui.QImage(buf.data, w, h, 4 * w, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
 
-    @staticmethod
-    def _stamp(grid: np.ndarray, s: int, m: int, h: int, w: int) -> np.ndarray:
-        """Box sum of `grid` over s×s stamps, cropped to the h×w view (grid has margin m)."""
+    def _stamp(self, grid: np.ndarray, s: int, m: int, h: int, w: int) -> np.ndarray:
+        """Box sum of `grid` over s×s stamps, cropped to the h×w view (grid has margin m). The result
+        lives in a buffer reused by the next call: first touches of fresh 5 MB arrays cost more than the sums."""
         lo = m - s // 2                          # a point on pixel p covers p - (s - 1 - s//2) .. p + s//2
         if s == 1:
             return grid[m:m + h, m:m + w]
-        rows = grid[:, lo:lo + w] + grid[:, lo + 1:lo + 1 + w]
+        ch = grid.shape[0]
+        if self._grids is None or self._grids[1].shape != (h, w):
+            self._grids = (np.empty((ch, w)), np.empty((h, w)))
+        rows, out = self._grids
+        np.add(grid[:, lo:lo + w], grid[:, lo + 1:lo + 1 + w], out=rows)
         for d in range(2, s):
             rows += grid[:, lo + d:lo + d + w]
-        out = rows[lo:lo + h] + rows[lo + 1:lo + 1 + h]
+        np.add(rows[lo:lo + h], rows[lo + 1:lo + 1 + h], out=out)
         for d in range(2, s):
             out += rows[lo + d:lo + d + h]
         return out
