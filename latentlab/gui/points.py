@@ -62,7 +62,7 @@ class PointCloudItem(pg.GraphicsObject):
 
     FIELD = 14                      # bits per colour-sum field: 31 * 511 < 2**14
     PACKED_MAX = 511                # stamps per pixel the packed fields hold exactly
-    LONE_ALPHA = 0.35               # opacity of a single point when much denser pixels are in view
+    LONE_ALPHA = 0.5                # opacity of a single point when much denser pixels are in view
     DARKEN = 0.4                    # how much the densest pixels darken their colour
     FAR = np.float32(1e30)          # where points with a NaN or infinite coordinate are put
 
