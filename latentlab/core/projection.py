@@ -165,10 +165,16 @@ class _Steps:
             self.progress(float(lo + (hi - lo) * min(max(fraction, 0.0), 1.0)))
 
 
-def _subset(n: int, cap: int, seed: int) -> np.ndarray:
-    if n <= cap:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))
+def _plan(means, cap: int, seed: int, progress, should_stop, fit_cost: float):
+    """The checked means, the indices to fit on (at most cap, a seeded random subset), the rest, and
+    progress over the two phases (a fitted point costs about fit_cost placed ones)."""
+    means = _checked_means(means)
+    n = len(means)
+    fit = np.arange(n) if n <= cap else np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))
+    rest = np.setdiff1d(np.arange(n), fit)
+    steps = _Steps(progress, should_stop, [len(fit) * fit_cost, len(rest)])
+    steps.report(0, 0.0)
+    return means, fit, rest, steps
 
 
 def _checked_means(means) -> np.ndarray:
@@ -188,11 +194,7 @@ def umap_embedding(means, *, seed: int = 0, cap: int = UMAP_FIT_CAP,
     progress(fraction) is called along the way; should_stop() is polled between epochs of the fit and
     between chunks of the transform, and raises Cancelled when it answers True."""
     umap = _require("umap", "umap-learn", "The UMAP projection")
-    means = _checked_means(means)
-    fit = _subset(len(means), cap, seed)
-    rest = np.setdiff1d(np.arange(len(means)), fit)
-    steps = _Steps(progress, should_stop, [len(fit) * 3, len(rest)])
-    steps.report(0, 0.0)
+    means, fit, rest, steps = _plan(means, cap, seed, progress, should_stop, fit_cost=3)
     ticker = _EpochTicker(lambda f: steps.report(0, f))
     model = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(fit) - 1), random_state=seed, n_jobs=1,
                       tqdm_kwds={"disable": False, "file": ticker,
@@ -232,11 +234,7 @@ def tsne_embedding(means, *, seed: int = 0, cap: int = TSNE_FIT_CAP,
     """t-SNE of the latent means (openTSNE), fitted on at most `cap` of them; the others are placed at
     the median of their nearest fitted neighbours. should_stop() is polled every 25 iterations."""
     open_tsne = _require("openTSNE", "openTSNE", "The t-SNE projection")
-    means = _checked_means(means)
-    fit = _subset(len(means), cap, seed)
-    rest = np.setdiff1d(np.arange(len(means)), fit)
-    steps = _Steps(progress, should_stop, [len(fit) * 4, len(rest)])
-    steps.report(0, 0.0)
+    means, fit, rest, steps = _plan(means, cap, seed, progress, should_stop, fit_cost=4)
     every, total = 25, 250 + 500   # openTSNE's early exaggeration and main phases
     calls = [0]
     stopped = [False]
