@@ -37,7 +37,15 @@ Cases, interleaved (A B C D ...) with new positions every update, medians over `
                           refresh (projection, colours, setData), colour options, active-units label;
                           then the paint of the latent view. For reference (it adds the app's own
                           work around the item).
-Target (docs/architecture.md): ≤ 10 ms for PointCloudItem's update. Nothing here asserts.
+Then, at 1,000,000 points (skip with --no-million), the same PointCloudItem and ScatterPlotItem ×10 cases:
+  update                  setData(new positions) + the repaint, as above.
+  pan/zoom frame          the view range moves (a small pan, alternating with a 2 % zoom) with the data
+                          unchanged, until the viewport has repainted: what one frame of dragging costs.
+The baseline takes seconds per update at 1M, so it runs fewer rounds (--million-baseline-reps), each
+interleaved with a round of PointCloudItem.
+
+Targets (docs/architecture.md): ≤ 10 ms for PointCloudItem's update at 70,000 points; at 1,000,000 points ≤ 30 ms
+per update and ≤ 33 ms per pan/zoom frame. Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -71,6 +79,8 @@ from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
 from latentlab.gui.points import PointCloudItem, argb, label_colors  # noqa: E402
 
 TARGET_MS = 10.0
+MILLION = 1_000_000
+MILLION_UPDATE_MS, MILLION_FRAME_MS = 30.0, 33.0
 WIDTH, HEIGHT = 900, 700
 CLASSES = 10
 
@@ -172,12 +182,80 @@ def app_path_case(app, n: int, pos_sets, labels):
     return case
 
 
+def per_label_scatter(app, pos_sets, labels):
+    """The baseline: a plot with one ScatterPlotItem per label, each with its own prebuilt brush, pen=None,
+    3-px squares in pxMode; returns the plot and set(i), which gives every item its points of set i."""
+    brushes = [pg.mkBrush(c) for c in label_colors(CLASSES)]
+    per_label = [np.flatnonzero(labels == k) for k in range(CLASSES)]
+    widget = make_plot(app)
+    items = [pg.ScatterPlotItem(pen=None, brush=brushes[k], size=3, symbol="s", pxMode=True) for k in range(CLASSES)]
+    for item in items:
+        widget.addItem(item)
+
+    def set_points(i):
+        p = pos_sets[i % len(pos_sets)]
+        for item, idx in zip(items, per_label):
+            item.setData(pos=p[idx])
+
+    return widget, set_points
+
+
+def million_section(app, reps: int, baseline_reps: int) -> tuple[list, list[dict], dict, int]:
+    """Update and pan/zoom-frame times at 1,000,000 points: PointCloudItem vs ScatterPlotItem ×10."""
+    pos_sets, labels = make_points(MILLION, sets=3, seed=2)
+    palette = argb(label_colors(CLASSES))
+    colours = palette[labels]
+    cloud_w = make_plot(app)
+    cloud = PointCloudItem(size=3)
+    cloud_w.addItem(cloud)
+    sp_w, sp_set = per_label_scatter(app, pos_sets, labels)
+
+    def mover(widget):
+        vb = widget.getPlotItem().vb
+
+        def move(i):
+            # odd frames zoom 2 % in, even ones pan a few pixels: every frame differs from the one before
+            half = 3.5 * (0.98 if i % 2 else 1.0)
+            dx = 0.03 * ((i // 2) % 5 - 2)
+            vb.setRange(xRange=(dx - half, dx + half), yRange=(-half, half), padding=0)
+        return move
+
+    cases = {("PointCloudItem", "update"): Case(app, cloud_w, lambda i: cloud.setData(pos_sets[i % len(pos_sets)],
+                                                                                      palette[labels])),
+             ("PointCloudItem", "pan/zoom frame"): Case(app, cloud_w, mover(cloud_w)),
+             ("ScatterPlotItem ×10", "update"): Case(app, sp_w, sp_set),
+             ("ScatterPlotItem ×10", "pan/zoom frame"): Case(app, sp_w, mover(sp_w))}
+    cloud.setData(pos_sets[0], colours)
+    sp_set(0)
+    for case in cases.values():   # warm-up
+        case.update(1)
+    ms: dict = {key: [] for key in cases}
+    for r in range(reps):
+        for key, case in cases.items():
+            if key[0] == "PointCloudItem" or r < baseline_reps:
+                ms[key].append(sum(case.update(r + 2)))
+    rows, summary = [], []
+    for what, target in (("update", MILLION_UPDATE_MS), ("pan/zoom frame", MILLION_FRAME_MS)):
+        ours, base = ms[("PointCloudItem", what)], ms[("ScatterPlotItem ×10", what)]
+        ratio = f"{median(base) / median(ours):.0f}×"
+        rows.append([f"PointCloudItem, {what}", spread(ours), ratio, yes_no(median(ours) <= target)])
+        rows.append([f"ScatterPlotItem ×10, {what}", spread(base), "1×", ""])
+        summary.append(summary_row(f"scatter {what}, 1,000,000 pts (PointCloudItem)", f"{median(ours):.1f} ms",
+                                   f"{median(base):,.0f} ms (ScatterPlotItem ×10, 1M)", f"{ratio} faster",
+                                   f"≤ {target:.0f} ms", yes_no(median(ours) <= target)))
+    missed = sum(c.missed for c in cases.values())
+    return rows, summary, cloud.stats, missed
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (~10 s)")
     ap.add_argument("--reps", type=int, help="interleaved rounds (default 15; quick 5)")
     ap.add_argument("--points", type=int, default=70_000, help="points per update (default 70,000)")
     ap.add_argument("--no-app", action="store_true", help="skip the MainWindow path case")
+    ap.add_argument("--no-million", action="store_true", help="skip the 1,000,000-point update and pan/zoom cases")
+    ap.add_argument("--million-baseline-reps", type=int,
+                    help="rounds of ScatterPlotItem at 1M (seconds each; default 3, quick 1)")
     ap.add_argument("--json", metavar="OUT", help="also write the summary rows to OUT (for python -m benchmarks)")
     args = ap.parse_args(argv)
     reps = args.reps or (5 if args.quick else 15)
@@ -207,18 +285,8 @@ def main(argv=None) -> int:
     nogrid_case = Case(app, nogrid_w, lambda i: nogrid.setData(pos_sets[i % len(pos_sets)], palette[labels]))
 
     # the baseline: one ScatterPlotItem per label, uniform style each
+    sp10_w, sp10_set = per_label_scatter(app, pos_sets, labels)
     brushes = [pg.mkBrush(c) for c in label_colors(CLASSES)]
-    per_label = [np.flatnonzero(labels == k) for k in range(CLASSES)]
-    sp10_w = make_plot(app)
-    sp10 = [pg.ScatterPlotItem(pen=None, brush=brushes[k], size=3, symbol="s", pxMode=True) for k in range(CLASSES)]
-    for item in sp10:
-        sp10_w.addItem(item)
-
-    def sp10_set(i):
-        p = pos_sets[i % len(pos_sets)]
-        for item, idx in zip(sp10, per_label):
-            item.setData(pos=p[idx])
-
     sp10_case = Case(app, sp10_w, sp10_set)
 
     # one ScatterPlotItem with a brush per point
@@ -307,6 +375,19 @@ def main(argv=None) -> int:
         summary.append(summary_row(f"  app path, {n:,} pts (Session._set_points + latent view paint)",
                                    f"{am:.1f} ms", f"{base:.1f} ms (ScatterPlotItem ×10)", f"{base / am:.1f}× faster",
                                    f"≤ {TARGET_MS:.0f} ms", yes_no(am <= TARGET_MS)))
+    if not args.no_million:
+        print("\nrunning 1,000,000 points (ScatterPlotItem takes seconds per round)...", flush=True)
+        base_reps = args.million_baseline_reps or (1 if args.quick else 3)
+        m_rows, m_summary, stats, m_missed = million_section(app, reps, base_reps)
+        print()
+        print_table(["case (1,000,000 points)", "ms: median (min–max, n)", "speed-up vs ScatterPlotItem ×10",
+                     f"≤ {MILLION_UPDATE_MS:.0f} ms update / ≤ {MILLION_FRAME_MS:.0f} ms frame"], m_rows,
+                    title=f"1,000,000 points, {WIDTH}×{HEIGHT} plot, 3-px points in 10 label colours")
+        print(f"PointCloudItem's last raster: densest pixel {stats.get('max', 0):,} stamps, shading reference "
+              f"{stats.get('reference', 1):.0f}, exact per-channel path: {stats.get('exact')}")
+        if m_missed:
+            print(f"WARNING: {m_missed} 1M updates with no Paint delivered")
+        summary += m_summary
     write_json(args.json, summary)
     for case in cases.values():
         window = getattr(case, "window", None)

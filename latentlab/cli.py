@@ -1,4 +1,4 @@
-"""The `latentlab` command: the GUI by default, plus headless `train` and `eval`."""
+"""The `latentlab` command: the GUI by default, plus headless `train`, `eval` and `encode`."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"latentlab {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="{gui,train,eval}")
+    sub = p.add_subparsers(dest="command", metavar="{gui,train,eval,encode}")
 
     g = sub.add_parser("gui", help="open the explorer window (the default)")
     g.add_argument("--checkpoint", type=Path, help="checkpoint to open (default: the bundled digits model)")
@@ -141,6 +141,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--iw-samples", type=_int_in(0, 1_000_000), default=100, help="importance samples for the log p(x) estimate (0: skip)")
     e.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu")
     e.add_argument("--json", action="store_true")
+
+    n = sub.add_parser("encode", help="write every image's latent mean and log-variance to a CSV or NPZ table",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    n.add_argument("checkpoint", type=Path, nargs="?", help="a latentlab checkpoint (or use --model SPEC)")
+    n.add_argument("--checkpoint", type=Path, dest="checkpoint_opt", metavar="PATH", help=argparse.SUPPRESS)
+    _add_model_args(n)
+    n.add_argument("--likelihood", metavar="KIND", help=LIKELIHOOD_HELP)
+    n.add_argument("--dataset", metavar="SPEC", help="default: the dataset the checkpoint was trained on")
+    n.add_argument("--out", type=Path, required=True, metavar="FILE.csv|FILE.npz",
+                   help="columns: index, split, label, mu_0.., logvar_0..")
+    n.add_argument("--batch-size", type=_int_in(1, 10_000_000), default=4096)
+    n.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     return p
 
 
@@ -157,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args)
         if args.command == "eval":
             return cmd_eval(args)
+        if args.command == "encode":
+            return cmd_encode(args)
         return cmd_gui(args)
     except (LatentLabError, ValueError) as exc:  # ValueError: configuration values rejected by the dataclasses
         print(f"latentlab: error: {short(str(exc))}", file=sys.stderr)
@@ -320,18 +334,21 @@ def _progress(snap, quiet: bool) -> None:
     if not snap.done and now - _last_draw[0] < 0.1:
         return
     _last_draw[0] = now
-    width = 28
-    filled = int(width * snap.fraction)
-    bar = "#" * filled + "-" * (width - filled)
-    sys.stderr.write(f"\repoch {min(snap.epoch + 1, snap.epochs)}/{snap.epochs} [{bar}] {100 * snap.fraction:5.1f}%  "
+    sys.stderr.write(f"\repoch {min(snap.epoch + 1, snap.epochs)}/{snap.epochs} {_bar(snap.fraction)}  "
                      f"ELBO {snap.elbo:9.2f}  recon {snap.recon:8.2f}  KL {snap.kl:6.2f}  "
                      f"{snap.samples_per_s:9,.0f} samples/s ")
     sys.stderr.flush()
 
 
-def cmd_eval(args) -> int:
+def _bar(fraction: float, width: int = 28) -> str:
+    filled = int(width * fraction)
+    return f"[{'#' * filled}{'-' * (width - filled)}] {100 * fraction:5.1f}%"
+
+
+def _model_and_data(args):
+    """The model (a checkpoint, or --model SPEC with --weights/--likelihood), its dataset (default:
+    the one its file records, if that is an ordinary location) and a check that the two fit."""
     from .core.adapters import validate
-    from .core.analysis import evaluate
     from .core.data import checkpoint_dataset_refusal, load_dataset
     from .core.device import resolve_device
     from .core.errors import DatasetError
@@ -339,10 +356,9 @@ def cmd_eval(args) -> int:
 
     given = [v for v in (args.checkpoint, args.checkpoint_opt, args.model) if v is not None]
     if len(given) != 1:
-        raise ValueError("eval takes one model: a CHECKPOINT, --checkpoint PATH or --model SPEC")
+        raise ValueError(f"{args.command} takes one model: a CHECKPOINT, --checkpoint PATH or --model SPEC")
     spec = str(given[0])
-    device = resolve_device(args.device)
-    opened = open_model(spec, weights=args.weights, likelihood=args.likelihood, device=device)
+    opened = open_model(spec, weights=args.weights, likelihood=args.likelihood, device=resolve_device(args.device))
     _warn(opened.warnings)
     spec_ds = args.dataset or opened.dataset
     if not spec_ds:
@@ -353,7 +369,49 @@ def cmd_eval(args) -> int:
             raise DatasetError(f"{refusal.rstrip('.')}; pass --dataset SPEC.")
     data = load_dataset(spec_ds)
     x = data.x_test if len(data.x_test) else data.x_train
-    model = validate(opened.model, x[:8])
+    return validate(opened.model, x[:8]), spec, spec_ds, data
+
+
+def cmd_encode(args) -> int:
+    from .core.errors import Cancelled, LatentLabError
+    from .core.latent_table import FORMATS, encode_table, write_table
+
+    if args.out.suffix.lower() not in FORMATS:
+        raise LatentLabError(f"--out must name a .csv or .npz file, not {args.out}.")
+    model, _, _, data = _model_and_data(args)
+    quiet = not sys.stderr.isatty()
+    last = [0.0]
+
+    def progress(fraction: float) -> None:
+        now = time.monotonic()
+        if not quiet and (fraction >= 1 or now - last[0] >= 0.1):
+            last[0] = now
+            sys.stderr.write(f"\rencoding {len(data.x_train) + len(data.x_test):,} images {_bar(fraction)} ")
+            sys.stderr.flush()
+
+    stop = {"flag": False}
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("flag", True))
+    try:
+        table = encode_table(model, data, batch=args.batch_size, progress=progress,
+                             should_stop=lambda: stop["flag"])
+    except Cancelled:
+        print("\nlatentlab: encoding stopped; nothing written.", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if not quiet:
+        print(file=sys.stderr)
+    write_table(args.out, table)
+    print(f"wrote {len(table):,} rows ({len(data.x_train):,} train, {len(data.x_test):,} test; "
+          f"K={table.mu.shape[1]}) to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .core.analysis import evaluate
+
+    model, spec, spec_ds, data = _model_and_data(args)
+    x = data.x_test if len(data.x_test) else data.x_train
     stats = evaluate(model, x, iw_samples=args.iw_samples)
     stats.update(checkpoint=spec, model=spec, description=model.describe(), dataset=spec_ds)
     if args.json:

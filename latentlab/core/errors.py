@@ -22,4 +22,4 @@ class ResourceError(LatentLabError):
 
 
 class Cancelled(LatentLabError):
-    """Long work (a dataset load) was stopped because its caller asked it to, e.g. the window closed."""
+    """Long work (a dataset load, encoding, a projection) was stopped because its caller asked it to."""

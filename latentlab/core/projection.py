@@ -4,13 +4,18 @@ A projection is an orthonormal basis B (K x 2): the view shows B^T z. Because B 
 the projected prior is again N(0, I) in 2D, so the prior circles stay exact. A click p is lifted
 through an anchor a as z = a + B (p - B^T a): the shown coordinates become p, everything the view
 cannot see is taken from the anchor.
+
+UMAP and t-SNE maps (further down) are not linear: they come with their own way back from 2D.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from .errors import Cancelled, LatentLabError
 
 
 @dataclass(frozen=True)
@@ -79,3 +84,221 @@ def pca_projection(means: np.ndarray) -> Projection:
     # Fix the sign so the same model always gives the same picture.
     basis *= np.sign(basis[np.abs(basis).argmax(0), [0, 1]])
     return Projection(basis=basis, kind="pca")
+
+
+# --- Non-linear maps: UMAP and t-SNE of the latent means ---------------------------------------------
+#
+# Neither keeps the prior N(0, I) meaningful in 2D, so views draw no prior circles for them. Both are
+# fitted on at most a capped random subset (their cost grows faster than linearly) and then place the
+# other points: UMAP through its transform, t-SNE at the median of each point's nearest fitted
+# neighbours (openTSNE's prepare_partial). A click is lifted back to a latent code by UMAP's inverse
+# transform, or, for t-SNE, which has none, by taking the latent mean of the nearest shown point.
+
+UMAP_FIT_CAP = 20_000
+TSNE_FIT_CAP = 10_000
+_PLACE_CHUNK = 20_000
+INSTALL_HINT = "pip install 'latentlab[projections]'"
+
+
+def _require(module: str, package: str, what: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise LatentLabError(f"{what} needs the {package} package, which is not installed: {INSTALL_HINT}.") from None
+
+
+@dataclass(frozen=True, eq=False)
+class Embedding:
+    """2-D coordinates of every latent mean from a non-linear map, and how to lift a 2-D point back."""
+
+    kind: str                  # "umap" or "tsne"
+    coords: np.ndarray         # (N, 2) float32, in the order of the means
+    means: np.ndarray          # (N, K) the latent means it was computed from
+    fitted: np.ndarray         # indices of the means the map was fitted on (all when N <= the cap)
+    model: object = None       # the fitted umap.UMAP (None for t-SNE)
+    _tree: object = field(default=None, repr=False)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.means.shape[1]
+
+    @property
+    def axis_labels(self) -> tuple[str, str]:
+        name = "UMAP" if self.kind == "umap" else "t-SNE"
+        return f"{name} 1 of the means", f"{name} 2 of the means"
+
+    @property
+    def lift_note(self) -> str:
+        """How a clicked point becomes a latent code, for the decoded view's caption."""
+        if self.kind == "umap":
+            return "decoded through UMAP's inverse transform"
+        return "decoded from the latent mean of the nearest data point (t-SNE has no inverse)"
+
+    def nearest(self, p, k: int = 1) -> int | np.ndarray:
+        """Index of the shown point nearest to the 2-D point p (the k nearest, nearest first, for k > 1)."""
+        tree = self._tree
+        if tree is None:
+            from scipy.spatial import cKDTree
+
+            tree = cKDTree(self.coords)
+            object.__setattr__(self, "_tree", tree)
+        found = tree.query(np.asarray(p, dtype=np.float64).reshape(2), k=min(k, len(self.coords)))[1]
+        return int(found) if k == 1 else np.atleast_1d(found)
+
+    def lift(self, p) -> np.ndarray:
+        """A latent code (K,) float32 for the 2-D point p."""
+        return self.lift_with_note(p)[0]
+
+    def lift_with_note(self, p) -> tuple[np.ndarray, str]:
+        """A latent code for p and how it was found (for the decoded view's caption).
+
+        UMAP's inverse transform can miss at the rim of a cluster (it interpolates between fitted
+        points); when its answer lies well outside the latent neighbourhood of the points shown around
+        p, the nearest shown point's latent mean is used instead, and the note says so."""
+        if self.kind == "umap":
+            z = np.asarray(self.model.inverse_transform(np.asarray(p, np.float64).reshape(1, 2))[0], dtype=np.float32)
+            around = self.means[self.nearest(p, k=10)]
+            centre = around.mean(0)
+            radius = float(np.linalg.norm(around - centre, axis=1).max())
+            if np.isfinite(z).all() and np.linalg.norm(z - centre) <= 2.0 * radius + 1e-6:
+                return z, self.lift_note
+        return (np.asarray(self.means[self.nearest(p)], dtype=np.float32),
+                "decoded from the latent mean of the nearest data point"
+                + (" (t-SNE has no inverse)" if self.kind == "tsne" else " (UMAP's inverse fell outside the data here)"))
+
+
+class _Steps:
+    """Progress over phases: phase(i) of weights w maps its own 0..1 onto its slice of the total."""
+
+    def __init__(self, progress, should_stop, weights):
+        self.progress, self.should_stop = progress, should_stop or (lambda: False)
+        self.edges = np.concatenate([[0.0], np.cumsum(weights) / np.sum(weights)])
+
+    def report(self, phase: int, fraction: float) -> None:
+        if self.should_stop():
+            raise Cancelled("The projection was stopped.")
+        if self.progress is not None:
+            lo, hi = self.edges[phase], self.edges[phase + 1]
+            self.progress(float(lo + (hi - lo) * min(max(fraction, 0.0), 1.0)))
+
+
+def _plan(means, cap: int, seed: int, progress, should_stop, fit_cost: float):
+    """The checked means, the indices to fit on (at most cap, a seeded random subset), the rest, and
+    progress over the two phases (a fitted point costs about fit_cost placed ones)."""
+    means = _checked_means(means)
+    n = len(means)
+    fit = np.arange(n) if n <= cap else np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))
+    rest = np.setdiff1d(np.arange(n), fit)
+    steps = _Steps(progress, should_stop, [len(fit) * fit_cost, len(rest)])
+    steps.report(0, 0.0)
+    return means, fit, rest, steps
+
+
+def _checked_means(means) -> np.ndarray:
+    means = np.asarray(means, dtype=np.float32)
+    if means.ndim != 2 or len(means) < 3:
+        raise LatentLabError("A UMAP or t-SNE map needs at least 3 latent means.")
+    if not np.isfinite(means).all():
+        raise LatentLabError("Some latent means are not finite numbers, so no map can be drawn.")
+    return means
+
+
+def umap_embedding(means, *, seed: int = 0, cap: int = UMAP_FIT_CAP,
+                   progress: Callable[[float], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None, n_neighbors: int = 15) -> Embedding:
+    """UMAP of the latent means (umap-learn), fitted on at most `cap` of them, the rest transformed.
+
+    progress(fraction) is called along the way; should_stop() is polled between epochs of the fit and
+    between chunks of the transform, and raises Cancelled when it answers True."""
+    umap = _require("umap", "umap-learn", "The UMAP projection")
+    means, fit, rest, steps = _plan(means, cap, seed, progress, should_stop, fit_cost=3)
+    ticker = _EpochTicker(lambda f: steps.report(0, f))
+    model = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(fit) - 1), random_state=seed, n_jobs=1,
+                      tqdm_kwds={"disable": False, "file": ticker,
+                                 "bar_format": "{n} {total}\n", "mininterval": 0.2})
+    coords = np.empty((len(means), 2), np.float32)
+    coords[fit] = model.fit_transform(means[fit])
+    for i in range(0, len(rest), _PLACE_CHUNK):
+        chunk = rest[i:i + _PLACE_CHUNK]
+        # transform runs epochs of its own: they count within this chunk's share
+        size = len(chunk)
+        ticker.report = lambda f, i=i, m=size: steps.report(1, (i + f * m) / len(rest))
+        ticker.report(0.0)
+        coords[chunk] = model.transform(means[chunk])
+    steps.report(1, 1.0)
+    return Embedding("umap", coords, means, fit, model)
+
+
+class _EpochTicker:
+    """A file for umap-learn's tqdm bar over the layout epochs: reads "n total" lines into a fraction.
+    Raising from write (on a stop request) ends the fit between two epochs."""
+
+    def __init__(self, report):
+        self.report = report
+
+    def write(self, text: str) -> None:
+        parts = text.strip().split()
+        if len(parts) == 2 and all(p.isdigit() for p in parts) and int(parts[1]) > 0:
+            self.report(int(parts[0]) / int(parts[1]))
+
+    def flush(self) -> None:
+        pass
+
+
+def tsne_embedding(means, *, seed: int = 0, cap: int = TSNE_FIT_CAP,
+                   progress: Callable[[float], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None, perplexity: float = 30.0) -> Embedding:
+    """t-SNE of the latent means (openTSNE), fitted on at most `cap` of them; the others are placed at
+    the median of their nearest fitted neighbours. should_stop() is polled every 25 iterations."""
+    open_tsne = _require("openTSNE", "openTSNE", "The t-SNE projection")
+    means, fit, rest, steps = _plan(means, cap, seed, progress, should_stop, fit_cost=4)
+    every, total = 25, 250 + 500   # openTSNE's early exaggeration and main phases
+    calls = [0]
+    stopped = [False]
+
+    def callback(iteration, error, embedding):
+        calls[0] += 1
+        try:
+            steps.report(0, calls[0] * every / total)
+        except Cancelled:
+            stopped[0] = True
+            return True   # openTSNE ends the optimisation when a callback says so
+        return False
+
+    tsne = open_tsne.TSNE(n_components=2, perplexity=min(perplexity, (len(fit) - 1) / 3), random_state=seed,
+                          callbacks=callback, callbacks_every_iters=every, n_jobs=1, verbose=False)
+    embedding = tsne.fit(means[fit])
+    if stopped[0]:
+        raise Cancelled("The projection was stopped.")
+    coords = np.empty((len(means), 2), np.float32)
+    coords[fit] = np.asarray(embedding)
+    for i in range(0, len(rest), _PLACE_CHUNK):
+        steps.report(1, i / len(rest))
+        chunk = rest[i:i + _PLACE_CHUNK]
+        coords[chunk] = np.asarray(embedding.prepare_partial(means[chunk], initialization="median",
+                                                             k=min(25, len(fit))))
+    steps.report(1, 1.0)
+    return Embedding("tsne", coords, means, fit)
+
+
+class EmbeddingCache:
+    """The last few maps, keyed by (method, weights version, seed, number of points): switching between
+    projections, or back to a weights version already seen, reuses the map instead of refitting it."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self._items: dict = {}
+
+    def get(self, key):
+        item = self._items.pop(key, None)
+        if item is not None:
+            self._items[key] = item   # most recently used last
+        return item
+
+    def put(self, key, embedding: Embedding) -> None:
+        self._items.pop(key, None)
+        self._items[key] = embedding
+        while len(self._items) > self.size:
+            self._items.pop(next(iter(self._items)))
