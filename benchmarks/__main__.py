@@ -6,7 +6,7 @@
 Each script runs as `python -m benchmarks.NAME [--quick] --json FILE` with its normal output passed
 through; a script that crashes, hangs past its time limit or writes no summary gets a "failed" row
 and the others still run. The summary rows come from each script's `--json` file: the measurement,
-its side-by-side baseline from the same run, the ratio, the target from DESIGN.md, and whether the
+its side-by-side baseline from the same run, the ratio, the target from docs/architecture.md, and whether the
 target was met. Exit status 0 whatever the numbers.
 """
 
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     print()
     print_table(["script", "measurement", "value", "baseline (same run)", "ratio", "target", "met"], table,
                 title=f"Summary{' (quick)' if args.quick else ''}: every measurement against its side-by-side "
-                      f"baseline and its DESIGN.md target")
+                      f"baseline and its target in docs/architecture.md")
     print(f"\n{machine_line()}; load average now {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
           f"all scripts took {time.perf_counter() - started:.0f} s.")
     return 0

@@ -20,7 +20,7 @@ The label's paint is what puts the new pixmap on screen. It is not forced: setPi
 it, and delivering the posted events is the path the application takes, so t2 also includes the
 rest of the same window repaint (the latent plot under the moved marker, the z label) that Qt does
 in the same backing-store sync before the frame is flushed. The run checks that every click decoded
-the point it aimed at (session.z within a pixel of the target; a click that changed nothing has no
+the point it aimed at (session.cursor.z within a pixel of the target; a click that changed nothing has no
 end point, so it is counted and left out of the times) and that each was followed by the paint waited for.
 
 Baselines, interleaved with the clicks (one of each per click, on the same z):
@@ -33,13 +33,13 @@ Baselines, interleaved with the clicks (one of each per click, on the same z):
 (b) Longest event-loop stall while training runs. A 5 ms precise QTimer records perf_counter() at
 every timeout; a gap between consecutive timeouts longer than 5 ms is time the GUI thread could not
 run its event loop. The probe runs for D seconds with the window idle (the baseline), then for D
-seconds while `window.session.train(TrainRequest(...))` trains the bundled model shape on digits
+seconds while `window.session.runs.train(TrainRequest(...))` trains the bundled model shape on digits
 (called from the event loop, so the call itself is inside the probe), then through
-`session.stop()` until training has stopped and the final re-encode has been shown. The GUI's
+`session.runs.stop()` until training has stopped and the final re-encode has been shown. The GUI's
 training uses TrainConfig.threads = cpu_count − 1 torch threads in a pool thread, so the probe also
 sees GIL contention with the trainer.
 
-Targets (DESIGN.md): click-to-decode ≤ 10 ms p95; longest stall ≤ 50 ms. Nothing here asserts.
+Targets (docs/architecture.md): click-to-decode ≤ 10 ms p95; longest stall ≤ 50 ms. Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -50,8 +50,19 @@ import os
 import sys
 import time
 
-from benchmarks.common import (loaded_main_window, machine_line, median, paint_counter, percentile, print_table,
-                               process_until_painted, summary_row, use_offscreen_qt, write_json, yes_no)
+from benchmarks.common import (
+    loaded_main_window,
+    machine_line,
+    median,
+    paint_counter,
+    percentile,
+    print_table,
+    process_until_painted,
+    summary_row,
+    use_offscreen_qt,
+    write_json,
+    yes_no,
+)
 
 use_offscreen_qt()
 
@@ -133,7 +144,7 @@ def click_to_decode(app, window, clicks: int, seed: int = 0) -> dict:
         t1 = time.perf_counter()
         ok = process_until_painted(app, counter, before)
         t2 = time.perf_counter()
-        z_now = s.z[:2] if s.z is not None else np.full(2, np.nan)
+        z_now = s.cursor.z[:2] if s.cursor.z is not None else np.full(2, np.nan)
         px = abs(vb.viewPixelSize()[0])
         hit = bool(np.all(np.abs(z_now - z_aim) <= 1.5 * px))
         if i >= warm:
@@ -146,13 +157,13 @@ def click_to_decode(app, window, clicks: int, seed: int = 0) -> dict:
                 res["paint"].append((t2 - t1) * 1000)
 
         # baselines on the same z
-        z = z_aim if s.model.latent_dim == 2 else s.projection.lift(tuple(z_aim), s.anchor())
+        z = z_aim if s.model_data.model.latent_dim == 2 else s.latent.projection.lift(tuple(z_aim), s.anchor())
         t = time.perf_counter()
-        decode(s.model, np.asarray(z, np.float32)[None])
+        decode(s.model_data.model, np.asarray(z, np.float32)[None])
         d = (time.perf_counter() - t) * 1000
         b_before = bare_counter.count
         t = time.perf_counter()
-        img = decode(s.model, np.asarray(z, np.float32)[None])[0]
+        img = decode(s.model_data.model, np.asarray(z, np.float32)[None])[0]
         bare.setPixmap(to_pixmap(img, IMAGE_PX))
         process_until_painted(app, bare_counter, b_before)
         b = (time.perf_counter() - t) * 1000
@@ -251,7 +262,7 @@ def stall_probe(app, window, seconds: float) -> dict:
     idle = probe.gaps_ms()
 
     # training: train() is called from inside the running event loop, so its own cost is probed too
-    m = s.model.cfg
+    m = s.model_data.model.cfg
     request = TrainRequest(latent_dim=m.latent_dim, arch=m.arch, hidden=tuple(m.hidden), likelihood=m.likelihood,
                            epochs=100_000, warm_start=True)
     marks = {}
@@ -272,25 +283,25 @@ def stall_probe(app, window, seconds: float) -> dict:
 
     def begin():
         marks["train_call"] = time.perf_counter()
-        s.train(request)
+        s.runs.train(request)
 
     def end():
         marks["stop_call"] = time.perf_counter()
-        s.stop()
+        s.runs.stop()
 
-    s.trainingChanged.connect(on_training)
+    s.runs.trainingChanged.connect(on_training)
     s.status.connect(on_status)
-    steps0 = len(s.history)
+    steps0 = len(s.model_data.history)
     probe.start()
     QtCore.QTimer.singleShot(50, begin)
     QtCore.QTimer.singleShot(50 + int(seconds * 1000), end)
     QtCore.QTimer.singleShot(50 + int(seconds * 1000) + 30_000, stopped.quit)  # give up after 30 s more
     stopped.exec()
     probe.stop()
-    s.trainingChanged.disconnect(on_training)
+    s.runs.trainingChanged.disconnect(on_training)
     s.status.disconnect(on_status)
     gc.callbacks.remove(gc_log)
-    snap = s.last_snapshot
+    snap = s.runs.last_snapshot
     t_stop_end = marks.get("encoded", probe.times[-1])
     return {
         "idle": idle,
@@ -301,7 +312,7 @@ def stall_probe(app, window, seconds: float) -> dict:
         "longest": probe.longest(marks["train_call"], t_stop_end + 0.3),
         "gc": gc_log.longest(marks["train_call"], t_stop_end + 0.3),
         "gc_idle": gc_log.longest(0, marks["train_call"]),
-        "epochs": len(s.history) - steps0,
+        "epochs": len(s.model_data.history) - steps0,
         "samples_per_s": getattr(snap, "samples_per_s", float("nan")),
         "device": getattr(snap, "device", "?"),
         "encoded": bool(encoded),
@@ -329,8 +340,8 @@ def main(argv=None) -> int:
     window = make_window(app)
     import torch
 
-    print(f"loaded: {window.session.data.name}, K = {window.session.model.latent_dim}, "
-          f"{len(window.session.points):,} points; torch threads {torch.get_num_threads()}; running...", flush=True)
+    print(f"loaded: {window.session.model_data.data.name}, K = {window.session.model_data.model.latent_dim}, "
+          f"{len(window.session.latent.points):,} points; torch threads {torch.get_num_threads()}; running...", flush=True)
 
     a = click_to_decode(app, window, clicks)
     b = stall_probe(app, window, seconds)

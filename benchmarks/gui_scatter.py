@@ -33,11 +33,11 @@ Cases, interleaved (A B C D ...) with new positions every update, medians over `
 
 
   MainWindow path         the application's own path with 70,000 points: the real MainWindow with the
-                          bundled model, Session._set_points(μ, ...) → pointsChanged → LatentPlot
+                          bundled model, LatentPoints.set_points(μ, ...) → changed → LatentPlot
                           refresh (projection, colours, setData), colour options, active-units label;
                           then the paint of the latent view. For reference (it adds the app's own
                           work around the item).
-Target (DESIGN.md): ≤ 10 ms for PointCloudItem's update. Nothing here asserts.
+Target (docs/architecture.md): ≤ 10 ms for PointCloudItem's update. Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -47,8 +47,20 @@ import os
 import sys
 import time
 
-from benchmarks.common import (interleaved, loaded_main_window, machine_line, median, paint_counter, print_table,
-                               process_until_painted, spread, summary_row, use_offscreen_qt, write_json, yes_no)
+from benchmarks.common import (
+    interleaved,
+    loaded_main_window,
+    machine_line,
+    median,
+    paint_counter,
+    print_table,
+    process_until_painted,
+    spread,
+    summary_row,
+    use_offscreen_qt,
+    write_json,
+    yes_no,
+)
 
 use_offscreen_qt()
 
@@ -137,14 +149,14 @@ def coloured_pixels(widget) -> int:
 
 
 def app_path_case(app, n: int, pos_sets, labels):
-    """The real MainWindow with the bundled model, fed 70,000 points through Session._set_points."""
+    """The real MainWindow with the bundled model, fed 70,000 points through LatentPoints.set_points."""
     import dataclasses
 
     window = loaded_main_window()
     s = window.session
-    k = s.model.latent_dim
-    shape = s.data.x_train.shape[1:]
-    s.data = dataclasses.replace(s.data, x_train=np.zeros((n, *shape), np.float32), y_train=labels.astype(np.int64))
+    k = s.model_data.model.latent_dim
+    shape = s.model_data.data.x_train.shape[1:]
+    s.model_data.data = dataclasses.replace(s.model_data.data, x_train=np.zeros((n, *shape), np.float32), y_train=labels.astype(np.int64))
     rng = np.random.default_rng(1)
     logvar = rng.normal(-3, 0.3, (n, k)).astype(np.float32)
     stats = {"reconstruction error": rng.gamma(2, 10, n).astype(np.float32),
@@ -153,7 +165,7 @@ def app_path_case(app, n: int, pos_sets, labels):
 
     def set_data(i):
         mu = pos_sets[i % len(pos_sets)] if k == 2 else np.pad(pos_sets[i % len(pos_sets)], ((0, 0), (0, k - 2)))
-        s._set_points(mu, None, logvar, stats)
+        s.latent.set_points(mu, None, logvar, stats)
 
     case = Case(app, plot, set_data)
     case.window = window

@@ -15,7 +15,7 @@ Cases, interleaved (A B C A B C ...) over test images, median of `--reps` rounds
                  against this case.
   naive points   one decoder call per grid point; timed on the first 1,000 points of the grid
                  each round and scaled ×40 to the 40,000 (marked "extrapolated").
-Target (docs DESIGN.md): ≤ 250 ms for latentlab, off the GUI thread. Nothing here asserts.
+Target (docs/architecture.md): ≤ 250 ms for latentlab, off the GUI thread. Nothing here asserts.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ The repetitions are interleaved (baseline, latentlab, square GEMM, training-shap
 again) so that a noisy machine slows all of them alike; the table shows the median round and the
 best (fastest) one, and the per-round numbers follow it. Both sides use the same torch thread count.
 
-Targets (the design notes' targets table): latentlab ≥ 3× the baseline's samples/s, and ≥ 60% of the machine's
+Targets (the targets table in docs/architecture.md): latentlab ≥ 3× the baseline's samples/s, and ≥ 60% of the machine's
 float32 GEMM rate. The GEMM rate is measured in the same run two ways: (a) the peak, a large square
 matmul — the headline, what "the machine's float32 GEMM rate" means; (b) the same GEMMs one
 training step does (batch 128 forward, weight-gradient and input-gradient matmuls) back to back

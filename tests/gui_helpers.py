@@ -30,3 +30,18 @@ def drag_view(plot, points) -> None:
         QTest.qWait(15)  # pyqtgraph drops moves closer than 10 ms apart (its mouseRateLimit)
         send_mouse(vp, QtCore.QEvent.Type.MouseMove, view_to_widget(plot, x, y), left)
     send_mouse(vp, QtCore.QEvent.Type.MouseButtonRelease, view_to_widget(plot, *points[-1]), QtCore.Qt.MouseButton.NoButton)
+
+
+
+def wait_idle(session, timeout_ms: int = 60000, stop: bool = False) -> None:
+    """Wait until every background job and training run of the session has finished and its results
+    (and whatever they started in turn) have arrived; with stop, stop runs (a queued or debounced
+    retrain included) while waiting. Fails the test on timeout."""
+    deadline = QtCore.QDeadlineTimer(timeout_ms)
+    while True:
+        if stop:
+            session.runs.stop()
+        idle = session.wait_until_idle(200 if stop else max(1, deadline.remainingTime()))
+        if idle and not session.runs.busy:
+            return
+        assert not deadline.hasExpired(), "background work still running after the timeout"

@@ -7,10 +7,10 @@ import threading
 
 import numpy as np
 import pytest
+from gui_helpers import click_view, drag_view, wait_idle
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtTest import QTest
 
-from gui_helpers import click_view, drag_view
 from latentlab.gui.session import TrainRequest
 
 NAMES = ("mainWindow", "latentView", "decodedView", "betaSlider", "trainButton", "trainProgress", "curvesView")
@@ -24,21 +24,19 @@ def find(window, name):
     return w
 
 
-def wait_idle(qtbot, session, timeout=60000):
-    qtbot.waitUntil(lambda: not session.training, timeout=timeout)
-    QtCore.QThreadPool.globalInstance().waitForDone(timeout)
-    qtbot.wait(50)
-
-
 def test_contract_names_and_default_model_loaded(window):
     for name in NAMES:
         find(window, name)
     s = window.session
-    assert s.data.spec == "digits" and s.model.latent_dim == 2
-    assert window.latent.plot.cloud.count() == len(s.data.x_train)
-    assert len(s.history) > 0
+    assert s.model_data.data.spec == "digits" and s.model_data.model.latent_dim == 2
+    assert window.latent.plot.cloud.count() == len(s.model_data.data.x_train)
+    assert len(s.model_data.history) > 0
     recon_curve = window.curves.curves["recon"]
-    assert len(recon_curve.xData) == len(s.history)
+    assert len(recon_curve.xData) == len(s.model_data.history)
+    # The training form shows the request held in the state: the loaded model's shape.
+    c, r = window.controls, s.runs.request
+    assert c.hidden.text() == ",".join(map(str, s.model_data.model.cfg.hidden)) and r.hidden == s.model_data.model.cfg.hidden
+    assert (c.latent_dim.value(), c.epochs.value(), c.lr.value()) == (r.latent_dim, r.epochs, r.lr)
 
 
 def test_click_decodes_the_clicked_point(window, qtbot):
@@ -46,7 +44,7 @@ def test_click_decodes_the_clicked_point(window, qtbot):
     decoded = find(window, "decodedView")
     before = decoded.current_image.copy()
     click_view(plot, 1.5, -1.0)
-    z = window.session.z
+    z = window.session.cursor.z
     assert z == pytest.approx([1.5, -1.0], abs=0.05)
     assert not np.allclose(decoded.current_image, before)
     assert "+1.5" in decoded.z_label.text() and "log p(z)" in decoded.z_label.text()
@@ -56,7 +54,7 @@ def test_click_decodes_the_clicked_point(window, qtbot):
 def test_drag_decodes_continuously(window, qtbot):
     plot = find(window, "latentView")
     seen = []
-    window.session.pointChanged.connect(lambda: seen.append(window.session.z.copy()))
+    window.session.cursor.changed.connect(lambda: seen.append(window.session.cursor.z.copy()))
     drag_view(plot, [(-2.0, 0.0), (-1.0, 0.5), (0.0, 1.0), (1.0, 1.5)])
     assert len(seen) >= 3
     assert seen[-1] == pytest.approx([1.0, 1.5], abs=0.05)
@@ -66,19 +64,19 @@ def test_beta_slider_key_press_retrains_and_curves_mark_it(window, qtbot):
     s = window.session
     window.controls.epochs.setValue(2)
     slider = find(window, "betaSlider")
-    n_before = len(s.history)
+    n_before = len(s.model_data.history)
     markers_before = len(window.curves.markers)
     slider.setFocus()
-    with qtbot.waitSignal(s.trainingChanged, timeout=5000):
+    with qtbot.waitSignal(s.runs.trainingChanged, timeout=5000):
         for _ in range(60):
             QTest.keyClick(slider, QtCore.Qt.Key.Key_Right)
     new_beta = window.controls.beta.value()
     assert new_beta > 1.5
-    wait_idle(qtbot, s)
-    assert len(s.history) == n_before + 2
-    assert s.history[-1]["beta"] == pytest.approx(new_beta)
+    wait_idle(s)
+    assert len(s.model_data.history) == n_before + 2
+    assert s.model_data.history[-1]["beta"] == pytest.approx(new_beta)
     assert len(window.curves.markers) == markers_before + 1
-    assert len(window.curves.curves["kl"].xData) == len(s.history)
+    assert len(window.curves.curves["kl"].xData) == len(s.model_data.history)
 
 
 def test_train_then_stop(window, qtbot):
@@ -86,14 +84,14 @@ def test_train_then_stop(window, qtbot):
     window.controls.epochs.setValue(100000)
     button = find(window, "trainButton")
     snaps = []
-    s.progress.connect(snaps.append)
+    s.runs.progress.connect(snaps.append)
     QTest.mouseClick(button, QtCore.Qt.MouseButton.LeftButton)
-    assert s.training and button.text() == "Stop"
+    assert s.runs.training and button.text() == "Stop"
     qtbot.waitUntil(lambda: len(snaps) >= 2, timeout=20000)
     assert find(window, "trainProgress").isVisible()
     assert "samples/s" in window.status_label.text()
     QTest.mouseClick(button, QtCore.Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not s.training, timeout=30000)
+    qtbot.waitUntil(lambda: not s.runs.training, timeout=30000)
     assert button.text() == "Train"
     assert snaps[-1].cancelled
 
@@ -109,12 +107,14 @@ def test_closing_during_training_leaves_no_thread(qtbot, tmp_path, qtlog):
         w.session.load()
     w.controls.epochs.setValue(100000)
     w.controls.button.click()
-    qtbot.waitUntil(lambda: w.session.last_snapshot is not None, timeout=20000)
+    qtbot.waitUntil(lambda: w.session.runs.last_snapshot is not None, timeout=20000)
     w.close()
     assert QtCore.QThreadPool.globalInstance().activeThreadCount() == 0
-    assert not w.session.training or w.session._stop.is_set()
+    # The run's end is announced (its finished signal was queued before the pool drained).
+    qtbot.waitUntil(lambda: not w.session.runs.training, timeout=5000)
+    assert w.controls.button.text() == "Train"
     w.deleteLater()
-    qtbot.wait(50)
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
     assert threading.active_count() <= threads_before + 1
     assert not [r for r in qtlog.records if "Destroyed while thread" in r.message]
 
@@ -122,44 +122,44 @@ def test_closing_during_training_leaves_no_thread(qtbot, tmp_path, qtlog):
 def test_broken_checkpoint_shows_error_and_keeps_model(window, qtbot, tmp_path):
     bad = tmp_path / "broken.safetensors"
     bad.write_bytes(b"\x00" * 3 + b"not a checkpoint" * 10)
-    model = window.session.model
+    model = window.session.model_data.model
     with qtbot.waitSignal(window.session.errorRaised, timeout=10000) as blocker:
         window.open_checkpoint(bad)
     message = blocker.args[0]
     assert "broken.safetensors" in message and "\n" not in message
     assert window.banner.isVisible() and window.banner.label.text() == message
-    assert window.session.model is model
+    assert window.session.model_data.model is model
     click_view(window.latent.plot, 0.5, 0.5)  # still usable
-    assert window.session.z == pytest.approx([0.5, 0.5], abs=0.05)
+    assert window.session.cursor.z == pytest.approx([0.5, 0.5], abs=0.05)
 
 
 def test_divergence_in_the_gui_keeps_finite_weights(window, qtbot):
     s = window.session
     with qtbot.waitSignal(s.errorRaised, timeout=30000) as blocker:
-        s.train(TrainRequest(epochs=5, lr=1e9, beta=1.0))
+        s.runs.train(TrainRequest(epochs=5, lr=1e9, beta=1.0))
     assert "diverged" in blocker.args[0]
-    wait_idle(qtbot, s)
+    wait_idle(s)
     import torch
 
-    assert all(torch.isfinite(p).all() for p in s.model.parameters())
+    assert all(torch.isfinite(p).all() for p in s.model_data.model.parameters())
     click_view(window.latent.plot, 0.0, 0.0)
     assert np.isfinite(window.decoded.current_image).all()
 
 
 def test_wider_latent_lifts_clicks_through_the_anchor(window, qtbot):
     s = window.session
-    s.train(TrainRequest(latent_dim=4, epochs=2, warm_start=False, hidden=(64,)))
-    wait_idle(qtbot, s)
-    assert s.model.latent_dim == 4 and s.points.shape[1] == 4
+    s.runs.train(TrainRequest(latent_dim=4, epochs=2, warm_start=False, hidden=(64,)))
+    wait_idle(s)
+    assert s.model_data.model.latent_dim == 4 and s.latent.points.shape[1] == 4
     panel = window.latent
     assert panel.dim_x.isVisible() and panel.anchor_combo.currentText() == "origin"
     panel.dim_y.setValue(3)
-    assert s.projection.dims == (0, 2)
+    assert s.latent.projection.dims == (0, 2)
     click_view(panel.plot, 1.0, -1.0)
-    assert s.z == pytest.approx([1.0, 0.0, -1.0, 0.0], abs=0.05)
+    assert s.cursor.z == pytest.approx([1.0, 0.0, -1.0, 0.0], abs=0.05)
     panel.pca.setChecked(True)
-    assert s.projection.kind == "pca"
-    assert np.allclose(s.projection.basis.T @ s.projection.basis, np.eye(2), atol=1e-6)
+    assert s.latent.projection.kind == "pca"
+    assert np.allclose(s.latent.projection.basis.T @ s.latent.projection.basis, np.eye(2), atol=1e-6)
 
 
 def test_export_view_and_settings_persist(window, qtbot, tmp_path):
@@ -207,12 +207,12 @@ def test_hover_shows_the_nearest_points_label_and_image(window, qtbot):
 
     s, plot = window.session, window.latent.plot
     i = 17
-    x, y = s.points[i]
+    x, y = s.latent.points[i]
     QTest.qWait(20)
     send_mouse(plot.viewport(), QtCore.QEvent.Type.MouseMove, view_to_widget(plot, x, y), QtCore.Qt.MouseButton.NoButton)
     qtbot.waitUntil(plot.hover.isVisible, timeout=2000)
-    nearest = int(np.argmin(((s.points - [x, y]) ** 2).sum(1)))
-    assert plot.hover_text.text() == f"label {s.data.label_names[s.data.y_train[nearest]]}"
+    nearest = int(np.argmin(((s.latent.points - [x, y]) ** 2).sum(1)))
+    assert plot.hover_text.text() == f"label {s.model_data.data.label_names[s.model_data.data.y_train[nearest]]}"
     assert plot.hover_image.pixmap().width() == 64
     # Far from every point the card goes away.
     QTest.qWait(20)
@@ -221,8 +221,8 @@ def test_hover_shows_the_nearest_points_label_and_image(window, qtbot):
 
 
 def test_dropping_a_checkpoint_opens_it(window, qtbot, tmp_path):
-    from latentlab.core.config import ModelConfig
     from latentlab.core.checkpoint import save_checkpoint
+    from latentlab.core.config import ModelConfig
     from latentlab.core.model import build_model
 
     path = tmp_path / "dropped.safetensors"
@@ -239,6 +239,6 @@ def test_dropping_a_checkpoint_opens_it(window, qtbot, tmp_path):
                             QtCore.Qt.KeyboardModifier.NoModifier)
     with qtbot.waitSignal(window.session.loaded, timeout=30000):
         QtWidgets.QApplication.sendEvent(window, drop)
-    assert window.session.model.latent_dim == 3 and window.session.checkpoint_path == path
+    assert window.session.model_data.model.latent_dim == 3 and window.session.model_data.source == path
     assert "dropped.safetensors" in window.windowTitle()
     assert window.recent_menu.actions()[0].text() == str(path)

@@ -16,10 +16,9 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from gui_helpers import click_view, wait_idle
 from PySide6 import QtCore
 from PySide6.QtTest import QTest
-
-from gui_helpers import click_view
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 
@@ -41,26 +40,19 @@ def assert_one_sentence(msg: str) -> None:
 def assert_still_decodes(window, target=(0.9, -0.7)) -> None:
     s = window.session
     before = window.decoded.current_image.copy()
-    if s.z is not None and np.allclose(s.z, target, atol=0.3):
+    if s.cursor.z is not None and np.allclose(s.cursor.z, target, atol=0.3):
         target = (-target[0], -target[1])
     click_view(window.latent.plot, *target)
-    assert s.z == pytest.approx(target, abs=0.05)
+    assert s.cursor.z == pytest.approx(target, abs=0.05)
     image = window.decoded.current_image
     assert np.isfinite(image).all() and not np.allclose(image, before)
-
-
-def wait_idle(qtbot, session, timeout=30000) -> None:
-    qtbot.waitUntil(lambda: not session.training, timeout=timeout)
-    assert pool().waitForDone(timeout)
-    qtbot.wait(50)  # queued returned/errored/finished signals
-    assert pool().waitForDone(timeout)
 
 
 def expect_one_error(window, qtbot, action, timeout=30000) -> str:
     """Run action(); exactly one error sentence must come, be shown, and change nothing else."""
     s = window.session
-    model, data, spec, ckpt_path = s.model, s.data, s.dataset_spec, s.checkpoint_path
-    n_points = None if s.points is None else s.points.shape
+    model, data, spec, ckpt_path = s.model_data.model, s.model_data.data, s.model_data.dataset_spec, s.model_data.source
+    n_points = None if s.latent.points is None else s.latent.points.shape
     messages, loads = [], []
     on_error, on_loaded = messages.append, (lambda: loads.append(1))
     s.errorRaised.connect(on_error)
@@ -68,7 +60,7 @@ def expect_one_error(window, qtbot, action, timeout=30000) -> str:
     try:
         with qtbot.waitSignal(s.errorRaised, timeout=timeout):
             action()
-        wait_idle(qtbot, s, timeout)
+        wait_idle(s, timeout)
     finally:
         s.errorRaised.disconnect(on_error)
         s.loaded.disconnect(on_loaded)
@@ -77,8 +69,8 @@ def expect_one_error(window, qtbot, action, timeout=30000) -> str:
     assert_one_sentence(msg)
     assert window.banner.isVisible() and window.banner.label.text() == msg
     assert not loads, "a failed load still announced itself as loaded"
-    assert s.model is model and s.data is data and s.dataset_spec == spec and s.checkpoint_path == ckpt_path
-    assert (None if s.points is None else s.points.shape) == n_points
+    assert s.model_data.model is model and s.model_data.data is data and s.model_data.dataset_spec == spec and s.model_data.source == ckpt_path
+    assert (None if s.latent.points is None else s.latent.points.shape) == n_points
     assert_still_decodes(window)
     return msg
 
@@ -194,7 +186,7 @@ def test_bundled_checkpoint_copy_still_loads_after_errors(window, qtbot, tmp_pat
     with qtbot.waitSignal(window.session.loaded, timeout=60000):
         window.open_checkpoint(good)
     assert not window.banner.isVisible()
-    assert window.session.checkpoint_path == good
+    assert window.session.model_data.source == good
     assert_still_decodes(window)
 
 
@@ -253,11 +245,11 @@ DATASETS = {
 @pytest.mark.parametrize("case", list(DATASETS))
 def test_broken_dataset_says_one_sentence_and_keeps_data_and_model(window, qtbot, tmp_path, case):
     spec, fragments = DATASETS[case](tmp_path)
-    data = window.session.data
+    data = window.session.model_data.data
     msg = expect_one_error(window, qtbot, lambda: window.open_dataset_spec(spec))
     for fragment in fragments:
         assert fragment.lower() in msg.lower(), msg
-    assert window.session.data is data and window.session.dataset_spec == "digits"
+    assert window.session.model_data.data is data and window.session.model_data.dataset_spec == "digits"
     assert window.latent.plot.cloud.count() == len(data.x_train)
 
 
@@ -306,15 +298,15 @@ def test_out_of_memory_while_training_stops_cleanly_and_keeps_the_model(window, 
     msg = expect_one_error(window, qtbot, lambda: QTest.mouseClick(window.controls.button, LEFT))
     assert "memory" in msg.lower(), msg
     assert calls["n"] > 5
-    assert not s.training and s._worker is None
+    assert not s.runs.training
     assert window.controls.button.text() == "Train" and not window.progress.isVisible()
-    assert all(torch.isfinite(p).all() for p in s.model.parameters())
+    assert all(torch.isfinite(p).all() for p in s.model_data.model.parameters())
     # And it trains again once memory is there.
     monkeypatch.undo()
     window.controls.epochs.setValue(1)
     QTest.mouseClick(window.controls.button, LEFT)
-    wait_idle(qtbot, s)
-    assert window.session.last_snapshot.done and not window.session.last_snapshot.error
+    wait_idle(s)
+    assert window.session.runs.last_snapshot.done and not window.session.runs.last_snapshot.error
     assert_still_decodes(window, (-0.5, 1.2))
 
 
@@ -338,22 +330,22 @@ def test_out_of_memory_while_encoding_after_training_keeps_the_app_working(windo
     s = window.session
     calls = patch_encode_to_run_out_of_memory(monkeypatch)
     window.controls.epochs.setValue(1)
-    model = s.model
+    model = s.model_data.model
     messages = []
     s.errorRaised.connect(messages.append)
     with qtbot.waitSignal(s.errorRaised, timeout=30000):
         QTest.mouseClick(window.controls.button, LEFT)
-    wait_idle(qtbot, s)
+    wait_idle(s)
     assert calls["n"] >= 1 and len(messages) == 1, messages
     assert window.banner.isVisible() and window.banner.label.text() == messages[0]
     assert "\n" not in messages[0] and "Traceback" not in messages[0]
-    assert not s.training and s.model is model
-    assert s.points is not None and np.isfinite(s.points).all()  # the run's live points stay
+    assert not s.runs.training and s.model_data.model is model
+    assert s.latent.points is not None and np.isfinite(s.latent.points).all()  # the run's live points stay
     assert_still_decodes(window)
     monkeypatch.undo()  # memory again: the next run encodes everything
     QTest.mouseClick(window.controls.button, LEFT)
-    wait_idle(qtbot, s)
-    assert s.logvars is not None and s.points.shape == (len(s.data.x_train), 2)
+    wait_idle(s)
+    assert s.latent.logvars is not None and s.latent.points.shape == (len(s.model_data.data.x_train), 2)
 
 
 def test_out_of_memory_while_encoding_a_loaded_checkpoint_keeps_the_model(window, qtbot, monkeypatch):
@@ -374,7 +366,7 @@ def test_out_of_memory_while_encoding_says_one_clear_sentence(window, qtbot, mon
     window.session.errorRaised.connect(messages.append)
     with qtbot.waitSignal(window.session.errorRaised, timeout=30000):
         action()
-    wait_idle(qtbot, window.session)
+    wait_idle(window.session)
     assert len(messages) == 1, messages
     assert_one_sentence(messages[0])
     assert "memory" in messages[0].lower()
@@ -383,15 +375,15 @@ def test_out_of_memory_while_encoding_says_one_clear_sentence(window, qtbot, mon
 def expect_one_error_lenient(window, qtbot, action) -> str:
     """expect_one_error without the wording checks (those are the xfailed test above)."""
     s = window.session
-    model, data = s.model, s.data
+    model, data = s.model_data.model, s.model_data.data
     messages = []
     s.errorRaised.connect(messages.append)
     with qtbot.waitSignal(s.errorRaised, timeout=30000):
         action()
-    wait_idle(qtbot, s)
+    wait_idle(s)
     assert len(messages) == 1, messages
     assert "\n" not in messages[0] and "Traceback" not in messages[0]
     assert window.banner.isVisible() and window.banner.label.text() == messages[0]
-    assert s.model is model and s.data is data
+    assert s.model_data.model is model and s.model_data.data is data
     assert_still_decodes(window)
     return messages[0]

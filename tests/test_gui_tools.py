@@ -2,24 +2,17 @@
 
 import numpy as np
 import pytest
+from gui_helpers import click_view, wait_idle
 from PIL import Image
 from PySide6 import QtCore
 from PySide6.QtTest import QTest
 
-from gui_helpers import click_view
 from latentlab.gui.session import TrainRequest
 
 
 def show_tab(window, widget):
     window.tools.setCurrentWidget(widget)
-    settle()
-
-
-def settle():
-    """Let background jobs (traversal decoding) finish and their results arrive."""
-    for _ in range(2):
-        QtCore.QThreadPool.globalInstance().waitForDone(60000)
-        QtCore.QCoreApplication.processEvents()
+    wait_idle(window.session)
 
 
 def test_shift_clicks_pick_data_endpoints_and_the_path_is_drawn(window, qtbot):
@@ -29,11 +22,11 @@ def test_shift_clicks_pick_data_endpoints_and_the_path_is_drawn(window, qtbot):
     assert not view.animate.isEnabled()
     click_view(plot, 1.2, 0.7, QtCore.Qt.KeyboardModifier.ShiftModifier)
     click_view(plot, -1.3, -0.6, QtCore.Qt.KeyboardModifier.ShiftModifier)
-    a, b = s.endpoints["A"], s.endpoints["B"]
+    a, b = s.path.endpoints["A"], s.path.endpoints["B"]
     # Each endpoint is the mean of the data point nearest the click, with that point's own image.
     for e, (x, y) in ((a, (1.2, 0.7)), (b, (-1.3, -0.6))):
-        i = int(np.argmin(((s.points - [x, y]) ** 2).sum(1)))
-        assert np.allclose(e.z, s.points[i]) and np.array_equal(e.image, s.data.x_train[i])
+        i = int(np.argmin(((s.latent.points - [x, y]) ** 2).sum(1)))
+        assert np.allclose(e.z, s.latent.points[i]) and np.array_equal(e.image, s.model_data.data.x_train[i])
     assert view.animate.isEnabled()
     assert view.images.shape == (10, 1, 8, 8)
     xs, ys = plot.path_item.getData()
@@ -54,7 +47,7 @@ def test_slerp_profile_differs_from_linear(window, qtbot):
     # The straight line passes near the origin (high log p(z)); slerp keeps the norm, so log p(z) stays flat.
     assert lin.max() - lin.min() > 1.5
     assert sph.max() - sph.min() < 0.05
-    assert np.allclose(np.linalg.norm(s.path(), axis=1), np.linalg.norm(s.path()[0]), atol=0.06)
+    assert np.allclose(np.linalg.norm(s.path.codes(), axis=1), np.linalg.norm(s.path.codes()[0]), atol=0.06)
 
 
 def test_animation_moves_the_marker_along_the_path(window, qtbot):
@@ -63,11 +56,11 @@ def test_animation_moves_the_marker_along_the_path(window, qtbot):
     s.set_endpoint("A", np.array([1.0, 1.0]))
     s.set_endpoint("B", np.array([-1.0, -1.0]))
     seen = []
-    s.pointChanged.connect(lambda: seen.append(s.z.copy()))
+    s.cursor.changed.connect(lambda: seen.append(s.cursor.z.copy()))
     QTest.mouseClick(view.animate, QtCore.Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(seen) >= 5, timeout=5000)
     QTest.mouseClick(view.animate, QtCore.Qt.MouseButton.LeftButton)
-    path = s.path()
+    path = s.path.codes()
     for z in seen[:5]:
         assert np.min(np.linalg.norm(path - z, axis=1)) < 1e-5
 
@@ -96,12 +89,12 @@ def test_traversal_rows_and_export(window, qtbot, tmp_path):
     assert len(view.row_labels) == 2 and "nats" in view.row_labels[0].text()
     assert all(view.active)
     view.columns.setValue(7)
-    settle()
+    wait_idle(window.session)
     assert view.images.shape[1] == 7
     # Anchored at the marker: moving the marker moves the rows.
     before = view.images.copy()
     click_view(window.latent.plot, 1.5, 1.5)
-    settle()
+    wait_idle(window.session)
     assert not np.allclose(before, view.images)
     out = tmp_path / "trav.png"
     view.export_png_to(out)
@@ -115,15 +108,15 @@ def test_collapse_story_high_beta_kills_dimensions(window, qtbot):
     results = {}
     spread_of = {}
     for beta, epochs in ((1.0, 40), (20.0, 100)):
-        s.train(TrainRequest(latent_dim=8, hidden=(128,), epochs=epochs, lr=3e-3, beta=beta, warm_start=False))
-        qtbot.waitUntil(lambda: not s.training, timeout=120000)
-        qtbot.waitUntil(lambda: s.logvars is not None and s.point_index is None, timeout=30000)
+        s.runs.train(TrainRequest(latent_dim=8, hidden=(128,), epochs=epochs, lr=3e-3, beta=beta, warm_start=False))
+        qtbot.waitUntil(lambda: not s.runs.training, timeout=120000)
+        qtbot.waitUntil(lambda: s.latent.logvars is not None and s.latent.rows is None, timeout=30000)
         show_tab(window, window.collapse)
         results[beta] = window.collapse.active.copy()
         show_tab(window, window.traversals)
         window.traversals.anchor.setCurrentText("origin")
         window.traversals.request_refresh()
-        settle()
+        wait_idle(window.session)
         view = window.traversals
         # Mean absolute change of a row's pixels from that row's average image.
         spreads = {d: float(np.abs(view.images[row] - view.images[row].mean(0)).mean()) for row, d in enumerate(view.order)}

@@ -15,10 +15,9 @@ import warnings
 
 import numpy as np
 import pytest
+from gui_helpers import click_view, send_mouse, view_to_widget, wait_idle
 from PySide6 import QtCore, QtWidgets
 from PySide6.QtTest import QTest
-
-from gui_helpers import click_view, send_mouse, view_to_widget
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 NO_MOD = QtCore.Qt.KeyboardModifier.NoModifier
@@ -46,18 +45,6 @@ def rss_mb() -> float | None:
     except OSError:
         return None
     return None
-
-
-def wait_idle(qtbot, session, timeout=30000) -> None:
-    """Stop whatever runs (a queued retrain may start once more) and wait for the pool to drain."""
-    deadline = QtCore.QDeadlineTimer(timeout)
-    while session.training and not deadline.hasExpired():
-        session.stop()
-        qtbot.waitUntil(lambda: not session.training, timeout=max(1, deadline.remainingTime()))
-    assert not session.training
-    assert pool().waitForDone(timeout)
-    qtbot.wait(30)  # deliver the queued finished/returned signals
-    assert pool().waitForDone(timeout)
 
 
 @pytest.fixture
@@ -98,7 +85,7 @@ def test_rapid_beta_changes_and_train_stop_cycles(window, qtbot, qtlog, train_sp
     rng = random.Random(20240611)
     errors, finals = [], []
     s.errorRaised.connect(errors.append)
-    s.progress.connect(lambda snap: finals.append(bool(snap.cancelled)) if snap.done else None)
+    s.runs.progress.connect(lambda snap: finals.append(bool(snap.cancelled)) if snap.done else None)
     counts = {"slider": 0, "box": 0, "button": 0}
     max_active = 0
     # Between the checks after each action, sample the pool every few milliseconds as well.
@@ -109,8 +96,8 @@ def test_rapid_beta_changes_and_train_stop_cycles(window, qtbot, qtlog, train_sp
     # would swallow the whole soak; one short run to its end first.
     c.epochs.setValue(1)
     QTest.mouseClick(button, LEFT)
-    qtbot.waitUntil(lambda: not s.training, timeout=60000)
-    wait_idle(qtbot, s)
+    qtbot.waitUntil(lambda: not s.runs.training, timeout=60000)
+    wait_idle(s, stop=True)
     c.epochs.setValue(3)  # ~36 steps on digits: runs often finish on their own between clicks
     train_spy["runs"] = 0
     finals.clear()
@@ -138,34 +125,34 @@ def test_rapid_beta_changes_and_train_stop_cycles(window, qtbot, qtlog, train_sp
         max_active = max(max_active, active)
         assert active <= 2, "more than one training worker + one encode job on the pool"
         assert train_spy["max"] <= 1, "two training runs were live at the same time"
-        assert (s._worker is not None) == s.training, "session._worker disagrees with session.training"
-        assert button.text() == ("Stop" if s.training else "Train")
+        assert not s.runs.training or not s.jobs.idle, "training, yet no job on the runner"
+        assert button.text() == ("Stop" if s.runs.training else "Train")
 
     sampler.stop()
     assert sampled["max"] <= 2, f"{sampled['max']} pool threads were busy at once"
     # Let a pending slider debounce commit (it would start one more run), then one run to its end.
     qtbot.wait(BETA_DEBOUNCE_MS + 100)
-    wait_idle(qtbot, s)
+    wait_idle(s, stop=True)
     QTest.mouseClick(button, LEFT)
-    assert s.training
-    qtbot.waitUntil(lambda: not s.training, timeout=30000)
+    assert s.runs.training
+    qtbot.waitUntil(lambda: not s.runs.training, timeout=30000)
     assert finals and finals[-1] is False, "the last run did not finish on its own"
-    wait_idle(qtbot, s)
+    wait_idle(s, stop=True)
 
     print(f"\nsoak: actions {counts}, training runs {train_spy['runs']}, finished on their own "
           f"{finals.count(False)}, cancelled {finals.count(True)}, max busy pool threads {max(max_active, sampled['max'])}")
     assert train_spy["runs"] >= 5, "the training spy saw almost no runs (does the session still call core.training.train?)"
     assert train_spy["max"] == 1 and train_spy["live"] == 0
     assert pool().activeThreadCount() == 0
-    assert s.training is False and s._worker is None
+    assert s.runs.training is False and s.jobs.idle
     assert button.text() == "Train" and not window.progress.isVisible()
     assert errors == []
     assert not thread_warnings(qtlog)
     import torch
 
-    assert all(torch.isfinite(p).all() for p in s.model.parameters())
+    assert all(torch.isfinite(p).all() for p in s.model_data.model.parameters())
     click_view(window.latent.plot, -0.8, 0.6)
-    assert s.z == pytest.approx([-0.8, 0.6], abs=0.05)
+    assert s.cursor.z == pytest.approx([-0.8, 0.6], abs=0.05)
     assert np.isfinite(window.decoded.current_image).all()
 
 
@@ -176,16 +163,17 @@ def test_stop_also_cancels_a_queued_beta_retrain(window, qtbot):
     c = window.controls
     c.epochs.setValue(100000)
     QTest.mouseClick(c.button, LEFT)
-    qtbot.waitUntil(lambda: s.last_snapshot is not None, timeout=20000)
+    qtbot.waitUntil(lambda: s.runs.last_snapshot is not None, timeout=20000)
     c.beta.box.setFocus()
     QTest.keyClick(c.beta.box, Key.Key_A, QtCore.Qt.KeyboardModifier.ControlModifier)
     QTest.keyClicks(c.beta.box, "4")
     QTest.keyClick(c.beta.box, Key.Key_Return)  # queues a β = 4 retrain, stops the current run
-    assert s.training and c.button.text() == "Stop"
-    QTest.mouseClick(c.button, LEFT)  # the user says Stop
-    qtbot.wait(300)
-    stopped = not s.training
-    wait_idle(qtbot, s)
+    assert s.runs.training and c.button.text() == "Stop"
+    with qtbot.waitSignal(s.runs.trainingChanged, timeout=30000, check_params_cb=lambda running: not running):
+        QTest.mouseClick(c.button, LEFT)  # the user says Stop
+    # A queued retrain would have started in the same call that announced the end of the run.
+    stopped = not s.runs.training
+    wait_idle(s, stop=True)
     assert stopped, "a queued retrain started after the user pressed Stop"
 
 
@@ -194,10 +182,10 @@ def test_stop_also_cancels_a_queued_beta_retrain(window, qtbot):
 def test_a_late_encode_does_not_overwrite_newer_points(window, qtbot, monkeypatch):
     """Run A ends and its full encode starts; run B trains and ends, its encode returns first; then A's
     encode returns. What the scatter shows must be the current model's encoding, not A's."""
-    import latentlab.gui.session as session_mod
+    import latentlab.gui.work as work
     from latentlab.core.analysis import encode
 
-    real = session_mod._encode_job
+    real = work.encode_all
     gate = threading.Event()
     state = {"calls": 0, "done": 0}
 
@@ -210,23 +198,23 @@ def test_a_late_encode_does_not_overwrite_newer_points(window, qtbot, monkeypatc
         finally:
             state["done"] += 1
 
-    monkeypatch.setattr(session_mod, "_encode_job", gated)
+    monkeypatch.setattr(work, "encode_all", gated)
     s = window.session
     window.controls.epochs.setValue(1)
     try:
         QTest.mouseClick(window.controls.button, LEFT)  # run A
-        qtbot.waitUntil(lambda: not s.training and state["calls"] == 1, timeout=60000)
+        qtbot.waitUntil(lambda: not s.runs.training and state["calls"] == 1, timeout=60000)
         QTest.mouseClick(window.controls.button, LEFT)  # run B, warm-started from A
-        qtbot.waitUntil(lambda: not s.training and state["done"] == 1, timeout=60000)
-        qtbot.wait(50)  # B's encode result is shown
-        assert np.allclose(s.points, encode(s.model, s.data.x_train)[0], atol=1e-4)  # right so far
+        qtbot.waitUntil(lambda: not s.runs.training and state["done"] == 1, timeout=60000)
+        qtbot.waitUntil(lambda: s.latent.full, timeout=30000)  # B's encode result is shown
+        assert np.allclose(s.latent.points, encode(s.model_data.model, s.model_data.data.x_train)[0], atol=1e-4)  # right so far
     finally:
         gate.set()
     qtbot.waitUntil(lambda: state["done"] == 2, timeout=30000)
-    wait_idle(qtbot, s)
-    current, _ = encode(s.model, s.data.x_train)
-    assert s.points.shape == current.shape
-    assert np.allclose(s.points, current, atol=1e-4), "the scatter shows an older model's encoding"
+    wait_idle(s, stop=True)
+    current, _ = encode(s.model_data.model, s.model_data.data.x_train)
+    assert s.latent.points.shape == current.shape
+    assert np.allclose(s.latent.points, current, atol=1e-4), "the scatter shows an older model's encoding"
 
 
 def test_opening_a_checkpoint_while_training(window, qtbot, tmp_path):
@@ -241,17 +229,17 @@ def test_opening_a_checkpoint_while_training(window, qtbot, tmp_path):
     c.warm.setChecked(False)
     c.epochs.setValue(100000)
     QTest.mouseClick(c.button, LEFT)
-    qtbot.waitUntil(lambda: s.last_snapshot is not None, timeout=30000)
-    assert s.model.cfg.hidden == (64,)
+    qtbot.waitUntil(lambda: s.runs.last_snapshot is not None, timeout=30000)
+    assert s.model_data.model.cfg.hidden == (64,)
     with qtbot.waitSignal(s.loaded, timeout=60000):
         window.open_checkpoint(default_checkpoint())
     qtbot.wait(800)  # several live frames of the old run would be published by now
     expected = load_checkpoint(default_checkpoint()).model.state_dict()
-    running = s.training
-    wait_idle(qtbot, s)
+    running = s.runs.training
+    wait_idle(s, stop=True)
     assert not running, "the old run kept training after another checkpoint was opened"
-    assert s.model.cfg == load_checkpoint(default_checkpoint()).config
-    assert all(torch.equal(v, expected[k]) for k, v in s.model.state_dict().items()), \
+    assert s.model_data.model.cfg == load_checkpoint(default_checkpoint()).config
+    assert all(torch.equal(v, expected[k]) for k, v in s.model_data.model.state_dict().items()), \
         "the opened checkpoint's weights were overwritten by the old run"
 
 
@@ -292,18 +280,18 @@ def test_close_during_training_and_reopen_repeatedly(qtbot, tmp_path, qtlog):
         w = open_window(qtbot)
         x = -1.0 + 0.5 * round_
         click_view(w.latent.plot, x, 0.5)  # the reopened window works
-        assert w.session.z == pytest.approx([x, 0.5], abs=0.05)
+        assert w.session.cursor.z == pytest.approx([x, 0.5], abs=0.05)
         w.controls.epochs.setValue(100000)
         QTest.mouseClick(w.controls.button, LEFT)
-        assert w.session.training
-        qtbot.waitUntil(lambda: w.session.last_snapshot is not None, timeout=20000)
+        assert w.session.runs.training
+        qtbot.waitUntil(lambda w=w: w.session.runs.last_snapshot is not None, timeout=20000)
         qtbot.wait(rng.randint(0, 100))
         w.close()
         assert pool().activeThreadCount() == 0, "closeEvent returned while a worker still ran"
-        qtbot.wait(50)  # late signals of the stopped run arrive (see the next test)
+        QtCore.QCoreApplication.processEvents()  # late signals of the stopped run arrive (see the next test)
         assert pool().waitForDone(10000)
         w.deleteLater()
-        qtbot.wait(20)
+        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
         assert pool().waitForDone(10000)
         assert pool().activeThreadCount() == 0
         assert threading.active_count() <= baseline + pool().maxThreadCount()
@@ -316,14 +304,14 @@ def test_a_closed_window_starts_no_more_work(qtbot, tmp_path, worker_log):
     w = open_window(qtbot)
     w.controls.epochs.setValue(100000)
     QTest.mouseClick(w.controls.button, LEFT)
-    qtbot.waitUntil(lambda: w.session.last_snapshot is not None, timeout=20000)
+    qtbot.waitUntil(lambda: w.session.runs.last_snapshot is not None, timeout=20000)
     w.close()
     n = len(worker_log)
-    qtbot.wait(100)  # deliver what the stopped run sent before it ended
+    QtCore.QCoreApplication.processEvents()  # deliver what the stopped run sent before it ended
     late = worker_log[n:]
     assert pool().waitForDone(10000)
     w.deleteLater()
-    qtbot.wait(20)
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
     assert not late, f"the closed window's session put {late} on the thread pool after closeEvent"
 
 
@@ -335,16 +323,16 @@ def test_memory_growth_over_train_stop_cycles_is_bounded(window, qtbot):
     button = window.controls.button
     window.controls.epochs.setValue(100000)
     snaps = []
-    s.progress.connect(snaps.append)
+    s.runs.progress.connect(snaps.append)
 
     def cycle():
         n = len(snaps)
         QTest.mouseClick(button, LEFT)
-        assert s.training
+        assert s.runs.training
         qtbot.waitUntil(lambda: len(snaps) >= n + 1, timeout=20000)
         QTest.mouseClick(button, LEFT)
-        qtbot.waitUntil(lambda: not s.training, timeout=10000)
-        wait_idle(qtbot, s)
+        qtbot.waitUntil(lambda: not s.runs.training, timeout=10000)
+        wait_idle(s, stop=True)
         snaps.clear()
 
     cycle()  # warm-up: lazy imports, allocator pools, pyqtgraph caches
@@ -366,7 +354,7 @@ def test_finished_jobs_release_their_models(window, qtbot):
     s = window.session
     window.controls.epochs.setValue(100000)
     snaps = []
-    s.progress.connect(snaps.append)
+    s.runs.progress.connect(snaps.append)
 
     def live_models():
         gc.collect()
@@ -378,9 +366,9 @@ def test_finished_jobs_release_their_models(window, qtbot):
     for _ in range(4):
         n = len(snaps)
         QTest.mouseClick(window.controls.button, LEFT)
-        qtbot.waitUntil(lambda: len(snaps) >= n + 1, timeout=30000)
+        qtbot.waitUntil(lambda n=n: len(snaps) >= n + 1, timeout=30000)
         QTest.mouseClick(window.controls.button, LEFT)
-        wait_idle(qtbot, s)
+        wait_idle(s, stop=True)
     after = live_models()
     print(f"\nlive VAE objects: {before} before, {after} after 4 train/stop cycles")
     assert after <= before + 1, f"{after - before} model copies outlived their jobs"
@@ -394,11 +382,11 @@ def test_random_clicks_and_drags_on_the_latent_view_while_training(window, qtbot
     vp = plot.viewport()
     window.controls.epochs.setValue(100000)
     QTest.mouseClick(window.controls.button, LEFT)
-    qtbot.waitUntil(lambda: s.last_snapshot is not None, timeout=20000)
+    qtbot.waitUntil(lambda: s.runs.last_snapshot is not None, timeout=20000)
     (x0, x1), (y0, y1) = plot.viewbox.viewRange()
     rng = np.random.default_rng(11)
     snaps = []
-    s.progress.connect(snaps.append)
+    s.runs.progress.connect(snaps.append)
     stats = {"click": 0, "shift": 0, "outside prior": 0, "off widget": 0, "drag": 0}
 
     def random_point():
@@ -435,16 +423,16 @@ def test_random_clicks_and_drags_on_the_latent_view_while_training(window, qtbot
             QtWidgets.QApplication.processEvents()
         if i % 150 == 0:
             qtbot.wait(int(rng.integers(1, 70)))  # let the publish timer deliver training snapshots
-    assert s.training, "training stopped during the random input"
+    assert s.runs.training, "training stopped during the random input"
     assert snaps, "no training snapshot was published while the view was being clicked"
-    wait_idle(qtbot, s)
+    wait_idle(s, stop=True)
     print(f"\nrandom input: {stats}, snapshots published meanwhile {len(snaps)}")
 
-    assert np.isfinite(s.image).all() and np.isfinite(window.decoded.current_image).all()
+    assert np.isfinite(s.cursor.image).all() and np.isfinite(window.decoded.current_image).all()
     before = window.decoded.current_image.copy()
-    z_before = None if s.z is None else s.z.copy()
+    z_before = None if s.cursor.z is None else s.cursor.z.copy()
     target = (0.7, -0.4) if z_before is None or np.abs(z_before - [0.7, -0.4]).max() > 0.3 else (-1.2, 1.1)
     click_view(plot, *target)
-    assert s.z == pytest.approx(target, abs=0.05)
+    assert s.cursor.z == pytest.approx(target, abs=0.05)
     assert np.isfinite(window.decoded.current_image).all()
     assert not np.allclose(window.decoded.current_image, before)

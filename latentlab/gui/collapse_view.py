@@ -7,7 +7,7 @@ import pyqtgraph as pg
 from PySide6 import QtWidgets
 
 from .lazy import LazyView
-from .traversal_view import dimension_stats
+from .state import LatentPoints, ModelData
 
 
 def collapse_warning(active: np.ndarray) -> str:
@@ -19,10 +19,11 @@ def collapse_warning(active: np.ndarray) -> str:
 
 
 class CollapseView(LazyView):
-    def __init__(self, session, parent=None):
+    def __init__(self, model_data: ModelData, latent: LatentPoints, parent=None):
         super().__init__(parent)
         self.setObjectName("collapseView")
-        self.session = session
+        self.model_data = model_data
+        self.latent = latent
         self.summary = QtWidgets.QLabel()
         self.warning = QtWidgets.QLabel(wordWrap=True)
         self.warning.setStyleSheet("color: #8a4b00; background: #fff4e0; padding: 4px;")
@@ -41,22 +42,24 @@ class CollapseView(LazyView):
         layout.addWidget(self.warning)
         layout.addWidget(self.bars, 1)
         layout.addWidget(note)
-        for signal in (session.modelChanged, session.pointsChanged, session.historyChanged):
+        for signal in (model_data.modelChanged, latent.changed, model_data.historyChanged):
             signal.connect(self.request_refresh)
         self.kl = np.zeros(0)
         self.active = np.zeros(0, bool)
 
     def refresh(self) -> None:
-        s = self.session
-        if s.model is None:
+        from ..core.analysis import ACTIVE_THRESHOLD
+
+        md = self.model_data
+        if md.model is None:
             return
-        self.kl, self.active = dimension_stats(s)
+        self.kl, self.active = self.latent.dimension_stats(md.model.latent_dim, md.history)
         k = len(self.kl)
         brushes = [pg.mkBrush("#1f77b4" if a else "#c8c8c8") for a in self.active]
         self.bar_item.setOpts(x=np.arange(1, k + 1), height=self.kl, width=0.7, brushes=brushes, pen=pg.mkPen(None))
         self.bars.getPlotItem().getAxis("bottom").setTicks([[(i + 1, f"z{i + 1}") for i in range(k)]] if k <= 32 else None)
         self.summary.setText(f"<b>Active units: {int(self.active.sum())} of {k}</b> · total KL {self.kl.sum():.2f} nats "
-                             "(grey bars: inactive, variance of the posterior mean over the data ≤ 0.01)")
+                             f"(grey bars: inactive, variance of the posterior mean over the data ≤ {ACTIVE_THRESHOLD:g})")
         text = collapse_warning(self.active)
         self.warning.setText(text)
         self.warning.setVisible(bool(text))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 from PySide6 import QtCore, QtWidgets
+from superqt.utils import qdebounced
 
-from .session import TrainRequest
+from .runs import RunController
+from .state import ModelData
 
 BETA_MIN, BETA_MAX = 0.01, 20.0
 _TICKS = 1000
@@ -18,6 +20,7 @@ class BetaSlider(QtWidgets.QWidget):
     of the handle, finishes typing, or stops pressing keys: that is when a retrain should start."""
 
     committed = QtCore.Signal(float)
+    valueChanged = QtCore.Signal(float)   # every change by the user, committed or not
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -32,8 +35,7 @@ class BetaSlider(QtWidgets.QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.slider, 1)
         layout.addWidget(self.box)
-        self._debounce = QtCore.QTimer(self, singleShot=True, interval=BETA_DEBOUNCE_MS)
-        self._debounce.timeout.connect(self._commit)
+        self._debounced_commit = qdebounced(self._commit, timeout=BETA_DEBOUNCE_MS, parent=self)
         self.slider.valueChanged.connect(self._slider_moved)
         self.slider.sliderReleased.connect(self._commit)
         self.box.editingFinished.connect(self._box_edited)
@@ -55,17 +57,19 @@ class BetaSlider(QtWidgets.QWidget):
         self.box.blockSignals(True)
         self.box.setValue(from_ticks(ticks))
         self.box.blockSignals(False)
+        self.valueChanged.emit(self.value())
         if not self.slider.isSliderDown():  # keys, wheel or page clicks: wait until they stop
-            self._debounce.start()
+            self._debounced_commit()
 
     def _box_edited(self) -> None:
         self.slider.blockSignals(True)
         self.slider.setValue(to_ticks(self.box.value()))
         self.slider.blockSignals(False)
+        self.valueChanged.emit(self.value())
         self._commit()
 
     def _commit(self) -> None:
-        self._debounce.stop()
+        self._debounced_commit.cancel()
         self.committed.emit(self.value())
 
 
@@ -80,13 +84,14 @@ def from_ticks(ticks: int) -> float:
 
 
 class TrainingControls(QtWidgets.QGroupBox):
-    """Forwards Train/Stop and β commits to the session; shows whether a run is going."""
+    """Edits the run controller's training request, starts and stops runs, shows whether one is going."""
 
     openDatasetRequested = QtCore.Signal(str)
 
-    def __init__(self, session, parent=None):
+    def __init__(self, runs: RunController, model_data: ModelData, parent=None):
         super().__init__("Training", parent)
-        self.session = session
+        self.runs = runs
+        self.model_data = model_data
         self.dataset = QtWidgets.QComboBox(editable=True)
         self.dataset.addItems(["digits", "sprites"])
         self.dataset.setToolTip("digits, sprites, mnist:DIR, fashion-mnist:DIR, kmnist:DIR, npz:FILE, images:DIR")
@@ -94,16 +99,15 @@ class TrainingControls(QtWidgets.QGroupBox):
         self.dataset.activated.connect(lambda _i: self.openDatasetRequested.emit(self.dataset.currentText()))
         self.arch = QtWidgets.QComboBox()
         self.arch.addItems(["mlp", "conv"])
-        self.latent_dim = QtWidgets.QSpinBox(minimum=1, maximum=64, value=2)
-        self.hidden = QtWidgets.QLineEdit("512,256")
+        self.latent_dim = QtWidgets.QSpinBox(minimum=1, maximum=64)
+        self.hidden = QtWidgets.QLineEdit(",".join(str(v) for v in runs.request.hidden))
         self.hidden.setToolTip("Hidden layer widths, comma-separated")
         self.likelihood = QtWidgets.QComboBox()
         self.likelihood.addItems(["bernoulli", "gaussian"])
-        self.epochs = QtWidgets.QSpinBox(minimum=1, maximum=100000, value=30)
-        self.lr = QtWidgets.QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4, value=1e-3)
+        self.epochs = QtWidgets.QSpinBox(minimum=1, maximum=100000)
+        self.lr = QtWidgets.QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4)
         self.beta = BetaSlider()
         self.warm = QtWidgets.QCheckBox("Warm start from the current weights")
-        self.warm.setChecked(True)
         self.button = QtWidgets.QPushButton("Train")
         self.button.setObjectName("trainButton")
         self.button.setToolTip("Start training (Ctrl+T); while training, stop it (Esc)")
@@ -118,49 +122,67 @@ class TrainingControls(QtWidgets.QGroupBox):
         form.addRow("β", self.beta)
         form.addRow(self.warm)
         form.addRow(self.button)
+        self._show_request()
+        set_request = runs.set_request
+        self.arch.currentTextChanged.connect(lambda v: set_request(arch=v))
+        self.latent_dim.valueChanged.connect(lambda v: set_request(latent_dim=v))
+        # An emptied box is one being retyped: the request keeps its widths until there is a new list.
+        self.hidden.textChanged.connect(lambda text: text.strip() and set_request(hidden=parse_hidden(text)))
+        self.likelihood.currentTextChanged.connect(lambda v: set_request(likelihood=v))
+        self.epochs.valueChanged.connect(lambda v: set_request(epochs=v))
+        self.lr.valueChanged.connect(lambda v: set_request(lr=v))
+        self.beta.valueChanged.connect(lambda v: set_request(beta=v))
+        self.warm.toggled.connect(lambda v: set_request(warm_start=v))
         self.button.clicked.connect(self.toggle)
         self.beta.committed.connect(self._beta_committed)
-        session.trainingChanged.connect(self._on_training)
-        session.modelChanged.connect(self._on_model)
-        session.datasetChanged.connect(self._on_dataset)
-
-    def request(self) -> TrainRequest:
-        try:
-            hidden = tuple(int(v) for v in self.hidden.text().split(",") if v.strip())
-        except ValueError:
-            hidden = ()
-        return TrainRequest(latent_dim=self.latent_dim.value(), arch=self.arch.currentText(), hidden=hidden or (512, 256),
-                            likelihood=self.likelihood.currentText(), epochs=self.epochs.value(), lr=self.lr.value(),
-                            beta=self.beta.value(), warm_start=self.warm.isChecked())
+        runs.trainingChanged.connect(self._on_training)
+        runs.requestChanged.connect(self._show_request)
+        model_data.datasetChanged.connect(self._on_dataset)
 
     def toggle(self) -> None:
-        if self.session.busy:
-            self.session.stop()
+        if self.runs.busy:
+            self.runs.stop()
         else:
-            self.session.train(self.request())
+            self.runs.train()
 
-    def _beta_committed(self, _beta: float) -> None:
-        self.session.train(self.request())
+    def _beta_committed(self, beta: float) -> None:
+        self.runs.set_request(beta=beta)
+        self.runs.train()
 
     def _on_training(self, running: bool) -> None:
         self.button.setText("Stop" if running else "Train")
 
-    def _on_model(self) -> None:
-        """Show the loaded model's own shape so that warm starts keep it."""
-        cfg = self.session.model.cfg
-        for w in (self.arch, self.latent_dim, self.hidden, self.likelihood):
+    def _show_request(self) -> None:
+        """Show the request as it is in the state (a loaded model's shape, restored settings)."""
+        r = self.runs.request
+        widgets = (self.arch, self.latent_dim, self.hidden, self.likelihood, self.epochs, self.lr, self.warm)
+        for w in widgets:
             w.blockSignals(True)
-        self.arch.setCurrentText(cfg.arch)
-        self.latent_dim.setValue(cfg.latent_dim)
-        self.hidden.setText(",".join(str(v) for v in cfg.hidden))
-        self.likelihood.setCurrentText(cfg.likelihood)
-        for w in (self.arch, self.latent_dim, self.hidden, self.likelihood):
+        self.arch.setCurrentText(r.arch)
+        self.latent_dim.setValue(r.latent_dim)
+        # While the user types, leave a list that already means the request alone ("64," is (64,)).
+        if not self.hidden.hasFocus() or parse_hidden(self.hidden.text()) != tuple(r.hidden):
+            self.hidden.setText(",".join(str(v) for v in r.hidden))
+        self.likelihood.setCurrentText(r.likelihood)
+        self.epochs.setValue(r.epochs)
+        self.lr.setValue(r.lr)
+        self.warm.setChecked(r.warm_start)
+        for w in widgets:
             w.blockSignals(False)
-        if self.session.history:
-            self.beta.setValue(float(self.session.history[-1].get("beta", 1.0)))
+        if abs(self.beta.value() - r.beta) > 1e-9:
+            self.beta.setValue(r.beta)
 
     def _on_dataset(self) -> None:
-        spec = self.session.dataset_spec
+        spec = self.model_data.dataset_spec
         if self.dataset.findText(spec) < 0:
             self.dataset.addItem(spec)
         self.dataset.setCurrentText(spec)
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """Hidden widths typed as "512,256"; the default shape while the text is not a list of numbers."""
+    try:
+        hidden = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        hidden = ()
+    return hidden or (512, 256)

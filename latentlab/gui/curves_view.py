@@ -6,9 +6,12 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtWidgets
+from superqt.utils import qthrottled
 
 from .points import label_colors
+from .runs import RunController
+from .state import ModelData
 
 REFRESH_MS = 300
 SERIES = (("recon", "reconstruction NLL", "#1f77b4"), ("kl", "KL", "#d62728"), ("neg_elbo", "−ELBO", "#222222"))
@@ -26,10 +29,11 @@ def beta_changes(history: list[dict]) -> list[tuple[int, float]]:
 
 
 class CurvesView(QtWidgets.QTabWidget):
-    def __init__(self, session, parent=None):
+    def __init__(self, model_data: ModelData, runs: RunController, parent=None):
         super().__init__(parent)
         self.setObjectName("curvesView")
-        self.session = session
+        self.model_data = model_data
+        self.runs = runs
         self.losses = pg.PlotWidget(background="w")
         self.per_dim = pg.PlotWidget(background="w")
         for w, ylabel in ((self.losses, "nats per example"), (self.per_dim, "KL (nats)")):
@@ -51,20 +55,19 @@ class CurvesView(QtWidgets.QTabWidget):
         self.addTab(self.per_dim, "KL per dimension")
         # Fast epochs (digits: ~10 a second) would redraw both plots and their axes each time;
         # a few redraws a second read the same and leave the GUI thread free.
-        self._throttle = QtCore.QTimer(self, singleShot=True, interval=REFRESH_MS)
-        self._throttle.timeout.connect(self.refresh)
-        session.historyChanged.connect(self._history_changed)
-        session.trainingChanged.connect(lambda running: running or self._history_changed())
+        self._throttled_refresh = qthrottled(self.refresh, timeout=REFRESH_MS, leading=False, parent=self)
+        model_data.historyChanged.connect(self._history_changed)
+        runs.trainingChanged.connect(lambda running: running or self._history_changed())
 
     def _history_changed(self) -> None:
-        if not self.session.busy:
-            self._throttle.stop()
+        if not self.runs.busy:
+            self._throttled_refresh.cancel()
             self.refresh()  # loading or the end of a run: show it now
-        elif not self._throttle.isActive():
-            self._throttle.start()
+        else:
+            self._throttled_refresh()
 
     def refresh(self) -> None:
-        h = self.session.history
+        h = self.model_data.history
         epochs = np.array([r["epoch"] for r in h], dtype=float)
         recon = np.array([r["recon"] for r in h], dtype=float)
         kl = np.array([r["kl"] for r in h], dtype=float)

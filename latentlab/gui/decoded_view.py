@@ -6,15 +6,16 @@ import numpy as np
 from PySide6 import QtCore, QtWidgets
 
 from .images import to_pixmap
+from .state import Cursor
 
 IMAGE_PX = 224
 
 
 class DecodedView(QtWidgets.QFrame):
-    def __init__(self, session, parent=None):
+    def __init__(self, cursor: Cursor, parent=None):
         super().__init__(parent)
         self.setObjectName("decodedView")
-        self.session = session
+        self.cursor = cursor
         self.image_label = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter)
         self.image_label.setMinimumSize(IMAGE_PX, IMAGE_PX)
         self.image_label.setStyleSheet("background: #202020;")
@@ -29,11 +30,11 @@ class DecodedView(QtWidgets.QFrame):
         layout.addWidget(title)
         layout.addWidget(self.image_label, 1)
         layout.addWidget(self.z_label)
-        session.pointChanged.connect(self.refresh)
+        cursor.changed.connect(self.refresh)
         self.current_image: np.ndarray | None = None
 
     def refresh(self) -> None:
-        s = self.session
+        s = self.cursor
         if s.image is None or s.z is None:
             return
         from ..core.analysis import log_prior

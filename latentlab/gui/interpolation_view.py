@@ -8,20 +8,23 @@ from PySide6 import QtCore, QtWidgets
 
 from .images import pil_to_pixmap
 from .lazy import LazyView
+from .session import Session
+from .state import PathMode
 
 STRIP_PX = 72
 FRAME_MS = 120
 
 
 class InterpolationView(LazyView):
-    def __init__(self, session, parent=None):
+    def __init__(self, session: Session, parent=None):
         super().__init__(parent)
         self.setObjectName("interpolationView")
         self.session = session
+        self.path = session.path
         self.mode = QtWidgets.QComboBox()
-        self.mode.addItems(["linear", "slerp"])
+        self.mode.addItems([m.value for m in PathMode])
         self.mode.setToolTip("slerp follows a great circle and keeps the norm, staying where the prior has its mass")
-        self.steps = QtWidgets.QSpinBox(minimum=2, maximum=64, value=session.path_steps)
+        self.steps = QtWidgets.QSpinBox(minimum=2, maximum=64, value=session.path.steps)
         self.set_a = QtWidgets.QPushButton("A ← marker")
         self.set_b = QtWidgets.QPushButton("B ← marker")
         self.animate = QtWidgets.QPushButton("Animate")
@@ -55,8 +58,8 @@ class InterpolationView(LazyView):
         layout.addWidget(self.hint)
         layout.addWidget(scroll, 1)
         layout.addWidget(self.profile)
-        self.mode.currentTextChanged.connect(lambda m: session.set_path_settings(mode=m))
-        self.steps.valueChanged.connect(lambda n: session.set_path_settings(steps=n))
+        self.mode.currentTextChanged.connect(lambda m: self.path.set_settings(mode=m))
+        self.steps.valueChanged.connect(lambda n: self.path.set_settings(steps=n))
         self.set_a.clicked.connect(lambda: session.set_endpoint("A"))
         self.set_b.clicked.connect(lambda: session.set_endpoint("B"))
         self.animate.toggled.connect(self._toggle_animation)
@@ -66,12 +69,12 @@ class InterpolationView(LazyView):
         self._timer.timeout.connect(self._next_frame)
         self._frame = 0
         self.images: np.ndarray | None = None
-        for signal in (session.pathChanged, session.weightsChanged, session.modelChanged):
+        for signal in (session.path.changed, session.model_data.weightsChanged, session.model_data.modelChanged):
             signal.connect(self.request_refresh)
 
     def refresh(self) -> None:
-        s = self.session
-        path = s.path() if s.model is not None else None
+        model = self.session.model_data.model
+        path = self.path.codes() if model is not None else None
         ready = path is not None
         for w in (self.animate, self.export_png, self.export_gif):
             w.setEnabled(ready)
@@ -85,13 +88,13 @@ class InterpolationView(LazyView):
             return
         from ..core.analysis import decode, log_prior
 
-        self.images = decode(s.model, path)
+        self.images = decode(model, path)
         self.profile_curve.setData(np.arange(len(path)), log_prior(path))
         self.strip.setPixmap(self._strip_pixmap())
 
     def strip_images(self) -> np.ndarray:
         """The decoded path with the endpoints' own data images (where they came from data) at both ends."""
-        ends = [self.session.endpoints[k].image for k in ("A", "B")]
+        ends = [self.path.endpoints[k].image for k in ("A", "B")]
         parts = ([ends[0][None]] if ends[0] is not None else []) + [self.images] + ([ends[1][None]] if ends[1] is not None else [])
         return np.concatenate(parts).astype(np.float32)
 
@@ -103,17 +106,17 @@ class InterpolationView(LazyView):
         return pil_to_pixmap(grid_image(imgs, nrow=len(imgs), scale=scale, padding=2))
 
     def metadata(self) -> dict:
-        s = self.session
-        a, b = s.endpoints["A"], s.endpoints["B"]
-        fmt = lambda z: "[" + ", ".join(f"{v:.3f}" for v in z) + "]"
-        return {"endpoint_A": fmt(a.z), "endpoint_B": fmt(b.z), "mode": s.path_mode, "steps": s.path_steps,
-                "label_A": a.label, "label_B": b.label, "dataset": s.dataset_spec}
+        p = self.path
+        a, b = p.endpoints["A"], p.endpoints["B"]
+        fmt = lambda z: "[" + ", ".join(f"{v:.3f}" for v in z) + "]"  # noqa: E731
+        return {"endpoint_A": fmt(a.z), "endpoint_B": fmt(b.z), "mode": p.mode.value, "steps": p.steps,
+                "label_A": a.label, "label_B": b.label, "dataset": self.session.model_data.dataset_spec}
 
     def default_name(self, ext: str) -> str:
-        s = self.session
-        a, b = s.endpoints["A"], s.endpoints["B"]
-        tag = lambda e, z: e.label or "z" + "_".join(f"{v:+.2f}" for v in z[:4])
-        return f"interp_{tag(a, a.z)}_to_{tag(b, b.z)}_{s.path_mode}_{s.path_steps}steps.{ext}".replace("/", "-")
+        p = self.path
+        a, b = p.endpoints["A"], p.endpoints["B"]
+        tag = lambda e, z: e.label or "z" + "_".join(f"{v:+.2f}" for v in z[:4])  # noqa: E731
+        return f"interp_{tag(a, a.z)}_to_{tag(b, b.z)}_{p.mode.value}_{p.steps}steps.{ext}".replace("/", "-")
 
     def export_png_to(self, path) -> None:
         from ..core.export import grid_image, save_png
@@ -141,7 +144,7 @@ class InterpolationView(LazyView):
         try:
             write(path)
         except LatentLabError as exc:
-            self.session.errorRaised.emit(str(exc))
+            self.session.report_error(str(exc))
 
     def _toggle_animation(self, on: bool) -> None:
         self.animate.setText("Stop" if on else "Animate")
@@ -152,7 +155,7 @@ class InterpolationView(LazyView):
             self._timer.stop()
 
     def _next_frame(self) -> None:
-        path = self.session.path()
+        path = self.path.codes()
         if path is None:
             self.animate.setChecked(False)
             return

@@ -9,6 +9,8 @@ from PySide6 import QtCore, QtWidgets
 from .images import to_pixmap
 from .manifold import ManifoldLayer
 from .points import PointCloudItem, PriorCircles, argb, colormap_argb, label_colors
+from .session import Session
+from .state import AnchorMode
 
 HOVER_PX = 12  # the hover card shows the nearest point only if it is this close on screen
 
@@ -38,7 +40,7 @@ class _PickViewBox(pg.ViewBox):
 class LatentPlot(pg.PlotWidget):
     """The plot itself (object name `latentView`)."""
 
-    def __init__(self, session, parent=None):
+    def __init__(self, session: Session, parent=None):
         self.viewbox = _PickViewBox()
         super().__init__(parent, viewBox=self.viewbox, background="w")
         self.setObjectName("latentView")
@@ -101,20 +103,21 @@ class LatentPlot(pg.PlotWidget):
         self.hover.hide()
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.viewbox.picked.connect(self._on_picked)
-        session.pointsChanged.connect(self.refresh_points)
-        session.projectionChanged.connect(self._on_projection)
-        session.pointChanged.connect(self.refresh_marker)
-        session.datasetChanged.connect(self._rebuild_legend)
-        session.pathChanged.connect(self.refresh_path)
-        session.aggregateChanged.connect(self.refresh_aggregate)
-        for signal in (session.selectionChanged, session.weightsChanged, session.modelChanged):
+        self.latent, self.cursor, self.model_data = session.latent, session.cursor, session.model_data
+        self.latent.changed.connect(self.refresh_points)
+        self.latent.projectionChanged.connect(self._on_projection)
+        self.latent.aggregateChanged.connect(self.refresh_aggregate)
+        self.cursor.changed.connect(self.refresh_marker)
+        self.model_data.datasetChanged.connect(self._rebuild_legend)
+        session.path.changed.connect(self.refresh_path)
+        for signal in (self.cursor.selectionChanged, self.model_data.weightsChanged, self.model_data.modelChanged):
             signal.connect(self.refresh_selected)
         self.setRange(xRange=(-3.5, 3.5), yRange=(-3.5, 3.5), padding=0)
         self._fitted = False
 
     # ----- drawing ------------------------------------------------------------------------
     def refresh_points(self) -> None:
-        s = self.session
+        s = self.latent
         if s.points is None or s.projection is None:
             return
         pos = s.projection.to2d(s.points)
@@ -124,7 +127,7 @@ class LatentPlot(pg.PlotWidget):
 
     def fit(self) -> None:
         """Show the prior's 3σ circle and every point."""
-        s = self.session
+        s = self.latent
         lo, hi = -3.3, 3.3
         if s.points is not None and len(s.points) and s.projection is not None:
             pos = s.projection.to2d(s.points)
@@ -134,15 +137,15 @@ class LatentPlot(pg.PlotWidget):
         self._fitted = True
 
     def _colors(self) -> np.ndarray:
-        s = self.session
-        values = s.values_for_points(self.color_by) if self.color_by != "label" else None
+        s, data = self.latent, self.model_data.data
+        values = s.values(self.color_by, data) if self.color_by != "label" else None
         if values is not None:
             packed, lo, hi = colormap_argb(values)
             self._show_colorbar(lo, hi)
             return packed
         self._show_colorbar(None, None)
-        labels = s.labels_for_points()
-        palette = argb(label_colors(len(s.data.label_names)))
+        labels = s.labels(data)
+        palette = argb(label_colors(len(data.label_names)))
         return palette[labels]
 
     def set_color_by(self, name: str) -> None:
@@ -166,15 +169,15 @@ class LatentPlot(pg.PlotWidget):
 
     def _rebuild_legend(self) -> None:
         self.legend.clear()
-        s = self.session
-        if s.data is None or self.color_by != "label" or len(s.data.label_names) > 20:
+        data = self.model_data.data
+        if data is None or self.color_by != "label" or len(data.label_names) > 20:
             return
-        for name, color in zip(s.data.label_names, label_colors(len(s.data.label_names))):
+        for name, color in zip(data.label_names, label_colors(len(data.label_names))):
             swatch = pg.ScatterPlotItem(symbol="s", size=9, pen=None, brush=pg.mkBrush(color))
             self.legend.addItem(swatch, name)
 
     def _on_projection(self) -> None:
-        x_label, y_label = self.session.projection.axis_labels
+        x_label, y_label = self.latent.projection.axis_labels
         self.getPlotItem().setLabel("bottom", x_label)
         self.getPlotItem().setLabel("left", y_label)
         self._fitted = False
@@ -184,8 +187,8 @@ class LatentPlot(pg.PlotWidget):
         self.refresh_selected()
 
     def refresh_aggregate(self) -> None:
-        s = self.session
-        agg = s.aggregate
+        s = self.latent
+        agg = s.aggregate if s.show_overlay else None
         if agg is None:
             self.density.hide()
         else:
@@ -208,20 +211,20 @@ class LatentPlot(pg.PlotWidget):
                              brush=[pg.mkBrush(220, 30, 30) if h else None for h in r["in_hole"]])
 
     def refresh_selected(self) -> None:
-        s = self.session
-        mean = s.selected_mean() if s.projection is not None else None
-        if mean is None or len(mean) != s.projection.latent_dim:
+        projection = self.latent.projection
+        mean = self.session.selected_mean() if projection is not None else None
+        if mean is None or len(mean) != projection.latent_dim:
             self.selected.setData([], [])
             return
-        u, v = s.projection.to2d(mean)
+        u, v = projection.to2d(mean)
         self.selected.setData([u], [v])
 
     def refresh_marker(self) -> None:
-        s = self.session
-        if s.z is None or s.projection is None or s.projection.latent_dim != len(s.z):
+        z, projection = self.cursor.z, self.latent.projection
+        if z is None or projection is None or projection.latent_dim != len(z):
             self.marker.setData([], [])
             return
-        u, v = s.projection.to2d(s.z)
+        u, v = projection.to2d(z)
         self.marker.setData([u], [v])
 
     # ----- interaction ----------------------------------------------------------------------
@@ -232,21 +235,21 @@ class LatentPlot(pg.PlotWidget):
             self.session.set_view_point(x, y)
 
     def refresh_path(self) -> None:
-        s = self.session
-        path = s.path() if s.projection is not None else None
-        if path is None or s.projection.latent_dim != path.shape[1]:
+        projection = self.latent.projection
+        path = self.session.path.codes() if projection is not None else None
+        if path is None or projection.latent_dim != path.shape[1]:
             self.path_item.setData([], [])
             self.path_labels[0].hide()
             self.path_labels[1].hide()
             return
-        pos = s.projection.to2d(path)
+        pos = projection.to2d(path)
         self.path_item.setData(pos[:, 0], pos[:, 1])
         for label, p in zip(self.path_labels, (pos[0], pos[-1])):
             label.setPos(*p)
             label.show()
 
     def _on_mouse_moved(self, scene_pos) -> None:
-        s = self.session
+        s, data = self.latent, self.model_data.data
         if not self.viewbox.sceneBoundingRect().contains(scene_pos) or not self.cloud.count():
             self.hover.hide()
             return
@@ -256,10 +259,8 @@ class LatentPlot(pg.PlotWidget):
         if (near - scene_pos).manhattanLength() > 2 * HOVER_PX:
             self.hover.hide()
             return
-        image = s.image_of_point(i)
-        labels = s.labels_for_points()
-        self.hover_image.setPixmap(to_pixmap(image, 64))
-        self.hover_text.setText(f"label {s.data.label_names[int(labels[i])]}")
+        self.hover_image.setPixmap(to_pixmap(s.image(i, data), 64))
+        self.hover_text.setText(f"label {data.label_names[int(s.labels(data)[i])]}")
         self.hover.adjustSize()
         at = self.mapFromScene(scene_pos)
         x = min(at.x() + 14, self.width() - self.hover.width() - 2)
@@ -276,7 +277,7 @@ class LatentPlot(pg.PlotWidget):
 class LatentPanel(QtWidgets.QWidget):
     """The plot with its bar of view options: colouring, the shown pair of dimensions, PCA."""
 
-    def __init__(self, session, parent=None):
+    def __init__(self, session: Session, parent=None):
         super().__init__(parent)
         self.session = session
         self.plot = LatentPlot(session, self)
@@ -287,7 +288,7 @@ class LatentPanel(QtWidgets.QWidget):
         self.pca = QtWidgets.QCheckBox("PCA of means")
         self.anchor_label = QtWidgets.QLabel("others from")
         self.anchor_combo = QtWidgets.QComboBox()
-        self.anchor_combo.addItems(["origin", "marker", "endpoint A"])
+        self.anchor_combo.addItems([m.value for m in AnchorMode])
         self.anchor_combo.setToolTip("A click sets the two shown coordinates; the others come from this anchor.")
         self.manifold = QtWidgets.QCheckBox("Manifold")
         self.manifold.setToolTip("Decoded images on a grid behind the points; redrawn when zoom or pan settles")
@@ -314,14 +315,14 @@ class LatentPanel(QtWidgets.QWidget):
         self.color_combo.currentTextChanged.connect(lambda t: t and self.plot.set_color_by(t))
         self.dim_x.valueChanged.connect(self._dims_changed)
         self.dim_y.valueChanged.connect(self._dims_changed)
-        self.pca.toggled.connect(lambda on: session.set_projection(pca=on))
-        self.anchor_combo.currentTextChanged.connect(session.set_anchor_mode)
+        self.pca.toggled.connect(lambda on: session.latent.set_projection(pca=on))
+        self.anchor_combo.currentTextChanged.connect(session.cursor.set_anchor_mode)
         self.manifold.toggled.connect(lambda on: self.plot.manifold.set_enabled(on, self.quantile.isChecked()))
         self.quantile.toggled.connect(lambda q: self.plot.manifold.set_enabled(self.manifold.isChecked(), q))
-        session.pointsChanged.connect(self._refresh_color_options)
-        session.datasetChanged.connect(self._on_dataset)
-        session.modelChanged.connect(self._on_model)
-        session.projectionChanged.connect(self._on_projection)
+        session.latent.changed.connect(self._refresh_color_options)
+        session.model_data.datasetChanged.connect(self._on_dataset)
+        session.model_data.modelChanged.connect(self._on_model)
+        session.latent.projectionChanged.connect(self._on_projection)
 
     def _on_dataset(self) -> None:
         self._refresh_color_options()
@@ -329,7 +330,7 @@ class LatentPanel(QtWidgets.QWidget):
         self.plot.set_color_by("label")
 
     def _refresh_color_options(self) -> None:
-        options = ["label", *self.session.color_options()]
+        options = ["label", *self.session.latent.color_options(self.session.model_data.data)]
         if options == [self.color_combo.itemText(i) for i in range(self.color_combo.count())]:
             return
         current = self.color_combo.currentText()
@@ -342,7 +343,7 @@ class LatentPanel(QtWidgets.QWidget):
             self.plot.set_color_by(self.color_combo.currentText())
 
     def _on_model(self) -> None:
-        k = self.session.model.latent_dim
+        k = self.session.model_data.model.latent_dim
         wide = k > 2
         for w in (self.dim_x, self.dim_y, self.pca, self.anchor_label, self.anchor_combo):
             w.setVisible(wide)
@@ -352,7 +353,7 @@ class LatentPanel(QtWidgets.QWidget):
             w.blockSignals(False)
 
     def _on_projection(self) -> None:
-        p = self.session.projection
+        p = self.session.latent.projection
         for w, d in ((self.dim_x, p.dims[0]), (self.dim_y, p.dims[1])):
             w.blockSignals(True)
             w.setValue(d + 1)
@@ -362,4 +363,4 @@ class LatentPanel(QtWidgets.QWidget):
     def _dims_changed(self) -> None:
         i, j = self.dim_x.value() - 1, self.dim_y.value() - 1
         if i != j:
-            self.session.set_projection(dims=(i, j))
+            self.session.latent.set_projection(pair=(i, j))

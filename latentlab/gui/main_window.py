@@ -8,9 +8,9 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from .. import __version__
-from .controls import TrainingControls
 from .aggregate_view import AggregateView
 from .collapse_view import CollapseView
+from .controls import TrainingControls
 from .curves_view import CurvesView
 from .decoded_view import DecodedView
 from .interpolation_view import InterpolationView
@@ -18,7 +18,7 @@ from .latent_view import LatentPanel
 from .posterior_view import PosteriorView
 from .session import Session
 from .sweep_view import SweepView
-from .traversal_view import TraversalView, dimension_stats
+from .traversal_view import TraversalView
 
 MAX_RECENT = 8
 
@@ -61,12 +61,12 @@ class MainWindow(QtWidgets.QMainWindow):
         s = self.session
         self.banner = ErrorBanner()
         self.latent = LatentPanel(s)
-        self.decoded = DecodedView(s)
-        self.controls = TrainingControls(s)
-        self.curves = CurvesView(s)
+        self.decoded = DecodedView(s.cursor)
+        self.controls = TrainingControls(s.runs, s.model_data)
+        self.curves = CurvesView(s.model_data, s.runs)
         self.interpolation = InterpolationView(s)
         self.traversals = TraversalView(s)
-        self.collapse = CollapseView(s)
+        self.collapse = CollapseView(s.model_data, s.latent)
         self.tools = QtWidgets.QTabWidget()
         self.tools.setObjectName("toolTabs")
         self.tools.addTab(self.curves, "Curves")
@@ -75,7 +75,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tools.addTab(self.collapse, "Collapse")
         self.posterior = PosteriorView(s)
         self.aggregate = AggregateView(s)
-        self.sweep = SweepView(s, self.controls)
+        self.sweep = SweepView(s)
         self.tools.addTab(self.posterior, "Posterior")
         self.tools.addTab(self.aggregate, "Aggregate q(z)")
         self.tools.addTab(self.sweep, "β sweep")
@@ -112,7 +112,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.progress.hide()
         self.active_label = QtWidgets.QLabel()
         self.active_label.setObjectName("activeUnitsLabel")
-        self.active_label.setToolTip("Latent dimensions whose posterior mean varies over the data (variance > 0.01)")
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.active_label)
         self.statusBar().addPermanentWidget(self.progress)
@@ -120,11 +119,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_menus()
         s.errorRaised.connect(self.banner.show_message)
         s.status.connect(self.status_label.setText)
-        s.progress.connect(self._on_progress)
-        s.sweepProgress.connect(self._on_sweep_progress)
-        s.trainingChanged.connect(self._on_training)
+        s.runs.progress.connect(self._on_progress)
+        s.runs.sweepProgress.connect(self._on_sweep_progress)
+        s.runs.trainingChanged.connect(self._on_training)
         s.loaded.connect(self._on_loaded)
-        s.pointsChanged.connect(self._on_points)
+        s.latent.changed.connect(self._on_points)
         self.controls.openDatasetRequested.connect(self.open_dataset_spec)
         self.resize(1280, 860)
         self._restore_settings()
@@ -143,8 +142,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(file, "&Quit", self.close, QtGui.QKeySequence.StandardKey.Quit)
 
         train = bar.addMenu("&Train")
-        self._action(train, "&Train", lambda: self.controls.toggle() if not self.session.training else None, "Ctrl+T")
-        self._action(train, "&Stop", self.session.stop, "Esc")
+        self._action(train, "&Train", lambda: None if self.session.runs.training else self.controls.toggle(), "Ctrl+T")
+        self._action(train, "&Stop", self.session.runs.stop, "Esc")
 
         view = bar.addMenu("&View")
         self._action(view, "&Fit latent view", self.latent.plot.fit, "Home")
@@ -173,7 +172,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.load(checkpoint=path)
 
     def open_dataset_spec(self, spec: str) -> None:
-        if spec and spec != self.session.dataset_spec:
+        if spec and spec != self.session.model_data.dataset_spec:
             self.banner.hide()
             self.session.open_dataset(spec)
 
@@ -271,15 +270,19 @@ class MainWindow(QtWidgets.QMainWindow):
             self.progress.setValue(0)
 
     def _on_points(self) -> None:
-        if self.session.model is None:
+        from ..core.analysis import ACTIVE_THRESHOLD
+
+        if self.session.model_data.model is None:
             return
-        _, active = dimension_stats(self.session)
+        _, active = self.session.dimension_stats()
         self.active_label.setText(f"active units {int(active.sum())}/{len(active)}")
+        self.active_label.setToolTip("Latent dimensions whose posterior mean varies over the data "
+                                     f"(variance > {ACTIVE_THRESHOLD:g})")
 
     def _on_loaded(self) -> None:
-        s = self.session
-        title = s.checkpoint_path.name if s.checkpoint_path else "untrained model"
-        self.setWindowTitle(f"latentlab — {title} on {s.data.name}")
+        md = self.session.model_data
+        title = md.source.name if md.source else "untrained model"
+        self.setWindowTitle(f"latentlab — {title} on {md.data.name}")
 
     def about(self) -> None:
         import numpy
@@ -299,17 +302,18 @@ class MainWindow(QtWidgets.QMainWindow):
         geometry = st.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        c = self.controls
-        c.epochs.setValue(int(st.value("epochs", c.epochs.value())))
-        c.lr.setValue(float(st.value("lr", c.lr.value())))
-        c.warm.setChecked(str(st.value("warm_start", "true")).lower() == "true")
+        runs = self.session.runs
+        r = runs.request
+        runs.set_request(epochs=int(st.value("epochs", r.epochs)), lr=float(st.value("lr", r.lr)),
+                         warm_start=str(st.value("warm_start", "true")).lower() == "true")
 
     def _save_settings(self) -> None:
         st = settings()
         st.setValue("geometry", self.saveGeometry())
-        st.setValue("epochs", self.controls.epochs.value())
-        st.setValue("lr", self.controls.lr.value())
-        st.setValue("warm_start", self.controls.warm.isChecked())
+        r = self.session.runs.request
+        st.setValue("epochs", r.epochs)
+        st.setValue("lr", r.lr)
+        st.setValue("warm_start", r.warm_start)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self._save_settings()

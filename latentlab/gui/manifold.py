@@ -4,12 +4,12 @@ quantiles. Decoding runs on a worker; the layer redraws once zoom or pan has set
 
 from __future__ import annotations
 
-import copy
 from statistics import NormalDist
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore
+from superqt.utils import qdebounced
 
 TILES = 15
 SETTLE_MS = 300
@@ -32,13 +32,13 @@ def grid_positions(n: int, x_range, y_range, quantiles: bool) -> tuple[np.ndarra
     return centres(*x_range), centres(*y_range), step, step
 
 
-def manifold_job(model, projection, anchor, n, x_range, y_range, quantiles, request):
+def manifold_job(model, projection, anchor, n, x_range, y_range, quantiles):
     from ..core.analysis import decode
 
     xs, ys, w, h = grid_positions(n, x_range, y_range, quantiles)
     centres = np.array([(x, y) for y in ys for x in xs])
     codes = np.stack([projection.lift(c, anchor) for c in centres])
-    return {"request": request, "centres": centres, "w": w, "h": h, "images": decode(model, codes)}
+    return {"centres": centres, "w": w, "h": h, "images": decode(model, codes)}
 
 
 class ManifoldLayer(QtCore.QObject):
@@ -49,11 +49,10 @@ class ManifoldLayer(QtCore.QObject):
         self.enabled = False
         self.quantiles = False
         self.items: list[pg.ImageItem] = []
-        self._request = 0
-        self._settle = QtCore.QTimer(self, singleShot=True, interval=SETTLE_MS)
-        self._settle.timeout.connect(self.recompute)
+        self._settled = qdebounced(self.recompute, timeout=SETTLE_MS, parent=self)
         plot_widget.getPlotItem().sigRangeChanged.connect(self._range_changed)
-        for signal in (session.weightsChanged, session.modelChanged, session.projectionChanged, session.anchorChanged):
+        md = session.model_data
+        for signal in (md.weightsChanged, md.modelChanged, session.latent.projectionChanged, session.cursor.anchorChanged):
             signal.connect(self._range_changed)
 
     def set_enabled(self, on: bool, quantiles: bool | None = None) -> None:
@@ -67,19 +66,18 @@ class ManifoldLayer(QtCore.QObject):
 
     def _range_changed(self, *_args) -> None:
         if self.enabled:
-            self._settle.start()
+            self._settled()
 
     def recompute(self) -> None:
         s = self.session
-        if not self.enabled or s.model is None or s.projection is None:
+        if not self.enabled or s.model_data.model is None or s.latent.projection is None:
             return
         (x0, x1), (y0, y1) = self.plot.getPlotItem().viewRange()
-        self._request += 1
-        s.run_job(manifold_job, copy.deepcopy(s.model), s.projection, s.anchor(), TILES, (x0, x1), (y0, y1),
-                  self.quantiles, self._request, on_result=self._show)
+        s.jobs.submit("manifold", manifold_job, s.model_copy(), s.latent.projection, s.anchor(), TILES, (x0, x1),
+                      (y0, y1), self.quantiles, on_result=self._show)
 
     def _show(self, result: dict) -> None:
-        if result["request"] != self._request or not self.enabled:
+        if not self.enabled:
             return
         self._clear()
         item = self.plot.getPlotItem()

@@ -3,18 +3,17 @@ q(z|x), and the numbers of log p(x) = ELBO + KL(q(z|x) || p(z|x)), all in nats."
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from .images import to_pixmap
 from .lazy import LazyView
+from .session import Session
 
 
 class PosteriorView(LazyView):
-    def __init__(self, session, parent=None):
+    def __init__(self, session: Session, parent=None):
         super().__init__(parent)
         self.setObjectName("posteriorView")
         self.session = session
@@ -76,36 +75,33 @@ class PosteriorView(LazyView):
         self.index.valueChanged.connect(session.select_point)
         self.grid_size.valueChanged.connect(self.request_refresh)
         self.iw_k.valueChanged.connect(self.request_refresh)
-        for signal in (session.selectionChanged, session.modelChanged, session.weightsChanged):
+        md = session.model_data
+        for signal in (session.cursor.selectionChanged, md.modelChanged, md.weightsChanged):
             signal.connect(self.request_refresh)
-        session.datasetChanged.connect(self._on_dataset)
-        self._request = 0
+        md.datasetChanged.connect(self._on_dataset)
         self.result: dict | None = None
 
     def _on_dataset(self) -> None:
         self.index.blockSignals(True)
-        self.index.setMaximum(len(self.session.data.x_train) - 1)
+        self.index.setMaximum(len(self.session.model_data.data.x_train) - 1)
         self.index.setValue(0)
         self.index.blockSignals(False)
 
     def refresh(self) -> None:
-        s = self.session
-        if s.model is None or s.data is None:
+        s, md = self.session, self.session.model_data
+        if md.model is None or md.data is None:
             return
-        row = s.selected if s.selected is not None else self.index.value()
+        row = s.cursor.selected if s.cursor.selected is not None else self.index.value()
         self.index.blockSignals(True)
         self.index.setValue(row)
         self.index.blockSignals(False)
-        x = s.data.x_train[row]
+        x = md.data.x_train[row]
         self.image.setPixmap(to_pixmap(x, 96))
-        self._request += 1
         self.numbers.setText("Computing…")
-        s.run_job(inspect_point, copy.deepcopy(s.model), x, self.grid_size.value(), self.iw_k.value(), self._request,
-                  on_result=self._on_result)
+        s.jobs.submit("posterior", inspect_point, s.model_copy(), x, self.grid_size.value(), self.iw_k.value(),
+                      on_result=self._on_result)
 
     def _on_result(self, result: dict) -> None:
-        if result["request"] != self._request:
-            return  # a newer request is on its way
         self.result = result
         grid = result.get("grid")
         if grid is not None:
@@ -137,7 +133,7 @@ class PosteriorView(LazyView):
         self.plot.setRange(xRange=(lo[0], hi[0]), yRange=(lo[1], hi[1]), padding=0.02)
 
 
-def inspect_point(model, x: np.ndarray, size: int, k: int, request: int) -> dict:
+def inspect_point(model, x: np.ndarray, size: int, k: int) -> dict:
     """Everything the inspector shows for image x; runs on a worker thread with its own model copy."""
     import torch
 
@@ -150,7 +146,7 @@ def inspect_point(model, x: np.ndarray, size: int, k: int, request: int) -> dict
         log_lik = model_log_lik(model, xt)
         gen = torch.Generator().manual_seed(0)
         iw = float(iwae_log_px(log_lik, mu, logvar, k, generator=gen)[0])
-        out = {"request": request, "iw": iw, "k": k}
+        out = {"iw": iw, "k": k}
         if model.latent_dim == 2:
             g = posterior_for_image(model, x, size=size)
             out.update(grid=g, elbo=g.elbo, recon=g.recon, kl_prior=g.kl_prior, log_px=g.log_px, gap=g.gap,

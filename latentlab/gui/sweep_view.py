@@ -7,13 +7,15 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtWidgets
 
+from .session import Session
+
 
 class SweepView(QtWidgets.QWidget):
-    def __init__(self, session, controls, parent=None):
+    def __init__(self, session: Session, parent=None):
         super().__init__(parent)
         self.setObjectName("sweepView")
         self.session = session
-        self.controls = controls  # the training form supplies the model shape and learning rate
+        self.runs = session.runs  # its training request supplies the model shape and learning rate
         self.lo = QtWidgets.QDoubleSpinBox(decimals=3, minimum=0.01, maximum=20.0, value=0.1)
         self.hi = QtWidgets.QDoubleSpinBox(decimals=3, minimum=0.01, maximum=20.0, value=10.0)
         self.count = QtWidgets.QSpinBox(minimum=2, maximum=24, value=8)
@@ -51,9 +53,9 @@ class SweepView(QtWidgets.QWidget):
         self.start.clicked.connect(self.toggle)
         self.save.clicked.connect(self._save_dialog)
         self.open.clicked.connect(self._open_dialog)
-        session.sweepChanged.connect(self.refresh)
-        session.sweepProgress.connect(self._on_progress)
-        session.trainingChanged.connect(self._on_busy)
+        self.runs.sweepChanged.connect(self.refresh)
+        self.runs.sweepProgress.connect(self._on_progress)
+        self.runs.trainingChanged.connect(self._on_busy)
         self.refresh()
 
     def betas(self) -> list[float]:
@@ -63,14 +65,13 @@ class SweepView(QtWidgets.QWidget):
         return log_betas(lo, hi, self.count.value())
 
     def toggle(self) -> None:
-        if self.session.sweeping:
-            self.session.stop()
+        if self.runs.sweeping:
+            self.runs.stop()
             return
-        req = self.controls.request()
-        self.session.start_sweep(self.betas(), self.epochs.value(), req.lr, req)
+        self.runs.start_sweep(self.betas(), self.epochs.value())
 
     def _on_busy(self, busy: bool) -> None:
-        sweeping = busy and self.session.sweeping
+        sweeping = busy and self.runs.sweeping
         self.start.setText("Stop sweep" if sweeping else "Run sweep")
         self.start.setEnabled(sweeping or not busy)
         self.progress.setVisible(sweeping)
@@ -80,7 +81,7 @@ class SweepView(QtWidgets.QWidget):
         self.progress.setFormat(f"model {i + 1}/{n}")
 
     def refresh(self) -> None:
-        pts = self.session.sweep_points
+        pts = self.runs.sweep_points
         item = self.plot.getPlotItem()
         for label in self.labels:
             item.removeItem(label)
@@ -98,21 +99,22 @@ class SweepView(QtWidgets.QWidget):
 
     def _clicked(self, _item, points, _ev=None) -> None:
         if len(points):
-            self.session.use_sweep_point(self.session.sweep_points[int(points[0].data())])
+            self.session.use_sweep_point(self.runs.sweep_points[int(points[0].data())])
 
     def save_to(self, folder) -> None:
         from ..core.sweep import save_sweep
 
-        save_sweep(folder, self.session.sweep_points, self.session.dataset_spec)
+        save_sweep(folder, self.runs.sweep_points, self.session.model_data.dataset_spec)
 
     def open_from(self, folder) -> None:
         from ..core.sweep import load_sweep
 
         points, dataset = load_sweep(folder)
-        if self.session.data is not None and points[0].config.image_shape != self.session.data.image_shape:
+        data = self.session.model_data.data
+        if data is not None and points[0].config.image_shape != data.image_shape:
             raise ValueError(f"the sweep in {folder} was trained on {dataset}, whose images do not match "
                              f"the open dataset; open {dataset} first")
-        self.session.set_sweep(points)
+        self.runs.set_sweep(points)
 
     def _save_dialog(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Save the sweep into a folder")
@@ -131,4 +133,4 @@ class SweepView(QtWidgets.QWidget):
             fn(folder)
         except (LatentLabError, ValueError) as exc:
             text = str(exc)
-            self.session.errorRaised.emit(text[0].upper() + text[1:] + ("" if text.endswith(".") else "."))
+            self.session.report_error(text[0].upper() + text[1:] + ("" if text.endswith(".") else "."))

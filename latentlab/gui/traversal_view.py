@@ -3,28 +3,29 @@ an anchor; each row labelled with its KL and whether the dimension is active."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
 from .images import pil_to_pixmap
 from .lazy import LazyView
+from .session import Session
+from .state import AnchorMode, SweepRange
+from .work import decode_codes
 
 ROW_PX = 48
 
 
 class TraversalView(LazyView):
-    def __init__(self, session, parent=None):
+    def __init__(self, session: Session, parent=None):
         super().__init__(parent)
         self.setObjectName("traversalView")
         self.session = session
         self.anchor = QtWidgets.QComboBox()
-        self.anchor.addItems(["marker", "origin", "endpoint A"])
+        self.anchor.addItems([m.value for m in (AnchorMode.MARKER, AnchorMode.ORIGIN, AnchorMode.ENDPOINT_A)])
         self.anchor.setToolTip("Where the coordinates that are not swept come from")
         self.columns = QtWidgets.QSpinBox(minimum=3, maximum=25, value=11)
         self.sweep = QtWidgets.QComboBox()
-        self.sweep.addItems(["-3σ … 3σ", "prior quantiles"])
+        self.sweep.addItems([r.value for r in SweepRange])
         self.sort = QtWidgets.QCheckBox("sort by KL")
         self.export = QtWidgets.QPushButton("Export PNG…")
         bar = QtWidgets.QHBoxLayout()
@@ -46,38 +47,36 @@ class TraversalView(LazyView):
                        self.sort.toggled):
             signal.connect(self.request_refresh)
         self.export.clicked.connect(self._export_dialog)
-        for signal in (session.modelChanged, session.weightsChanged, session.pointsChanged):
+        md = session.model_data
+        for signal in (md.modelChanged, md.weightsChanged, session.latent.changed):
             signal.connect(self.request_refresh)
-        session.pointChanged.connect(lambda: self.anchor.currentText() == "marker" and self.request_refresh())
-        self._request = 0
+        session.cursor.changed.connect(lambda: self.anchor.currentText() == AnchorMode.MARKER and self.request_refresh())
         self.images: np.ndarray | None = None      # (K, n, C, H, W) in row order
         self.order: list[int] = []
         self.row_labels: list[QtWidgets.QLabel] = []
 
     def refresh(self) -> None:
         s = self.session
-        if s.model is None:
+        if s.model_data.model is None:
             return
         from ..core.analysis import traversal_codes, traversal_values
 
-        kl, active = dimension_stats(s)
-        k = s.model.latent_dim
-        values = traversal_values(self.columns.value(), "quantiles" if self.sweep.currentIndex() else "sigma")
+        kl, active = s.dimension_stats()
+        k = s.model_data.model.latent_dim
+        quantiles = SweepRange(self.sweep.currentText()) is SweepRange.QUANTILES
+        values = traversal_values(self.columns.value(), "quantiles" if quantiles else "sigma")
         order = list(np.argsort(-kl)) if self.sort.isChecked() else list(range(k))
         codes = traversal_codes(s.anchor(self.anchor.currentText()), values)[order]
-        self._request += 1
-        layout = (self._request, order, kl, active, codes.shape[:2] + tuple(s.model.cfg.image_shape))
         # K rows of images can be hundreds of decodes for a conv model: done on a worker.
-        s.run_job(decode_rows, copy.deepcopy(s.model), codes, layout, on_result=self._show)
+        s.jobs.submit("traversals", decode_codes, s.model_copy(), codes,
+                      on_result=lambda images: self._show(order, kl, active, images))
 
-    def _show(self, result) -> None:
-        (request, order, kl, active, _shape), images = result
-        if request != self._request:
-            return  # a newer request is on its way
+    def _show(self, order, kl, active, images) -> None:
         self.order, self.kl, self.active, self.images = order, kl, active, images
         self._render_rows()
 
     def _render_rows(self) -> None:
+        from ..core.analysis import ACTIVE_THRESHOLD
         from ..core.export import grid_image
 
         while self.grid.count():
@@ -91,7 +90,7 @@ class TraversalView(LazyView):
             label = QtWidgets.QLabel(f"<b>z{d + 1}</b><br>{self.kl[d]:.2f} nats<br>"
                                      + ("active" if alive else "<span style='color:#b22'>inactive</span>"))
             label.setToolTip("KL averaged over the data; a dimension is active when its posterior mean varies over "
-                             "the data (variance > 0.01). An inactive row barely changes: the decoder ignores it.")
+                             "the data (variance > " f"{ACTIVE_THRESHOLD:g}). An inactive row barely changes: the decoder ignores it.")
             label.setStyleSheet("" if alive else "color: #888;")
             image = QtWidgets.QLabel()
             image.setPixmap(pil_to_pixmap(grid_image(self.images[row], nrow=self.images.shape[1], scale=scale, padding=1)))
@@ -123,30 +122,4 @@ class TraversalView(LazyView):
             try:
                 self.export_png_to(path)
             except LatentLabError as exc:
-                self.session.errorRaised.emit(str(exc))
-
-
-def decode_rows(model, codes: np.ndarray, layout: tuple):
-    """Decode a (K, n, K) grid of codes into (K, n, C, H, W) images; runs on a worker."""
-    from ..core.analysis import decode
-
-    shape = layout[-1]
-    return layout, decode(model, codes.reshape(-1, codes.shape[-1])).reshape(shape)
-
-
-def dimension_stats(session) -> tuple[np.ndarray, np.ndarray]:
-    """KL per dimension (nats, averaged over the data) and which dimensions are active, from the
-    newest full encode, falling back to the training history while a run is going."""
-    from ..core.analysis import active_units
-
-    k = session.model.latent_dim
-    pts = session.points
-    if session.dim_stats is not None and len(session.dim_stats[0]) == k:
-        return session.dim_stats
-    kl = np.zeros(k)
-    if session.history and len(session.history[-1].get("kl_per_dim", [])) == k:
-        kl = np.asarray(session.history[-1]["kl_per_dim"], dtype=float)
-    # Live frames come many times a second: a strided 5,000 points estimate the variance well enough.
-    live = pts[:: max(1, len(pts) // 5000)] if pts is not None and pts.shape[1] == k else None
-    active = active_units(live) if live is not None else kl > 0.01
-    return kl, active
+                self.session.report_error(str(exc))

@@ -1,0 +1,111 @@
+"""Functions that run on worker threads: they take plain values and a model copy, call the core and
+return numpy arrays and floats. Nothing here touches Qt or the window's state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+AGGREGATE_GRID = 160
+AGGREGATE_SAMPLES = 4000
+HOLE_RATIO = 0.1
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A full encode of the training set: means, log-variances, per-point values to colour by and
+    the per-dimension statistics of the latent space."""
+    means: np.ndarray
+    logvars: np.ndarray
+    stats: dict
+    dim_stats: tuple   # (KL per dimension in nats, active mask)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What opening a checkpoint or a dataset produced."""
+    model: object
+    data: object
+    history: list | None   # None: keep the current history if the model shape is unchanged
+    source: Path | None
+    encoded: Encoded
+
+
+def encode_all(model, x) -> Encoded:
+    from ..core.analysis import active_units, encode, mean_kl_per_dim, point_kl, reconstruction_nll
+
+    mu, logvar = encode(model, x)
+    stats = {"reconstruction error": reconstruction_nll(model, x, mu), "KL per point": point_kl(mu, logvar)}
+    return Encoded(mu, logvar, stats, (mean_kl_per_dim(mu, logvar), active_units(mu)))
+
+
+def load_checkpoint_and_data(checkpoint, dataset) -> Loaded:
+    from ..core.bundled import default_checkpoint
+    from ..core.checkpoint import load_checkpoint
+    from ..core.data import load_dataset
+    from ..core.errors import LatentLabError
+
+    path = Path(checkpoint) if checkpoint else default_checkpoint()
+    ckpt = load_checkpoint(path)
+    data = load_dataset(dataset or ckpt.dataset or "digits")
+    if data.image_shape != ckpt.config.image_shape:
+        raise LatentLabError(f"{path.name} expects images of shape {ckpt.config.image_shape}, "
+                             f"but {data.spec} has {data.image_shape}.")
+    return Loaded(ckpt.model, data, list(ckpt.history), path, encode_all(ckpt.model, data.x_train))
+
+
+def load_data_for(spec, model) -> Loaded:
+    """A new dataset keeps the model (a copy) when the image shape fits, else starts an untrained one."""
+    from ..core.config import ModelConfig
+    from ..core.data import load_dataset
+    from ..core.model import build_model
+
+    data = load_dataset(spec)
+    if model is None or model.cfg.image_shape != data.image_shape:
+        k = model.latent_dim if model is not None else 2
+        model = build_model(ModelConfig(image_shape=data.image_shape, latent_dim=k), seed=0).eval()
+    return Loaded(model, data, None, None, encode_all(model, data.x_train))
+
+
+def warm_up_training() -> None:
+    """Build one optimiser while the user is looking at the loaded model: the first torch.optim
+    optimiser imports torch's compiler stack (seconds, and many objects for the collector to scan),
+    which would otherwise land in the first training run."""
+    import torch
+
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
+def aggregate_summary(mu2: np.ndarray, logvar2: np.ndarray, mu: np.ndarray, logvar: np.ndarray, box: float) -> dict:
+    """Density of q(z) on the shown pair of coordinates, its holes, the share of prior samples in
+    holes and KL(q(z) || p(z)) over the full latent."""
+    from ..core.posterior import aggregate_density, holes, kl_aggregate_prior, prior_density, prior_samples_in_holes
+
+    xs = ys = np.linspace(-box, box, AGGREGATE_GRID)
+    density = aggregate_density(mu2, logvar2, xs, ys, cell_average=True)
+    mask = holes(density, prior_density(xs, ys), ratio=HOLE_RATIO)
+    rng = np.random.default_rng(0)
+    _, in_hole = prior_samples_in_holes(mu2, logvar2, AGGREGATE_SAMPLES, rng, ratio=HOLE_RATIO)
+    kl = kl_aggregate_prior(mu, logvar, 4000, rng)
+    return {"xs": xs, "ys": ys, "density": density, "holes": mask, "hole_share": float(in_hole.mean()), "kl": kl}
+
+
+def prior_samples(model, mu2, logvar2, n: int, seed: int, projection, anchor) -> dict:
+    """Draw n points from the prior in the shown plane, mark those in holes, decode them (lifted
+    through the anchor, so for K > 2 the unseen coordinates are the anchor's)."""
+    from ..core.analysis import decode
+    from ..core.posterior import prior_samples_in_holes
+
+    z2, in_hole = prior_samples_in_holes(mu2, logvar2, n, np.random.default_rng(seed), ratio=HOLE_RATIO)
+    codes = np.stack([projection.lift(p, anchor) for p in z2])
+    return {"z2": z2, "in_hole": in_hole, "images": decode(model, codes)}
+
+
+def decode_codes(model, codes: np.ndarray) -> np.ndarray:
+    """Decode codes of any leading shape (..., K) into images (..., C, H, W)."""
+    from ..core.analysis import decode
+
+    flat = decode(model, codes.reshape(-1, codes.shape[-1]))
+    return flat.reshape(codes.shape[:-1] + flat.shape[1:])
