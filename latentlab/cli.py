@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import signal
 import sys
 import time
@@ -14,24 +16,87 @@ from . import __version__
 DEFAULT_DATASET = "digits"
 
 
+# Every number is range-checked here, before torch sees it: torch answers an absurd width with a C++
+# traceback and numpy an out-of-range seed with a ValueError from deep inside.
 def _hidden(text: str) -> tuple[int, ...]:
+    from .core.config import MAX_LAYERS, MAX_WIDTH
+    from .core.text import quote
+
+    if len(text) > 1000:
+        raise argparse.ArgumentTypeError(f"--hidden takes up to {MAX_LAYERS} comma-separated widths, not {quote(text)}")
     try:
         widths = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated layer widths like 512,256, not {text!r}")
+        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated layer widths like 512,256, not {quote(text)}")
     if not widths or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"--hidden takes positive layer widths like 512,256, not {text!r}")
+        raise argparse.ArgumentTypeError(f"--hidden takes positive layer widths like 512,256, not {quote(text)}")
+    if len(widths) > MAX_LAYERS or max(widths) > MAX_WIDTH:
+        raise argparse.ArgumentTypeError(f"--hidden takes at most {MAX_LAYERS} widths of at most {MAX_WIDTH:,} each, "
+                                         f"not {quote(text)}")
     return widths
+
+
+def _int_in(lo: int, hi: int):
+    def parse(text: str) -> int:
+        from .core.text import quote
+
+        try:
+            value = int(text[:40])
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {lo:,} to {hi:,}, not {quote(text)}") from None
+        if not lo <= value <= hi or len(text) > 40:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {lo:,} to {hi:,}, not {quote(text)}")
+        return value
+
+    return parse
+
+
+def _float_in(lo: float, hi: float, *, above: bool = False):
+    """A finite float in [lo, hi] (or (lo, hi] with above=True)."""
+    def parse(text: str) -> float:
+        from .core.text import quote
+
+        bounds = f"above {lo:g} and at most {hi:g}" if above else f"from {lo:g} to {hi:g}"
+        try:
+            value = float(text[:60])
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number {bounds}, not {quote(text)}") from None
+        if not math.isfinite(value) or value < lo or value > hi or (above and value == lo):
+            raise argparse.ArgumentTypeError(f"expected a finite number {bounds}, not {quote(text)}")
+        return value
+
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are one line on stderr and exit 2, like every other error of the command."""
+
+    def error(self, message):
+        from .core.text import short
+
+        self.exit(2, f"latentlab: error: {short(message)}\n")
+
+
+LIKELIHOOD_HELP = ("how to read the decoder's output: bernoulli (logits), bernoulli-probs or gaussian[:SIGMA] "
+                   "(default: the model's own)")
+
+
+def _add_model_args(parser, *, required: bool = False) -> None:
+    parser.add_argument("--model", metavar="SPEC", required=required,
+                        help="the model to open: PATH.safetensors, PATH.py:NAME, package.module:NAME or diffusers:DIR")
+    parser.add_argument("--weights", type=Path, metavar="FILE",
+                        help="fine-tuned weights (.safetensors) for a Python or diffusers --model")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .core.data import describe_specs
+    from .core.model_spec import describe_model_specs
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="latentlab",
         description="Look inside variational autoencoders. With no subcommand, opens the GUI on the "
                     "bundled pretrained model and the digits dataset.",
-        epilog="Dataset SPEC forms:\n" + describe_specs(),
+        epilog="Model SPEC forms:\n" + describe_model_specs() + "\n\nDataset SPEC forms:\n" + describe_specs(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"latentlab {__version__}")
@@ -39,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("gui", help="open the explorer window (the default)")
     g.add_argument("--checkpoint", type=Path, help="checkpoint to open (default: the bundled digits model)")
+    _add_model_args(g)
+    g.add_argument("--likelihood", metavar="KIND", help=LIKELIHOOD_HELP)
     g.add_argument("--dataset", metavar="SPEC", help="dataset to show (default: the checkpoint's own)")
     g.add_argument("--screenshot", type=Path, metavar="OUT.png",
                    help="render the fully loaded window off screen to a PNG and exit")
@@ -47,26 +114,31 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--dataset", metavar="SPEC", required=True)
     t.add_argument("--out", type=Path, required=True, help="checkpoint to write (.safetensors), saved at every epoch end")
-    t.add_argument("--latent-dim", type=int, default=2)
+    t.add_argument("--latent-dim", type=_int_in(1, 1_000_000), default=2)
     t.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
     t.add_argument("--hidden", type=_hidden, default=(512, 256), help="hidden layer widths, e.g. 512,256")
-    t.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default="bernoulli")
-    t.add_argument("--beta", type=float, default=1.0)
-    t.add_argument("--warmup-steps", type=int, default=0, help="linear KL warm-up over this many steps")
-    t.add_argument("--free-bits", type=float, default=0.0, help="per-dimension free nats of KL")
-    t.add_argument("--epochs", type=int, default=20)
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--likelihood", metavar="KIND", help="bernoulli or gaussian for a new model (default bernoulli); "
+                   "with --model: " + LIKELIHOOD_HELP)
+    _add_model_args(t)
+    t.add_argument("--beta", type=_float_in(0.0, 1e6), default=1.0)
+    t.add_argument("--warmup-steps", type=_int_in(0, 10**12), default=0, help="linear KL warm-up over this many steps")
+    t.add_argument("--free-bits", type=_float_in(0.0, 1e6), default=0.0, help="per-dimension free nats of KL")
+    t.add_argument("--epochs", type=_int_in(1, 1_000_000), default=20)
+    t.add_argument("--batch-size", type=_int_in(1, 10_000_000), default=128)
+    t.add_argument("--lr", type=_float_in(0.0, 1e6, above=True), default=1e-3)
+    t.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=0)
     t.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     t.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="warm start from this checkpoint's weights")
     t.add_argument("--json", action="store_true", help="print one JSON object with the results at the end")
 
     e = sub.add_parser("eval", help="test-set ELBO, KL per dimension, active units, log p(x) estimate",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    e.add_argument("checkpoint", type=Path)
+    e.add_argument("checkpoint", type=Path, nargs="?", help="a latentlab checkpoint (or use --model SPEC)")
+    e.add_argument("--checkpoint", type=Path, dest="checkpoint_opt", metavar="PATH", help=argparse.SUPPRESS)
+    _add_model_args(e)
+    e.add_argument("--likelihood", metavar="KIND", help=LIKELIHOOD_HELP)
     e.add_argument("--dataset", metavar="SPEC", help="default: the dataset the checkpoint was trained on")
-    e.add_argument("--iw-samples", type=int, default=100, help="importance samples for the log p(x) estimate (0: skip)")
+    e.add_argument("--iw-samples", type=_int_in(0, 1_000_000), default=100, help="importance samples for the log p(x) estimate (0: skip)")
     e.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu")
     e.add_argument("--json", action="store_true")
     return p
@@ -74,19 +146,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .core.errors import LatentLabError
+    from .core.text import short
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors; main() returns codes, it does not exit
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         if args.command == "train":
             return cmd_train(args)
         if args.command == "eval":
             return cmd_eval(args)
         return cmd_gui(args)
-    except LatentLabError as exc:
-        print(f"latentlab: error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # configuration values rejected by the dataclasses
-        print(f"latentlab: error: {exc}", file=sys.stderr)
+    except (LatentLabError, ValueError) as exc:  # ValueError: configuration values rejected by the dataclasses
+        print(f"latentlab: error: {short(str(exc))}", file=sys.stderr)
         return 2
 
 
@@ -96,62 +169,94 @@ def cmd_gui(args) -> int:
     except ImportError as exc:
         print(f"latentlab: error: the GUI could not start ({exc}).", file=sys.stderr)
         return 2
-    return run(checkpoint=getattr(args, "checkpoint", None), dataset=getattr(args, "dataset", None),
+    checkpoint = getattr(args, "checkpoint", None)
+    spec = getattr(args, "model", None)
+    if spec is not None:
+        from .core.model_spec import spec_kind
+
+        if spec_kind(spec) != "checkpoint" or args.weights is not None or args.likelihood is not None:
+            from .core.errors import ModelError
+
+            raise ModelError("The window opens latentlab checkpoints only for now; explore this model with "
+                             "`latentlab eval --model SPEC` or latentlab.explore from Python.")
+        checkpoint = Path(spec)
+    return run(checkpoint=checkpoint, dataset=getattr(args, "dataset", None),
                screenshot=getattr(args, "screenshot", None))
 
 
 def cmd_train(args) -> int:
-    from .core.checkpoint import load_checkpoint, save_checkpoint
+    from .core.checkpoint import load_checkpoint, prepare_out
     from .core.config import ModelConfig, TrainConfig
     from .core.data import load_dataset
     from .core.device import describe, resolve_device
     from .core.model import build_model
+    from .core.model_spec import save_model
     from .core.training import train
 
+    # The save path is checked before anything else, so a bad one costs no training; a run that
+    # would replace an existing file writes beside it until it has finished (see _Outcome).
+    target = prepare_out(args.out)
     device = resolve_device(args.device)
     data = load_dataset(args.dataset, seed=args.seed)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
                       warmup_steps=args.warmup_steps, free_bits=args.free_bits, seed=args.seed,
                       device=device.type, scatter_points=0)
     history: list = []
-    if args.resume:
+    if args.model:
+        model, history = _foreign_for_training(args, data, device)
+    elif args.resume:
         ckpt = load_checkpoint(args.resume)
-        model, history = ckpt.model, list(ckpt.history)
-        if model.cfg.image_shape != data.image_shape:
-            raise ValueError(f"{args.resume} expects images of shape {model.cfg.image_shape}, "
+        _warn(ckpt.warnings)
+        model_cfg, history = ckpt.config, list(ckpt.history)
+        if model_cfg.image_shape != data.image_shape:
+            raise ValueError(f"{args.resume} expects images of shape {model_cfg.image_shape}, "
                              f"but {args.dataset} has {data.image_shape}")
     else:
-        model = build_model(ModelConfig(image_shape=data.image_shape, latent_dim=args.latent_dim, arch=args.arch,
-                                        hidden=args.hidden, likelihood=args.likelihood), seed=args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+        model_cfg = ModelConfig(image_shape=data.image_shape, latent_dim=args.latent_dim, arch=args.arch,
+                                hidden=args.hidden, likelihood=args.likelihood or "bernoulli")
+    if not args.model:
+        _check_fits(model_cfg, data, cfg.batch_size, device)
+        model = ckpt.model if args.resume else build_model(model_cfg, seed=args.seed)
+    stop = {"flag": False}
+
+    def on_sigint(*_):
+        if stop["flag"]:  # the second Ctrl+C: quit now; saves are atomic, so every file is whole
+            os._exit(130)
+        stop["flag"] = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
     quiet = args.json or not sys.stderr.isatty()
     if not args.json:
         n_params = sum(p.numel() for p in model.parameters())
-        print(f"Training a {model.cfg.arch} VAE (K={model.latent_dim}, {n_params:,} parameters) on {data.name} "
+        print(f"Training {model.describe()}, {n_params:,} parameters, on {data.name} "
               f"({len(data.x_train):,} train / {len(data.x_test):,} test) on {describe(device)}.", file=sys.stderr)
 
-    stop = {"flag": False}
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("flag", True))
     last = None
+    saved = False
     try:
         for snap in train(model, data, cfg, history=history, should_stop=lambda: stop["flag"]):
             last = snap
             if snap.record is not None:
                 history.append(snap.record)
-            if snap.record is not None or snap.done:
+            if snap.record is not None or (snap.done and not snap.diverged):
                 # Saved at every epoch end so a crash or Ctrl-C loses at most one epoch.
-                save_checkpoint(args.out, model, dataset=data.spec, history=history, train_config=cfg)
+                save_model(target, model, dataset=data.spec, history=history, train_config=cfg)
+                saved = True
             _progress(snap, quiet)
+        if not (last.error or last.cancelled) and target != args.out:
+            _replace(target, args.out)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if not stop["flag"]:  # after a Ctrl+C the handler stays: a second one exits quietly, even at shutdown
+            signal.signal(signal.SIGINT, previous)
     if not quiet:
         print(file=sys.stderr)
     if last.error:
-        print(f"latentlab: error: {last.error} Saved them to {args.out}.", file=sys.stderr)
+        print(f"latentlab: error: {_short(last.error)} {_kept(args.out, target, saved)}", file=sys.stderr)
         return 1
     rec = history[-1] if history else {}
     result = {
-        "out": str(args.out), "dataset": data.spec, "device": device.type, "epochs": len(history),
+        "out": str(args.out if not last.cancelled else target), "dataset": data.spec, "device": device.type,
+        "epochs": len(history),
         "train": {"recon": rec.get("recon"), "kl": rec.get("kl"), "elbo": rec.get("elbo")},
         "test": {"recon": rec.get("test_recon"), "kl": rec.get("test_kl"), "elbo": rec.get("test_elbo")},
         "seconds": round(last.seconds, 3), "samples_per_s": round(last.samples_per_s, 1), "cancelled": last.cancelled,
@@ -160,10 +265,45 @@ def cmd_train(args) -> int:
         print(json.dumps(result))
     else:
         t = result["test"]
-        where = "stopped early" if last.cancelled else "done"
-        print(f"{where}: test ELBO {_fmt(t['elbo'])} nats (recon {_fmt(t['recon'])}, KL {_fmt(t['kl'])}), "
-              f"{result['samples_per_s']:,.0f} samples/s; saved {args.out}", file=sys.stderr)
+        where = f"stopped early: {_kept(args.out, target, saved)}" if last.cancelled else f"done: saved {_short(str(args.out))}."
+        print(f"{where} Test ELBO {_fmt(t['elbo'])} nats (recon {_fmt(t['recon'])}, KL {_fmt(t['kl'])}), "
+              f"{result['samples_per_s']:,.0f} samples/s.", file=sys.stderr)
     return 130 if last.cancelled else 0
+
+
+def _kept(out: Path, target: Path, saved: bool) -> str:
+    """Where this run's weights are, for a run that stopped or diverged."""
+    if target == out:
+        return f"Saved the last good weights to {_short(str(out))}." if saved else "Nothing was saved."
+    kept = f"{_short(str(out))} was left unchanged"
+    return f"{kept}; this run's last good weights are in {_short(str(target))}." if saved else f"{kept}."
+
+
+def _replace(src: Path, dst: Path) -> None:
+    from .core.errors import CheckpointError
+
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        raise CheckpointError(f"Cannot replace {_short(str(dst))} ({exc.strerror or exc}); "
+                              f"the new weights are in {_short(str(src))}.") from None
+
+
+def _check_fits(model_cfg, data, batch_size: int, device) -> None:
+    from .core.budget import check_training_fits
+
+    check_training_fits(model_cfg, data.x_train.shape[0] + data.x_test.shape[0], batch_size, device)
+
+
+def _warn(lines) -> None:
+    for line in lines:
+        print(f"latentlab: warning: {_short(line)}", file=sys.stderr)
+
+
+def _short(text: str) -> str:
+    from .core.text import short
+
+    return short(text)
 
 
 def _fmt(v) -> str:
@@ -190,29 +330,36 @@ def _progress(snap, quiet: bool) -> None:
 
 
 def cmd_eval(args) -> int:
+    from .core.adapters import validate
     from .core.analysis import evaluate
-    from .core.checkpoint import load_checkpoint
-    from .core.data import load_dataset
+    from .core.data import checkpoint_dataset_refusal, load_dataset
     from .core.device import resolve_device
+    from .core.errors import DatasetError
+    from .core.model_spec import open_model
 
-    if args.iw_samples < 0:
-        raise ValueError("--iw-samples must be 0 or more")
+    given = [v for v in (args.checkpoint, args.checkpoint_opt, args.model) if v is not None]
+    if len(given) != 1:
+        raise ValueError("eval takes one model: a CHECKPOINT, --checkpoint PATH or --model SPEC")
+    spec = str(given[0])
     device = resolve_device(args.device)
-    ckpt = load_checkpoint(args.checkpoint, device=device)
-    spec = args.dataset or ckpt.dataset
-    if not spec:
-        raise ValueError(f"{args.checkpoint} does not record its dataset; pass --dataset SPEC")
-    data = load_dataset(spec)
-    if data.image_shape != ckpt.config.image_shape:
-        raise ValueError(f"{args.checkpoint} expects images of shape {ckpt.config.image_shape}, "
-                         f"but {spec} has {data.image_shape}")
+    opened = open_model(spec, weights=args.weights, likelihood=args.likelihood, device=device)
+    _warn(opened.warnings)
+    spec_ds = args.dataset or opened.dataset
+    if not spec_ds:
+        raise ValueError(f"{_short(spec)} does not record its dataset; pass --dataset SPEC")
+    if not args.dataset:
+        refusal = checkpoint_dataset_refusal(spec_ds)
+        if refusal:
+            raise DatasetError(f"{refusal.rstrip('.')}; pass --dataset SPEC.")
+    data = load_dataset(spec_ds)
     x = data.x_test if len(data.x_test) else data.x_train
-    stats = evaluate(ckpt.model, x, iw_samples=args.iw_samples)
-    stats.update(checkpoint=str(args.checkpoint), dataset=spec)
+    model = validate(opened.model, x[:8])
+    stats = evaluate(model, x, iw_samples=args.iw_samples)
+    stats.update(checkpoint=spec, model=spec, description=model.describe(), dataset=spec_ds)
     if args.json:
         print(json.dumps(stats))
         return 0
-    print(f"{args.checkpoint} on {spec} ({stats['examples']:,} test examples), nats per example:")
+    print(f"{_short(spec)} on {_short(spec_ds)} ({stats['examples']:,} test examples), nats per example:")
     print(f"  ELBO          {stats['elbo']:10.3f}")
     print(f"  recon NLL     {stats['recon']:10.3f}")
     print(f"  KL            {stats['kl']:10.3f}")
@@ -220,5 +367,23 @@ def cmd_eval(args) -> int:
         print(f"  log p(x) IW-{args.iw_samples:<5d}{stats['log_px_iw']:10.3f}")
         print(f"  gap           {stats['gap']:10.3f}   (log p(x) - ELBO = KL(q(z|x) || p(z|x)), estimated)")
     print(f"  active units  {stats['active_units']} of {stats['latent_dim']}")
-    print("  KL per dim    " + " ".join(f"{v:.2f}" for v in stats["kl_per_dim"]))
+    kl_dims = stats["kl_per_dim"]
+    more = f" ... ({len(kl_dims) - 32} more; --json lists all)" if len(kl_dims) > 32 else ""
+    print("  KL per dim    " + " ".join(f"{v:.2f}" for v in kl_dims[:32]) + more)
     return 0
+
+
+def _foreign_for_training(args, data, device):
+    """A copy of the user's model (or a checkpoint) to fine-tune, checked on the dataset's images."""
+    from .core.adapters import validate
+    from .core.errors import ModelError
+    from .core.model_spec import open_model, refuse_overwrite
+
+    if args.resume:
+        raise ValueError("--resume and --model both name the model to train; give one of them")
+    refuse_overwrite(args.out, args.model, args.weights)
+    opened = open_model(args.model, weights=args.weights, likelihood=args.likelihood, device=device)
+    model = validate(opened.model, data.x_train[:8])
+    if not model.trainable:
+        raise ModelError(f"{model.describe()} has no trainable parameters, so there is nothing to fine-tune.")
+    return model, opened.history

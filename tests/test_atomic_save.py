@@ -42,7 +42,8 @@ SERVER = textwrap.dedent("""
 
     target = Path(sys.argv[1])
     model = build_model(ModelConfig(image_shape=(1, 28, 28), latent_dim=2, hidden=(512, 256)), seed=0)
-    history = [{"epoch": i, "recon": 100.0 / (i + 1), "kl": 3.5, "kl_per_dim": [1.5, 2.0]} for i in range(50)]
+    history = [{"epoch": i, "beta": 1.0, "recon": 100.0 / (i + 1), "kl": 3.5, "elbo": -3.5 - 100.0 / (i + 1),
+                "kl_per_dim": [1.5, 2.0]} for i in range(50)]
     save_checkpoint(target, model, dataset="digits", history=history)  # exists before any kill
     print("ready", flush=True)
     for line in sys.stdin:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import tempfile
 from pathlib import Path
@@ -440,6 +441,8 @@ def test_unreadable_files(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Path, "read_bytes", denied)
     monkeypatch.setattr(Path, "open", denied)
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda p, *a, **k: denied(p) if str(tmp_path) in str(p) else real_open(p, *a, **k))
     expect_error(f"mnist:{tmp_path}", "Cannot read", "train-", "Permission denied")
     expect_error(f"npz:{tmp_path / 'data.npz'}", "Cannot read", "data.npz", "Permission denied")
 

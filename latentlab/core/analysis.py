@@ -11,21 +11,28 @@ import torch
 from .objectives import elbo_mc, iwae_log_px, kl_per_dim, model_log_lik
 
 ACTIVE_THRESHOLD = 0.01
+DECODE_BUDGET = 1 << 24   # decoded pixel values per decoder call in `evaluate` (64 MB of float32)
 
 
 def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+def _batch(model, batch: int) -> int:
+    """`batch`, made smaller for large images so one call holds at most DECODE_BUDGET pixel values."""
+    pixels = math.prod(model.image_shape) if model.image_shape else 1
+    return max(1, min(int(batch), DECODE_BUDGET // pixels))
+
+
 @torch.no_grad()
 def encode(model, x: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and log-variances, each (N, K) float32, computed in batches."""
-    dev = _device(model)
+    dev, batch = _device(model), _batch(model, batch)
     mus, lvs = [], []
     for i in range(0, len(x), batch):
         mu, lv = model.encode(torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).to(dev))
-        mus.append(mu.cpu())
-        lvs.append(lv.cpu())
+        mus.append(mu.float().cpu())
+        lvs.append(lv.float().cpu())
     if not mus:
         k = model.latent_dim
         return np.zeros((0, k), np.float32), np.zeros((0, k), np.float32)
@@ -35,22 +42,22 @@ def encode(model, x: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndar
 @torch.no_grad()
 def decode(model, z: np.ndarray, batch: int = 4096) -> np.ndarray:
     """Mean images E[x|z] for latent codes z (N, K): float32 (N, C, H, W) in [0, 1]."""
-    dev = _device(model)
+    dev, batch = _device(model), _batch(model, batch)
     z = np.asarray(z, dtype=np.float32).reshape(-1, model.latent_dim)
-    out = [model.mean_image(model.decode(torch.from_numpy(z[i:i + batch]).to(dev))).cpu()
+    out = [model.mean_image(model.decode(torch.from_numpy(z[i:i + batch]).to(dev))).float().cpu()
            for i in range(0, len(z), batch)]
-    return torch.cat(out).numpy() if out else np.zeros((0, *model.cfg.image_shape), np.float32)
+    return torch.cat(out).numpy() if out else np.zeros((0, *model.image_shape), np.float32)
 
 
 @torch.no_grad()
 def reconstruction_nll(model, x: np.ndarray, z: np.ndarray, batch: int = 4096) -> np.ndarray:
     """-log p(x | z) per example (nats), e.g. at the posterior means: how badly each point is rebuilt."""
-    dev = _device(model)
+    dev, batch = _device(model), _batch(model, batch)
     out = []
     for i in range(0, len(x), batch):
         xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).to(dev)
         zb = torch.from_numpy(np.ascontiguousarray(z[i:i + batch], dtype=np.float32)).to(dev)
-        out.append(-model.log_likelihood(xb, model.decode(zb)).cpu())
+        out.append(-model.log_likelihood(xb, model.decode(zb)).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
@@ -89,8 +96,11 @@ def evaluate(model, x: np.ndarray, *, iw_samples: int = 0, elbo_samples: int = 1
     kl_dim = torch.zeros(model.latent_dim, dtype=torch.float64)
     mus = []
     n = len(x)
-    # Large K needs small batches so that K decoded copies of a batch fit in memory.
-    batch = max(1, min(batch, 65536 // max(1, iw_samples))) if iw_samples else batch
+    # Decoded images are held K at a time per example: batches and sample chunks shrink with the
+    # number of importance samples and with the image size, so a 512×512 autoencoder fits as well.
+    pixels = math.prod(model.image_shape) if model.image_shape else 1
+    batch = max(1, min(batch, DECODE_BUDGET // (pixels * max(1, iw_samples))))
+    chunk = max(1, min(iw_samples, 256, DECODE_BUDGET // (pixels * batch)))
     for i in range(0, n, batch):
         xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).to(dev)
         mu, lv = model.encode(xb)
@@ -102,7 +112,7 @@ def evaluate(model, x: np.ndarray, *, iw_samples: int = 0, elbo_samples: int = 1
         kl_dim += kl.double().sum(0).cpu()
         mus.append(mu.cpu().numpy())
         if iw_samples:
-            sums["log_px"] += float(iwae_log_px(log_lik, mu, lv, iw_samples, chunk=min(iw_samples, 256), generator=gen).sum())
+            sums["log_px"] += float(iwae_log_px(log_lik, mu, lv, iw_samples, chunk=chunk, generator=gen).sum())
     mu_all = np.concatenate(mus) if mus else np.zeros((0, model.latent_dim), np.float32)
     active = active_units(mu_all)
     out = {
@@ -152,11 +162,18 @@ def traversal_values(n: int, kind: str = "sigma") -> np.ndarray:
     return np.linspace(-3.0, 3.0, n).astype(np.float32)
 
 
-def traversal_codes(anchor: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Codes (K, n, K): row d sweeps coordinate d through `values`, the rest stay at the anchor."""
+def traversal_codes(anchor: np.ndarray, values: np.ndarray, dims=None) -> np.ndarray:
+    """Codes (len(dims), n, K): row i sweeps coordinate dims[i] through `values`, the rest stay at
+    the anchor. dims defaults to every coordinate; for K in the thousands pass `top_dims_by_kl`."""
     anchor = np.asarray(anchor, dtype=np.float32)
-    k = anchor.shape[0]
-    codes = np.repeat(np.repeat(anchor[None, None, :], k, 0), len(values), 1)
-    for d in range(k):
-        codes[d, :, d] = values
+    dims = np.arange(anchor.shape[0]) if dims is None else np.asarray(dims, dtype=np.int64)
+    codes = np.repeat(np.repeat(anchor[None, None, :], len(dims), 0), len(values), 1)
+    for row, d in enumerate(dims):
+        codes[row, :, d] = values
     return codes
+
+
+def top_dims_by_kl(kl_per_dim, n: int) -> np.ndarray:
+    """The n latent dimensions with the most KL, most first (ties keep index order)."""
+    kl = np.asarray(kl_per_dim, dtype=np.float64)
+    return np.argsort(-kl, kind="stable")[:max(0, int(n))]

@@ -25,7 +25,9 @@ from safetensors.torch import save as st_save
 
 from .config import ModelConfig, TrainConfig, from_json, to_json
 from .errors import CheckpointError
+from .metadata import MAX_SPEC_CHARS, clean_history, validate_metadata
 from .model import VAE
+from .text import reason, short
 
 try:
     import fcntl
@@ -46,6 +48,10 @@ class Checkpoint:
     history: list = field(default_factory=list)
     train_config: TrainConfig | None = None
     path: Path | None = None
+    # One short line per metadata field that was dropped ("history ignored: row 3 has no 'kl'").
+    warnings: tuple[str, ...] = ()
+    # A user's model SPEC stored by foreign-weights files: a bounded string, never imported here.
+    model_spec: str | None = None
 
     @property
     def config(self) -> ModelConfig:
@@ -62,13 +68,38 @@ def save_checkpoint(path, model: VAE, *, dataset: str, history=(), train_config:
         "format_version": str(FORMAT_VERSION),
         "latentlab_version": __version__,
         "model_config": to_json(model.cfg),
-        "dataset": dataset,
-        "history": json.dumps(list(history)),
+        "dataset": dataset if len(dataset) <= MAX_SPEC_CHARS else "",
+        "history": json.dumps(clean_history(history, model.latent_dim)),
     }
     if train_config is not None:
         metadata["train_config"] = to_json(train_config)
     write_atomic(path, st_save(tensors, metadata=metadata))
     return path
+
+
+def prepare_out(out) -> Path:
+    """Check that a checkpoint can be written at `out` and return where a run should save.
+
+    The folder is created if needed. When `out` already holds a file, the run saves to a sibling
+    `NAME.partial.SUFFIX` and the caller replaces `out` with it only once the run has finished well,
+    so a run that stops or diverges never leaves anything worse than what was there.
+    """
+    out = Path(out)
+    name = short(str(out))
+    if out.is_dir():
+        raise CheckpointError(f"{name} is a folder; give a file name such as {short(str(out / 'model.safetensors'))}.")
+    folder = out.parent if str(out.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CheckpointError(f"Cannot create the folder {short(str(folder))}: a file is in the way.") from None
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"Cannot create the folder {short(str(folder))} ({reason(exc)}).") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CheckpointError(f"Cannot write {name}: the folder {short(str(folder))} is not writable.")
+    if out.exists() or out.is_symlink():
+        return out.with_name(f"{out.stem}.partial{out.suffix}")
+    return out
 
 
 def write_atomic(path: Path, payload: bytes) -> None:
@@ -79,8 +110,9 @@ def write_atomic(path: Path, payload: bytes) -> None:
     try:
         fd, tmp = _locked_temp(folder, path.name)
     except OSError as exc:
-        raise CheckpointError(f"Cannot write {path}: {exc.strerror or exc}.") from None
+        raise CheckpointError(f"Cannot write {short(str(path), 120)}: {reason(exc)}.") from None
     try:
+        _set_mode(fd, path)
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
@@ -95,7 +127,7 @@ def write_atomic(path: Path, payload: bytes) -> None:
         except OSError:
             pass
         if isinstance(exc, OSError):
-            raise CheckpointError(f"Cannot write {path}: {exc.strerror or exc}.") from None
+            raise CheckpointError(f"Cannot write {short(str(path), 120)}: {reason(exc)}.") from None
         raise
     try:
         dir_fd = os.open(folder, os.O_RDONLY)
@@ -105,6 +137,30 @@ def write_atomic(path: Path, payload: bytes) -> None:
             os.close(dir_fd)
     except OSError:
         pass  # some filesystems do not fsync directories; the file itself is already durable
+
+
+def _set_mode(fd: int, path: Path) -> None:
+    """mkstemp makes 0600 files; a checkpoint gets the mode it had, or what a new file gets (umask)."""
+    if not hasattr(os, "fchmod"):
+        return
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = 0o666 & ~_umask()
+    os.fchmod(fd, mode)
+
+
+def _umask() -> int:
+    try:  # read without changing it: os.umask can only be read by setting it, which races other threads
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _locked_temp(folder: Path, name: str) -> tuple[int, str]:
@@ -158,7 +214,7 @@ def _remove_stale_temps(folder: Path, name: str) -> None:
 
 def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
     path = Path(path)
-    name = str(path)
+    name = short(str(path), 120)
     try:
         st = path.stat()
         size = st.st_size
@@ -194,9 +250,9 @@ def _parse(data: bytes, name: str, device) -> Checkpoint:
         raise CheckpointError(f"{name} was written by a newer latentlab (format {version}, this one reads up to "
                               f"{FORMAT_VERSION}); upgrade latentlab to open it.")
     try:
+        if len(meta["model_config"]) > MAX_SPEC_CHARS:
+            raise ValueError(f"{len(meta['model_config']):,} characters, far more than any model's layers need")
         cfg = from_json(ModelConfig, meta["model_config"])
-        history = json.loads(meta.get("history", "[]"))
-        train_cfg = from_json(TrainConfig, meta["train_config"]) if "train_config" in meta else None
         # Each layer has at least one tensor: refuse before building thousands of layers for a tiny file.
         layers = len(cfg.hidden) + (len(cfg.conv_channels) if cfg.arch == "conv" else 0)
         if layers > len(header):
@@ -207,8 +263,7 @@ def _parse(data: bytes, name: str, device) -> Checkpoint:
             model = VAE(cfg)
     except (KeyError, TypeError, ValueError, OverflowError, RuntimeError, RecursionError) as exc:
         raise CheckpointError(f"{name} has an invalid model description in its metadata ({_short(exc)}).") from None
-    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
-        raise CheckpointError(f"{name} has a training history that is not a list of records.")
+    checked = validate_metadata(meta, cfg.latent_dim)
 
     expected = model.state_dict()
     for key, spec in header.items():
@@ -233,7 +288,8 @@ def _parse(data: bytes, name: str, device) -> Checkpoint:
             raise CheckpointError(f"{name}: tensor {key!r} contains NaN or infinite values.")
     model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in arrays.items()}, assign=True)
     model.to(device).eval()
-    return Checkpoint(model=model, dataset=str(meta.get("dataset", "")), history=history, train_config=train_cfg)
+    return Checkpoint(model=model, dataset=checked.dataset, history=checked.history, train_config=checked.train_config,
+                      warnings=checked.warnings, model_spec=checked.model_spec)
 
 
 def _refuse_foreign(data: bytes, name: str) -> None:

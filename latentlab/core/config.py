@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+MAX_LATENT_DIM = 1_000_000
+MAX_LAYERS = 32
+MAX_WIDTH = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,13 @@ class ModelConfig:
         object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
         object.__setattr__(self, "hidden", tuple(int(v) for v in self.hidden))
         object.__setattr__(self, "conv_channels", tuple(int(v) for v in self.conv_channels))
-        problems = []
+        problems = _too_large(self, latent_dim=MAX_LATENT_DIM)
+        if len(self.hidden) > MAX_LAYERS or len(self.conv_channels) > MAX_LAYERS:
+            problems.append(f"at most {MAX_LAYERS} layers")
+        if max((*self.hidden, *self.conv_channels, *self.image_shape), default=0) > MAX_WIDTH:
+            problems.append(f"widths and image sides are at most {MAX_WIDTH:,}")
+        if not (math.isfinite(self.logvar_min) and math.isfinite(self.logvar_max)):
+            problems.append("logvar bounds must be finite")
         if len(self.image_shape) != 3 or self.image_shape[0] not in (1, 3) or min(self.image_shape) < 1:
             problems.append(f"image_shape must be (1 or 3, H, W), got {self.image_shape}")
         if self.latent_dim < 1:
@@ -81,7 +91,16 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_types(self, ints=("epochs", "batch_size", "warmup_steps", "seed", "snapshot_every", "scatter_points"),
                      floats=("lr", "beta", "free_bits"), strs=("device",))
-        problems = []
+        problems = _too_large(self, epochs=10 ** 6, batch_size=10 ** 7, warmup_steps=10 ** 12, seed=2 ** 63 - 1,
+                              snapshot_every=10 ** 9, scatter_points=10 ** 7, lr=1e15, beta=1e6, free_bits=1e6)
+        if self.seed < 0 or self.scatter_points < 0:
+            problems.append("seed and scatter_points must be non-negative")
+        if self.snapshot_seconds is not None and not (isinstance(self.snapshot_seconds, (int, float))
+                                                      and not isinstance(self.snapshot_seconds, bool)
+                                                      and 0 <= self.snapshot_seconds <= 1e6):
+            problems.append("snapshot_seconds must be None or a number of seconds")
+        if self.threads is not None and not (type(self.threads) is int and 1 <= self.threads <= 4096):
+            problems.append("threads must be None or from 1 to 4096")
         if self.epochs < 1:
             problems.append(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -98,6 +117,13 @@ class TrainConfig:
             problems.append("snapshot_every must be at least 1")
         if problems:
             raise ValueError("; ".join(problems) + ".")
+
+
+def _too_large(cfg, **limits) -> list[str]:
+    """Upper bounds (and finiteness) for values from files: past them torch or numpy fail in C++."""
+    bad = [name for name, hi in limits.items()
+           if not (math.isfinite(getattr(cfg, name)) and getattr(cfg, name) <= hi)]
+    return [f"{', '.join(bad)} out of range"] if bad else []
 
 
 def _check_types(cfg, ints=(), floats=(), strs=(), int_tuples=()) -> None:

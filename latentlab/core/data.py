@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
+import stat
+import warnings
 import zipfile
 import zlib
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from latentlab.core import sprites
-from latentlab.core.errors import DatasetError
+from latentlab.core.errors import Cancelled, DatasetError
+from latentlab.core.text import quote, short
+
+MAX_SPEC_CHARS = 4096
 
 DATASET_KINDS = ("digits", "sprites", "mnist", "fashion-mnist", "kmnist", "npz", "images")
 
@@ -32,6 +39,10 @@ SPRITES_COUNT = 12_000
 _SPLIT_SEED = 0
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+# One image of a dataset: 4096×4096 is far past what a VAE here trains on, and far below a bomb.
+MAX_IMAGE_PIXELS = 4096 * 4096
+# Entries looked at while listing an image folder: the walk of a whole disk ends in one sentence.
+MAX_FOLDER_ENTRIES = 5_000_000
 
 _IDX_NAMES = {  # kind -> (display name, torchvision's folder, label names)
     "mnist": ("MNIST", "MNIST", tuple(str(i) for i in range(10))),
@@ -97,27 +108,114 @@ def describe_specs() -> str:
     )
 
 
-def load_dataset(spec: str, *, seed: int = 0) -> Dataset:
-    """Load the dataset named by spec; seed only changes generated data (sprites), never a split."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise DatasetError(f"Empty dataset spec: expected {_spec_forms()}.")
-    kind, _, arg = spec.strip().partition(":")
-    kind, arg = kind.strip().lower(), arg.strip()
-    if kind not in DATASET_KINDS:
-        raise DatasetError(f"Unknown dataset {spec!r}: expected {_spec_forms()}.")
+def load_dataset(spec: str, *, seed: int = 0, should_stop: Callable[[], bool] | None = None) -> Dataset:
+    """Load the dataset named by spec; seed only changes generated data (sprites), never a split.
+
+    `should_stop` is polled while a long load runs (an image folder is read file by file); when it
+    returns True the load raises Cancelled, so closing a window need not wait for it.
+    """
+    kind, arg = parse_spec(spec)
     if kind in ("digits", "sprites"):
-        if arg:
-            raise DatasetError(f"Dataset {kind!r} takes no argument, but the spec {spec!r} gives one.")
         return _load_digits(spec) if kind == "digits" else _load_sprites(spec, seed)
-    what = "FILE" if kind == "npz" else "DIR"
-    if not arg:
-        raise DatasetError(f"Dataset spec {spec!r} needs a path: use {kind}:{what}.")
     path = Path(arg).expanduser()
     if kind == "npz":
         return _load_npz(spec, path)
     if kind == "images":
-        return _load_image_folder(spec, path)
+        return _load_image_folder(spec, path, should_stop or (lambda: False))
     return _load_idx_dataset(spec, kind, path)
+
+
+def parse_spec(spec) -> tuple[str, str]:
+    """(kind, argument) of a dataset spec, or DatasetError in one sentence; touches no file."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise DatasetError(f"Empty dataset spec: expected {_spec_forms()}.")
+    if len(spec) > MAX_SPEC_CHARS or "\x00" in spec:
+        raise DatasetError(f"The dataset spec {quote(spec)} is not a usable spec ({len(spec):,} characters).")
+    kind, _, arg = spec.strip().partition(":")
+    kind, arg = kind.strip().lower(), arg.strip()
+    if kind not in DATASET_KINDS:
+        raise DatasetError(f"Unknown dataset {quote(spec)}: expected {_spec_forms()}.")
+    if kind in ("digits", "sprites"):
+        if arg:
+            raise DatasetError(f"Dataset {kind!r} takes no argument, but the spec {quote(spec)} gives one.")
+        return kind, ""
+    if not arg:
+        what = "FILE" if kind == "npz" else "DIR"
+        raise DatasetError(f"Dataset spec {quote(spec)} needs a path: use {kind}:{what}.")
+    return kind, arg
+
+
+# A dataset named by a checkpoint is a suggestion from a file that may be hostile: it is opened only
+# when it names an ordinary place, never the file system's root, a system folder or a special file.
+_SYSTEM_ROOTS = ("/dev", "/proc", "/sys", "/run", "/boot", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/usr",
+                 "/var", "/snap", "/System", "/Library", "/private")
+
+
+def checkpoint_dataset_refusal(spec: str) -> str | None:
+    """Why the dataset a checkpoint names should not be opened, in one sentence; None when it may be.
+
+    The spec must parse, and a path in it must be an existing regular file (npz) or folder (IDX,
+    images) that is neither a file-system root, a home folder itself, nor inside a system folder.
+    """
+    try:
+        kind, arg = parse_spec(spec)
+    except DatasetError as exc:
+        return str(exc)
+    if not arg:
+        return None
+    try:
+        path = Path(arg).expanduser().resolve()
+        st = path.stat()
+    except (OSError, RuntimeError, ValueError):
+        return f"The dataset {quote(spec)} named by the checkpoint cannot be found."
+    import stat as stat_
+
+    where = f"The dataset {quote(spec)} named by the checkpoint"
+    if kind == "npz" and not stat_.S_ISREG(st.st_mode):
+        return f"{where} is not a regular file."
+    if kind != "npz" and not stat_.S_ISDIR(st.st_mode):
+        return f"{where} is not a folder."
+    text = path.as_posix()
+    if path.parent == path or path == Path.home() or path == Path.home().parent or len(path.parts) < 3 and kind != "npz":
+        return f"{where} is a top-level folder, too broad to open from a checkpoint."
+    if any(text == root or text.startswith(root + "/") for root in _SYSTEM_ROOTS):
+        return f"{where} is inside a system folder, which a checkpoint never opens."
+    return None
+
+
+EMBEDDED_DEFAULT = "digits"
+
+
+def open_checkpoint_dataset(named: str, image_shape, *, should_stop=None) -> tuple[Dataset | None, str | None]:
+    """The data to show a checkpoint with, and one short sentence for the banner when it is not
+    the dataset the checkpoint names (None when it is).
+
+    The checkpoint's dataset is a suggestion: it is opened only if it is an ordinary location
+    (`checkpoint_dataset_refusal`) that loads and fits the model's image shape. Otherwise the
+    embedded default is used when its images fit the model, or no data at all.
+    """
+    why = None
+    if not named:
+        why = "The checkpoint does not name its dataset"
+    else:
+        refusal = checkpoint_dataset_refusal(named)
+        if refusal:
+            why = refusal.rstrip(".")
+        else:
+            try:
+                data = load_dataset(named, should_stop=should_stop)
+            except Cancelled:
+                raise
+            except DatasetError as exc:
+                why = short(str(exc), 200).rstrip(".")
+            else:
+                if data.image_shape == tuple(image_shape):
+                    return data, None
+                why = f"{quote(named)} has images of shape {data.image_shape}, the model expects {tuple(image_shape)}"
+    default = load_dataset(EMBEDDED_DEFAULT)
+    if default.image_shape == tuple(image_shape):
+        return default, short(f"{why}; showing the embedded {EMBEDDED_DEFAULT} data instead.")
+    return None, short(f"{why}; the model is open without data (choose a dataset).")
 
 
 def _spec_forms() -> str:
@@ -247,31 +345,59 @@ def _idx_file(folder: Path, stem: str) -> Path | None:
 
 
 def _read_idx(path: Path, magic: int, what: str) -> np.ndarray:
-    """An IDX file of unsigned bytes with the given magic number, checked against its header."""
-    data = _read_bytes(path)
-    if path.suffix == ".gz":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:
-            raise DatasetError(f"{path} is not a valid gzip file ({_reason(e)}).") from None
+    """An IDX file of unsigned bytes with the given magic number, checked against its header.
+
+    The header is read first and the size it claims checked against the file (or, gzipped, against
+    the memory the images will need) before anything large is read; a gzip stream is inflated only
+    up to the claimed size, so a small file that inflates to gigabytes costs nothing.
+    """
     ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(data) < 4:
-        raise DatasetError(f"{path} is too short to be an IDX {what} file ({len(data)} bytes).")
-    found = int.from_bytes(data[:4], "big")
-    if found != magic:
-        raise DatasetError(f"{path} is not an IDX {what} file (magic number {found}, expected {magic}).")
-    if len(data) < header:
-        raise DatasetError(f"{path} is truncated: its header needs {header} bytes but the file has {len(data)}.")
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + math.prod(shape)
-    if len(data) < expected:
-        raise DatasetError(f"{path} is truncated: the header promises {expected} bytes but the file has {len(data)}.")
-    if len(data) > expected:
-        raise DatasetError(f"{path} has {len(data) - expected} bytes beyond the {expected} its header describes.")
-    if min(shape) == 0:
-        raise DatasetError(f"{path} is empty (its header gives the shape {shape}).")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+    header_len = 4 + 4 * ndim
+    gz = path.suffix == ".gz"
+    with _open_error(path), _gzip_error(path):
+        f = gzip.open(_open_regular(path), "rb") if gz else _open_regular(path)
+        with f:
+            head = f.read(header_len)
+            if len(head) < 4:
+                raise DatasetError(f"{path} is too short to be an IDX {what} file ({len(head)} bytes).")
+            found = int.from_bytes(head[:4], "big")
+            if found != magic:
+                raise DatasetError(f"{path} is not an IDX {what} file (magic number {found}, expected {magic}).")
+            if len(head) < header_len:
+                raise DatasetError(f"{path} is truncated: its header needs {header_len} bytes but the file has {len(head)}.")
+            shape = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+            expected = math.prod(shape)
+            if min(shape) == 0:
+                raise DatasetError(f"{path} is empty (its header gives the shape {shape}).")
+            if not gz:
+                size = os.fstat(f.fileno()).st_size - header_len
+                if size < expected:
+                    raise DatasetError(f"{path} is truncated: the header promises {header_len + expected} bytes "
+                                       f"but the file has {header_len + size}.")
+                if size > expected:
+                    raise DatasetError(f"{path} has {size - expected} bytes beyond the {header_len + expected} "
+                                       f"its header describes.")
+            # uint8 as read plus the float32 copy training uses.
+            _check_memory(5 * expected, f"{path} (its header claims {_count(shape, what)})")
+            data = f.read(expected)
+            if len(data) < expected:
+                raise DatasetError(f"{path} is truncated: the header promises {header_len + expected} bytes "
+                                   f"but the file has {header_len + len(data)}.")
+            if f.read(1):
+                raise DatasetError(f"{path} has bytes beyond the {header_len + expected} its header describes.")
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+
+
+def _count(shape, what) -> str:
+    return f"{shape[0]:,} {what}s" + (f" of {shape[2]}×{shape[1]}" if len(shape) == 3 else "")
+
+
+@contextmanager
+def _gzip_error(path: Path):
+    try:
+        yield
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DatasetError(f"{path} is not a valid gzip file ({_reason(e)}).") from None
 
 
 # --- npz ---------------------------------------------------------------------------------------
@@ -332,10 +458,11 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     """All arrays in the file; a plain .npy file is taken as x. Pickles are refused, never loaded."""
     # np.load treats anything that is neither a zip nor an .npy file as a pickle; say what it is.
     with _open_error(path):
-        with path.open("rb") as f:
+        with _open_regular(path) as f:
             start = f.read(6)
     if not start.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
         raise DatasetError(f"{path} is not an .npz file (it is neither a zip archive nor an .npy array).")
+    _check_npz_headers(path, start.startswith(b"\x93NUMPY"))
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.ndarray):
@@ -352,6 +479,42 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         if isinstance(e, (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)):
             raise DatasetError(f"{path} is not a readable .npz file ({_reason(e)}).") from None
         raise DatasetError(f"{path} is not a readable .npz file (it is damaged).") from None
+
+
+MAX_NPZ_ARRAYS = 64
+
+
+def _check_npz_headers(path: Path, plain: bool) -> None:
+    """Read each array's header (dtype and shape) before any data: object arrays are refused without
+    unpickling and arrays that cannot fit in memory are refused before they are inflated."""
+    def header(f, name):
+        try:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+        except Exception:  # noqa: BLE001 - a header numpy cannot read is reported by np.load below
+            return 0
+        if dtype.hasobject:
+            raise DatasetError(f"{path} contains pickled Python objects ({name}), which are never loaded "
+                               "because they can run code.")
+        return math.prod(shape) * (dtype.itemsize + 4)  # as stored plus the float32 copy
+
+    total = 0
+    try:
+        if plain:
+            with _open_regular(path) as f:
+                total = header(f, "x")
+        else:
+            with zipfile.ZipFile(path) as zf:
+                names = [n for n in zf.namelist() if n.endswith(".npy")]
+                if len(names) > MAX_NPZ_ARRAYS:
+                    raise DatasetError(f"{path} holds {len(names):,} arrays; a dataset has at most {MAX_NPZ_ARRAYS}.")
+                for name in names:
+                    with zf.open(name) as f:
+                        total += header(f, name[:-4])
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError, zlib.error, NotImplementedError):
+        return  # np.load reports it in its own words
+    _check_memory(total, str(path))
 
 
 def _npz_images(x: np.ndarray, path: Path, key: str) -> np.ndarray:
@@ -411,17 +574,14 @@ def _npz_label_names(names: np.ndarray, path: Path) -> tuple[str, ...]:
 # --- image folders -----------------------------------------------------------------------------
 
 
-def _load_image_folder(spec: str, folder: Path) -> Dataset:
+def _load_image_folder(spec: str, folder: Path, should_stop) -> Dataset:
     from PIL import Image, UnidentifiedImageError
 
     _require_folder(folder)
     try:
         classes = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
-        files = [
-            [p for p in sorted(c.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES
-             and not p.name.startswith(".") and p.is_file()]
-            for c in classes
-        ]
+        budget = [MAX_FOLDER_ENTRIES]
+        files = [sorted(_image_files(c, budget, folder)) for c in classes]
     except OSError as e:
         raise DatasetError(f"Cannot list the images in {folder} ({_reason(e)}).") from None
     # Folders without images are not classes: they would only add labels with no examples.
@@ -438,22 +598,40 @@ def _load_image_folder(spec: str, folder: Path) -> Dataset:
     first_size = None
     x = None
     for i, p in enumerate(paths):
+        if i % 256 == 0 and should_stop():
+            raise Cancelled(f"Loading {folder} was cancelled.")
         try:
-            with Image.open(p) as im:
-                rgb = np.asarray(im.convert("RGB"))
+            # Each image's declared size is checked before it is decoded: a small file can claim
+            # gigapixels (a decompression bomb), and Pillow's own warning for that becomes an error.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with _open_regular(p) as fh, Image.open(fh) as im:
+                    if first_size is None:
+                        w, h = im.size
+                        if w * h > MAX_IMAGE_PIXELS:
+                            raise DatasetError(f"{p} is {w:,}×{h:,} pixels; images of at most "
+                                               f"{MAX_IMAGE_PIXELS:,} pixels can be used.")
+                        # uint8 RGB as decoded plus the float32 (N, C, H, W) copy.
+                        _check_memory(len(paths) * w * h * 15, f"{len(paths):,} images of {w:,}×{h:,} in {folder}")
+                        first_size = (h, w, 3)
+                    elif im.size != (first_size[1], first_size[0]):
+                        raise DatasetError(
+                            f"{p} is {im.size[0]}×{im.size[1]} pixels but {paths[0]} is "
+                            f"{first_size[1]}×{first_size[0]}; all images must have the same size."
+                        )
+                    rgb = np.asarray(im.convert("RGB"))
+        except DatasetError:
+            raise
         except UnidentifiedImageError:
             raise DatasetError(f"{p} is not a readable image (unknown or damaged format).") from None
         except Exception as e:  # noqa: BLE001
             # PIL reports truncated, oversized or otherwise broken files with many exception types.
             raise DatasetError(f"{p} is not a readable image ({_reason(e)}).") from None
+        if rgb.shape != first_size:
+            raise DatasetError(f"{p} decodes to {rgb.shape[1]}×{rgb.shape[0]} pixels but declares "
+                               f"{first_size[1]}×{first_size[0]}.")
         if x is None:
-            first_size = rgb.shape
             x = np.empty((len(paths), *rgb.shape), dtype=np.uint8)
-        elif rgb.shape != first_size:
-            raise DatasetError(
-                f"{p} is {rgb.shape[1]}×{rgb.shape[0]} pixels but {paths[0]} is "
-                f"{first_size[1]}×{first_size[0]}; all images must have the same size."
-            )
         x[i] = rgb
     # Grayscale when every image is (equal RGB channels), which also catches gray JPEGs saved as RGB.
     if (x[..., 0] == x[..., 1]).all() and (x[..., 0] == x[..., 2]).all():
@@ -463,6 +641,25 @@ def _load_image_folder(spec: str, folder: Path) -> Dataset:
     return _split_dataset(
         spec, f"images: {folder.name}", _unit(x), y, [c.name for c in classes], str(folder)
     )
+
+
+def _image_files(top: Path, budget: list, folder: Path) -> list[Path]:
+    """Image files under `top` (not following links to folders), counting every entry against budget."""
+    found, stack = [], [top]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for e in it:
+                budget[0] -= 1
+                if budget[0] < 0:
+                    raise DatasetError(f"{folder} holds more than {MAX_FOLDER_ENTRIES:,} files and folders; "
+                                       "point images:DIR at the dataset's own folder.")
+                if e.name.startswith("."):
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(Path(e.path))
+                elif Path(e.name).suffix.lower() in IMAGE_SUFFIXES and e.is_file():
+                    found.append(Path(e.path))
+    return found
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -475,9 +672,25 @@ def _require_folder(folder: Path) -> None:
         raise DatasetError(f"{folder} is not a folder.")
 
 
-def _read_bytes(path: Path) -> bytes:
-    with _open_error(path):
-        return path.read_bytes()
+def _open_regular(path: Path):
+    """A binary file object for `path`, refusing FIFOs, devices and folders in one sentence
+    (reading /dev/zero or a FIFO would never end)."""
+    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DatasetError(f"{path} is not a regular file.")
+    return os.fdopen(fd, "rb")
+
+
+def _check_memory(need: int, what: str) -> None:
+    from latentlab.core.budget import check_fits
+    from latentlab.core.errors import ResourceError
+
+    try:
+        check_fits(need, what)
+    except ResourceError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 @contextmanager

@@ -13,5 +13,13 @@ class CheckpointError(LatentLabError):
     """A checkpoint file is missing, broken, hostile or incompatible."""
 
 
-class TrainingError(LatentLabError):
-    """Training stopped because it could not go on (non-finite loss, out of memory)."""
+class ModelError(LatentLabError):
+    """A model SPEC, the user's model code or what it returns cannot be used."""
+
+
+class ResourceError(LatentLabError):
+    """The work asked for cannot fit this machine's memory; refused before allocating it."""
+
+
+class Cancelled(LatentLabError):
+    """Long work (a dataset load) was stopped because its caller asked it to, e.g. the window closed."""

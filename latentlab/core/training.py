@@ -19,7 +19,7 @@ import torch
 from .config import TrainConfig
 from .data import Dataset
 from .device import resolve_device
-from .objectives import beta_at, kl_per_dim, kl_penalty
+from .objectives import beta_at, elbo_terms, kl_penalty
 
 _OOM_ERRORS = tuple({getattr(torch, "OutOfMemoryError", MemoryError), torch.cuda.OutOfMemoryError, MemoryError})
 
@@ -45,6 +45,7 @@ class Snapshot:
     history: tuple = ()                     # the whole history, on the final snapshot
     done: bool = False
     cancelled: bool = False
+    diverged: bool = False                  # the loss or the weights blew up; the weights were rolled back
     error: str | None = None                # one sentence when the run had to stop
 
     @property
@@ -124,6 +125,7 @@ def _train(model, data, cfg, history, should_stop, device) -> Iterator[Snapshot]
     ebuf = torch.empty((bs, k), device=device)
     sums = torch.empty(1 + k, device=device, dtype=next((p.dtype for p in params if p.is_floating_point()), None))
     fixed_beta = cfg.warmup_steps <= 0
+    ceiling = None  # set from the untrained model's first loss: growing far past it is divergence too
     beta = beta_at(0, cfg.beta, cfg.warmup_steps)
     try:
         for epoch in range(cfg.epochs):
@@ -141,15 +143,14 @@ def _train(model, data, cfg, history, should_stop, device) -> Iterator[Snapshot]
                     eps = torch.randn((xb.shape[0], k), generator=gen, device=device)
                 if not fixed_beta:
                     beta = beta_at(step, cfg.beta, cfg.warmup_steps)
-                mu, logvar = model.encode(xb)
-                z = mu + torch.exp(0.5 * logvar) * eps
-                rec = -model.log_likelihood(xb, model.decode(z))
-                kl = kl_per_dim(mu, logvar)
+                _, _, rec, kl = elbo_terms(model, xb, eps)
                 penalty = kl_penalty(kl, cfg.free_bits)
                 loss = rec.mean() + (penalty if beta == 1.0 else beta * penalty)  # 1·x is x: skip the op
                 for p in params:
                     p.grad = None
                 loss.backward()
+                if ceiling is None:
+                    ceiling = _loss_ceiling(float(rec.detach().mean() + kl.detach().sum(1).mean()))
                 opt.step()
                 step += 1
                 seen += xb.shape[0]
@@ -162,11 +163,12 @@ def _train(model, data, cfg, history, should_stop, device) -> Iterator[Snapshot]
                     cfg.snapshot_seconds is not None and time.perf_counter() - last_snap >= cfg.snapshot_seconds)
                 if due or last_of_epoch:
                     last_snap = time.perf_counter()
-                    if not (win.finite() and _params_finite(params)):
+                    if not (win.below(ceiling) and _params_bounded(params)):
                         _load_state(model, good_state)
                         yield finish(epoch, latent=_encode_subset(model, x, subset), error=(
-                            f"Training diverged at step {step} (the loss or the weights became NaN or infinite); "
-                            f"the weights from step {good_step} were kept. Try a lower learning rate."))
+                            f"Training diverged at step {step} (the loss or the weights became NaN, infinite "
+                            f"or exploded); "
+                            f"the weights from step {good_step} were kept. Try a lower learning rate."), diverged=True)
                         return
                     good_state = _clone_state(model)
                     good_step = step
@@ -212,6 +214,12 @@ class _Window:
     def finite(self) -> bool:
         return bool(torch.isfinite(self.sums).all())
 
+    def below(self, ceiling: float) -> bool:
+        """Finite, and the mean loss (reconstruction plus unweighted KL) per example under `ceiling`."""
+        if not self.finite():
+            return False
+        return self.count == 0 or float(self.sums.sum()) / self.count <= ceiling
+
     def means(self) -> tuple[float, float, np.ndarray]:
         c = max(self.count, 1)
         sums = self.sums.cpu().numpy()
@@ -236,9 +244,23 @@ def _load_state(model, state) -> None:
             v.copy_(state[k])
 
 
-def _params_finite(params) -> bool:
+# An exploding run can stay finite for a long time (lr 1e3 with Bernoulli logits gives losses of 1e17
+# nats and then "converges" to garbage), so finiteness alone is not enough. Healthy training lowers the
+# loss from its untrained value; a thousandfold rise is never learning. Weights of a working VAE stay
+# within a few hundred; a million is far past anything an optimiser reaches on purpose.
+LOSS_GROWTH_LIMIT = 1000.0
+WEIGHT_LIMIT = 1e6
+
+
+def _loss_ceiling(first_loss: float) -> float:
+    if not math.isfinite(first_loss):
+        return -math.inf  # already broken at step 1: every check fails
+    return LOSS_GROWTH_LIMIT * max(abs(first_loss), 1.0)
+
+
+def _params_bounded(params) -> bool:
     with torch.no_grad():
-        return bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
+        return bool(torch.stack([p.abs().max() <= WEIGHT_LIMIT for p in params if p.numel()]).all())
 
 
 @torch.no_grad()
@@ -264,9 +286,9 @@ def _epoch_record(model, number, cfg, step, acc: _Window, x_test, seconds) -> di
         test = _Window(model.latent_dim, x_test.device)
         for i in range(0, x_test.shape[0], 2048):
             xb = x_test[i:i + 2048]
-            mu, logvar = model.encode(xb)
-            z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen, device=mu.device)
-            test.add(-model.log_likelihood(xb, model.decode(z)), kl_per_dim(mu, logvar))
+            eps = torch.randn((xb.shape[0], model.latent_dim), generator=gen, device=xb.device)
+            _, _, rec, kl = elbo_terms(model, xb, eps)
+            test.add(rec, kl)
         model.train()
         t_rec, t_kl, _ = test.means()
         record.update(test_recon=t_rec, test_kl=t_kl, test_elbo=-(t_rec + t_kl))

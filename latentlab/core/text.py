@@ -1,0 +1,37 @@
+"""Bounding what the user reads: every message is one line of bounded length.
+
+Values quoted in messages come from files and arguments (a dataset spec of megabytes, a path of
+thousands of characters), so anything shown in the CLI, a log, a banner, a status bar or a window
+title goes through `short`, which keeps one line and cuts the middle with an ellipsis.
+"""
+
+from __future__ import annotations
+
+MESSAGE_LIMIT = 300
+VALUE_LIMIT = 80
+
+
+def short(text, limit: int = MESSAGE_LIMIT) -> str:
+    """`text` as one line of at most `limit` characters (the middle replaced by an ellipsis)."""
+    text = str(text)
+    if len(text) > 4 * limit:  # never scan megabytes for line breaks
+        text = text[:2 * limit] + text[-2 * limit:]
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) * 2 // 3
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
+
+
+def quote(value, limit: int = VALUE_LIMIT) -> str:
+    """A value for quoting inside a sentence: repr of a string, shortened."""
+    if isinstance(value, str):
+        return repr(short(value, limit))
+    return short(repr(value), limit)
+
+
+def reason(exc: BaseException, limit: int = 160) -> str:
+    """An exception's own message, for quoting inside one of our sentences (no trailing period)."""
+    text = str(getattr(exc, "strerror", None) or exc)[:4 * limit].strip().splitlines()
+    first = text[0].rstrip(".") if text else ""
+    return short(first or type(exc).__name__, limit)
