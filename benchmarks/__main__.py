@@ -25,6 +25,7 @@ from benchmarks.common import machine_line, print_table
 # name, extra arguments for --quick, time limit in seconds (full run)
 SCRIPTS = (
     ("train_throughput", ["--quick"], 300),
+    ("cli_throughput", ["--quick"], 600),
     ("gui_scatter", ["--quick"], 300),
     ("gui_latency", ["--quick"], 300),
     ("startup", ["--quick"], 300),

@@ -199,12 +199,12 @@ def cmd_gui(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .core.checkpoint import load_checkpoint, prepare_out
+    from .core.checkpoint import BackgroundWriter, load_checkpoint, prepare_out
     from .core.config import ModelConfig, TrainConfig
     from .core.data import load_dataset
     from .core.device import describe, resolve_device
     from .core.model import build_model
-    from .core.model_spec import save_model
+    from .core.model_spec import model_bytes
     from .core.training import train
 
     # The save path is checked before anything else, so a bad one costs no training; a run that
@@ -247,16 +247,21 @@ def cmd_train(args) -> int:
 
     last = None
     saved = False
+    # Saved at every epoch end so a crash or Ctrl-C loses at most one epoch; the bytes are taken
+    # between steps and written (with its fsync) on another thread while the next epoch trains.
+    writer = BackgroundWriter()
     try:
-        for snap in train(model, data, cfg, history=history, should_stop=lambda: stop["flag"]):
-            last = snap
-            if snap.record is not None:
-                history.append(snap.record)
-            if snap.record is not None or (snap.done and not snap.diverged):
-                # Saved at every epoch end so a crash or Ctrl-C loses at most one epoch.
-                save_model(target, model, dataset=data.spec, history=history, train_config=cfg)
-                saved = True
-            _progress(snap, quiet)
+        try:
+            for snap in train(model, data, cfg, history=history, should_stop=lambda: stop["flag"]):
+                last = snap
+                if snap.record is not None:
+                    history.append(snap.record)
+                if snap.record is not None or (snap.done and not snap.diverged):
+                    writer.submit(target, model_bytes(model, dataset=data.spec, history=history, train_config=cfg))
+                    saved = True
+                _progress(snap, quiet)
+        finally:
+            writer.flush()
         if not (last.error or last.cancelled) and target != args.out:
             _replace(target, args.out)
     finally:

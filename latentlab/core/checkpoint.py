@@ -15,6 +15,7 @@ import re
 import stat
 import struct
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +61,12 @@ class Checkpoint:
 
 def save_checkpoint(path, model: VAE, *, dataset: str, history=(), train_config: TrainConfig | None = None) -> Path:
     path = Path(path)
+    write_atomic(path, checkpoint_bytes(model, dataset=dataset, history=history, train_config=train_config))
+    return path
+
+
+def checkpoint_bytes(model: VAE, *, dataset: str, history=(), train_config: TrainConfig | None = None) -> bytes:
+    """The checkpoint file's contents: taken at once, so the weights may change right after."""
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     from .. import __version__
 
@@ -73,8 +80,60 @@ def save_checkpoint(path, model: VAE, *, dataset: str, history=(), train_config:
     }
     if train_config is not None:
         metadata["train_config"] = to_json(train_config)
-    write_atomic(path, st_save(tensors, metadata=metadata))
-    return path
+    return st_save(tensors, metadata=metadata)
+
+
+class BackgroundWriter:
+    """Atomic writes on a thread of their own, so a training loop never waits for the disk.
+
+    A payload still waiting for its turn is replaced by a newer one (only the newest state of a
+    file matters); a write that failed is raised by the next `submit` or by `flush`, which waits
+    until everything submitted is on disk.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._pending: tuple[Path, bytes] | None = None
+        self._busy = False
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def submit(self, path, payload: bytes) -> None:
+        with self._cond:
+            self._raise()
+            self._pending = (Path(path), payload)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="checkpoint-writer", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def flush(self) -> None:
+        with self._cond:
+            while self._pending is not None or self._busy:
+                self._cond.wait()
+            self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None:
+                    self._cond.wait()
+                (path, payload), self._pending = self._pending, None
+                self._busy = True
+            try:
+                write_atomic(path, payload)
+            except BaseException as exc:  # noqa: BLE001 - handed to the training thread at its next call
+                with self._cond:
+                    self._error = exc
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
 
 
 def prepare_out(out) -> Path:

@@ -198,10 +198,17 @@ def _call_factory(module, name: str, spec: str):
 
 def save_weights(path, model: LatentModel, *, model_spec: str, dataset: str = "", history=()) -> Path:
     """The model's own state_dict as .safetensors, written atomically; the SPEC goes in the metadata."""
-    from .. import __version__
     from .checkpoint import write_atomic
 
     path = Path(path)
+    write_atomic(path, weights_bytes(model, model_spec=model_spec, dataset=dataset, history=history))
+    return path
+
+
+def weights_bytes(model: LatentModel, *, model_spec: str, dataset: str = "", history=()) -> bytes:
+    """save_weights' file contents, taken at once."""
+    from .. import __version__
+
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.weights_module().state_dict().items()}
     lik = None if getattr(model, "own_log_lik", False) else getattr(model, "likelihood", None)
     metadata = {
@@ -214,11 +221,9 @@ def save_weights(path, model: LatentModel, *, model_spec: str, dataset: str = ""
         "history": json.dumps(list(history)),
     }
     try:
-        payload = st_save(tensors, metadata=metadata)
+        return st_save(tensors, metadata=metadata)
     except Exception as exc:  # noqa: BLE001 - e.g. tensors sharing memory
         raise ModelError(f"Cannot save the model's weights: {one_line(exc)}.") from None
-    write_atomic(path, payload)
-    return path
 
 
 def load_weights(model: LatentModel, path) -> dict:
@@ -279,14 +284,23 @@ def weights_history(meta: dict, latent_dim: int) -> tuple[list, str, tuple[str, 
 
 def save_model(path, model: LatentModel, *, dataset: str, history=(), train_config=None) -> Path:
     """A checkpoint for latentlab's own VAE, a weights file with the SPEC for anything else."""
+    from .checkpoint import write_atomic
+
+    path = Path(path)
+    write_atomic(path, model_bytes(model, dataset=dataset, history=history, train_config=train_config))
+    return path
+
+
+def model_bytes(model: LatentModel, *, dataset: str, history=(), train_config=None) -> bytes:
+    """What save_model writes, taken at once (so it can be written on another thread)."""
     from .model import VAE
 
     if isinstance(model, VAE):
-        from .checkpoint import save_checkpoint
+        from .checkpoint import checkpoint_bytes
 
-        return save_checkpoint(path, model, dataset=dataset, history=history, train_config=train_config)
+        return checkpoint_bytes(model, dataset=dataset, history=history, train_config=train_config)
     spec = getattr(model, "spec", None)
     if not spec:
         raise LatentLabError("This model was not opened from a model SPEC, so its weights cannot be saved for reopening.")
-    return save_weights(path, model, model_spec=spec, dataset=dataset, history=history)
+    return weights_bytes(model, model_spec=spec, dataset=dataset, history=history)
 
