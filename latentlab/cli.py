@@ -373,6 +373,10 @@ def _model_and_data(args):
         if refusal:
             raise DatasetError(f"{refusal.rstrip('.')}; pass --dataset SPEC.")
     data = load_dataset(spec_ds)
+    expects = getattr(opened.model, "image_shape", None)
+    if expects is not None and tuple(expects) != tuple(data.image_shape):
+        raise ValueError(f"{_short(spec)} expects images of shape {tuple(expects)}, "
+                         f"but {_short(spec_ds)} has {tuple(data.image_shape)}")
     x = data.x_test if len(data.x_test) else data.x_train
     return validate(opened.model, x[:8]), spec, spec_ds, data
 
