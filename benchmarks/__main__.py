@@ -29,6 +29,7 @@ SCRIPTS = (
     ("gui_latency", ["--quick"], 300),
     ("startup", ["--quick"], 300),
     ("posterior_grid", ["--reps", "3"], 300),   # it has no --quick; 3 rounds instead of 10
+    ("foreign_models", ["--quick"], 300),
 )
 
 

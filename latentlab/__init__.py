@@ -1,3 +1,17 @@
-"""latentlab: look inside variational autoencoders."""
+"""latentlab: look inside variational autoencoders.
+
+`latentlab.explore(model, data)` opens the window on your own VAE and `latentlab.evaluate(model,
+data)` returns its test-set ELBO, KL and log p(x) estimate; both are imported on first use, so
+`import latentlab` stays cheap and needs neither torch nor Qt.
+"""
 
 __version__ = "0.1.0"
+__all__ = ["evaluate", "explore"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'latentlab' has no attribute {name!r}")

@@ -24,14 +24,26 @@ def _hidden(text: str) -> tuple[int, ...]:
     return widths
 
 
+LIKELIHOOD_HELP = ("how to read the decoder's output: bernoulli (logits), bernoulli-probs or gaussian[:SIGMA] "
+                   "(default: the model's own)")
+
+
+def _add_model_args(parser, *, required: bool = False) -> None:
+    parser.add_argument("--model", metavar="SPEC", required=required,
+                        help="the model to open: PATH.safetensors, PATH.py:NAME, package.module:NAME or diffusers:DIR")
+    parser.add_argument("--weights", type=Path, metavar="FILE",
+                        help="fine-tuned weights (.safetensors) for a Python or diffusers --model")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .core.data import describe_specs
+    from .core.model_spec import describe_model_specs
 
     p = argparse.ArgumentParser(
         prog="latentlab",
         description="Look inside variational autoencoders. With no subcommand, opens the GUI on the "
                     "bundled pretrained model and the digits dataset.",
-        epilog="Dataset SPEC forms:\n" + describe_specs(),
+        epilog="Model SPEC forms:\n" + describe_model_specs() + "\n\nDataset SPEC forms:\n" + describe_specs(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"latentlab {__version__}")
@@ -39,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("gui", help="open the explorer window (the default)")
     g.add_argument("--checkpoint", type=Path, help="checkpoint to open (default: the bundled digits model)")
+    _add_model_args(g)
+    g.add_argument("--likelihood", metavar="KIND", help=LIKELIHOOD_HELP)
     g.add_argument("--dataset", metavar="SPEC", help="dataset to show (default: the checkpoint's own)")
     g.add_argument("--screenshot", type=Path, metavar="OUT.png",
                    help="render the fully loaded window off screen to a PNG and exit")
@@ -50,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--latent-dim", type=int, default=2)
     t.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
     t.add_argument("--hidden", type=_hidden, default=(512, 256), help="hidden layer widths, e.g. 512,256")
-    t.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default="bernoulli")
+    t.add_argument("--likelihood", metavar="KIND", help="bernoulli or gaussian for a new model (default bernoulli); "
+                   "with --model: " + LIKELIHOOD_HELP)
+    _add_model_args(t)
     t.add_argument("--beta", type=float, default=1.0)
     t.add_argument("--warmup-steps", type=int, default=0, help="linear KL warm-up over this many steps")
     t.add_argument("--free-bits", type=float, default=0.0, help="per-dimension free nats of KL")
@@ -64,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="test-set ELBO, KL per dimension, active units, log p(x) estimate",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    e.add_argument("checkpoint", type=Path)
+    e.add_argument("checkpoint", type=Path, nargs="?", help="a latentlab checkpoint (or use --model SPEC)")
+    e.add_argument("--checkpoint", type=Path, dest="checkpoint_opt", metavar="PATH", help=argparse.SUPPRESS)
+    _add_model_args(e)
+    e.add_argument("--likelihood", metavar="KIND", help=LIKELIHOOD_HELP)
     e.add_argument("--dataset", metavar="SPEC", help="default: the dataset the checkpoint was trained on")
     e.add_argument("--iw-samples", type=int, default=100, help="importance samples for the log p(x) estimate (0: skip)")
     e.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu")
@@ -96,16 +115,28 @@ def cmd_gui(args) -> int:
     except ImportError as exc:
         print(f"latentlab: error: the GUI could not start ({exc}).", file=sys.stderr)
         return 2
-    return run(checkpoint=getattr(args, "checkpoint", None), dataset=getattr(args, "dataset", None),
+    checkpoint = getattr(args, "checkpoint", None)
+    spec = getattr(args, "model", None)
+    if spec is not None:
+        from .core.model_spec import spec_kind
+
+        if spec_kind(spec) != "checkpoint" or args.weights is not None or args.likelihood is not None:
+            from .core.errors import ModelError
+
+            raise ModelError("The window opens latentlab checkpoints only for now; explore this model with "
+                             "`latentlab eval --model SPEC` or latentlab.explore from Python.")
+        checkpoint = Path(spec)
+    return run(checkpoint=checkpoint, dataset=getattr(args, "dataset", None),
                screenshot=getattr(args, "screenshot", None))
 
 
 def cmd_train(args) -> int:
-    from .core.checkpoint import load_checkpoint, save_checkpoint
+    from .core.checkpoint import load_checkpoint
     from .core.config import ModelConfig, TrainConfig
     from .core.data import load_dataset
     from .core.device import describe, resolve_device
     from .core.model import build_model
+    from .core.model_spec import save_model
     from .core.training import train
 
     device = resolve_device(args.device)
@@ -114,7 +145,9 @@ def cmd_train(args) -> int:
                       warmup_steps=args.warmup_steps, free_bits=args.free_bits, seed=args.seed,
                       device=device.type, scatter_points=0)
     history: list = []
-    if args.resume:
+    if args.model:
+        model, history = _foreign_for_training(args, data, device)
+    elif args.resume:
         ckpt = load_checkpoint(args.resume)
         model, history = ckpt.model, list(ckpt.history)
         if model.cfg.image_shape != data.image_shape:
@@ -122,12 +155,12 @@ def cmd_train(args) -> int:
                              f"but {args.dataset} has {data.image_shape}")
     else:
         model = build_model(ModelConfig(image_shape=data.image_shape, latent_dim=args.latent_dim, arch=args.arch,
-                                        hidden=args.hidden, likelihood=args.likelihood), seed=args.seed)
+                                        hidden=args.hidden, likelihood=args.likelihood or "bernoulli"), seed=args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     quiet = args.json or not sys.stderr.isatty()
     if not args.json:
         n_params = sum(p.numel() for p in model.parameters())
-        print(f"Training a {model.cfg.arch} VAE (K={model.latent_dim}, {n_params:,} parameters) on {data.name} "
+        print(f"Training {model.describe()}, {n_params:,} parameters, on {data.name} "
               f"({len(data.x_train):,} train / {len(data.x_test):,} test) on {describe(device)}.", file=sys.stderr)
 
     stop = {"flag": False}
@@ -140,7 +173,7 @@ def cmd_train(args) -> int:
                 history.append(snap.record)
             if snap.record is not None or snap.done:
                 # Saved at every epoch end so a crash or Ctrl-C loses at most one epoch.
-                save_checkpoint(args.out, model, dataset=data.spec, history=history, train_config=cfg)
+                save_model(args.out, model, dataset=data.spec, history=history, train_config=cfg)
             _progress(snap, quiet)
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -190,29 +223,32 @@ def _progress(snap, quiet: bool) -> None:
 
 
 def cmd_eval(args) -> int:
+    from .core.adapters import validate
     from .core.analysis import evaluate
-    from .core.checkpoint import load_checkpoint
     from .core.data import load_dataset
     from .core.device import resolve_device
+    from .core.model_spec import open_model
 
     if args.iw_samples < 0:
         raise ValueError("--iw-samples must be 0 or more")
+    given = [v for v in (args.checkpoint, args.checkpoint_opt, args.model) if v is not None]
+    if len(given) != 1:
+        raise ValueError("eval takes one model: a CHECKPOINT, --checkpoint PATH or --model SPEC")
+    spec = str(given[0])
     device = resolve_device(args.device)
-    ckpt = load_checkpoint(args.checkpoint, device=device)
-    spec = args.dataset or ckpt.dataset
-    if not spec:
-        raise ValueError(f"{args.checkpoint} does not record its dataset; pass --dataset SPEC")
-    data = load_dataset(spec)
-    if data.image_shape != ckpt.config.image_shape:
-        raise ValueError(f"{args.checkpoint} expects images of shape {ckpt.config.image_shape}, "
-                         f"but {spec} has {data.image_shape}")
+    opened = open_model(spec, weights=args.weights, likelihood=args.likelihood, device=device)
+    spec_ds = args.dataset or opened.dataset
+    if not spec_ds:
+        raise ValueError(f"{spec} does not record its dataset; pass --dataset SPEC")
+    data = load_dataset(spec_ds)
     x = data.x_test if len(data.x_test) else data.x_train
-    stats = evaluate(ckpt.model, x, iw_samples=args.iw_samples)
-    stats.update(checkpoint=str(args.checkpoint), dataset=spec)
+    model = validate(opened.model, x[:8])
+    stats = evaluate(model, x, iw_samples=args.iw_samples)
+    stats.update(checkpoint=spec, model=spec, description=model.describe(), dataset=spec_ds)
     if args.json:
         print(json.dumps(stats))
         return 0
-    print(f"{args.checkpoint} on {spec} ({stats['examples']:,} test examples), nats per example:")
+    print(f"{spec} on {spec_ds} ({stats['examples']:,} test examples), nats per example:")
     print(f"  ELBO          {stats['elbo']:10.3f}")
     print(f"  recon NLL     {stats['recon']:10.3f}")
     print(f"  KL            {stats['kl']:10.3f}")
@@ -220,5 +256,23 @@ def cmd_eval(args) -> int:
         print(f"  log p(x) IW-{args.iw_samples:<5d}{stats['log_px_iw']:10.3f}")
         print(f"  gap           {stats['gap']:10.3f}   (log p(x) - ELBO = KL(q(z|x) || p(z|x)), estimated)")
     print(f"  active units  {stats['active_units']} of {stats['latent_dim']}")
-    print("  KL per dim    " + " ".join(f"{v:.2f}" for v in stats["kl_per_dim"]))
+    kl_dims = stats["kl_per_dim"]
+    more = f" ... ({len(kl_dims) - 32} more; --json lists all)" if len(kl_dims) > 32 else ""
+    print("  KL per dim    " + " ".join(f"{v:.2f}" for v in kl_dims[:32]) + more)
     return 0
+
+
+def _foreign_for_training(args, data, device):
+    """A copy of the user's model (or a checkpoint) to fine-tune, checked on the dataset's images."""
+    from .core.adapters import validate
+    from .core.errors import ModelError
+    from .core.model_spec import open_model, refuse_overwrite
+
+    if args.resume:
+        raise ValueError("--resume and --model both name the model to train; give one of them")
+    refuse_overwrite(args.out, args.model, args.weights)
+    opened = open_model(args.model, weights=args.weights, likelihood=args.likelihood, device=device)
+    model = validate(opened.model, data.x_train[:8])
+    if not model.trainable:
+        raise ModelError(f"{model.describe()} has no trainable parameters, so there is nothing to fine-tune.")
+    return model, opened.history

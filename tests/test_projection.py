@@ -64,3 +64,29 @@ def test_active_units_threshold():
     rng = np.random.default_rng(1)
     mu = np.stack([rng.normal(size=1000), 0.05 * rng.normal(size=1000), np.zeros(1000)], axis=1)
     assert active_units(mu).tolist() == [True, False, False]
+
+
+def test_traversal_of_the_top_dimensions_by_kl():
+    from latentlab.core.analysis import top_dims_by_kl
+
+    kl = np.array([0.1, 3.0, 0.0, 2.0, 3.0])
+    assert list(top_dims_by_kl(kl, 3)) == [1, 4, 3]
+    codes = traversal_codes(np.zeros(5, np.float32), np.array([-1.0, 1.0], np.float32), dims=[4, 1])
+    assert codes.shape == (2, 2, 5)
+    assert codes[0, :, 4].tolist() == [-1.0, 1.0] and codes[1, :, 1].tolist() == [-1.0, 1.0]
+    assert codes[0, :, :4].sum() == 0 and codes[1, :, [0, 2, 3, 4]].sum() == 0
+
+
+def test_pca_of_thousands_of_dimensions_finds_the_top_directions():
+    from latentlab.core.projection import EXACT_PCA_MAX_K, pca_projection
+
+    rng = np.random.default_rng(1)
+    k = 4 * EXACT_PCA_MAX_K
+    u = np.linalg.qr(rng.standard_normal((k, 2)))[0]
+    means = rng.standard_normal((3000, 2)) * [5.0, 3.0] @ u.T + 0.1 * rng.standard_normal((3000, k))
+    basis = pca_projection(means).basis
+    assert basis.shape == (k, 2)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(2), atol=1e-9)
+    exact = np.linalg.svd(means - means.mean(0), full_matrices=False)[2][:2].T
+    np.testing.assert_allclose(np.abs(basis.T @ exact), np.eye(2), atol=1e-6)
+    assert np.abs(basis.T @ u).diagonal().min() > 0.98

@@ -47,3 +47,43 @@ def test_sweep_stops_when_asked():
 def test_empty_folder_is_refused(tmp_path):
     with pytest.raises(LatentLabError, match="no β-sweep"):
         load_sweep(tmp_path)
+
+
+def test_sweep_of_a_foreign_model_fine_tunes_copies_and_round_trips(tmp_path):
+    import torch
+    from torch import nn
+
+    from latentlab.core.adapters import as_latent_model, validate
+    from latentlab.core.sweep import point_model
+
+    class Flat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.enc, self.dec = nn.Linear(64, 8), nn.Linear(4, 64)
+
+        def encode(self, x):
+            return self.enc(x.flatten(1)).chunk(2, 1)
+
+        def decode(self, z):
+            return self.dec(z)
+
+    data = load_dataset("digits")
+    base = validate(as_latent_model(Flat()), data.x_train[:4])
+    base.spec = "unused.py:Flat"
+    start = {k: v.clone() for k, v in base.state_dict().items()}
+    tcfg = TrainConfig(epochs=8, lr=3e-3, device="cpu", scatter_points=0)
+    points = [p for _, p in run_sweep(data, base, [0.2, 5.0], tcfg) if isinstance(p, SweepPoint)]
+    assert [p.config for p in points] == [None, None]
+    assert all(torch.equal(v, start[k]) for k, v in base.state_dict().items())  # copies were trained
+    assert points[1].rate < points[0].rate
+    with pytest.raises(LatentLabError, match="open that model"):
+        save_sweep(tmp_path / "s", points, dataset="digits")
+    save_sweep(tmp_path / "s", points, dataset="digits", base=base)
+    loaded, dataset = load_sweep(tmp_path / "s", base=base)
+    assert dataset == "digits" and [p.beta for p in loaded] == [0.2, 5.0]
+    for a, b in zip(points, loaded):
+        assert a.rate == pytest.approx(b.rate)
+        assert all(np.array_equal(a.weights[k], b.weights[k]) for k in a.weights)
+    m = point_model(loaded[1], base)
+    assert torch.equal(m.net.dec.bias, torch.from_numpy(points[1].weights["net.dec.bias"]))

@@ -39,7 +39,7 @@ def decode(model, z: np.ndarray, batch: int = 4096) -> np.ndarray:
     z = np.asarray(z, dtype=np.float32).reshape(-1, model.latent_dim)
     out = [model.mean_image(model.decode(torch.from_numpy(z[i:i + batch]).to(dev))).cpu()
            for i in range(0, len(z), batch)]
-    return torch.cat(out).numpy() if out else np.zeros((0, *model.cfg.image_shape), np.float32)
+    return torch.cat(out).numpy() if out else np.zeros((0, *model.image_shape), np.float32)
 
 
 @torch.no_grad()
@@ -152,11 +152,18 @@ def traversal_values(n: int, kind: str = "sigma") -> np.ndarray:
     return np.linspace(-3.0, 3.0, n).astype(np.float32)
 
 
-def traversal_codes(anchor: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Codes (K, n, K): row d sweeps coordinate d through `values`, the rest stay at the anchor."""
+def traversal_codes(anchor: np.ndarray, values: np.ndarray, dims=None) -> np.ndarray:
+    """Codes (len(dims), n, K): row i sweeps coordinate dims[i] through `values`, the rest stay at
+    the anchor. dims defaults to every coordinate; for K in the thousands pass `top_dims_by_kl`."""
     anchor = np.asarray(anchor, dtype=np.float32)
-    k = anchor.shape[0]
-    codes = np.repeat(np.repeat(anchor[None, None, :], k, 0), len(values), 1)
-    for d in range(k):
-        codes[d, :, d] = values
+    dims = np.arange(anchor.shape[0]) if dims is None else np.asarray(dims, dtype=np.int64)
+    codes = np.repeat(np.repeat(anchor[None, None, :], len(dims), 0), len(values), 1)
+    for row, d in enumerate(dims):
+        codes[row, :, d] = values
     return codes
+
+
+def top_dims_by_kl(kl_per_dim, n: int) -> np.ndarray:
+    """The n latent dimensions with the most KL, most first (ties keep index order)."""
+    kl = np.asarray(kl_per_dim, dtype=np.float64)
+    return np.argsort(-kl, kind="stable")[:max(0, int(n))]

@@ -13,5 +13,5 @@ class CheckpointError(LatentLabError):
     """A checkpoint file is missing, broken, hostile or incompatible."""
 
 
-class TrainingError(LatentLabError):
-    """Training stopped because it could not go on (non-finite loss, out of memory)."""
+class ModelError(LatentLabError):
+    """A model SPEC, the user's model code or what it returns cannot be used."""

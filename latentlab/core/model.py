@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .adapters import LatentModel
 from .config import ModelConfig
 
 LOG_2PI = math.log(2 * math.pi)
@@ -30,7 +31,9 @@ class _ConvTrunk(nn.Module):
             raise ValueError(f"images of {hw[0]}x{hw[1]} are too small for {len(channels)} conv layers.")
 
 
-class VAE(nn.Module):
+class VAE(LatentModel):
+    """latentlab's own VAE; it is a LatentModel directly, so every view treats it like any other."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -64,6 +67,17 @@ class VAE(nn.Module):
     @property
     def latent_dim(self) -> int:
         return self.cfg.latent_dim
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.cfg.latent_dim,)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.cfg.image_shape
+
+    def describe(self) -> str:
+        return f"latentlab {self.cfg.arch} VAE (K = {self.cfg.latent_dim}, {self.cfg.likelihood})"
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, C, H, W) in [0, 1] -> posterior mean and clamped log-variance, each (B, K)."""
@@ -105,13 +119,6 @@ class VAE(nn.Module):
         if self.cfg.likelihood == "bernoulli":
             return torch.sigmoid(params)
         return params.clamp(0.0, 1.0)
-
-    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None):
-        mu, logvar = self.encode(x)
-        if eps is None:
-            eps = torch.randn_like(mu)
-        z = mu + torch.exp(0.5 * logvar) * eps
-        return mu, logvar, z, self.decode(z)
 
 
 def _mlp(widths: list[int]) -> nn.Sequential:

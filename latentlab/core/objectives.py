@@ -34,6 +34,23 @@ def log_std_normal(z: torch.Tensor) -> torch.Tensor:
     return -0.5 * (LOG_2PI + z.square()).sum(-1)
 
 
+def reparameterize(mu, logvar, eps):
+    """z = mu + σ·ε with σ = exp(logvar / 2); torch tensors or numpy arrays, eps broadcasting
+    against mu (extra leading sample axes are fine)."""
+    exp = torch.exp if isinstance(logvar, torch.Tensor) else np.exp
+    return mu + exp(0.5 * logvar) * eps
+
+
+def elbo_terms(model, x: torch.Tensor, eps: torch.Tensor):
+    """The ELBO's two terms for a batch with given noise, through the model protocol only.
+
+    Returns (mu, logvar, reconstruction NLL (B,), KL per dimension (B, K)); training, its test
+    records and evaluation all compute the ELBO here."""
+    mu, logvar = model.encode(x)
+    rec = -model.log_likelihood(x, model.decode(reparameterize(mu, logvar, eps)))
+    return mu, logvar, rec, kl_per_dim(mu, logvar)
+
+
 def beta_at(step: int, beta: float, warmup_steps: int) -> float:
     """Linear KL warm-up: β grows from 0 to its value over `warmup_steps` optimiser steps."""
     if warmup_steps <= 0:
@@ -67,8 +84,7 @@ def elbo_mc(log_lik: LogLik, mu: torch.Tensor, logvar: torch.Tensor, samples: in
 
     Returns (elbo (B,), expected log-likelihood (B,), KL per dimension (B, K))."""
     eps = torch.randn((samples, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
-    z = mu + torch.exp(0.5 * logvar) * eps
-    rec = log_lik(z).mean(0)
+    rec = log_lik(reparameterize(mu, logvar, eps)).mean(0)
     kl = kl_per_dim(mu, logvar)
     return rec - kl.sum(-1), rec, kl
 
@@ -92,7 +108,7 @@ def elbo_quadrature(log_lik: LogLik, mu: torch.Tensor, logvar: torch.Tensor, ord
     Returns (elbo (B,), expected log-likelihood (B,), KL per dimension (B, K))."""
     nodes, weights = gauss_hermite(order, mu.shape[-1], dtype=mu.dtype)
     nodes, weights = nodes.to(mu.device), weights.to(mu.device)
-    z = mu.unsqueeze(0) + torch.exp(0.5 * logvar).unsqueeze(0) * nodes.unsqueeze(1)  # (N, B, K)
+    z = reparameterize(mu, logvar, nodes.unsqueeze(1))  # (N, B, K)
     rec = (weights.unsqueeze(1) * log_lik(z)).sum(0)
     kl = kl_per_dim(mu, logvar)
     return rec - kl.sum(-1), rec, kl
@@ -109,7 +125,7 @@ def iwae_log_px(log_lik: LogLik, mu: torch.Tensor, logvar: torch.Tensor, k: int,
     while done < k:
         n = min(chunk, k - done)
         eps = torch.randn((n, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
-        z = mu + torch.exp(0.5 * logvar) * eps
+        z = reparameterize(mu, logvar, eps)
         logw = log_lik(z) + log_std_normal(z) - log_normal(z, mu, logvar)
         part = torch.logsumexp(logw, dim=0)
         total = part if total is None else torch.logaddexp(total, part)

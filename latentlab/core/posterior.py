@@ -62,7 +62,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .objectives import LOG_2PI, LogLik, elbo_quadrature, iwae_log_px, model_log_lik
+from .objectives import LOG_2PI, LogLik, elbo_quadrature, iwae_log_px, model_log_lik, reparameterize
 
 Q_SIGMAS = 6.0           # the q box is mu ± Q_SIGMAS·σ
 PRIOR_HALF_WIDTH = 4.0   # the prior's bulk searched by the coarse pass: [-4, 4]² (mass outside 6e-5)
@@ -369,7 +369,7 @@ def kl_aggregate_prior(mu, logvar, n_samples: int, rng: np.random.Generator,
         keep = rng.choice(len(mu), size=int(max_components), replace=False)
         mu, logvar = mu[keep], logvar[keep]
     comp = rng.integers(0, len(mu), size=int(n_samples))
-    z = mu[comp] + np.exp(0.5 * logvar[comp]) * rng.standard_normal((int(n_samples), mu.shape[1]))
+    z = reparameterize(mu[comp], logvar[comp], rng.standard_normal((int(n_samples), mu.shape[1])))
     log_q = aggregate_log_density_at(z, mu, logvar)
     log_p = -0.5 * (mu.shape[1] * LOG_2PI + np.square(z).sum(1))
     return float(np.mean(log_q - log_p))
@@ -404,12 +404,6 @@ def _logsumexp(a: np.ndarray) -> float:
     if not np.isfinite(m):
         return m
     return m + math.log(float(np.sum(np.exp(a - m))))
-
-
-def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
-    m = np.max(a, axis=1)
-    safe = np.where(np.isfinite(m), m, 0.0)
-    return safe + np.log(np.sum(np.exp(a - safe[:, None]), axis=1))
 
 
 def _log_normal_1d(t: np.ndarray, mu: float, logvar: float) -> np.ndarray:

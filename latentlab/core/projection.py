@@ -48,6 +48,22 @@ def dims_projection(k: int, i: int = 0, j: int = 1) -> Projection:
     return Projection(basis=basis, kind="dims", dims=(min(i, k - 1), j if k > 1 else 0))
 
 
+# Past this latent size (a diffusers VAE has thousands) a full SVD of the means costs seconds to
+# minutes; the two top directions come from a randomized range finder instead (Halko et al. 2011).
+EXACT_PCA_MAX_K = 256
+
+
+def _top2_randomized(centred: np.ndarray, oversample: int = 10, power_iters: int = 4) -> np.ndarray:
+    """The two leading right singular vectors of `centred` (N, K), (K, 2); seeded, so repeatable."""
+    omega = np.random.default_rng(0).standard_normal((centred.shape[1], 2 + oversample))
+    q, _ = np.linalg.qr(centred @ omega)
+    for _ in range(power_iters):
+        q, _ = np.linalg.qr(centred.T @ q)
+        q, _ = np.linalg.qr(centred @ q)
+    _, _, vt = np.linalg.svd(q.T @ centred, full_matrices=False)
+    return vt[:2].T.copy()
+
+
 def pca_projection(means: np.ndarray) -> Projection:
     """The first two principal directions of the posterior means (no whitening, so the prior stays N(0, I))."""
     means = np.asarray(means, dtype=np.float64)
@@ -55,8 +71,11 @@ def pca_projection(means: np.ndarray) -> Projection:
     if k < 2 or len(means) < 2:
         return dims_projection(k)
     centred = means - means.mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    basis = vt[:2].T.copy()
+    if k > EXACT_PCA_MAX_K:
+        basis = _top2_randomized(centred)
+    else:
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        basis = vt[:2].T.copy()
     # Fix the sign so the same model always gives the same picture.
     basis *= np.sign(basis[np.abs(basis).argmax(0), [0, 1]])
     return Projection(basis=basis, kind="pca")

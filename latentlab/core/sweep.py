@@ -13,10 +13,12 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .adapters import LatentModel
+from .checkpoint import load_checkpoint
 from .config import ModelConfig, TrainConfig
 from .errors import CheckpointError, LatentLabError
 from .model import build_model
+from .model_spec import load_weights, save_model, weights_history
 from .training import train
 
 
@@ -25,7 +27,7 @@ class SweepPoint:
     beta: float
     rate: float                 # test KL(q(z|x) || p(z)), nats per example
     distortion: float           # test reconstruction NLL, nats per example
-    config: ModelConfig
+    config: ModelConfig | None  # None for a fine-tuned copy of a foreign model
     weights: dict               # CPU numpy state dict
     history: tuple
     path: Path | None = None    # where it was saved or loaded from
@@ -37,13 +39,15 @@ def log_betas(lo: float, hi: float, n: int) -> list[float]:
     return [float(f"{v:.4g}") for v in np.geomspace(lo, hi, n)]
 
 
-def run_sweep(data, config: ModelConfig, betas: list[float], tcfg: TrainConfig,
+def run_sweep(data, config: ModelConfig | LatentModel, betas: list[float], tcfg: TrainConfig,
               should_stop: Callable[[], bool] | None = None) -> Iterator[tuple[int, object]]:
-    """Train a fresh model for each β. Yields (i, Snapshot) while training model i and
-    (i, SweepPoint) when it is done; stops after a cancelled or failed run."""
+    """Train one model for each β: a fresh latentlab VAE for a ModelConfig, a copy of the given
+    model (fine-tuned from its weights) for a LatentModel. Yields (i, Snapshot) while training
+    model i and (i, SweepPoint) when it is done; stops after a cancelled or failed run."""
     stop = should_stop or (lambda: False)
+    own = isinstance(config, ModelConfig)
     for i, beta in enumerate(betas):
-        model = build_model(config, seed=tcfg.seed)
+        model = build_model(config, seed=tcfg.seed) if own else config.copy()
         last = None
         for snap in train(model, data, dataclasses.replace(tcfg, beta=float(beta)), should_stop=stop):
             last = snap
@@ -52,7 +56,7 @@ def run_sweep(data, config: ModelConfig, betas: list[float], tcfg: TrainConfig,
             return
         rec = last.history[-1]
         yield i, SweepPoint(beta=float(beta), rate=float(rec.get("test_kl", rec["kl"])),
-                            distortion=float(rec.get("test_recon", rec["recon"])), config=config,
+                            distortion=float(rec.get("test_recon", rec["recon"])), config=config if own else None,
                             weights=last.weights, history=last.history)
 
 
@@ -60,7 +64,20 @@ def point_file(folder: Path, beta: float) -> Path:
     return Path(folder) / f"beta_{beta:.4g}.safetensors"
 
 
-def save_sweep(folder, points: list[SweepPoint], dataset: str) -> list[Path]:
+def point_model(point: SweepPoint, base: LatentModel | None = None) -> LatentModel:
+    """The model of one sweep point: a latentlab VAE from its config, or a copy of `base` (the
+    foreign model the sweep fine-tuned) holding the point's weights."""
+    if point.config is not None:
+        model = build_model(point.config, seed=None)
+    elif base is not None:
+        model = base.copy()
+    else:
+        raise LatentLabError("This sweep fine-tuned a foreign model; open that model to use its points.")
+    model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in point.weights.items()})
+    return model.eval()
+
+
+def save_sweep(folder, points: list[SweepPoint], dataset: str, base: LatentModel | None = None) -> list[Path]:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -68,28 +85,36 @@ def save_sweep(folder, points: list[SweepPoint], dataset: str) -> list[Path]:
         raise LatentLabError(f"Cannot create {folder}: {exc.strerror or exc}.") from None
     paths = []
     for p in points:
-        model = build_model(p.config, seed=None)
-        model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in p.weights.items()})
-        paths.append(save_checkpoint(point_file(folder, p.beta), model, dataset=dataset, history=p.history))
+        paths.append(save_model(point_file(folder, p.beta), point_model(p, base), dataset=dataset, history=p.history))
     return paths
 
 
-def load_sweep(folder) -> tuple[list[SweepPoint], str]:
-    """Every `beta_*.safetensors` checkpoint in a folder, sorted by β, with the dataset spec."""
+def load_sweep(folder, base: LatentModel | None = None) -> tuple[list[SweepPoint], str]:
+    """Every `beta_*.safetensors` file in a folder, sorted by β, with the dataset spec. Weights files
+    of a fine-tuned foreign model are read into copies of `base` (that model, opened by the caller)."""
     folder = Path(folder)
     files = sorted(f for f in folder.glob("beta_*.safetensors") if re.fullmatch(r"beta_[-+.\deE]+\.safetensors", f.name))
     if not folder.is_dir() or not files:
         raise LatentLabError(f"{folder} holds no β-sweep checkpoints (beta_*.safetensors).")
     points, dataset = [], ""
     for f in files:
-        ckpt = load_checkpoint(f)
-        if not ckpt.history:
+        model, config, history, file_dataset = _load_point(f, base)
+        if not history:
             raise CheckpointError(f"{f} has no training history, so its rate and distortion are unknown.")
-        rec = ckpt.history[-1]
+        rec = history[-1]
         beta = float(rec.get("beta", math.nan))
         points.append(SweepPoint(beta=beta, rate=float(rec.get("test_kl", rec["kl"])),
-                                 distortion=float(rec.get("test_recon", rec["recon"])), config=ckpt.config,
-                                 weights={k: v.detach().numpy() for k, v in ckpt.model.state_dict().items()},
-                                 history=tuple(ckpt.history), path=f))
-        dataset = dataset or ckpt.dataset
+                                 distortion=float(rec.get("test_recon", rec["recon"])), config=config,
+                                 weights={k: v.detach().cpu().numpy() for k, v in model.state_dict().items()},
+                                 history=tuple(history), path=f))
+        dataset = dataset or file_dataset
     return sorted(points, key=lambda p: p.beta), dataset
+
+
+def _load_point(f: Path, base):
+    if base is None:
+        ckpt = load_checkpoint(f)
+        return ckpt.model, ckpt.config, ckpt.history, ckpt.dataset
+    model = base.copy()
+    meta = load_weights(model, f)
+    return model, None, weights_history(meta), meta.get("dataset", "")

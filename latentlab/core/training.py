@@ -19,7 +19,7 @@ import torch
 from .config import TrainConfig
 from .data import Dataset
 from .device import resolve_device
-from .objectives import beta_at, kl_per_dim, kl_penalty
+from .objectives import beta_at, elbo_terms, kl_penalty
 
 _OOM_ERRORS = tuple({getattr(torch, "OutOfMemoryError", MemoryError), torch.cuda.OutOfMemoryError, MemoryError})
 
@@ -141,10 +141,7 @@ def _train(model, data, cfg, history, should_stop, device) -> Iterator[Snapshot]
                     eps = torch.randn((xb.shape[0], k), generator=gen, device=device)
                 if not fixed_beta:
                     beta = beta_at(step, cfg.beta, cfg.warmup_steps)
-                mu, logvar = model.encode(xb)
-                z = mu + torch.exp(0.5 * logvar) * eps
-                rec = -model.log_likelihood(xb, model.decode(z))
-                kl = kl_per_dim(mu, logvar)
+                _, _, rec, kl = elbo_terms(model, xb, eps)
                 penalty = kl_penalty(kl, cfg.free_bits)
                 loss = rec.mean() + (penalty if beta == 1.0 else beta * penalty)  # 1·x is x: skip the op
                 for p in params:
@@ -264,9 +261,9 @@ def _epoch_record(model, number, cfg, step, acc: _Window, x_test, seconds) -> di
         test = _Window(model.latent_dim, x_test.device)
         for i in range(0, x_test.shape[0], 2048):
             xb = x_test[i:i + 2048]
-            mu, logvar = model.encode(xb)
-            z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen, device=mu.device)
-            test.add(-model.log_likelihood(xb, model.decode(z)), kl_per_dim(mu, logvar))
+            eps = torch.randn((xb.shape[0], model.latent_dim), generator=gen, device=xb.device)
+            _, _, rec, kl = elbo_terms(model, xb, eps)
+            test.add(rec, kl)
         model.train()
         t_rec, t_kl, _ = test.means()
         record.update(test_recon=t_rec, test_kl=t_kl, test_elbo=-(t_rec + t_kl))

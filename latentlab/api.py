@@ -1,0 +1,136 @@
+"""The Python API: explore or evaluate your own VAE from a script or a notebook.
+
+    import latentlab
+    latentlab.evaluate(my_vae, images)          # the dict `latentlab eval --json` prints
+    latentlab.explore(my_vae, images, labels)   # the window, on your model and images
+
+`model` is an nn.Module with encode(x) and decode(z) (see the README's "Explore your own VAE"),
+a `core.adapters.LatentModel`, or a model SPEC string. `data` is a numpy array or tensor of images
+(N×H×W, N×C×H×W or N×H×W×C; values in 0..1, or 0..255 for integers), a torch Dataset yielding
+(image, label), a latentlab dataset SPEC string, or a `core.data.Dataset`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .core.errors import DatasetError, LatentLabError
+
+
+def evaluate(model, data, *, likelihood=None, iw_samples: int = 100, device: str = "cpu") -> dict:
+    """Test-set ELBO, reconstruction, KL (total and per dimension), active units, and the
+    importance-weighted log p(x) with the gap; the same dict `latentlab eval --json` prints."""
+    from .core import analysis
+
+    if int(iw_samples) < 0:
+        raise ValueError("iw_samples must be 0 or more.")
+    lm, spec = _model(model, likelihood, device)
+    ds = as_dataset(data)
+    x = ds.x_test if len(ds.x_test) else ds.x_train
+    stats = analysis.evaluate(_validated(lm, ds), x, iw_samples=int(iw_samples))
+    stats.update(checkpoint=spec, model=spec, description=lm.describe(), dataset=ds.spec)
+    return stats
+
+
+def explore(model, data=None, labels=None, *, likelihood=None):
+    """Open the latentlab window on `model` and `data` (default: the digits).
+
+    In a plain script this blocks until the window is closed. Inside IPython it returns the window
+    at once, with Qt's event loop integrated into the prompt (as `%gui qt` does)."""
+    lm, _ = _model(model, likelihood, "cpu")
+    ds = as_dataset("digits" if data is None else data, labels)
+    _validated(lm, ds)
+    try:
+        from .gui.app import open_window
+    except ImportError:
+        raise LatentLabError("latentlab.explore needs a window that can open a model object, which this version "
+                             "of the GUI does not have yet; use latentlab.evaluate or `latentlab eval --model`.") from None
+    from PySide6 import QtWidgets
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["latentlab"])
+    window = open_window(lm, ds)
+    shell = _ipython()
+    if shell is not None:
+        if not getattr(shell, "active_eventloop", None):
+            shell.enable_gui("qt")
+        return window
+    app.exec()
+    return window
+
+
+def _ipython():
+    import sys
+
+    if "IPython" not in sys.modules:
+        return None
+    return sys.modules["IPython"].get_ipython()
+
+
+def _model(model, likelihood, device):
+    """(LatentModel, the label `eval --json` reports as its model) for whatever the caller passed."""
+    from .core.adapters import as_latent_model
+    from .core.model_spec import load_model
+
+    if isinstance(model, (str, Path)):
+        return load_model(str(model), likelihood=likelihood, device=device), str(model)
+    lm = as_latent_model(model, likelihood=likelihood, name=type(model).__name__)
+    return lm.to(device).eval(), getattr(lm, "spec", None) or type(model).__name__
+
+
+def _validated(lm, ds):
+    from .core.adapters import validate
+
+    return validate(lm, ds.x_train[:8])
+
+
+def as_dataset(data, labels=None):
+    """A latentlab Dataset from a SPEC, a Dataset, an array or tensor of images, or a torch Dataset;
+    arrays are split 80/20 into train and test like any unsplit dataset."""
+    from .core import data as data_mod
+
+    if isinstance(data, data_mod.Dataset):
+        return data
+    if isinstance(data, str):
+        return data_mod.load_dataset(data)
+    x, y = _arrays(data, labels)
+    where = "the images passed to latentlab"
+    x = data_mod._npz_images(x, where, "the image array")
+    y = data_mod._npz_labels(y, len(x), where, "labels")
+    if y is None:
+        y = np.zeros(len(x), np.int64)
+    names = tuple(str(i) for i in range(int(y.max()) + 1)) if len(y) else ("0",)
+    return data_mod._split_dataset("array", "your images", x, y, names, where)
+
+
+def _arrays(data, labels):
+    import torch
+
+    if isinstance(data, torch.Tensor):
+        return data.detach().cpu().numpy(), _labels(labels)
+    if isinstance(data, np.ndarray):
+        return data, _labels(labels)
+    if isinstance(data, torch.utils.data.Dataset) and hasattr(data, "__len__"):
+        xs, ys = [], []
+        for i in range(len(data)):
+            item = data[i]
+            img, lab = (item[0], item[1]) if isinstance(item, (tuple, list)) and len(item) >= 2 else (item, None)
+            xs.append(np.asarray(img.detach().cpu() if isinstance(img, torch.Tensor) else img))
+            ys.append(lab)
+        if not xs:
+            raise DatasetError("The torch Dataset passed to latentlab is empty.")
+        if len({a.shape for a in xs}) != 1:
+            raise DatasetError("The torch Dataset passed to latentlab yields images of different shapes.")
+        y = None if any(v is None for v in ys) else np.asarray([int(v) for v in ys])
+        return np.stack(xs), _labels(labels) if labels is not None else y
+    raise DatasetError(f"latentlab reads images from a numpy array, a tensor, a torch Dataset or a dataset SPEC, "
+                       f"not a {type(data).__name__}.")
+
+
+def _labels(labels):
+    if labels is None:
+        return None
+    import torch
+
+    return labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
