@@ -55,7 +55,7 @@ class Checkpoint:
 def save_checkpoint(path, model: VAE, *, dataset: str, history=(), train_config: TrainConfig | None = None) -> Path:
     path = Path(path)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    from .. import __version__
+    from .._version import __version__
 
     metadata = {
         "format": FORMAT,

@@ -197,7 +197,7 @@ def _call_factory(module, name: str, spec: str):
 
 def save_weights(path, model: LatentModel, *, model_spec: str, dataset: str = "", history=()) -> Path:
     """The model's own state_dict as .safetensors, written atomically; the SPEC goes in the metadata."""
-    from .. import __version__
+    from .._version import __version__
     from .checkpoint import write_atomic
 
     path = Path(path)

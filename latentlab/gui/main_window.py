@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from .. import __version__
+from .._version import __version__
 from .aggregate_view import AggregateView
 from .collapse_view import CollapseView
 from .controls import TrainingControls
