@@ -17,7 +17,7 @@ from PySide6 import QtCore
 from . import work
 from .jobs import JobRunner
 from .runs import RunController, TrainRequest
-from .state import AnchorMode, Cursor, Endpoint, InterpolationPath, LatentPoints, ModelData
+from .state import MANY_DIMS, AnchorMode, Cursor, Endpoint, InterpolationPath, LatentPoints, ModelData
 
 __all__ = ["Session", "TrainRequest", "Endpoint"]
 
@@ -69,6 +69,9 @@ class Session(QtCore.QObject):
         self.jobs.cancel("encode")
         md.replace(model, data, history, source)
         k = model.latent_dim
+        if old_k != k:
+            # Thousands of coordinates make a poor pair of axes: a wide latent opens on the PCA of its means.
+            self.latent.use_pca = k > MANY_DIMS
         if not (same_data and old_k == k):
             self.path.clear()
         if not same_data:
@@ -85,9 +88,10 @@ class Session(QtCore.QObject):
         """The training form shows the model's own shape, so that warm starts keep it."""
         md = self.model_data
         cfg = getattr(md.model, "cfg", None)
-        if cfg is None:
-            return
         beta = float(md.history[-1].get("beta", 1.0)) if md.history else self.runs.request.beta
+        if cfg is None:  # a foreign model keeps its own shape; fine-tuning always starts from its weights
+            self.runs.set_request(latent_dim=md.model.latent_dim, beta=beta, warm_start=True)
+            return
         self.runs.set_request(latent_dim=cfg.latent_dim, arch=cfg.arch, hidden=tuple(cfg.hidden),
                               likelihood=cfg.likelihood, beta=beta)
 
@@ -96,6 +100,21 @@ class Session(QtCore.QObject):
         self.runs.stop()  # the run belongs to the model being replaced
         self.status.emit("Loading…")
         self.jobs.submit("load", work.load_checkpoint_and_data, checkpoint, dataset, on_result=self._on_loaded)
+
+    def open_model(self, spec: str, weights: str | Path | None = None, likelihood: str | None = None,
+                   dataset: str | None = None) -> None:
+        """Open a model SPEC (with fine-tuned weights and a likelihood, if given) off the GUI thread,
+        check it on a batch of the named dataset (default: the open one) and make it the window's
+        model. A model that fails keeps the current one; the banner says why in one sentence."""
+        self.status.emit(f"Opening {spec}…")
+        self.jobs.submit("load", work.open_model_and_data, str(spec), weights, likelihood, dataset,
+                         None if dataset else self.model_data.data, on_result=self._on_loaded)
+
+    def open_model_object(self, model, data) -> None:
+        """A model object already checked on `data` (latentlab.explore) becomes the window's model."""
+        self.replace_model(model, data, [], None)
+        self.status.emit(f"{data.name}: {len(data.x_train):,} training images, {model.describe()}")
+        self.loaded.emit()
 
     def open_dataset(self, spec: str) -> None:
         self.runs.stop()
@@ -118,39 +137,44 @@ class Session(QtCore.QObject):
         if not self._warmed:
             self._warmed = True
             self.jobs.submit("warm-up", work.warm_up_training, on_result=lambda _: gc.freeze())
-        self.status.emit(f"{result.data.name}: {len(result.data.x_train):,} training images, K = {result.model.latent_dim}")
+        what = result.model.describe() if self.model_data.foreign else f"K = {result.model.latent_dim}"
+        self.status.emit(f"{result.data.name}: {len(result.data.x_train):,} training images, {what}")
         self.loaded.emit()
 
     def use_sweep_point(self, point) -> None:
         """Make one model of the sweep the explorer's model."""
-        import torch
-
-        from ..core.model import build_model
+        from ..core.sweep import point_model
 
         if self.runs.busy:
             self.report_error("Stop the running job before loading a model from the sweep.")
             return
-        model = build_model(point.config, seed=None)
-        model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in point.weights.items()})
-        model.eval()
-        self.replace_model(model, None, point.history, point.path)
+        md = self.model_data
+        # A foreign model's sweep holds fine-tuned copies of it: the point's weights go into a copy.
+        model = point_model(point, md.model if point.config is None else None)
+        self.replace_model(model, None, point.history, md.source if point.config is None else point.path)
         self.status.emit(f"Loaded the β = {point.beta:g} model of the sweep.")
 
     def save_checkpoint(self, path: str | Path) -> None:
-        from ..core.checkpoint import save_checkpoint
+        """latentlab's own VAE as a checkpoint; a foreign model's fine-tuned state_dict as a weights
+        file with its SPEC in the metadata (reopened with --model SPEC --weights FILE), never over
+        the user's own files."""
         from ..core.errors import LatentLabError
+        from ..core.model_spec import refuse_overwrite, save_model
 
         md = self.model_data
         if md.model is None:
             self.report_error("There is no model to save yet.")
             return
         try:
-            save_checkpoint(path, md.model, dataset=md.dataset_spec, history=md.history)
+            if md.foreign and md.spec:
+                refuse_overwrite(path, md.spec, md.source)
+            save_model(path, md.model, dataset=md.dataset_spec, history=md.history)
         except LatentLabError as exc:
-            self.report_error(str(exc))
+            self.report_error(str(exc).replace("--out ", "", 1))
             return
-        md.source = Path(path)
-        self.status.emit(f"Saved {path}")
+        if not md.foreign:  # a foreign model's source stays its user's weights file, which is never written
+            md.source = Path(path)
+        self.status.emit(f"Saved {path}" + (f"; reopen it with --model {md.spec} --weights {path}" if md.foreign else ""))
 
     def encode_all(self) -> None:
         """Encode the whole training set off the GUI thread and show it."""

@@ -56,13 +56,37 @@ def load_checkpoint_and_data(checkpoint, dataset) -> Loaded:
     return Loaded(ckpt.model, data, list(ckpt.history), path, encode_all(ckpt.model, data.x_train))
 
 
+def open_model_and_data(spec, weights, likelihood, dataset, current_data) -> Loaded:
+    """A model SPEC (with optional weights and likelihood) checked on one batch of the named dataset,
+    else the open one, else the dataset its weights record, else the digits."""
+    from ..core.adapters import validate
+    from ..core.data import load_dataset
+    from ..core.model_spec import open_model
+
+    opened = open_model(spec, weights=weights, likelihood=likelihood or None)
+    if dataset:
+        data = load_dataset(dataset)
+    else:
+        data = current_data if current_data is not None else load_dataset(opened.dataset or "digits")
+    model = validate(opened.model, data.x_train[:8])
+    source = Path(weights) if weights is not None else (Path(spec) if spec.lower().endswith(".safetensors") else None)
+    return Loaded(model, data, list(opened.history), source, encode_all(model, data.x_train))
+
+
 def load_data_for(spec, model) -> Loaded:
-    """A new dataset keeps the model (a copy) when the image shape fits, else starts an untrained one."""
+    """A new dataset keeps the model (a copy) when the image shape fits, else starts an untrained one;
+    a model of the user's own is kept if it reads the new images, else the dataset is refused."""
     from ..core.config import ModelConfig
     from ..core.data import load_dataset
     from ..core.model import build_model
 
     data = load_dataset(spec)
+    if model is not None and getattr(model, "cfg", None) is None:
+        from ..core.adapters import validate
+
+        # Checked on a copy: a model that does not read these images leaves the shown one as it was.
+        model = validate(model.copy(), data.x_train[:8])
+        return Loaded(model, data, None, None, encode_all(model, data.x_train))
     if model is None or model.cfg.image_shape != data.image_shape:
         k = model.latent_dim if model is not None else 2
         model = build_model(ModelConfig(image_shape=data.image_shape, latent_dim=k), seed=0).eval()
