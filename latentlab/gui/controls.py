@@ -102,6 +102,7 @@ class TrainingControls(QtWidgets.QGroupBox):
         self.latent_dim = QtWidgets.QSpinBox(minimum=1, maximum=64)
         self.hidden = QtWidgets.QLineEdit(",".join(str(v) for v in runs.request.hidden))
         self.hidden.setToolTip("Hidden layer widths, comma-separated")
+        self.hidden.setPlaceholderText("your model's own")
         self.likelihood = QtWidgets.QComboBox()
         self.likelihood.addItems(["bernoulli", "gaussian"])
         self.epochs = QtWidgets.QSpinBox(minimum=1, maximum=100000)
@@ -153,6 +154,7 @@ class TrainingControls(QtWidgets.QGroupBox):
             w.setEnabled(True)
         # A foreign latent can be far wider than a new model's (the box shows its K).
         self.latent_dim.setMaximum(max(64, md.model.latent_dim if md.foreign else 0))
+        self._show_request()
         if not md.foreign:
             return
         name = md.model.describe()
@@ -198,6 +200,10 @@ class TrainingControls(QtWidgets.QGroupBox):
         self.epochs.setValue(r.epochs)
         self.lr.setValue(r.lr)
         self.warm.setChecked(r.warm_start)
+        if self.model_data.foreign:  # its architecture is the user's own: the request's values would mislead
+            self.arch.setCurrentIndex(-1)
+            self.likelihood.setCurrentIndex(-1)
+            self.hidden.clear()
         for w in widgets:
             w.blockSignals(False)
         if abs(self.beta.value() - r.beta) > 1e-9:
