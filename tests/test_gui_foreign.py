@@ -298,3 +298,40 @@ def test_open_window_is_what_explore_opens_and_returns_at_once_in_ipython(qtbot,
         assert not window.save_action.isEnabled() and "Python object" in window.save_action.toolTip()
     finally:
         window.close()
+
+
+def test_explore_runs_the_event_loop_in_a_plain_script(qtbot, user_file, monkeypatch):
+    import latentlab
+    from latentlab import api
+
+    ran = []
+
+    def exec_(*_):
+        ran.append(1)
+        for w in QtWidgets.QApplication.topLevelWidgets():
+            if w.objectName() == "mainWindow" and w.isVisible():
+                wait_idle(w.session)
+                w.close()
+        return 0
+
+    monkeypatch.setattr(api, "_ipython", lambda: None)
+    monkeypatch.setattr(QtWidgets.QApplication, "exec", exec_)
+    latentlab.explore(load_model(f"{user_file}:make").net)
+    assert ran == [1]
+
+
+def test_cli_gui_model_weights_screenshot_and_a_refusal(user_file, tmp_path):
+    import subprocess
+    import sys
+
+    weights = tmp_path / "w.safetensors"
+    save_weights(weights, load_model(f"{user_file}:make"), model_spec=f"{user_file}:make")
+    shot = tmp_path / "shot.png"
+    ok = subprocess.run([sys.executable, "-m", "latentlab", "gui", "--model", f"{user_file}:make", "--weights", str(weights),
+                         "--screenshot", str(shot)], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0 and shot.stat().st_size > 10_000, ok.stderr
+    bad = subprocess.run([sys.executable, "-m", "latentlab", "gui", "--model", f"{user_file}:raises", "--screenshot",
+                          str(tmp_path / "bad.png")], capture_output=True, text=True, timeout=300)
+    lines = [line for line in bad.stderr.splitlines() if line.startswith("latentlab:")]
+    assert bad.returncode == 2 and lines == ["latentlab: error: raises() raised RuntimeError: the weights server is down."]
+    assert not (tmp_path / "bad.png").exists()
