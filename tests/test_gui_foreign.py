@@ -335,3 +335,22 @@ def test_cli_gui_model_weights_screenshot_and_a_refusal(user_file, tmp_path):
     lines = [line for line in bad.stderr.splitlines() if line.startswith("latentlab:")]
     assert bad.returncode == 2 and lines == ["latentlab: error: raises() raised RuntimeError: the weights server is down."]
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_beta_sweep_fine_tunes_copies_and_a_point_opens_in_copy_of_the_users_model(window, qtbot, user_file, tmp_path):
+    s = window.session
+    open_spec(window, qtbot, f"{user_file}:make")
+    user_model = s.model_data.model
+    s.runs.start_sweep([0.5, 4.0], epochs=1)
+    wait_idle(s)
+    points = s.runs.sweep_points
+    assert [p.beta for p in points] == [0.5, 4.0] and all(p.config is None for p in points)
+    window.sweep.save_to(tmp_path / "sweep")
+    assert sorted(f.name for f in (tmp_path / "sweep").iterdir()) == ["beta_0.5.safetensors", "beta_4.safetensors"]
+    s.use_sweep_point(points[1])
+    wait_idle(s)
+    md = s.model_data
+    assert md.foreign and md.model is not user_model and md.spec == f"{user_file}:make"
+    assert all(np.array_equal(v.numpy(), points[1].weights[k]) for k, v in md.model.state_dict().items())
+    window.sweep.open_from(tmp_path / "sweep")
+    assert [p.beta for p in s.runs.sweep_points] == [0.5, 4.0]
