@@ -138,7 +138,8 @@ class Session(QtCore.QObject):
             self._warmed = True
             self.jobs.submit("warm-up", work.warm_up_training, on_result=lambda _: gc.freeze())
         what = result.model.describe() if self.model_data.foreign else f"K = {result.model.latent_dim}"
-        self.status.emit(f"{result.data.name}: {len(result.data.x_train):,} training images, {what}")
+        self.status.emit(f"{result.data.name}: {len(result.data.x_train):,} training images, {what}"
+                         + "".join(f" · {w}" for w in result.warnings))
         self.loaded.emit()
 
     def use_sweep_point(self, point) -> None:

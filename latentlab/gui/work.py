@@ -31,6 +31,7 @@ class Loaded:
     history: list | None   # None: keep the current history if the model shape is unchanged
     source: Path | None
     encoded: Encoded
+    warnings: tuple = ()   # what was dropped from the file's metadata, one line each
 
 
 def encode_all(model, x) -> Encoded:
@@ -70,7 +71,8 @@ def open_model_and_data(spec, weights, likelihood, dataset, current_data) -> Loa
         data = current_data if current_data is not None else load_dataset(opened.dataset or "digits")
     model = validate(opened.model, data.x_train[:8])
     source = Path(weights) if weights is not None else (Path(spec) if spec.lower().endswith(".safetensors") else None)
-    return Loaded(model, data, list(opened.history), source, encode_all(model, data.x_train))
+    return Loaded(model, data, list(opened.history), source, encode_all(model, data.x_train),
+                  tuple(getattr(opened, "warnings", ())))
 
 
 def load_data_for(spec, model) -> Loaded:
