@@ -134,6 +134,12 @@ def test_file_open_model_then_clicks_decode_with_the_users_model(window, qtbot, 
         assert not w.isEnabled() and ("Set by your model" in w.toolTip() or "always fine-tuned" in w.toolTip())
     assert c.button.isEnabled() and "Fine-tune a copy" in c.button.toolTip()
     assert c.latent_dim.value() == 2 and c.hidden.text() == ""
+    # eval: the test-set numbers of the shown weights, beside the curves (there is no history yet)
+    from latentlab.core.analysis import evaluate
+
+    expected = evaluate(md.model, md.data.x_test)
+    assert md.evaluation["elbo"] == pytest.approx(expected["elbo"]) and md.evaluation["split"] == "test"
+    assert f"ELBO {expected['elbo']:.2f} nats" in window.curves.evaluation.text()
 
     before = window.decoded.current_image.copy()
     click_view(window.latent.plot, 1.5, -1.0)
@@ -233,6 +239,13 @@ def test_wide_latent_opens_on_pca_and_traverses_the_top_dims_by_kl(window, qtbot
     t.top_n.setValue(5)
     wait_idle(s)
     assert t.images.shape[0] == 5 and len(t.row_labels) == 5
+    # fine-tuned for an epoch: the KL-per-dimension curves are the 32 dimensions with the most KL
+    s.runs.set_request(epochs=1)
+    s.runs.train()
+    wait_idle(s)
+    last = s.model_data.history[-1]["kl_per_dim"]
+    assert window.curves._dims == list(np.argsort(-np.asarray(last), kind="stable")[:32])
+    assert len(window.curves.dim_curves) == 32 and s.model_data.evaluation["latent_dim"] == 40
     # back to the built-in K = 2 model: pairs of coordinates, every row, the grid inspector
     with qtbot.waitSignal(s.loaded, timeout=60000):
         s.load()

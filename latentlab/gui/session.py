@@ -194,6 +194,17 @@ class Session(QtCore.QObject):
 
     def _show_encoded(self, e: work.Encoded) -> None:
         self.latent.set_points(e.means, None, e.logvars, e.stats, e.dim_stats)
+        self.evaluate()
+
+    def evaluate(self) -> None:
+        """The test-set evaluation of the current weights, off the GUI thread; a result for weights
+        that changed meanwhile is dropped."""
+        md = self.model_data
+        if md.model is None or md.data is None:
+            return
+        version = md.version
+        self.jobs.submit("evaluate", work.evaluate_test, self.model_copy(), md.data,
+                         on_result=lambda r: md.version == version and md.set_evaluation(r))
 
     # ----- the aggregate posterior --------------------------------------------------------------
     def _update_aggregate(self, only_if_missing: bool = False) -> None:

@@ -49,10 +49,14 @@ class ModelData(QtCore.QObject):
     modelChanged = QtCore.Signal()      # a different model (replace_model)
     weightsChanged = QtCore.Signal()    # new weights for the same model, from training
     historyChanged = QtCore.Signal()
+    evaluationChanged = QtCore.Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.model = None           # decodes in the GUI thread; workers get copies from the job runner
+        # The test-set evaluation (core.analysis.evaluate's dict) of the current weights; None until
+        # the full encode after a load or a run has been followed by one.
+        self.evaluation: dict | None = None
         self.data = None            # core.data.Dataset
         self.history: list[dict] = []
         # The checkpoint file the model came from, or a foreign model's weights file, if any.
@@ -84,6 +88,7 @@ class ModelData(QtCore.QObject):
         dataset_changed = data is not self.data
         self.model, self.data, self.history, self.source = model, data, list(history), source
         self.version += 1
+        self.set_evaluation(None)
         if dataset_changed:
             self.datasetChanged.emit()
         self.modelChanged.emit()
@@ -95,7 +100,13 @@ class ModelData(QtCore.QObject):
 
         self.model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
         self.version += 1
+        if self.evaluation is not None:
+            self.set_evaluation(None)
         self.weightsChanged.emit()
+
+    def set_evaluation(self, evaluation: dict | None) -> None:
+        self.evaluation = evaluation
+        self.evaluationChanged.emit()
 
 
 class LatentPoints(QtCore.QObject):

@@ -42,6 +42,20 @@ def encode_all(model, x) -> Encoded:
     return Encoded(mu, logvar, stats, (mean_kl_per_dim(mu, logvar), active_units(mu)))
 
 
+EVAL_IMAGES = 10_000   # the test-set evaluation reads at most this many images
+
+
+def evaluate_test(model, data) -> dict:
+    """ELBO, reconstruction, KL and active units on the test images (the training images when the
+    dataset has no test split), as `latentlab eval` reports them, without the IWAE estimate."""
+    from ..core.analysis import evaluate
+
+    x = data.x_test if len(data.x_test) else data.x_train
+    out = evaluate(model, x[:EVAL_IMAGES])
+    out["split"] = "test" if len(data.x_test) else "training"
+    return out
+
+
 def load_checkpoint_and_data(checkpoint, dataset) -> Loaded:
     from ..core.bundled import default_checkpoint
     from ..core.checkpoint import load_checkpoint
