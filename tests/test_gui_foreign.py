@@ -367,3 +367,37 @@ def test_beta_sweep_fine_tunes_copies_and_a_point_opens_in_copy_of_the_users_mod
     assert all(np.array_equal(v.numpy(), points[1].weights[k]) for k, v in md.model.state_dict().items())
     window.sweep.open_from(tmp_path / "sweep")
     assert [p.beta for p in s.runs.sweep_points] == [0.5, 4.0]
+
+
+def test_a_slow_decoder_decodes_off_the_gui_thread_newest_position_winning(window, qtbot, tmp_path):
+    (tmp_path / "slow.py").write_text(USER_MODELS + '''
+
+import time
+
+
+class Slow(MLP):
+    def decode(self, z):
+        time.sleep(0.06)
+        return super().decode(z)
+
+
+def slow():
+    return Slow()
+''')
+    s = window.session
+    open_spec(window, qtbot, f"{tmp_path / 'slow.py'}:slow")
+    plot = window.latent.plot
+    for x in (0.5, 1.0):   # two slow decodes on the GUI thread: from then on they go to a worker
+        click_view(plot, x, 0.0)
+    assert s._slow_decode
+    import threading
+
+    threads = []
+    real = s.model_data.model.net.decode
+    s.model_copy().net.decode = lambda z: threads.append(threading.current_thread()) or real(z)
+    click_view(plot, -1.0, 1.0)
+    click_view(plot, 1.5, -0.5)
+    wait_idle(s)
+    assert threads and threading.main_thread() not in threads
+    assert np.allclose(s.cursor.z, [1.5, -0.5], atol=0.05)
+    assert np.allclose(window.decoded.current_image, decode(s.model_data.model, s.cursor.z[None])[0], atol=1e-5)

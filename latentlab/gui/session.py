@@ -21,6 +21,9 @@ from .state import MANY_DIMS, AnchorMode, Cursor, Endpoint, InterpolationPath, L
 
 __all__ = ["Session", "TrainRequest", "Endpoint"]
 
+# A user's model whose one-image decode takes longer than this decodes off the GUI thread.
+SLOW_DECODE_MS = 40.0
+
 
 class Session(QtCore.QObject):
     loaded = QtCore.Signal()   # a checkpoint or dataset finished loading and its points are shown
@@ -35,6 +38,8 @@ class Session(QtCore.QObject):
         self.runs = RunController(self, self)
         self._warmed = False
         self._prior_seed = 0
+        self._slow_decode = False   # the current model decodes on a worker (see set_z)
+        self._slow_decodes = 0
         self.latent.changed.connect(self._update_aggregate)
         self.latent.projectionChanged.connect(self._update_aggregate)
         self.latent.aggregateWanted.connect(lambda: self._update_aggregate(only_if_missing=True))
@@ -67,6 +72,8 @@ class Session(QtCore.QObject):
         if self.runs.busy:
             self.runs.abandon()
         self.jobs.cancel("encode")
+        self.jobs.cancel("decode")
+        self._slow_decode, self._slow_decodes = False, 0
         md.replace(model, data, history, source)
         k = model.latent_dim
         if old_k != k:
@@ -239,14 +246,29 @@ class Session(QtCore.QObject):
 
     # ----- the decoded point, anchor, selection, endpoints --------------------------------------
     def set_z(self, z) -> None:
-        """Decode z (K,) with the current model; cheap enough for the GUI thread (one sample)."""
+        """Decode z (K,) with the current model: on the GUI thread while one decode is cheap (one
+        sample of latentlab's models takes well under a millisecond); a model whose decode took
+        longer than SLOW_DECODE_MS decodes on a worker instead, the newest position winning, so
+        dragging over a large autoencoder never freezes the window."""
         model = self.model_data.model
         if model is None:
             return
+        import time
+
         from ..core.analysis import decode
 
         z = np.asarray(z, dtype=np.float32).reshape(model.latent_dim)
-        self.cursor.set(z, decode(model, z[None])[0])
+        if self._slow_decode:
+            self.jobs.submit("decode", work.decode_codes, self.model_copy(), z[None],
+                             on_result=lambda images: self.cursor.set(z, images[0]))
+            return
+        self.jobs.cancel("decode")  # a slow decode still running must not land after this one
+        t = time.perf_counter()
+        image = decode(model, z[None])[0]
+        slow = self.model_data.foreign and (time.perf_counter() - t) * 1000 > SLOW_DECODE_MS
+        self._slow_decodes = self._slow_decodes + 1 if slow else 0
+        self._slow_decode = self._slow_decodes >= 2   # twice running: not one hiccup of a busy machine
+        self.cursor.set(z, image)
 
     def set_view_point(self, u: float, v: float) -> None:
         """A position in the 2D view, lifted to a full z through the anchor."""
