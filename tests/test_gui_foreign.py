@@ -140,6 +140,7 @@ def test_file_open_model_then_clicks_decode_with_the_users_model(window, qtbot, 
     expected = evaluate(md.model, md.data.x_test)
     assert md.evaluation["elbo"] == pytest.approx(expected["elbo"]) and md.evaluation["split"] == "test"
     assert f"ELBO {expected['elbo']:.2f} nats" in window.curves.evaluation.text()
+    assert "Train fine-tunes a copy" in window.curves.empty_hint.toPlainText()
 
     before = window.decoded.current_image.copy()
     click_view(window.latent.plot, 1.5, -1.0)
@@ -194,6 +195,7 @@ def test_fine_tuning_leaves_the_users_files_byte_identical_and_save_keeps_the_sp
     s.runs.train()
     wait_idle(s)
     assert len(md.history) == 2 and md.history[-1]["beta"] == pytest.approx(0.5)
+    assert window.curves.empty_hint.toPlainText() == ""
     assert any(not torch.equal(start[k], v) for k, v in md.model.state_dict().items())
     assert (sha(source), sha(user_file)) == hashes
 

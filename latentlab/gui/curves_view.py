@@ -48,6 +48,9 @@ class CurvesView(QtWidgets.QTabWidget):
         legend.setBrush(pg.mkBrush(255, 255, 255, 200))
         self.curves = {key: self.losses.plot([], [], name=name, pen=pg.mkPen(color, width=2))
                        for key, name, color in SERIES}
+        self.empty_hint = pg.TextItem("", color=(110, 110, 110), anchor=(0.5, 0.5))
+        self.empty_hint.setPos(0.5, 0.5)
+        self.losses.getPlotItem().addItem(self.empty_hint, ignoreBounds=True)
         self.markers: list = []
         self._marked: list | None = None  # the β changes the markers show
         self.dim_curves: list = []
@@ -95,6 +98,10 @@ class CurvesView(QtWidgets.QTabWidget):
         kl = np.array([r["kl"] for r in h], dtype=float)
         for key, y in (("recon", recon), ("kl", kl), ("neg_elbo", recon + kl)):
             self.curves[key].setData(epochs, y)
+        md = self.model_data
+        self.empty_hint.setText("" if h or md.model is None else
+                                "No training history yet: Train fine-tunes a copy of this model and draws its curves here"
+                                if md.foreign else "No training history yet: Train draws the curves here")
         self._refresh_markers(h)
         self._refresh_dims(h, epochs)
 
