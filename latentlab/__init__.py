@@ -5,12 +5,13 @@ data)` returns its test-set ELBO, KL and log p(x) estimate; both are imported on
 `import latentlab` stays cheap and needs neither torch nor Qt.
 """
 
-__version__ = "0.1.0"
-__all__ = ["evaluate", "explore"]
+from ._version import __version__
+
+__all__ = ["__version__", "evaluate", "explore"]
 
 
 def __getattr__(name):
-    if name in __all__:
+    if name in ("evaluate", "explore"):
         from . import api
 
         return getattr(api, name)

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 
 DEFAULT_DATASET = "digits"
 
@@ -184,18 +184,17 @@ def cmd_gui(args) -> int:
         print(f"latentlab: error: the GUI could not start ({exc}).", file=sys.stderr)
         return 2
     checkpoint = getattr(args, "checkpoint", None)
-    spec = getattr(args, "model", None)
+    spec, weights, likelihood = (getattr(args, name, None) for name in ("model", "weights", "likelihood"))
+    if spec is not None and checkpoint is not None:
+        raise ValueError("gui opens one model: give --checkpoint PATH or --model SPEC, not both")
+    if spec is None and (weights is not None or likelihood is not None):
+        raise ValueError("--weights and --likelihood go with --model SPEC")
     if spec is not None:
         from .core.model_spec import spec_kind
 
-        if spec_kind(spec) != "checkpoint" or args.weights is not None or args.likelihood is not None:
-            from .core.errors import ModelError
-
-            raise ModelError("The window opens latentlab checkpoints only for now; explore this model with "
-                             "`latentlab eval --model SPEC` or latentlab.explore from Python.")
-        checkpoint = Path(spec)
+        spec_kind(spec)  # a malformed SPEC is refused here, before a window opens
     return run(checkpoint=checkpoint, dataset=getattr(args, "dataset", None),
-               screenshot=getattr(args, "screenshot", None))
+               screenshot=getattr(args, "screenshot", None), model=spec, weights=weights, likelihood=likelihood)
 
 
 def cmd_train(args) -> int:

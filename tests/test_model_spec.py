@@ -226,12 +226,15 @@ def test_weights_remember_their_likelihood_and_float64_models_work(user_file, tm
     assert np.isfinite(stats["elbo"]) and stats["latent_dim"] == 2
 
 
-def test_help_documents_model_specs_and_the_window_refuses_foreign_models_in_one_sentence(user_file, capsys):
+def test_help_documents_model_specs_and_gui_refuses_a_bad_spec_in_one_sentence(user_file, capsys):
     from latentlab.cli import build_parser
 
     text = build_parser().format_help()
     for form in ("PATH.safetensors", "PATH.py:NAME", "package.module:NAME", "diffusers:DIR", "this runs your code"):
         assert form in text
-    assert main(["gui", "--model", f"{user_file}:make"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "checkpoints only" in err[0]
+    for args, fragment in ((["--model", "no_colon_here"], "is not PATH.safetensors"),
+                           (["--weights", "w.safetensors"], "go with --model"),
+                           (["--model", f"{user_file}:make", "--checkpoint", "c.safetensors"], "not both")):
+        assert main(["gui", *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and fragment in err[0]

@@ -68,7 +68,7 @@ def save_checkpoint(path, model: VAE, *, dataset: str, history=(), train_config:
 def checkpoint_bytes(model: VAE, *, dataset: str, history=(), train_config: TrainConfig | None = None) -> bytes:
     """The checkpoint file's contents: taken at once, so the weights may change right after."""
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    from .. import __version__
+    from .._version import __version__
 
     metadata = {
         "format": FORMAT,

@@ -207,7 +207,7 @@ def save_weights(path, model: LatentModel, *, model_spec: str, dataset: str = ""
 
 def weights_bytes(model: LatentModel, *, model_spec: str, dataset: str = "", history=()) -> bytes:
     """save_weights' file contents, taken at once."""
-    from .. import __version__
+    from .._version import __version__
 
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.weights_module().state_dict().items()}
     lik = None if getattr(model, "own_log_lik", False) else getattr(model, "likelihood", None)

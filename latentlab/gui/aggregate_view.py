@@ -55,6 +55,8 @@ class AggregateView(QtWidgets.QWidget):
         lp = self.latent
         plane = lp.plane()
         self.sample.setEnabled(plane is not None)
+        self.sample.setToolTip("Draw from N(0, I), mark the draws that land in holes and decode them" if plane is not None
+                               else "Needs the whole dataset encoded and a pair of coordinates shown (not the PCA view)")
         if plane is None:
             self.summary.setText("Available once the whole dataset is encoded, for a pair of coordinates "
                                  "(not the PCA view)." if lp.points is not None else "")

@@ -7,7 +7,10 @@ import sys
 from pathlib import Path
 
 
-def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: Path | None = None) -> int:
+def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: Path | None = None, *,
+        model: str | None = None, weights: Path | None = None, likelihood: str | None = None) -> int:
+    """The window on a checkpoint (default: the bundled model) or on a model SPEC with optional
+    fine-tuned weights and likelihood; with `screenshot`, render it off screen and exit."""
     if screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # a screenshot needs no screen
     elif sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
@@ -15,11 +18,9 @@ def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: 
         print("latentlab: error: no display found (DISPLAY is not set); run it in a desktop session, "
               "or use `latentlab gui --screenshot out.png` to render off screen.", file=sys.stderr)
         return 2
-    from PySide6 import QtCore, QtWidgets
+    from PySide6 import QtCore
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    app.setApplicationName("latentlab")
-    app.setOrganizationName("latentlab")
+    app = _application()
     from .main_window import MainWindow
 
     window = MainWindow()
@@ -38,7 +39,10 @@ def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: 
 
         window.session.loaded.connect(shoot)
         window.session.errorRaised.connect(failed)
-    QtCore.QTimer.singleShot(0, lambda: window.session.load(checkpoint=checkpoint, dataset=dataset))
+    if model is not None:
+        QtCore.QTimer.singleShot(0, lambda: window.session.open_model(model, weights, likelihood, dataset))
+    else:
+        QtCore.QTimer.singleShot(0, lambda: window.session.load(checkpoint=checkpoint, dataset=dataset))
     app.exec()
     # Free the widgets while Qt is still up; interpreter shutdown would free them in any order.
     window.deleteLater()
@@ -54,3 +58,34 @@ def _save_and_quit(window, path: Path, exit_code: dict) -> None:
         print(f"latentlab: error: could not write {path}.", file=sys.stderr)
         exit_code["code"] = 2
     window.close()
+
+
+def _application():
+    from PySide6 import QtWidgets
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    app.setApplicationName("latentlab")
+    app.setOrganizationName("latentlab")
+    return app
+
+
+def open_window(model, dataset):
+    """A shown window on `model` (a LatentModel already checked on `dataset`'s images) and
+    `dataset` (a core.data.Dataset): what latentlab.explore opens. The caller runs the event loop
+    (app.exec() in a script; IPython's integrated loop in a notebook). Closing the window frees it."""
+    from PySide6 import QtCore
+
+    _application()
+    from .main_window import MainWindow
+
+    window = MainWindow()
+    window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+    # Held here until closed: in a notebook the caller may drop its reference while the window is up.
+    _open_windows.add(window)
+    window.destroyed.connect(lambda *_: _open_windows.discard(window))
+    window.show()
+    window.session.open_model_object(model, dataset)
+    return window
+
+
+_open_windows: set = set()

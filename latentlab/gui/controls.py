@@ -102,6 +102,7 @@ class TrainingControls(QtWidgets.QGroupBox):
         self.latent_dim = QtWidgets.QSpinBox(minimum=1, maximum=64)
         self.hidden = QtWidgets.QLineEdit(",".join(str(v) for v in runs.request.hidden))
         self.hidden.setToolTip("Hidden layer widths, comma-separated")
+        self.hidden.setPlaceholderText("your model's own")
         self.likelihood = QtWidgets.QComboBox()
         self.likelihood.addItems(["bernoulli", "gaussian"])
         self.epochs = QtWidgets.QSpinBox(minimum=1, maximum=100000)
@@ -138,6 +139,38 @@ class TrainingControls(QtWidgets.QGroupBox):
         runs.trainingChanged.connect(self._on_training)
         runs.requestChanged.connect(self._show_request)
         model_data.datasetChanged.connect(self._on_dataset)
+        model_data.modelChanged.connect(self._on_model)
+        self._tooltips = {w: w.toolTip() for w in (self.arch, self.latent_dim, self.hidden, self.likelihood, self.warm,
+                                                   self.button, self.beta.slider)}
+
+    def _on_model(self) -> None:
+        """A foreign model keeps its own shape: the fields that set a new model's shape are disabled
+        (and say why), and training fine-tunes a copy of it from its current weights."""
+        md = self.model_data
+        shape_fields = (self.arch, self.latent_dim, self.hidden, self.likelihood, self.warm)
+        for w in (*shape_fields, self.button, self.beta.slider):
+            w.setToolTip(self._tooltips[w])
+        for w in (*shape_fields, self.button, self.beta):
+            w.setEnabled(True)
+        # A foreign latent can be far wider than a new model's (the box shows its K).
+        self.latent_dim.setMaximum(max(64, md.model.latent_dim if md.foreign else 0))
+        self._show_request()
+        if not md.foreign:
+            return
+        name = md.model.describe()
+        why = f"Set by your model, {name}: latentlab fine-tunes a copy of it and keeps its architecture and likelihood"
+        for w in shape_fields:
+            w.setEnabled(False)
+            w.setToolTip(why)
+        self.warm.setToolTip(f"{name} is always fine-tuned from its current weights (a copy; your files are not written)")
+        if not md.model.trainable:
+            for w in (self.button, self.beta):
+                w.setEnabled(False)
+            for w in (self.button, self.beta.slider):
+                w.setToolTip(f"{name} has no trainable parameters, so there is nothing to fine-tune")
+        else:
+            self.button.setToolTip(f"Fine-tune a copy of {name} with latentlab's objective (Ctrl+T); your files are "
+                                   "not written. While training, stop it (Esc)")
 
     def toggle(self) -> None:
         if self.runs.busy:
@@ -167,6 +200,10 @@ class TrainingControls(QtWidgets.QGroupBox):
         self.epochs.setValue(r.epochs)
         self.lr.setValue(r.lr)
         self.warm.setChecked(r.warm_start)
+        if self.model_data.foreign:  # its architecture is the user's own: the request's values would mislead
+            self.arch.setCurrentIndex(-1)
+            self.likelihood.setCurrentIndex(-1)
+            self.hidden.clear()
         for w in widgets:
             w.blockSignals(False)
         if abs(self.beta.value() - r.beta) > 1e-9:

@@ -6,12 +6,12 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 from superqt.utils import qthrottled
 
 from .points import label_colors
 from .runs import RunController
-from .state import ModelData
+from .state import MANY_DIMS, ModelData
 
 REFRESH_MS = 300
 SERIES = (("recon", "reconstruction NLL", "#1f77b4"), ("kl", "KL", "#d62728"), ("neg_elbo", "−ELBO", "#222222"))
@@ -48,16 +48,41 @@ class CurvesView(QtWidgets.QTabWidget):
         legend.setBrush(pg.mkBrush(255, 255, 255, 200))
         self.curves = {key: self.losses.plot([], [], name=name, pen=pg.mkPen(color, width=2))
                        for key, name, color in SERIES}
+        self.empty_hint = pg.TextItem("", color=(110, 110, 110), anchor=(0.5, 0.5))
+        self.empty_hint.setPos(0.5, 0.5)
+        self.losses.getPlotItem().addItem(self.empty_hint, ignoreBounds=True)
         self.markers: list = []
         self._marked: list | None = None  # the β changes the markers show
         self.dim_curves: list = []
+        self._dims: list[int] = []       # the dimension each of dim_curves draws
         self.addTab(self.losses, "Losses")
         self.addTab(self.per_dim, "KL per dimension")
+        # `latentlab eval` for the shown weights, beside the tabs: a model with no training history
+        # (a user's own, say) still shows its numbers here.
+        self.evaluation = QtWidgets.QLabel()
+        self.evaluation.setObjectName("evaluationLabel")
+        self.evaluation.setContentsMargins(8, 0, 8, 0)
+        self.evaluation.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setCornerWidget(self.evaluation)
+        model_data.evaluationChanged.connect(self._show_evaluation)
         # Fast epochs (digits: ~10 a second) would redraw both plots and their axes each time;
         # a few redraws a second read the same and leave the GUI thread free.
         self._throttled_refresh = qthrottled(self.refresh, timeout=REFRESH_MS, leading=False, parent=self)
         model_data.historyChanged.connect(self._history_changed)
         runs.trainingChanged.connect(lambda running: running or self._history_changed())
+
+    def _show_evaluation(self) -> None:
+        e = self.model_data.evaluation
+        if e is None:
+            self.evaluation.setText("evaluating…" if not self.runs.busy else "")
+            self.evaluation.setToolTip("")
+        else:
+            self.evaluation.setText(f"{e['split']} set: ELBO {e['elbo']:.2f} nats · reconstruction {e['recon']:.2f} · "
+                                    f"KL {e['kl']:.2f} · active units {e['active_units']}/{e['latent_dim']}")
+            self.evaluation.setToolTip(f"On {e['examples']:,} {e['split']} images with the weights shown, nats per "
+                                       "image (one posterior sample); `latentlab eval` adds the IWAE estimate of log p(x)")
+        self.evaluation.adjustSize()
+        self.cornerWidget().updateGeometry()
 
     def _history_changed(self) -> None:
         if not self.runs.busy:
@@ -73,6 +98,10 @@ class CurvesView(QtWidgets.QTabWidget):
         kl = np.array([r["kl"] for r in h], dtype=float)
         for key, y in (("recon", recon), ("kl", kl), ("neg_elbo", recon + kl)):
             self.curves[key].setData(epochs, y)
+        md = self.model_data
+        self.empty_hint.setText("" if h or md.model is None else
+                                "No training history yet: Train fine-tunes a copy of this model and draws its curves here"
+                                if md.foreign else "No training history yet: Train draws the curves here")
         self._refresh_markers(h)
         self._refresh_dims(h, epochs)
 
@@ -94,13 +123,20 @@ class CurvesView(QtWidgets.QTabWidget):
     def _refresh_dims(self, h, epochs) -> None:
         per_dim = [r.get("kl_per_dim") or [] for r in h]
         k = max((len(v) for v in per_dim), default=0)
+        # A line per dimension reads for a few dozen; a wide latent shows those with the most KL now.
+        dims = list(range(k))
+        if k > MANY_DIMS:
+            from ..core.analysis import top_dims_by_kl
+
+            dims = [int(d) for d in top_dims_by_kl(per_dim[-1] if len(per_dim[-1]) == k else np.zeros(k), MANY_DIMS)]
         plot = self.per_dim.getPlotItem()
-        while len(self.dim_curves) > k:
-            plot.removeItem(self.dim_curves.pop())
-        colors = label_colors(k)
-        while len(self.dim_curves) < k:
-            d = len(self.dim_curves)
-            self.dim_curves.append(plot.plot([], [], pen=pg.mkPen(colors[d], width=1.5), name=f"z{d + 1}"))
-        for d, curve in enumerate(self.dim_curves):
+        if dims != self._dims:  # each line is named after its dimension
+            for curve in self.dim_curves:
+                plot.removeItem(curve)
+            colors = label_colors(len(dims))
+            self.dim_curves = [plot.plot([], [], pen=pg.mkPen(colors[i], width=1.5), name=f"z{d + 1}")
+                               for i, d in enumerate(dims)]
+            self._dims = dims
+        for d, curve in zip(dims, self.dim_curves):
             y = np.array([v[d] if d < len(v) else np.nan for v in per_dim], dtype=float)
             curve.setData(epochs, y, connect="finite")

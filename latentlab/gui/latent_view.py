@@ -354,6 +354,9 @@ class LatentPanel(QtWidgets.QWidget):
 
     def _on_projection(self) -> None:
         p = self.session.latent.projection
+        self.pca.blockSignals(True)
+        self.pca.setChecked(p.kind == "pca")  # a wide latent opens on PCA without a click
+        self.pca.blockSignals(False)
         for w, d in ((self.dim_x, p.dims[0]), (self.dim_y, p.dims[1])):
             w.blockSignals(True)
             w.setValue(d + 1)

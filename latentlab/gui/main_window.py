@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from .. import __version__
+from .._version import __version__
 from .aggregate_view import AggregateView
 from .collapse_view import CollapseView
 from .controls import TrainingControls
@@ -15,6 +15,7 @@ from .curves_view import CurvesView
 from .decoded_view import DecodedView
 from .interpolation_view import InterpolationView
 from .latent_view import LatentPanel
+from .open_model_dialog import OpenModelDialog
 from .posterior_view import PosteriorView
 from .session import Session
 from .sweep_view import SweepView
@@ -123,6 +124,7 @@ class MainWindow(QtWidgets.QMainWindow):
         s.runs.sweepProgress.connect(self._on_sweep_progress)
         s.runs.trainingChanged.connect(self._on_training)
         s.loaded.connect(self._on_loaded)
+        s.model_data.modelChanged.connect(self._update_save_action)
         s.latent.changed.connect(self._on_points)
         self.controls.openDatasetRequested.connect(self.open_dataset_spec)
         self.resize(1280, 860)
@@ -134,7 +136,10 @@ class MainWindow(QtWidgets.QMainWindow):
         file = bar.addMenu("&File")
         self._action(file, "Open &dataset…", self.open_dataset_dialog, "Ctrl+D")
         self._action(file, "&Open checkpoint…", self.open_checkpoint_dialog, QtGui.QKeySequence.StandardKey.Open)
-        self._action(file, "&Save checkpoint as…", self.save_checkpoint_dialog, QtGui.QKeySequence.StandardKey.Save)
+        self._action(file, "Open &model…", self.open_model_dialog, "Ctrl+Shift+O")
+        self.save_action = self._action(file, "&Save checkpoint as…", self.save_checkpoint_dialog,
+                                        QtGui.QKeySequence.StandardKey.Save)
+        file.setToolTipsVisible(True)  # a disabled Save says why
         self.recent_menu = file.addMenu("Open &recent")
         file.addSeparator()
         self._action(file, "&Export latent view as PNG…", self.export_view_dialog, "Ctrl+E")
@@ -171,6 +176,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self._add_recent(str(path))
         self.session.load(checkpoint=path)
 
+    def open_model(self, spec: str, weights=None, likelihood=None, dataset=None) -> None:
+        """A model SPEC (your VAE); the current model stays if it cannot be opened."""
+        self.banner.hide()
+        self.session.open_model(spec, weights, likelihood, dataset)
+
+    def open_model_dialog(self) -> None:
+        dialog = OpenModelDialog(self._last_dir(), self)
+        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
+            spec, weights, likelihood = dialog.values()
+            if spec:
+                self.open_model(spec, weights, likelihood)
+
     def open_dataset_spec(self, spec: str) -> None:
         if spec and spec != self.session.model_data.dataset_spec:
             self.banner.hide()
@@ -198,7 +215,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.open_dataset_spec(spec)
 
     def save_checkpoint_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save checkpoint", self._last_dir(), "latentlab checkpoints (*.safetensors)")
+        foreign = self.session.model_data.foreign
+        title, kind = ("Save fine-tuned weights", "weights files") if foreign else ("Save checkpoint", "latentlab checkpoints")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, self._last_dir(), f"{kind} (*.safetensors)")
         if path:
             if not path.endswith(".safetensors"):
                 path += ".safetensors"
@@ -281,8 +300,19 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_loaded(self) -> None:
         md = self.session.model_data
-        title = md.source.name if md.source else "untrained model"
-        self.setWindowTitle(f"latentlab — {title} on {md.data.name}")
+        self.setWindowTitle(f"latentlab — {md.title} on {md.data.name}")
+
+    def _update_save_action(self) -> None:
+        md = self.session.model_data
+        if md.foreign and not md.spec:
+            self.save_action.setEnabled(False)
+            self.save_action.setToolTip("This model was handed over as a Python object, not a model SPEC, so saved "
+                                        "weights could not say how to reopen it; save its state_dict from Python")
+        else:
+            self.save_action.setEnabled(True)
+            self.save_action.setToolTip("Save the fine-tuned weights as .safetensors with the model SPEC in their "
+                                        "metadata (never over your own files)" if md.foreign else
+                                        "Save the model as a latentlab checkpoint")
 
     def about(self) -> None:
         import numpy

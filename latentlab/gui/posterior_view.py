@@ -79,7 +79,15 @@ class PosteriorView(LazyView):
         for signal in (session.cursor.selectionChanged, md.modelChanged, md.weightsChanged):
             signal.connect(self.request_refresh)
         md.datasetChanged.connect(self._on_dataset)
+        md.modelChanged.connect(self._on_model)
         self.result: dict | None = None
+
+    def _on_model(self) -> None:
+        k = self.session.model_data.model.latent_dim
+        self.grid_size.setEnabled(k == 2)
+        self.grid_size.setToolTip("Grid points per axis for the exact posterior p(z|x)" if k == 2 else
+                                  f"The exact posterior grid needs a 2-dimensional latent; with K = {k:,} the "
+                                  "inspector shows the IWAE curve instead")
 
     def _on_dataset(self) -> None:
         self.index.blockSignals(True)

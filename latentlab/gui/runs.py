@@ -92,7 +92,8 @@ class RunController(QtCore.QObject):
 
         cfg, tcfg, device = configs
         md = s.model_data
-        warm = request.warm_start and md.model is not None and getattr(md.model, "cfg", None) == cfg
+        # A foreign model is always fine-tuned: a copy of it, from its current weights.
+        warm = md.foreign or (request.warm_start and md.model is not None and getattr(md.model, "cfg", None) == cfg)
         if warm:
             model, history = s.jobs.private_copy(md.model), list(md.history)
         else:
@@ -111,14 +112,20 @@ class RunController(QtCore.QObject):
                              error_prefix="Training failed: ")
 
     def _configs(self, request: TrainRequest, **train_fields):
-        """Model and training configs for a request on the open dataset; None (and a message) if invalid."""
+        """Model and training configs for a request on the open dataset (no model config for a foreign
+        model, whose shape is its own); None (and a message) if invalid."""
         from ..core.config import ModelConfig, TrainConfig
         from ..core.device import resolve_device
         from ..core.errors import LatentLabError
 
+        md = self.session.model_data
+        if md.foreign and not md.model.trainable:
+            self.session.jobs.report(f"{md.model.describe()} has no trainable parameters, so there is nothing to fine-tune.")
+            return None
         try:
-            cfg = ModelConfig(image_shape=self.session.model_data.data.image_shape, latent_dim=request.latent_dim,
-                              arch=request.arch, hidden=tuple(request.hidden), likelihood=request.likelihood)
+            cfg = None if md.foreign else ModelConfig(
+                image_shape=md.data.image_shape, latent_dim=request.latent_dim, arch=request.arch,
+                hidden=tuple(request.hidden), likelihood=request.likelihood)
             device = resolve_device(os.environ.get("LATENTLAB_DEVICE", "auto"))
             # Leave the GUI thread a core: torch's pool would otherwise take them all.
             tcfg = TrainConfig(device=device.type, threads=max(1, (os.cpu_count() or 2) - 1), **train_fields)
@@ -200,6 +207,8 @@ class RunController(QtCore.QObject):
         if configs is None:
             return
         cfg, tcfg, _ = configs
+        if cfg is None:  # one fine-tuned copy of the foreign model per β
+            cfg = s.jobs.private_copy(s.model_data.model)
         self.set_sweep([])
         self._stop = threading.Event()
         self.sweeping = True

@@ -17,9 +17,12 @@ from PySide6 import QtCore
 from . import work
 from .jobs import JobRunner
 from .runs import RunController, TrainRequest
-from .state import AnchorMode, Cursor, Endpoint, InterpolationPath, LatentPoints, ModelData
+from .state import MANY_DIMS, AnchorMode, Cursor, Endpoint, InterpolationPath, LatentPoints, ModelData
 
 __all__ = ["Session", "TrainRequest", "Endpoint"]
+
+# A user's model whose one-image decode takes longer than this decodes off the GUI thread.
+SLOW_DECODE_MS = 40.0
 
 
 class Session(QtCore.QObject):
@@ -35,6 +38,8 @@ class Session(QtCore.QObject):
         self.runs = RunController(self, self)
         self._warmed = False
         self._prior_seed = 0
+        self._slow_decode = False   # the current model decodes on a worker (see set_z)
+        self._slow_decodes = 0
         self.latent.changed.connect(self._update_aggregate)
         self.latent.projectionChanged.connect(self._update_aggregate)
         self.latent.aggregateWanted.connect(lambda: self._update_aggregate(only_if_missing=True))
@@ -67,8 +72,13 @@ class Session(QtCore.QObject):
         if self.runs.busy:
             self.runs.abandon()
         self.jobs.cancel("encode")
+        self.jobs.cancel("decode")
+        self._slow_decode, self._slow_decodes = False, 0
         md.replace(model, data, history, source)
         k = model.latent_dim
+        if old_k != k:
+            # Thousands of coordinates make a poor pair of axes: a wide latent opens on the PCA of its means.
+            self.latent.use_pca = k > MANY_DIMS
         if not (same_data and old_k == k):
             self.path.clear()
         if not same_data:
@@ -85,9 +95,10 @@ class Session(QtCore.QObject):
         """The training form shows the model's own shape, so that warm starts keep it."""
         md = self.model_data
         cfg = getattr(md.model, "cfg", None)
-        if cfg is None:
-            return
         beta = float(md.history[-1].get("beta", 1.0)) if md.history else self.runs.request.beta
+        if cfg is None:  # a foreign model keeps its own shape; fine-tuning always starts from its weights
+            self.runs.set_request(latent_dim=md.model.latent_dim, beta=beta, warm_start=True)
+            return
         self.runs.set_request(latent_dim=cfg.latent_dim, arch=cfg.arch, hidden=tuple(cfg.hidden),
                               likelihood=cfg.likelihood, beta=beta)
 
@@ -96,6 +107,21 @@ class Session(QtCore.QObject):
         self.runs.stop()  # the run belongs to the model being replaced
         self.status.emit("Loading…")
         self.jobs.submit("load", work.load_checkpoint_and_data, checkpoint, dataset, on_result=self._on_loaded)
+
+    def open_model(self, spec: str, weights: str | Path | None = None, likelihood: str | None = None,
+                   dataset: str | None = None) -> None:
+        """Open a model SPEC (with fine-tuned weights and a likelihood, if given) off the GUI thread,
+        check it on a batch of the named dataset (default: the open one) and make it the window's
+        model. A model that fails keeps the current one; the banner says why in one sentence."""
+        self.status.emit(f"Opening {spec}…")
+        self.jobs.submit("load", work.open_model_and_data, str(spec), weights, likelihood, dataset,
+                         None if dataset else self.model_data.data, on_result=self._on_loaded)
+
+    def open_model_object(self, model, data) -> None:
+        """A model object already checked on `data` (latentlab.explore) becomes the window's model."""
+        self.replace_model(model, data, [], None)
+        self.status.emit(f"{data.name}: {len(data.x_train):,} training images, {model.describe()}")
+        self.loaded.emit()
 
     def open_dataset(self, spec: str) -> None:
         self.runs.stop()
@@ -118,39 +144,45 @@ class Session(QtCore.QObject):
         if not self._warmed:
             self._warmed = True
             self.jobs.submit("warm-up", work.warm_up_training, on_result=lambda _: gc.freeze())
-        self.status.emit(f"{result.data.name}: {len(result.data.x_train):,} training images, K = {result.model.latent_dim}")
+        what = result.model.describe() if self.model_data.foreign else f"K = {result.model.latent_dim}"
+        self.status.emit(f"{result.data.name}: {len(result.data.x_train):,} training images, {what}"
+                         + "".join(f" · {w}" for w in result.warnings))
         self.loaded.emit()
 
     def use_sweep_point(self, point) -> None:
         """Make one model of the sweep the explorer's model."""
-        import torch
-
-        from ..core.model import build_model
+        from ..core.sweep import point_model
 
         if self.runs.busy:
             self.report_error("Stop the running job before loading a model from the sweep.")
             return
-        model = build_model(point.config, seed=None)
-        model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in point.weights.items()})
-        model.eval()
-        self.replace_model(model, None, point.history, point.path)
+        md = self.model_data
+        # A foreign model's sweep holds fine-tuned copies of it: the point's weights go into a copy.
+        model = point_model(point, md.model if point.config is None else None)
+        self.replace_model(model, None, point.history, md.source if point.config is None else point.path)
         self.status.emit(f"Loaded the β = {point.beta:g} model of the sweep.")
 
     def save_checkpoint(self, path: str | Path) -> None:
-        from ..core.checkpoint import save_checkpoint
+        """latentlab's own VAE as a checkpoint; a foreign model's fine-tuned state_dict as a weights
+        file with its SPEC in the metadata (reopened with --model SPEC --weights FILE), never over
+        the user's own files."""
         from ..core.errors import LatentLabError
+        from ..core.model_spec import refuse_overwrite, save_model
 
         md = self.model_data
         if md.model is None:
             self.report_error("There is no model to save yet.")
             return
         try:
-            save_checkpoint(path, md.model, dataset=md.dataset_spec, history=md.history)
+            if md.foreign and md.spec:
+                refuse_overwrite(path, md.spec, md.source)
+            save_model(path, md.model, dataset=md.dataset_spec, history=md.history)
         except LatentLabError as exc:
-            self.report_error(str(exc))
+            self.report_error(str(exc).replace("--out ", "", 1))
             return
-        md.source = Path(path)
-        self.status.emit(f"Saved {path}")
+        if not md.foreign:  # a foreign model's source stays its user's weights file, which is never written
+            md.source = Path(path)
+        self.status.emit(f"Saved {path}" + (f"; reopen it with --model {md.spec} --weights {path}" if md.foreign else ""))
 
     def encode_all(self) -> None:
         """Encode the whole training set off the GUI thread and show it."""
@@ -169,6 +201,17 @@ class Session(QtCore.QObject):
 
     def _show_encoded(self, e: work.Encoded) -> None:
         self.latent.set_points(e.means, None, e.logvars, e.stats, e.dim_stats)
+        self.evaluate()
+
+    def evaluate(self) -> None:
+        """The test-set evaluation of the current weights, off the GUI thread; a result for weights
+        that changed meanwhile is dropped."""
+        md = self.model_data
+        if md.model is None or md.data is None:
+            return
+        version = md.version
+        self.jobs.submit("evaluate", work.evaluate_test, self.model_copy(), md.data,
+                         on_result=lambda r: md.version == version and md.set_evaluation(r))
 
     # ----- the aggregate posterior --------------------------------------------------------------
     def _update_aggregate(self, only_if_missing: bool = False) -> None:
@@ -203,14 +246,29 @@ class Session(QtCore.QObject):
 
     # ----- the decoded point, anchor, selection, endpoints --------------------------------------
     def set_z(self, z) -> None:
-        """Decode z (K,) with the current model; cheap enough for the GUI thread (one sample)."""
+        """Decode z (K,) with the current model: on the GUI thread while one decode is cheap (one
+        sample of latentlab's models takes well under a millisecond); a model whose decode took
+        longer than SLOW_DECODE_MS decodes on a worker instead, the newest position winning, so
+        dragging over a large autoencoder never freezes the window."""
         model = self.model_data.model
         if model is None:
             return
+        import time
+
         from ..core.analysis import decode
 
         z = np.asarray(z, dtype=np.float32).reshape(model.latent_dim)
-        self.cursor.set(z, decode(model, z[None])[0])
+        if self._slow_decode:
+            self.jobs.submit("decode", work.decode_codes, self.model_copy(), z[None],
+                             on_result=lambda images: self.cursor.set(z, images[0]))
+            return
+        self.jobs.cancel("decode")  # a slow decode still running must not land after this one
+        t = time.perf_counter()
+        image = decode(model, z[None])[0]
+        slow = self.model_data.foreign and (time.perf_counter() - t) * 1000 > SLOW_DECODE_MS
+        self._slow_decodes = self._slow_decodes + 1 if slow else 0
+        self._slow_decode = self._slow_decodes >= 2   # twice running: not one hiccup of a busy machine
+        self.cursor.set(z, image)
 
     def set_view_point(self, u: float, v: float) -> None:
         """A position in the 2D view, lifted to a full z through the anchor."""

@@ -11,6 +11,10 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore
 
+# Above this many latent dimensions the scatter starts on the PCA of the means and the traversals
+# show the top dimensions by KL: K in the thousands has too many pairs and rows to show them all.
+MANY_DIMS = 32
+
 
 class AnchorMode(str, Enum):
     """Where the coordinates a 2D view (or a traversal row) does not set come from."""
@@ -45,23 +49,46 @@ class ModelData(QtCore.QObject):
     modelChanged = QtCore.Signal()      # a different model (replace_model)
     weightsChanged = QtCore.Signal()    # new weights for the same model, from training
     historyChanged = QtCore.Signal()
+    evaluationChanged = QtCore.Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.model = None           # decodes in the GUI thread; workers get copies from the job runner
+        # The test-set evaluation (core.analysis.evaluate's dict) of the current weights; None until
+        # the full encode after a load or a run has been followed by one.
+        self.evaluation: dict | None = None
         self.data = None            # core.data.Dataset
         self.history: list[dict] = []
-        self.source: Path | None = None   # the checkpoint file the model came from, if any
+        # The checkpoint file the model came from, or a foreign model's weights file, if any.
+        self.source: Path | None = None
         self.version = 0            # bumped on every change of model or weights
 
     @property
     def dataset_spec(self) -> str:
         return self.data.spec if self.data is not None else ""
 
+    @property
+    def foreign(self) -> bool:
+        """The model is not one of latentlab's own VAEs (a user's nn.Module, a diffusers autoencoder):
+        its shape is its own, so only what the LatentModel protocol offers applies to it."""
+        return self.model is not None and getattr(self.model, "cfg", None) is None
+
+    @property
+    def spec(self) -> str:
+        """The model SPEC a foreign model was opened from ('' when it was handed over as an object)."""
+        return str(getattr(self.model, "spec", "") or "")
+
+    @property
+    def title(self) -> str:
+        if self.foreign:
+            return self.model.describe() + (f" + {self.source.name}" if self.source is not None else "")
+        return self.source.name if self.source is not None else "untrained model"
+
     def replace(self, model, data, history: list, source: Path | None) -> None:
         dataset_changed = data is not self.data
         self.model, self.data, self.history, self.source = model, data, list(history), source
         self.version += 1
+        self.set_evaluation(None)
         if dataset_changed:
             self.datasetChanged.emit()
         self.modelChanged.emit()
@@ -73,7 +100,13 @@ class ModelData(QtCore.QObject):
 
         self.model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
         self.version += 1
+        if self.evaluation is not None:
+            self.set_evaluation(None)
         self.weightsChanged.emit()
+
+    def set_evaluation(self, evaluation: dict | None) -> None:
+        self.evaluation = evaluation
+        self.evaluationChanged.emit()
 
 
 class LatentPoints(QtCore.QObject):

@@ -56,7 +56,20 @@ class SweepView(QtWidgets.QWidget):
         self.runs.sweepChanged.connect(self.refresh)
         self.runs.sweepProgress.connect(self._on_progress)
         self.runs.trainingChanged.connect(self._on_busy)
+        session.model_data.modelChanged.connect(self._on_model)
         self.refresh()
+
+    def _on_model(self) -> None:
+        md = self.session.model_data
+        self._on_busy(self.runs.busy)
+        if md.foreign and not md.model.trainable:
+            self.start.setToolTip(f"{md.model.describe()} has no trainable parameters, so there is nothing to fine-tune")
+        elif md.foreign:
+            self.start.setToolTip(f"Fine-tune one copy of {md.model.describe()} per β (log-spaced), one after "
+                                  "another, from its current weights; your files are not written")
+        else:
+            self.start.setToolTip("Train one fresh model per β (log-spaced), one after another, with the shape "
+                                  "set in the Training form")
 
     def betas(self) -> list[float]:
         from ..core.sweep import log_betas
@@ -73,7 +86,9 @@ class SweepView(QtWidgets.QWidget):
     def _on_busy(self, busy: bool) -> None:
         sweeping = busy and self.runs.sweeping
         self.start.setText("Stop sweep" if sweeping else "Run sweep")
-        self.start.setEnabled(sweeping or not busy)
+        md = self.session.model_data
+        trainable = not md.foreign or md.model.trainable
+        self.start.setEnabled(sweeping or (not busy and trainable))
         self.progress.setVisible(sweeping)
 
     def _on_progress(self, i: int, n: int, snap) -> None:
@@ -101,17 +116,23 @@ class SweepView(QtWidgets.QWidget):
         if len(points):
             self.session.use_sweep_point(self.runs.sweep_points[int(points[0].data())])
 
+    def _base(self):
+        """The foreign model a sweep fine-tunes copies of (None for latentlab's own VAEs)."""
+        md = self.session.model_data
+        return md.model if md.foreign else None
+
     def save_to(self, folder) -> None:
         from ..core.sweep import save_sweep
 
-        save_sweep(folder, self.runs.sweep_points, self.session.model_data.dataset_spec)
+        save_sweep(folder, self.runs.sweep_points, self.session.model_data.dataset_spec, base=self._base())
 
     def open_from(self, folder) -> None:
         from ..core.sweep import load_sweep
 
-        points, dataset = load_sweep(folder)
+        points, dataset = load_sweep(folder, base=self._base())
         data = self.session.model_data.data
-        if data is not None and points[0].config.image_shape != data.image_shape:
+        config = points[0].config
+        if data is not None and config is not None and config.image_shape != data.image_shape:
             raise ValueError(f"the sweep in {folder} was trained on {dataset}, whose images do not match "
                              f"the open dataset; open {dataset} first")
         self.runs.set_sweep(points)

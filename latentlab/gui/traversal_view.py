@@ -9,7 +9,7 @@ from PySide6 import QtCore, QtWidgets
 from .images import pil_to_pixmap
 from .lazy import LazyView
 from .session import Session
-from .state import AnchorMode, SweepRange
+from .state import MANY_DIMS, AnchorMode, SweepRange
 from .work import decode_codes
 
 ROW_PX = 48
@@ -27,10 +27,14 @@ class TraversalView(LazyView):
         self.sweep = QtWidgets.QComboBox()
         self.sweep.addItems([r.value for r in SweepRange])
         self.sort = QtWidgets.QCheckBox("sort by KL")
+        # For a wide latent only the dimensions that carry the most KL get a row: decoding K rows of a
+        # K in the thousands would take minutes and show mostly dead dimensions.
+        self.top_n = QtWidgets.QSpinBox(prefix="top ", suffix=" by KL", minimum=1, maximum=MANY_DIMS * 8, value=16)
+        self.top_n.setKeyboardTracking(False)
         self.export = QtWidgets.QPushButton("Export PNG…")
         bar = QtWidgets.QHBoxLayout()
         for w in (QtWidgets.QLabel("Anchor"), self.anchor, QtWidgets.QLabel("columns"), self.columns,
-                  QtWidgets.QLabel("sweep"), self.sweep, self.sort, self.export):
+                  QtWidgets.QLabel("sweep"), self.sweep, self.sort, self.top_n, self.export):
             bar.addWidget(w)
         bar.addStretch(1)
         self.rows = QtWidgets.QWidget()
@@ -44,16 +48,42 @@ class TraversalView(LazyView):
         layout.addLayout(bar)
         layout.addWidget(scroll, 1)
         for signal in (self.anchor.currentTextChanged, self.columns.valueChanged, self.sweep.currentTextChanged,
-                       self.sort.toggled):
+                       self.sort.toggled, self.top_n.valueChanged):
             signal.connect(self.request_refresh)
         self.export.clicked.connect(self._export_dialog)
         md = session.model_data
+        md.modelChanged.connect(self._on_model)
+        self._on_model()
         for signal in (md.modelChanged, md.weightsChanged, session.latent.changed):
             signal.connect(self.request_refresh)
         session.cursor.changed.connect(lambda: self.anchor.currentText() == AnchorMode.MARKER and self.request_refresh())
         self.images: np.ndarray | None = None      # (K, n, C, H, W) in row order
         self.order: list[int] = []
         self.row_labels: list[QtWidgets.QLabel] = []
+
+    def _on_model(self) -> None:
+        model = self.session.model_data.model
+        many = model is not None and model.latent_dim > MANY_DIMS
+        self.top_n.setEnabled(many)
+        self.sort.setEnabled(not many)
+        if many:
+            k = model.latent_dim
+            self.top_n.setMaximum(min(k, MANY_DIMS * 8))
+            self.top_n.setToolTip(f"How many of the {k:,} dimensions get a row: those with the most KL, most first")
+            self.sort.setToolTip(f"With K = {k:,} the rows are always the top dimensions by KL (set how many beside)")
+        else:
+            self.top_n.setToolTip(f"Every dimension has a row while K is at most {MANY_DIMS}; above that, the rows "
+                                  "are this many dimensions with the most KL")
+            self.sort.setToolTip("Order the rows by KL, most first")
+
+    def dims(self, kl: np.ndarray) -> list[int]:
+        """The dimensions that get a row, in row order."""
+        from ..core.analysis import top_dims_by_kl
+
+        k = len(kl)
+        if k > MANY_DIMS:
+            return [int(d) for d in top_dims_by_kl(kl, self.top_n.value())]
+        return [int(d) for d in top_dims_by_kl(kl, k)] if self.sort.isChecked() else list(range(k))
 
     def refresh(self) -> None:
         s = self.session
@@ -62,11 +92,10 @@ class TraversalView(LazyView):
         from ..core.analysis import traversal_codes, traversal_values
 
         kl, active = s.dimension_stats()
-        k = s.model_data.model.latent_dim
         quantiles = SweepRange(self.sweep.currentText()) is SweepRange.QUANTILES
         values = traversal_values(self.columns.value(), "quantiles" if quantiles else "sigma")
-        order = list(np.argsort(-kl)) if self.sort.isChecked() else list(range(k))
-        codes = traversal_codes(s.anchor(self.anchor.currentText()), values)[order]
+        order = self.dims(kl)
+        codes = traversal_codes(s.anchor(self.anchor.currentText()), values, dims=order)
         # K rows of images can be hundreds of decodes for a conv model: done on a worker.
         s.jobs.submit("traversals", decode_codes, s.model_copy(), codes,
                       on_result=lambda images: self._show(order, kl, active, images))

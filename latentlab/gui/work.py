@@ -31,6 +31,7 @@ class Loaded:
     history: list | None   # None: keep the current history if the model shape is unchanged
     source: Path | None
     encoded: Encoded
+    warnings: tuple = ()   # what was dropped from the file's metadata, one line each
 
 
 def encode_all(model, x) -> Encoded:
@@ -39,6 +40,20 @@ def encode_all(model, x) -> Encoded:
     mu, logvar = encode(model, x)
     stats = {"reconstruction error": reconstruction_nll(model, x, mu), "KL per point": point_kl(mu, logvar)}
     return Encoded(mu, logvar, stats, (mean_kl_per_dim(mu, logvar), active_units(mu)))
+
+
+EVAL_IMAGES = 10_000   # the test-set evaluation reads at most this many images
+
+
+def evaluate_test(model, data) -> dict:
+    """ELBO, reconstruction, KL and active units on the test images (the training images when the
+    dataset has no test split), as `latentlab eval` reports them, without the IWAE estimate."""
+    from ..core.analysis import evaluate
+
+    x = data.x_test if len(data.x_test) else data.x_train
+    out = evaluate(model, x[:EVAL_IMAGES])
+    out["split"] = "test" if len(data.x_test) else "training"
+    return out
 
 
 def load_checkpoint_and_data(checkpoint, dataset) -> Loaded:
@@ -56,13 +71,38 @@ def load_checkpoint_and_data(checkpoint, dataset) -> Loaded:
     return Loaded(ckpt.model, data, list(ckpt.history), path, encode_all(ckpt.model, data.x_train))
 
 
+def open_model_and_data(spec, weights, likelihood, dataset, current_data) -> Loaded:
+    """A model SPEC (with optional weights and likelihood) checked on one batch of the named dataset,
+    else the open one, else the dataset its weights record, else the digits."""
+    from ..core.adapters import validate
+    from ..core.data import load_dataset
+    from ..core.model_spec import open_model
+
+    opened = open_model(spec, weights=weights, likelihood=likelihood or None)
+    if dataset:
+        data = load_dataset(dataset)
+    else:
+        data = current_data if current_data is not None else load_dataset(opened.dataset or "digits")
+    model = validate(opened.model, data.x_train[:8])
+    source = Path(weights) if weights is not None else (Path(spec) if spec.lower().endswith(".safetensors") else None)
+    return Loaded(model, data, list(opened.history), source, encode_all(model, data.x_train),
+                  tuple(getattr(opened, "warnings", ())))
+
+
 def load_data_for(spec, model) -> Loaded:
-    """A new dataset keeps the model (a copy) when the image shape fits, else starts an untrained one."""
+    """A new dataset keeps the model (a copy) when the image shape fits, else starts an untrained one;
+    a model of the user's own is kept if it reads the new images, else the dataset is refused."""
     from ..core.config import ModelConfig
     from ..core.data import load_dataset
     from ..core.model import build_model
 
     data = load_dataset(spec)
+    if model is not None and getattr(model, "cfg", None) is None:
+        from ..core.adapters import validate
+
+        # Checked on a copy: a model that does not read these images leaves the shown one as it was.
+        model = validate(model.copy(), data.x_train[:8])
+        return Loaded(model, data, None, None, encode_all(model, data.x_train))
     if model is None or model.cfg.image_shape != data.image_shape:
         k = model.latent_dim if model is not None else 2
         model = build_model(ModelConfig(image_shape=data.image_shape, latent_dim=k), seed=0).eval()
