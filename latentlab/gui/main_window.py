@@ -141,6 +141,7 @@ class MainWindow(QtWidgets.QMainWindow):
                                         QtGui.QKeySequence.StandardKey.Save)
         file.setToolTipsVisible(True)  # a disabled Save says why
         self.recent_menu = file.addMenu("Open &recent")
+        self._build_examples_menu(file.addMenu("E&xamples"))
         file.addSeparator()
         self._action(file, "&Export latent view as PNG…", self.export_view_dialog, "Ctrl+E")
         file.addSeparator()
@@ -162,6 +163,17 @@ class MainWindow(QtWidgets.QMainWindow):
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About latentlab", self.about)
         self._refresh_recent()
+
+    def _build_examples_menu(self, menu) -> None:
+        from ..core.bundled import examples
+
+        menu.setToolTipsVisible(True)
+        for example in examples():
+            action = menu.addAction(example.title)
+            action.setToolTip(f"{example.about} Made with: {example.command}")
+            action.triggered.connect(lambda _=False, e=example: self.session.load(e.file, e.dataset))
+        menu.setEnabled(bool(menu.actions()))
+        self.examples_menu = menu
 
     def _action(self, menu, text, slot, shortcut=None) -> QtGui.QAction:
         action = menu.addAction(text)
