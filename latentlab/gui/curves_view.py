@@ -14,6 +14,7 @@ from .runs import RunController
 from .state import ModelData
 
 REFRESH_MS = 300
+MAX_DIM_CURVES = 32   # KL-per-dimension curves drawn: the dimensions with the most KL in the newest epoch
 SERIES = (("recon", "reconstruction NLL", "#1f77b4"), ("kl", "KL", "#d62728"), ("neg_elbo", "−ELBO", "#222222"))
 
 
@@ -67,17 +68,25 @@ class CurvesView(QtWidgets.QTabWidget):
             self._throttled_refresh()
 
     def refresh(self) -> None:
-        h = self.model_data.history
-        epochs = np.array([r["epoch"] for r in h], dtype=float)
-        recon = np.array([r["recon"] for r in h], dtype=float)
-        kl = np.array([r["kl"] for r in h], dtype=float)
-        for key, y in (("recon", recon), ("kl", kl), ("neg_elbo", recon + kl)):
-            self.curves[key].setData(epochs, y)
-        self._refresh_markers(h)
-        self._refresh_dims(h, epochs)
+        from ..core.metadata import history_series
 
-    def _refresh_markers(self, h) -> None:
-        changes = beta_changes(h)[-30:]
+        h = self.model_data.history
+        try:
+            series = history_series(h, max_dims=MAX_DIM_CURVES)
+            changes = beta_changes(h)[-30:]
+        except (KeyError, TypeError, ValueError, IndexError):
+            # Histories are validated where they enter (checkpoint, training, sweep); a row that is
+            # not a clean record anyway draws nothing rather than half a plot.
+            series, changes = None, []
+        if series is None:
+            series = {"epoch": np.zeros(0), "per_dim": np.zeros((0, 0)), "dims": np.zeros(0, int)}
+            series.update({key: np.zeros(0) for key, _, _ in SERIES})
+        for key, _, _ in SERIES:
+            self.curves[key].setData(series["epoch"], series[key], connect="finite")
+        self._refresh_markers(changes)
+        self._refresh_dims(series)
+
+    def _refresh_markers(self, changes) -> None:
         if changes == self._marked:
             return  # rebuilding the labelled lines is the costly part of a refresh
         self._marked = changes
@@ -91,16 +100,17 @@ class CurvesView(QtWidgets.QTabWidget):
             plot.addItem(line)
             self.markers.append(line)
 
-    def _refresh_dims(self, h, epochs) -> None:
-        per_dim = [r.get("kl_per_dim") or [] for r in h]
-        k = max((len(v) for v in per_dim), default=0)
+    def _refresh_dims(self, series) -> None:
+        """One curve for each of at most MAX_DIM_CURVES dimensions (those with the most KL lately)."""
+        per_dim, dims = series["per_dim"], series["dims"]
+        k = len(dims)
         plot = self.per_dim.getPlotItem()
         while len(self.dim_curves) > k:
             plot.removeItem(self.dim_curves.pop())
         colors = label_colors(k)
         while len(self.dim_curves) < k:
             d = len(self.dim_curves)
-            self.dim_curves.append(plot.plot([], [], pen=pg.mkPen(colors[d], width=1.5), name=f"z{d + 1}"))
-        for d, curve in enumerate(self.dim_curves):
-            y = np.array([v[d] if d < len(v) else np.nan for v in per_dim], dtype=float)
-            curve.setData(epochs, y, connect="finite")
+            self.dim_curves.append(plot.plot([], [], pen=pg.mkPen(colors[d], width=1.5)))
+        for col, (d, curve) in enumerate(zip(dims, self.dim_curves)):
+            curve.opts["name"] = f"z{int(d) + 1}"
+            curve.setData(series["epoch"], per_dim[:, col], connect="finite")

@@ -118,7 +118,8 @@ class LatentPlot(pg.PlotWidget):
     # ----- drawing ------------------------------------------------------------------------
     def refresh_points(self) -> None:
         s = self.latent
-        if s.points is None or s.projection is None:
+        if s.points is None or s.projection is None or self.model_data.data is None:
+            self.cloud.setData(np.zeros((0, 2)), np.zeros(0, np.uint32))   # no data open: no points
             return
         pos = s.projection.to2d(s.points)
         self.cloud.setData(pos, self._colors())

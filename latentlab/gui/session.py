@@ -24,6 +24,7 @@ __all__ = ["Session", "TrainRequest", "Endpoint"]
 
 class Session(QtCore.QObject):
     loaded = QtCore.Signal()   # a checkpoint or dataset finished loading and its points are shown
+    notice = QtCore.Signal(str)   # one sentence for the banner about a load that went ahead (not an error)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -53,15 +54,16 @@ class Session(QtCore.QObject):
 
     # ----- models and data ------------------------------------------------------------------
     def replace_model(self, model, data=None, history=(), source: Path | None = None, *,
-                      encoded: work.Encoded | None = None, encode: bool = True) -> None:
+                      encoded: work.Encoded | None = None, encode: bool = True, without_data: bool = False) -> None:
         """Make `model` (on `data`, default: the open dataset) the window's model.
 
         The rule for what survives: the marker's z and the endpoints A/B are latent codes, kept while
         the latent size stays the same (and, for endpoints, the dataset they came from); the
         inspected data row is kept while the dataset stays. Work still running on the old model is
-        dropped. The points are `encoded` if given, else encoded again unless `encode` is False."""
+        dropped. The points are `encoded` if given, else encoded again unless `encode` is False.
+        With `without_data` the model is shown on no data at all (no points)."""
         md = self.model_data
-        data = md.data if data is None else data
+        data = None if without_data else md.data if data is None else data
         old_k = md.model.latent_dim if md.model is not None else None
         same_data = data is md.data
         if self.runs.busy:
@@ -76,6 +78,8 @@ class Session(QtCore.QObject):
         self._sync_request()
         if encoded is not None:
             self._show_encoded(encoded)
+        elif data is None:
+            self.latent.clear()
         z = self.cursor.z if old_k == k and self.cursor.z is not None else np.zeros(k, np.float32)
         self.set_z(z)
         if encoded is None and encode:
@@ -95,14 +99,15 @@ class Session(QtCore.QObject):
         """Load a checkpoint (default: the bundled one) and its dataset off the GUI thread."""
         self.runs.stop()  # the run belongs to the model being replaced
         self.status.emit("Loading…")
-        self.jobs.submit("load", work.load_checkpoint_and_data, checkpoint, dataset, on_result=self._on_loaded)
+        self.jobs.submit("load", work.load_checkpoint_and_data, checkpoint, dataset, self.jobs.should_stop,
+                         on_result=self._on_loaded)
 
     def open_dataset(self, spec: str) -> None:
         self.runs.stop()
         self.status.emit(f"Loading dataset {spec}…")
         md = self.model_data
         model = self.jobs.model_copy(md.model, md.version) if md.model is not None else None
-        self.jobs.submit("load", work.load_data_for, spec, model, on_result=self._on_loaded)
+        self.jobs.submit("load", work.load_data_for, spec, model, self.jobs.should_stop, on_result=self._on_loaded)
 
     def _on_loaded(self, result: work.Loaded) -> None:
         md = self.model_data
@@ -111,15 +116,21 @@ class Session(QtCore.QObject):
             same = md.model is not None and getattr(md.model, "cfg", None) == getattr(result.model, "cfg", None)
             history = md.history if same else []
         source = result.source if result.source is not None else md.source
-        self.replace_model(result.model, result.data, history, source, encoded=result.encoded)
+        self.replace_model(result.model, result.data, history, source, encoded=result.encoded,
+                           without_data=result.data is None)
         # Everything loaded so far lives as long as the app: keep the collector from rescanning it,
         # which otherwise costs a few hundred milliseconds per full collection in any thread.
         gc.freeze()
         if not self._warmed:
             self._warmed = True
             self.jobs.submit("warm-up", work.warm_up_training, on_result=lambda _: gc.freeze())
-        self.status.emit(f"{result.data.name}: {len(result.data.x_train):,} training images, K = {result.model.latent_dim}")
+        if result.data is None:
+            self.status.emit(f"No data open, K = {result.model.latent_dim}")
+        else:
+            self.status.emit(f"{result.data.name}: {len(result.data.x_train):,} training images, K = {result.model.latent_dim}")
         self.loaded.emit()
+        for note in result.notes:
+            self.notice.emit(note)
 
     def use_sweep_point(self, point) -> None:
         """Make one model of the sweep the explorer's model."""

@@ -30,7 +30,8 @@ class Loaded:
     data: object
     history: list | None   # None: keep the current history if the model shape is unchanged
     source: Path | None
-    encoded: Encoded
+    encoded: Encoded | None   # None: there is no data to encode
+    notes: tuple = ()         # short sentences for the banner (a dataset replaced, metadata dropped)
 
 
 def encode_all(model, x) -> Encoded:
@@ -41,32 +42,57 @@ def encode_all(model, x) -> Encoded:
     return Encoded(mu, logvar, stats, (mean_kl_per_dim(mu, logvar), active_units(mu)))
 
 
-def load_checkpoint_and_data(checkpoint, dataset) -> Loaded:
+def load_checkpoint_and_data(checkpoint, dataset, should_stop=None) -> Loaded:
+    """A checkpoint and the data to show it on. A dataset the user asked for must load and fit; the
+    one the checkpoint names is only a suggestion (core.data.open_checkpoint_dataset), replaced by
+    the embedded default or by no data with a note saying why."""
     from ..core.bundled import default_checkpoint
     from ..core.checkpoint import load_checkpoint
-    from ..core.data import load_dataset
+    from ..core.data import load_dataset, open_checkpoint_dataset
     from ..core.errors import LatentLabError
+    from ..core.text import short
 
     path = Path(checkpoint) if checkpoint else default_checkpoint()
     ckpt = load_checkpoint(path)
-    data = load_dataset(dataset or ckpt.dataset or "digits")
-    if data.image_shape != ckpt.config.image_shape:
-        raise LatentLabError(f"{path.name} expects images of shape {ckpt.config.image_shape}, "
-                             f"but {data.spec} has {data.image_shape}.")
-    return Loaded(ckpt.model, data, list(ckpt.history), path, encode_all(ckpt.model, data.x_train))
+    _refuse_if_too_big(ckpt.model, 0)   # a latent size the window refuses whatever the data: before loading any
+    notes = [f"{short(path.name, 80)}: {w}." for w in ckpt.warnings]
+    if dataset:
+        data = load_dataset(dataset, should_stop=should_stop)
+        if data.image_shape != ckpt.config.image_shape:
+            raise LatentLabError(f"{short(path.name, 80)} expects images of shape {ckpt.config.image_shape}, "
+                                 f"but {short(data.spec, 80)} has {data.image_shape}.")
+    else:
+        data, note = open_checkpoint_dataset(ckpt.dataset, ckpt.config.image_shape, should_stop=should_stop)
+        if note:
+            notes.insert(0, note)
+    _refuse_if_too_big(ckpt.model, len(data.x_train) if data is not None else 0)
+    encoded = encode_all(ckpt.model, data.x_train) if data is not None else None
+    return Loaded(ckpt.model, data, list(ckpt.history), path, encoded, tuple(notes))
 
 
-def load_data_for(spec, model) -> Loaded:
+def load_data_for(spec, model, should_stop=None) -> Loaded:
     """A new dataset keeps the model (a copy) when the image shape fits, else starts an untrained one."""
     from ..core.config import ModelConfig
     from ..core.data import load_dataset
     from ..core.model import build_model
 
-    data = load_dataset(spec)
+    data = load_dataset(spec, should_stop=should_stop)
     if model is None or model.cfg.image_shape != data.image_shape:
         k = model.latent_dim if model is not None else 2
         model = build_model(ModelConfig(image_shape=data.image_shape, latent_dim=k), seed=0).eval()
+    _refuse_if_too_big(model, len(data.x_train))
     return Loaded(model, data, None, None, encode_all(model, data.x_train))
+
+
+def _refuse_if_too_big(model, n_points: int) -> None:
+    """One sentence, before encoding, when the window cannot hold this model's view of the data."""
+    from ..core.budget import window_refusal
+    from ..core.errors import ResourceError
+
+    cfg = getattr(model, "cfg", None)
+    why = window_refusal(cfg, n_points) if cfg is not None else None
+    if why:
+        raise ResourceError(why)
 
 
 def warm_up_training() -> None:
