@@ -14,6 +14,7 @@ import copy
 import threading
 from typing import Callable
 
+import shiboken6
 from PySide6 import QtCore
 
 
@@ -59,7 +60,8 @@ class JobRunner(QtCore.QObject):
         worker = create_worker(fn, *args, **kwargs, _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(lambda item: self.is_current(key, seq) and on_yield(item))
         worker.errored.connect(lambda exc: self.report(exc, error_prefix))
-        worker.finished.connect(lambda: on_finished(current=self.is_current(key, seq)))
+        # A run ending after its window was deleted has no one to tell (its state objects are gone).
+        worker.finished.connect(lambda: shiboken6.isValid(self) and on_finished(current=self.is_current(key, seq)))
         self._track(worker)
 
     @property

@@ -129,8 +129,10 @@ class Session(QtCore.QObject):
         else:
             self.status.emit(f"{result.data.name}: {len(result.data.x_train):,} training images, K = {result.model.latent_dim}")
         self.loaded.emit()
-        for note in result.notes:
-            self.notice.emit(note)
+        if result.notes:   # one banner line: the data shown first, then what the file's metadata lost
+            from ..core.text import short
+
+            self.notice.emit(short(" ".join(result.notes)))
 
     def use_sweep_point(self, point) -> None:
         """Make one model of the sweep the explorer's model."""
