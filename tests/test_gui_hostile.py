@@ -207,12 +207,15 @@ def test_a_dataset_the_checkpoint_names_is_only_a_suggestion(shared_window, qtbo
     assert not TRACEBACK.search(capfd.readouterr().err)
 
 
-def test_a_checkpoint_whose_data_does_not_fit_opens_without_data(shared_window, qtbot, capfd, tmp_path):
+@pytest.mark.parametrize("named, why", [("mnist:{gone}", "cannot be found"), ("digits", "(1, 8, 8)")],
+                         ids=["missing", "other_image_shape"])
+def test_a_checkpoint_whose_data_does_not_fit_opens_without_data(shared_window, qtbot, capfd, tmp_path, named, why):
     model = build_model(ModelConfig(image_shape=(1, 28, 28), latent_dim=2, hidden=(8,)), seed=0)
-    path = save_checkpoint(tmp_path / "mnist.safetensors", model, dataset=f"mnist:{tmp_path / 'gone'}")
+    path = save_checkpoint(tmp_path / "mnist.safetensors", model, dataset=named.format(gone=tmp_path / "gone"))
     w, s = shared_window, shared_window.session
     opened = Opened(w, qtbot, path)
     assert opened.loads and len(opened.messages) == 1 and "without data" in opened.messages[0]
+    assert why in opened.messages[0]
     assert s.model_data.data is None and s.latent.points is None and w.latent.plot.cloud.count() == 0
     assert w.windowTitle().endswith("on no data")
     s.set_z([0.5, -0.5])   # the model itself works: decoding needs no data
