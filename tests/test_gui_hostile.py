@@ -428,3 +428,18 @@ def test_the_worst_metadata_costs_the_window_bounded_memory(tmp_path, base, base
     assert growth < 800_000, result.stdout
     longest, count = map(int, lines["messages"].split())
     assert longest <= MESSAGE_LIMIT and count >= 4, result.stdout
+
+
+def test_a_wide_latent_draws_at_most_32_dimension_curves(shared_window, qtbot, tmp_path):
+    k = 200
+    model = build_model(ModelConfig(image_shape=(1, 8, 8), latent_dim=k, hidden=(8,)), seed=0)
+    rng = np.random.default_rng(0)
+    history = [dict(ROW, epoch=e, kl_per_dim=rng.uniform(0, 0.01, k).tolist()) for e in range(1, 6)]
+    history[-1]["kl_per_dim"][150] = 5.0   # the newest epoch's largest KL is among the drawn curves
+    path = save_checkpoint(tmp_path / "wide.safetensors", model, dataset="digits", history=history)
+    opened = Opened(shared_window, qtbot, path)
+    assert opened.loads and not opened.messages
+    curves = shared_window.curves.dim_curves
+    assert len(curves) == 32 and "z151" in [c.opts["name"] for c in curves]
+    x, y = curves[0].getData()
+    assert list(x) == [1, 2, 3, 4, 5] and np.isfinite(y).all()
