@@ -217,9 +217,13 @@ def test_a_checkpoint_whose_data_does_not_fit_opens_without_data(shared_window, 
     assert opened.loads and len(opened.messages) == 1 and "without data" in opened.messages[0]
     assert why in opened.messages[0]
     assert s.model_data.data is None and s.latent.points is None and w.latent.plot.cloud.count() == 0
-    assert w.windowTitle().endswith("on no data")
+    assert w.windowTitle().endswith("on no data") and w.controls.dataset.currentText() == ""
     s.set_z([0.5, -0.5])   # the model itself works: decoding needs no data
     assert s.cursor.image.shape == (1, 28, 28)
+    for i in range(w.tools.count()):   # every tool shows the model without data, or nothing
+        w.tools.setCurrentIndex(i)
+        wait_idle(s)
+    w.tools.setCurrentIndex(0)
     s.runs.train()
     assert "dataset" in w.banner.label.text()
     with qtbot.waitSignal(s.loaded, timeout=60000):
