@@ -343,6 +343,32 @@ def test_closing_during_a_long_load_cancels_it(qtbot, tmp_path, base_path, monke
     assert not TRACEBACK.search(capfd.readouterr().err)
 
 
+def test_closing_during_a_long_encode_cancels_it(qtbot, tmp_path, base_path, monkeypatch, capfd):
+    from latentlab.core import analysis
+    from latentlab.gui import work
+
+    use_settings_dir(tmp_path / "settings")
+    w = make_window(qtbot)
+    w.session.load(checkpoint=base_path)
+    wait_idle(w.session)
+    real, calls = analysis.encode, []
+
+    def slow_encode(model, x, batch=4096):
+        calls.append(len(x))
+        time.sleep(0.05)
+        return real(model, x, batch)
+
+    monkeypatch.setattr(analysis, "encode", slow_encode)
+    monkeypatch.setattr(work, "ENCODE_CHUNK", 1)   # 1,438 chunks: over a minute unless stopped
+    w.session.encode_all()
+    qtbot.waitUntil(lambda: len(calls) > 0, timeout=30000)
+    w.close()
+    assert QtCore.QThreadPool.globalInstance().activeThreadCount() == 0
+    assert 0 < len(calls) < 400, len(calls)   # stopped at the next chunk, not run to the end
+    QtCore.QCoreApplication.processEvents()
+    assert not TRACEBACK.search(capfd.readouterr().err)
+
+
 def test_the_window_exits_promptly_when_closed_mid_load(tmp_path, base_path):
     """The whole process, with a load that only a stop request ends: it exits with no traceback."""
     script = textwrap.dedent(f"""

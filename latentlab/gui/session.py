@@ -172,7 +172,7 @@ class Session(QtCore.QObject):
             return
         self.status.emit(f"Encoding {len(md.data.x_train):,} points…")
         self.jobs.submit("encode", work.encode_all, self.jobs.model_copy(md.model, md.version), md.data.x_train,
-                         on_result=self._on_encoded)
+                         self.jobs.should_stop, on_result=self._on_encoded)
 
     def _on_encoded(self, encoded: work.Encoded) -> None:
         if self.runs.busy:  # a run has taken over the points

@@ -11,6 +11,7 @@ import numpy as np
 AGGREGATE_GRID = 160
 AGGREGATE_SAMPLES = 4000
 HOLE_RATIO = 0.1
+ENCODE_CHUNK = 16384   # images encoded between two looks at the stop flag
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,20 @@ class Loaded:
     notes: tuple = ()         # short sentences for the banner (a dataset replaced, metadata dropped)
 
 
-def encode_all(model, x) -> Encoded:
+def encode_all(model, x, should_stop=None) -> Encoded:
+    """Encode every image in chunks, so that closing the window (`should_stop`) ends a long encode."""
     from ..core.analysis import active_units, encode, mean_kl_per_dim, point_kl, reconstruction_nll
+    from ..core.errors import Cancelled
 
-    mu, logvar = encode(model, x)
-    stats = {"reconstruction error": reconstruction_nll(model, x, mu), "KL per point": point_kl(mu, logvar)}
+    parts = []
+    for i in range(0, len(x), ENCODE_CHUNK) if len(x) else [0]:
+        if should_stop is not None and should_stop():
+            raise Cancelled("Encoding was cancelled.")
+        xs = x[i:i + ENCODE_CHUNK]
+        mu, logvar = encode(model, xs)
+        parts.append((mu, logvar, reconstruction_nll(model, xs, mu)))
+    mu, logvar, rec = (np.concatenate(p) for p in zip(*parts))
+    stats = {"reconstruction error": rec, "KL per point": point_kl(mu, logvar)}
     return Encoded(mu, logvar, stats, (mean_kl_per_dim(mu, logvar), active_units(mu)))
 
 
@@ -66,7 +76,7 @@ def load_checkpoint_and_data(checkpoint, dataset, should_stop=None) -> Loaded:
         if note:
             notes.insert(0, note)
     _refuse_if_too_big(ckpt.model, len(data.x_train) if data is not None else 0)
-    encoded = encode_all(ckpt.model, data.x_train) if data is not None else None
+    encoded = encode_all(ckpt.model, data.x_train, should_stop) if data is not None else None
     return Loaded(ckpt.model, data, list(ckpt.history), path, encoded, tuple(notes))
 
 
@@ -81,7 +91,7 @@ def load_data_for(spec, model, should_stop=None) -> Loaded:
         k = model.latent_dim if model is not None else 2
         model = build_model(ModelConfig(image_shape=data.image_shape, latent_dim=k), seed=0).eval()
     _refuse_if_too_big(model, len(data.x_train))
-    return Loaded(model, data, None, None, encode_all(model, data.x_train))
+    return Loaded(model, data, None, None, encode_all(model, data.x_train, should_stop))
 
 
 def _refuse_if_too_big(model, n_points: int) -> None:
