@@ -265,6 +265,26 @@ def test_training_that_cannot_fit_is_refused_before_building(shared_window, qtbo
     assert_sentence(messages[0])
 
 
+def test_a_dataset_whose_model_cannot_fit_is_refused_before_building_it(shared_window, qtbot, monkeypatch):
+    from latentlab.core import budget, model
+
+    s = shared_window.session
+    kept, spec = s.model_data.model, s.model_data.dataset_spec
+    built = []
+    monkeypatch.setattr(budget, "available_bytes", lambda device="cpu": 1000)
+    monkeypatch.setattr(model, "build_model", lambda *a, **k: built.append(a))
+    messages = []
+    s.errorRaised.connect(messages.append)
+    try:
+        shared_window.open_dataset_spec("sprites")   # other images than the open model's: a new model
+        wait_idle(s)
+    finally:
+        s.errorRaised.disconnect(messages.append)
+    assert built == [] and s.model_data.model is kept and s.model_data.dataset_spec == spec
+    assert len(messages) == 1 and messages[0].startswith("Showing this model on"), messages
+    assert_sentence(messages[0])
+
+
 # ----- saved settings ------------------------------------------------------------------------------
 
 GARBAGE_SETTINGS = """[General]

@@ -64,7 +64,7 @@ def load_checkpoint_and_data(checkpoint, dataset, should_stop=None) -> Loaded:
 
     path = Path(checkpoint) if checkpoint else default_checkpoint()
     ckpt = load_checkpoint(path)
-    _refuse_if_too_big(ckpt.model, 0)   # a latent size the window refuses whatever the data: before loading any
+    _refuse_if_too_big(ckpt.config, 0)   # a latent size the window refuses whatever the data: before loading any
     notes = [f"{short(path.name, 80)}: {w}." for w in ckpt.warnings]
     if dataset:
         data = load_dataset(dataset, should_stop=should_stop)
@@ -75,7 +75,7 @@ def load_checkpoint_and_data(checkpoint, dataset, should_stop=None) -> Loaded:
         data, note = open_checkpoint_dataset(ckpt.dataset, ckpt.config.image_shape, should_stop=should_stop)
         if note:
             notes.insert(0, note)
-    _refuse_if_too_big(ckpt.model, len(data.x_train) if data is not None else 0)
+    _refuse_if_too_big(ckpt.config, len(data.x_train) if data is not None else 0)
     encoded = encode_all(ckpt.model, data.x_train, should_stop) if data is not None else None
     return Loaded(ckpt.model, data, list(ckpt.history), path, encoded, tuple(notes))
 
@@ -89,17 +89,20 @@ def load_data_for(spec, model, should_stop=None) -> Loaded:
     data = load_dataset(spec, should_stop=should_stop)
     if model is None or model.cfg.image_shape != data.image_shape:
         k = model.latent_dim if model is not None else 2
-        model = build_model(ModelConfig(image_shape=data.image_shape, latent_dim=k), seed=0).eval()
-    _refuse_if_too_big(model, len(data.x_train))
+        cfg = ModelConfig(image_shape=data.image_shape, latent_dim=k)
+        _refuse_if_too_big(cfg, len(data.x_train))   # before building it: large images make large layers
+        model = build_model(cfg, seed=0).eval()
+    else:
+        _refuse_if_too_big(getattr(model, "cfg", None), len(data.x_train))
     return Loaded(model, data, None, None, encode_all(model, data.x_train, should_stop))
 
 
-def _refuse_if_too_big(model, n_points: int) -> None:
-    """One sentence, before encoding, when the window cannot hold this model's view of the data."""
+def _refuse_if_too_big(cfg, n_points: int) -> None:
+    """One sentence, before encoding, when the window cannot hold the view of a model of config
+    `cfg` (None: a model that has none, not checked) on n_points images."""
     from ..core.budget import window_refusal
     from ..core.errors import ResourceError
 
-    cfg = getattr(model, "cfg", None)
     why = window_refusal(cfg, n_points) if cfg is not None else None
     if why:
         raise ResourceError(why)
