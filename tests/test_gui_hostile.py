@@ -61,7 +61,7 @@ def assert_sentence(msg: str) -> None:
 class Opened:
     """What one open of a checkpoint produced: loaded or not, and every banner sentence."""
 
-    def __init__(self, window, qtbot, path):
+    def __init__(self, window, path):
         s = window.session
         self.messages, self.loads = [], []
         slots = ((s.errorRaised, self.messages.append), (s.notice, self.messages.append), (s.loaded, self._loaded))
@@ -119,7 +119,7 @@ def shared_window(qapp, tmp_path_factory, base_path):
 
     w = MainWindow()
     w.show()
-    opened = Opened(w, None, base_path)
+    opened = Opened(w, base_path)
     assert opened.loads and not opened.messages
     yield w
     w.session.shutdown()
@@ -138,7 +138,7 @@ def test_fuzzed_metadata_opens_in_the_window_or_is_refused(shared_window, qtbot,
     path = tmp_path_factory.mktemp("fuzz") / "case.safetensors"
     path.write_bytes(with_meta(base, history=json.dumps(history), dataset=spec,
                                train_config=json.dumps(train_config), model_spec=model_spec))
-    opened = Opened(shared_window, qtbot, path)
+    opened = Opened(shared_window, path)
     path.unlink()
     # Only optional fields were touched: the weights are good, so it always opens.
     assert opened.loads and shared_window.session.model_data.source == path
@@ -159,7 +159,7 @@ def test_a_bad_history_row_opens_with_empty_curves_and_one_sentence(shared_windo
     path = tmp_path / "m.safetensors"
     # json.dumps writes NaN and Infinity as a hostile writer may.
     path.write_bytes(with_meta(base, history=json.dumps([ROW, row])))
-    opened = Opened(shared_window, qtbot, path)
+    opened = Opened(shared_window, path)
     assert opened.loads and len(opened.messages) == 1 and "history ignored" in opened.messages[0]
     assert why in opened.messages[0]
     assert shared_window.session.model_data.history == []
@@ -172,9 +172,25 @@ def test_a_bad_history_row_opens_with_empty_curves_and_one_sentence(shared_windo
 def test_a_megabyte_dataset_spec_opens_on_the_default_data(shared_window, qtbot, capfd, tmp_path, base):
     path = tmp_path / "m.safetensors"
     path.write_bytes(with_meta(base, dataset="images:/" + "a" * 5_000_000))
-    opened = Opened(shared_window, qtbot, path)
+    opened = Opened(shared_window, path)
     assert opened.loads and shared_window.session.model_data.dataset_spec == "digits"
     assert any("dataset ignored" in m for m in opened.messages)
+    assert_views_clean(shared_window)
+    assert not TRACEBACK.search(capfd.readouterr().err)
+
+
+def test_a_megabyte_dataset_spec_typed_in_gives_bounded_text(shared_window, qtbot, capfd):
+    s = shared_window.session
+    messages = []
+    s.errorRaised.connect(messages.append)
+    try:
+        shared_window.open_dataset_spec("images:/" + "a" * 5_000_000)
+        assert len(shared_window.status_label.text()) <= MESSAGE_LIMIT   # "Loading dataset …"
+        wait_idle(s)
+    finally:
+        s.errorRaised.disconnect(messages.append)
+    assert len(messages) == 1 and "…" in messages[0]
+    assert_sentence(messages[0])
     assert_views_clean(shared_window)
     assert not TRACEBACK.search(capfd.readouterr().err)
 
@@ -182,7 +198,7 @@ def test_a_megabyte_dataset_spec_opens_on_the_default_data(shared_window, qtbot,
 def test_a_long_file_name_gives_a_bounded_title(shared_window, qtbot, tmp_path, base_path):
     path = tmp_path / ("m" * 240 + ".safetensors")
     path.write_bytes(base_path.read_bytes())
-    opened = Opened(shared_window, qtbot, path)
+    opened = Opened(shared_window, path)
     assert opened.loads and "…" in shared_window.windowTitle() and len(shared_window.windowTitle()) <= 160
     assert shared_window.windowTitle().endswith("on digits")
 
@@ -199,7 +215,7 @@ def fifo(tmp_path):
 def test_a_dataset_the_checkpoint_names_is_only_a_suggestion(shared_window, qtbot, capfd, tmp_path, base, fifo, spec):
     path = tmp_path / "m.safetensors"
     path.write_bytes(with_meta(base, dataset=spec.format(fifo=fifo, missing=tmp_path / "gone")))
-    opened = Opened(shared_window, qtbot, path)
+    opened = Opened(shared_window, path)
     assert opened.loads and shared_window.session.model_data.dataset_spec == "digits"
     assert len(opened.messages) == 1 and "embedded digits data instead" in opened.messages[0]
     s = shared_window.session
@@ -213,7 +229,7 @@ def test_a_checkpoint_whose_data_does_not_fit_opens_without_data(shared_window, 
     model = build_model(ModelConfig(image_shape=(1, 28, 28), latent_dim=2, hidden=(8,)), seed=0)
     path = save_checkpoint(tmp_path / "mnist.safetensors", model, dataset=named.format(gone=tmp_path / "gone"))
     w, s = shared_window, shared_window.session
-    opened = Opened(w, qtbot, path)
+    opened = Opened(w, path)
     assert opened.loads and len(opened.messages) == 1 and "without data" in opened.messages[0]
     assert why in opened.messages[0]
     assert s.model_data.data is None and s.latent.points is None and w.latent.plot.cloud.count() == 0
@@ -240,7 +256,7 @@ def test_a_k_100000_checkpoint_is_refused_in_one_sentence(shared_window, qtbot, 
     s = shared_window.session
     kept = s.model_data.model
     before = peak_rss_kb()
-    opened = Opened(shared_window, qtbot, path)
+    opened = Opened(shared_window, path)
     assert not opened.loads and len(opened.messages) == 1 and "100,000 latent dimensions" in opened.messages[0]
     assert s.model_data.model is kept
     assert peak_rss_kb() - before < 500_000   # the weights are ~5 MB; encoding 1,438 × 100,000 would be ~1 GB
@@ -487,7 +503,7 @@ def test_a_wide_latent_draws_at_most_32_dimension_curves(shared_window, qtbot, t
     history = [dict(ROW, epoch=e, kl_per_dim=rng.uniform(0, 0.01, k).tolist()) for e in range(1, 6)]
     history[-1]["kl_per_dim"][150] = 5.0   # the newest epoch's largest KL is among the drawn curves
     path = save_checkpoint(tmp_path / "wide.safetensors", model, dataset="digits", history=history)
-    opened = Opened(shared_window, qtbot, path)
+    opened = Opened(shared_window, path)
     assert opened.loads and not opened.messages
     curves = shared_window.curves.dim_curves
     assert len(curves) == 32 and "z151" in [c.opts["name"] for c in curves]
