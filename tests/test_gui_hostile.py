@@ -445,6 +445,42 @@ def test_the_window_exits_promptly_when_closed_mid_load(tmp_path, base_path):
     assert not TRACEBACK.search(result.stderr), result.stderr[-3000:]
 
 
+def test_work_that_cannot_be_interrupted_does_not_hold_the_process(tmp_path, base_path):
+    """A load that ignores the stop flag (one large file being read) outlives the close: the
+    process leaves without waiting for it and without a traceback."""
+    script = textwrap.dedent(f"""
+        import os, sys, threading, time
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        from pathlib import Path
+        from PySide6 import QtCore, QtWidgets
+        QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, {str(tmp_path)!r})
+        from latentlab.core import data
+        from latentlab.gui import app as app_module, session
+        session.SHUTDOWN_WAIT_MS = 300
+        started = threading.Event()
+        def stubborn(spec, *, seed=0, should_stop=None):
+            started.set()
+            time.sleep(30)
+            print("finished", flush=True)
+            raise RuntimeError("the window is gone")
+        data.load_dataset = stubborn
+        qapp = QtWidgets.QApplication([])
+        def close_when_started():
+            if not started.is_set():
+                QtCore.QTimer.singleShot(20, close_when_started)
+                return
+            for w in qapp.topLevelWidgets():
+                if w.objectName() == "mainWindow":
+                    w.close()
+        QtCore.QTimer.singleShot(20, close_when_started)
+        sys.exit(app_module.run(checkpoint=Path({str(base_path)!r}), dataset="images:/slow"))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "finished" not in result.stdout   # it did not wait for the load
+    assert not TRACEBACK.search(result.stderr), result.stderr[-3000:]
+
+
 # ----- memory of the worst cases, in a fresh process ---------------------------------------------
 
 def test_the_worst_metadata_costs_the_window_bounded_memory(tmp_path, base, base_path):

@@ -21,6 +21,10 @@ from .state import AnchorMode, Cursor, Endpoint, InterpolationPath, LatentPoints
 
 __all__ = ["Session", "TrainRequest", "Endpoint"]
 
+# How long closing waits for background work. Loads, encodes and runs poll the stop flag and end
+# within one chunk or step; only work that cannot be interrupted (reading one large file) is left.
+SHUTDOWN_WAIT_MS = 10000
+
 
 class Session(QtCore.QObject):
     loaded = QtCore.Signal()   # a checkpoint or dataset finished loading and its points are shown
@@ -287,7 +291,7 @@ class Session(QtCore.QObject):
         """Let every background job and training run finish and its results arrive (tests, scripts)."""
         return self.jobs.wait_until_idle(timeout_ms)
 
-    def shutdown(self, timeout_ms: int = 10000) -> None:
+    def shutdown(self, timeout_ms: int | None = None) -> None:
         """Stop everything and wait for the pool, so no thread outlives the window."""
         self.runs.shutdown()
-        self.jobs.shutdown(timeout_ms)
+        self.jobs.shutdown(SHUTDOWN_WAIT_MS if timeout_ms is None else timeout_ms)
