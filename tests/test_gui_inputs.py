@@ -132,17 +132,6 @@ def make_torch_zip(tmp_path):
     return path
 
 
-def make_other_shape(tmp_path):
-    from latentlab.core.checkpoint import save_checkpoint
-    from latentlab.core.config import ModelConfig
-    from latentlab.core.model import build_model
-
-    path = tmp_path / "mnist-shaped.safetensors"
-    model = build_model(ModelConfig(image_shape=(1, 28, 28), latent_dim=2, hidden=(32,)), seed=0).eval()
-    save_checkpoint(path, model, dataset="digits")
-    return path
-
-
 def make_missing(tmp_path):
     return tmp_path / "no-such-file.safetensors"
 
@@ -161,7 +150,6 @@ CHECKPOINTS = {
     "one byte short": (make_truncated_last_byte, ()),
     "pickle renamed": (make_pickle, ("pickle",)),
     "torch.save zip": (make_torch_zip, ("zip",)),
-    "other image shape": (make_other_shape, ("28", "8")),
     "missing file": (make_missing, ("not exist",)),
     "a folder": (make_folder, ("folder",)),
 }

@@ -113,15 +113,18 @@ def training_bytes(cfg: ModelConfig, n_examples: int, batch: int) -> int:
             + FLOAT * pixels * n_examples)
 
 
-def check_training_fits(cfg: ModelConfig, n_examples: int, batch: int, device="cpu") -> None:
-    """Raise ResourceError in one sentence when training `cfg` cannot fit on `device`."""
+CLI_ADVICE = "Use a smaller --hidden, --latent-dim or --batch-size."
+
+
+def check_training_fits(cfg: ModelConfig, n_examples: int, batch: int, device="cpu", advice: str = CLI_ADVICE) -> None:
+    """Raise ResourceError in one sentence (and `advice`) when training `cfg` cannot fit on `device`."""
     need = training_bytes(cfg, n_examples, batch)
     have = available_bytes(device)
     if have is not None and need > have:
         kind = str(device).split(":")[0]
         where = "this machine has" if kind == "cpu" else f"the {kind} device has"
         raise ResourceError(f"This model needs about {gib(need)} to train with batch size {batch:,}; "
-                            f"{where} {gib(have)} free. Use a smaller --hidden, --latent-dim or --batch-size.")
+                            f"{where} {gib(have)} free. {advice}".rstrip())
 
 
 def check_fits(need: int, what: str) -> None:

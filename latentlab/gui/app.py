@@ -47,6 +47,13 @@ def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: 
     # Free the widgets while Qt is still up; interpreter shutdown would free them in any order.
     window.deleteLater()
     QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
+    if QtCore.QThreadPool.globalInstance().activeThreadCount():
+        # A job that cannot be interrupted (reading one large file) outlived the window's wait for
+        # it: its result has nowhere to go. Leave now instead of waiting for it to report to objects
+        # that no longer exist. Settings and checkpoints are written on the GUI thread, already done.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exit_code["code"])
     return exit_code["code"]
 
 

@@ -140,6 +140,7 @@ class TrainingControls(QtWidgets.QGroupBox):
         runs.requestChanged.connect(self._show_request)
         model_data.datasetChanged.connect(self._on_dataset)
         model_data.modelChanged.connect(self._on_model)
+        model_data.modelChanged.connect(self._on_dataset)
         self._tooltips = {w: w.toolTip() for w in (self.arch, self.latent_dim, self.hidden, self.likelihood, self.warm,
                                                    self.button, self.beta.slider)}
 
@@ -211,6 +212,9 @@ class TrainingControls(QtWidgets.QGroupBox):
 
     def _on_dataset(self) -> None:
         spec = self.model_data.dataset_spec
+        if not spec:   # a model open without data: nothing chosen, so picking any dataset opens it
+            self.dataset.setCurrentIndex(-1)
+            return
         if self.dataset.findText(spec) < 0:
             self.dataset.addItem(spec)
         self.dataset.setCurrentText(spec)

@@ -92,21 +92,29 @@ class CurvesView(QtWidgets.QTabWidget):
             self._throttled_refresh()
 
     def refresh(self) -> None:
-        h = self.model_data.history
-        epochs = np.array([r["epoch"] for r in h], dtype=float)
-        recon = np.array([r["recon"] for r in h], dtype=float)
-        kl = np.array([r["kl"] for r in h], dtype=float)
-        for key, y in (("recon", recon), ("kl", kl), ("neg_elbo", recon + kl)):
-            self.curves[key].setData(epochs, y)
+        from ..core.metadata import history_series
+
         md = self.model_data
+        h = md.history
         self.empty_hint.setText("" if h or md.model is None else
                                 "No training history yet: Train fine-tunes a copy of this model and draws its curves here"
                                 if md.foreign else "No training history yet: Train draws the curves here")
-        self._refresh_markers(h)
-        self._refresh_dims(h, epochs)
+        try:
+            series = history_series(h, max_dims=MANY_DIMS)
+            changes = beta_changes(h)[-30:]
+        except (KeyError, TypeError, ValueError, IndexError):
+            # Histories are validated where they enter (checkpoint, training, sweep); a row that is
+            # not a clean record anyway draws nothing rather than half a plot.
+            series, changes = None, []
+        if series is None:
+            series = {"epoch": np.zeros(0), "per_dim": np.zeros((0, 0)), "dims": np.zeros(0, int)}
+            series.update({key: np.zeros(0) for key, _, _ in SERIES})
+        for key, _, _ in SERIES:
+            self.curves[key].setData(series["epoch"], series[key], connect="finite")
+        self._refresh_markers(changes)
+        self._refresh_dims(series)
 
-    def _refresh_markers(self, h) -> None:
-        changes = beta_changes(h)[-30:]
+    def _refresh_markers(self, changes) -> None:
         if changes == self._marked:
             return  # rebuilding the labelled lines is the costly part of a refresh
         self._marked = changes
@@ -120,23 +128,17 @@ class CurvesView(QtWidgets.QTabWidget):
             plot.addItem(line)
             self.markers.append(line)
 
-    def _refresh_dims(self, h, epochs) -> None:
-        per_dim = [r.get("kl_per_dim") or [] for r in h]
-        k = max((len(v) for v in per_dim), default=0)
-        # A line per dimension reads for a few dozen; a wide latent shows those with the most KL now.
-        dims = list(range(k))
-        if k > MANY_DIMS:
-            from ..core.analysis import top_dims_by_kl
-
-            dims = [int(d) for d in top_dims_by_kl(per_dim[-1] if len(per_dim[-1]) == k else np.zeros(k), MANY_DIMS)]
+    def _refresh_dims(self, series) -> None:
+        """One curve for each of at most MANY_DIMS dimensions (those with the most KL lately)."""
+        per_dim, dims = series["per_dim"], series["dims"]
+        k = len(dims)
         plot = self.per_dim.getPlotItem()
-        if dims != self._dims:  # each line is named after its dimension
-            for curve in self.dim_curves:
-                plot.removeItem(curve)
-            colors = label_colors(len(dims))
-            self.dim_curves = [plot.plot([], [], pen=pg.mkPen(colors[i], width=1.5), name=f"z{d + 1}")
-                               for i, d in enumerate(dims)]
-            self._dims = dims
-        for d, curve in zip(dims, self.dim_curves):
-            y = np.array([v[d] if d < len(v) else np.nan for v in per_dim], dtype=float)
-            curve.setData(epochs, y, connect="finite")
+        while len(self.dim_curves) > k:
+            plot.removeItem(self.dim_curves.pop())
+        colors = label_colors(k)
+        while len(self.dim_curves) < k:
+            d = len(self.dim_curves)
+            self.dim_curves.append(plot.plot([], [], pen=pg.mkPen(colors[d], width=1.5)))
+        for col, (d, curve) in enumerate(zip(dims, self.dim_curves)):
+            curve.opts["name"] = f"z{int(d) + 1}"
+            curve.setData(series["epoch"], per_dim[:, col], connect="finite")

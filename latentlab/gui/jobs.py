@@ -11,8 +11,10 @@ wait_until_idle, shutdown) on superqt's thread workers.
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Callable
 
+import shiboken6
 from PySide6 import QtCore
 
 
@@ -25,6 +27,7 @@ class JobRunner(QtCore.QObject):
         self._latest: dict[str, int] = {}
         self._in_flight = 0
         self._closed = False
+        self._stopping = threading.Event()   # set at shutdown; long loads poll it and end early
         self._copy_version: object = None
         self._copy = None
 
@@ -57,8 +60,14 @@ class JobRunner(QtCore.QObject):
         worker = create_worker(fn, *args, **kwargs, _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(lambda item: self.is_current(key, seq) and on_yield(item))
         worker.errored.connect(lambda exc: self.report(exc, error_prefix))
-        worker.finished.connect(lambda: on_finished(current=self.is_current(key, seq)))
+        # A run ending after its window was deleted has no one to tell (its state objects are gone).
+        worker.finished.connect(lambda: shiboken6.isValid(self) and on_finished(current=self.is_current(key, seq)))
         self._track(worker)
+
+    @property
+    def should_stop(self) -> Callable[[], bool]:
+        """For workers to poll (thread-safe): true once the window is closing."""
+        return self._stopping.is_set
 
     def cancel(self, key: str) -> None:
         """Drop the results of every job under `key` still running."""
@@ -94,9 +103,12 @@ class JobRunner(QtCore.QObject):
 
     # ----- errors -------------------------------------------------------------------------------
     def report(self, error, prefix: str = "") -> None:
-        """Every error of the window comes through here, as one sentence."""
-        from ..core.errors import LatentLabError
+        """Every error of the window comes through here, as one sentence of bounded length."""
+        from ..core.errors import Cancelled, LatentLabError
+        from ..core.text import short
 
+        if isinstance(error, Cancelled) or self._closed:
+            return   # work stopped because the window is closing: nobody is there to read about it
         if isinstance(error, str):
             msg = error
         elif isinstance(error, MemoryError) or "out of memory" in str(error).lower():
@@ -107,7 +119,7 @@ class JobRunner(QtCore.QObject):
             msg = f"{type(error).__name__}: {error}"
         if not isinstance(error, str):
             self.status.emit("")
-        self.errorRaised.emit(msg)
+        self.errorRaised.emit(short(msg))
 
     # ----- lifetime -----------------------------------------------------------------------------
     @property
@@ -130,6 +142,7 @@ class JobRunner(QtCore.QObject):
     def shutdown(self, timeout_ms: int = 10000) -> None:
         """Start nothing more, drop every pending result and wait for the pool."""
         self._closed = True
+        self._stopping.set()
         self._copy = None
         pool = QtCore.QThreadPool.globalInstance()
         pool.clear()  # jobs not started yet never start: their results would have nowhere to go

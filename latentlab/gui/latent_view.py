@@ -6,6 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from ..core.text import short
 from .images import to_pixmap
 from .manifold import ManifoldLayer
 from .points import PointCloudItem, PriorCircles, argb, colormap_argb, label_colors
@@ -118,7 +119,8 @@ class LatentPlot(pg.PlotWidget):
     # ----- drawing ------------------------------------------------------------------------
     def refresh_points(self) -> None:
         s = self.latent
-        if s.points is None or s.projection is None:
+        if s.points is None or s.projection is None or self.model_data.data is None:
+            self.cloud.setData(np.zeros((0, 2)), np.zeros(0, np.uint32))   # no data open: no points
             return
         pos = s.projection.to2d(s.points)
         self.cloud.setData(pos, self._colors())
@@ -174,7 +176,7 @@ class LatentPlot(pg.PlotWidget):
             return
         for name, color in zip(data.label_names, label_colors(len(data.label_names))):
             swatch = pg.ScatterPlotItem(symbol="s", size=9, pen=None, brush=pg.mkBrush(color))
-            self.legend.addItem(swatch, name)
+            self.legend.addItem(swatch, short(name, 40))   # names come from files
 
     def _on_projection(self) -> None:
         x_label, y_label = self.latent.projection.axis_labels
@@ -260,7 +262,7 @@ class LatentPlot(pg.PlotWidget):
             self.hover.hide()
             return
         self.hover_image.setPixmap(to_pixmap(s.image(i, data), 64))
-        self.hover_text.setText(f"label {data.label_names[int(s.labels(data)[i])]}")
+        self.hover_text.setText(f"label {short(data.label_names[int(s.labels(data)[i])], 40)}")
         self.hover.adjustSize()
         at = self.mapFromScene(scene_pos)
         x = min(at.x() + 14, self.width() - self.hover.width() - 2)

@@ -8,6 +8,8 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from .._version import __version__
+from ..core.settings import usable_recent, validate_settings
+from ..core.text import short
 from .aggregate_view import AggregateView
 from .collapse_view import CollapseView
 from .controls import TrainingControls
@@ -22,10 +24,27 @@ from .sweep_view import SweepView
 from .traversal_view import TraversalView
 
 MAX_RECENT = 8
+SETTING_KEYS = ("epochs", "lr", "warm_start", "geometry", "recent")
 
 
 def settings() -> QtCore.QSettings:
     return QtCore.QSettings(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, "latentlab", "latentlab")
+
+
+def saved_settings(st: QtCore.QSettings | None = None) -> tuple[dict, list[str]]:
+    """The saved settings that are valid (core.settings.validate_settings), and what was ignored.
+
+    The file is input like any other: a value of any type, or one Qt cannot even read back, is
+    left out and the caller's default used."""
+    st = st or settings()
+    raw = {}
+    for key in SETTING_KEYS:
+        try:
+            value = st.value(key)
+        except Exception:  # noqa: BLE001 - a stored variant PySide cannot convert: treat as absent
+            continue
+        raw[key] = value.data() if isinstance(value, QtCore.QByteArray) else value
+    return validate_settings(raw)
 
 
 class ErrorBanner(QtWidgets.QFrame):
@@ -48,7 +67,7 @@ class ErrorBanner(QtWidgets.QFrame):
         self.hide()
 
     def show_message(self, text: str) -> None:
-        self.label.setText(text)
+        self.label.setText(short(text))
         self.show()
 
 
@@ -119,7 +138,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self._build_menus()
         s.errorRaised.connect(self.banner.show_message)
-        s.status.connect(self.status_label.setText)
+        s.notice.connect(self.banner.show_message)
+        s.status.connect(lambda text: self.status_label.setText(short(text)))
         s.runs.progress.connect(self._on_progress)
         s.runs.sweepProgress.connect(self._on_sweep_progress)
         s.runs.trainingChanged.connect(self._on_training)
@@ -142,6 +162,7 @@ class MainWindow(QtWidgets.QMainWindow):
         file.setToolTipsVisible(True)  # a disabled Save says why
         self.recent_menu = file.addMenu("Open &recent")
         self._build_examples_menu(file.addMenu("E&xamples"))
+        self.recent_menu.aboutToShow.connect(self._refresh_recent)   # files are checked when the list is used
         file.addSeparator()
         self._action(file, "&Export latent view as PNG…", self.export_view_dialog, "Ctrl+E")
         file.addSeparator()
@@ -244,26 +265,29 @@ class MainWindow(QtWidgets.QMainWindow):
     def export_view(self, path) -> bool:
         ok = self.latent.plot.grab().save(str(path), "PNG")
         if not ok:
-            self.banner.show_message(f"Could not write {path}.")
+            self.banner.show_message(f"Could not write {short(path, 120)}.")
         return ok
 
+    @staticmethod
+    def _recent() -> list[str]:
+        return saved_settings()[0].get("recent", [])
+
     def _last_dir(self) -> str:
-        recent = settings().value("recent", []) or []
+        recent = usable_recent(self._recent())
         return str(Path(recent[0]).parent) if recent else str(Path.home())
 
     def _add_recent(self, path: str) -> None:
-        st = settings()
-        recent = [p for p in (st.value("recent", []) or []) if p != path]
-        st.setValue("recent", [path, *recent][:MAX_RECENT])
+        recent = [p for p in self._recent() if p != path]
+        settings().setValue("recent", [path, *recent][:MAX_RECENT])
         self._refresh_recent()
 
     def _refresh_recent(self) -> None:
         self.recent_menu.clear()
-        recent = settings().value("recent", []) or []
-        if isinstance(recent, str):
-            recent = [recent]
+        recent = usable_recent(self._recent())
         for path in recent:
-            self.recent_menu.addAction(path).triggered.connect(lambda _=False, p=path: self.open_checkpoint(p))
+            action = self.recent_menu.addAction(short(path, 100))
+            action.setToolTip(short(path))
+            action.triggered.connect(lambda _=False, p=path: self.open_checkpoint(p))
         self.recent_menu.setEnabled(bool(recent))
 
     # ----- drag and drop -----------------------------------------------------------------------
@@ -312,7 +336,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_loaded(self) -> None:
         md = self.session.model_data
-        self.setWindowTitle(f"latentlab — {md.title} on {md.data.name}")
+        data = md.data.name if md.data is not None else "no data"
+        self.setWindowTitle(short(f"latentlab — {short(md.title, 80)} on {short(data, 60)}", 160))
 
     def _update_save_action(self) -> None:
         md = self.session.model_data
@@ -340,14 +365,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ----- settings and closing ---------------------------------------------------------------
     def _restore_settings(self) -> None:
-        st = settings()
-        geometry = st.value("geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        runs = self.session.runs
-        r = runs.request
-        runs.set_request(epochs=int(st.value("epochs", r.epochs)), lr=float(st.value("lr", r.lr)),
-                         warm_start=str(st.value("warm_start", "true")).lower() == "true")
+        values, problems = saved_settings()
+        if "geometry" in values:
+            self.restoreGeometry(QtCore.QByteArray(values["geometry"]))   # False for garbage: size kept
+        self.session.runs.set_request(**{k: values[k] for k in ("epochs", "lr", "warm_start") if k in values})
+        if problems:
+            self.status_label.setText(short(f"Ignored {len(problems)} unreadable saved setting(s); defaults used."))
 
     def _save_settings(self) -> None:
         st = settings()

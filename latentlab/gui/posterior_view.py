@@ -91,7 +91,8 @@ class PosteriorView(LazyView):
 
     def _on_dataset(self) -> None:
         self.index.blockSignals(True)
-        self.index.setMaximum(len(self.session.model_data.data.x_train) - 1)
+        data = self.session.model_data.data
+        self.index.setMaximum(len(data.x_train) - 1 if data is not None else 0)
         self.index.setValue(0)
         self.index.blockSignals(False)
 

@@ -114,21 +114,26 @@ class RunController(QtCore.QObject):
     def _configs(self, request: TrainRequest, **train_fields):
         """Model and training configs for a request on the open dataset (no model config for a foreign
         model, whose shape is its own); None (and a message) if invalid."""
+        from ..core.budget import check_training_fits
         from ..core.config import ModelConfig, TrainConfig
         from ..core.device import resolve_device
         from ..core.errors import LatentLabError
 
         md = self.session.model_data
+        data = md.data
         if md.foreign and not md.model.trainable:
             self.session.jobs.report(f"{md.model.describe()} has no trainable parameters, so there is nothing to fine-tune.")
             return None
         try:
             cfg = None if md.foreign else ModelConfig(
-                image_shape=md.data.image_shape, latent_dim=request.latent_dim, arch=request.arch,
+                image_shape=data.image_shape, latent_dim=request.latent_dim, arch=request.arch,
                 hidden=tuple(request.hidden), likelihood=request.likelihood)
             device = resolve_device(os.environ.get("LATENTLAB_DEVICE", "auto"))
             # Leave the GUI thread a core: torch's pool would otherwise take them all.
             tcfg = TrainConfig(device=device.type, threads=max(1, (os.cpu_count() or 2) - 1), **train_fields)
+            # Before any model or batch is built: a size that cannot fit is one sentence, not a stall.
+            check_training_fits(cfg, len(data.x_train) + len(data.x_test), tcfg.batch_size, device,
+                                advice="Choose a smaller latent size or hidden widths.")
         except (ValueError, LatentLabError) as exc:
             self.session.jobs.report(str(exc))
             return None
@@ -178,6 +183,12 @@ class RunController(QtCore.QObject):
     def _on_train_finished(self, current: bool = True) -> None:
         if current:
             self._publish_pending()
+            snap = self.last_snapshot
+            if snap is not None and snap.done and not snap.error:
+                ended = "stopped" if snap.cancelled else "finished"
+                self.session.jobs.status.emit(f"Training {ended} after {snap.step:,} steps.")
+            elif snap is not None and snap.diverged:   # the banner has the why; the weights shown are the last good ones
+                self.session.jobs.status.emit("Training diverged; the last good weights are shown.")
         self._publish.cancel()
         self._pending = None
         self.training = False

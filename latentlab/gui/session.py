@@ -24,9 +24,14 @@ __all__ = ["Session", "TrainRequest", "Endpoint"]
 # A user's model whose one-image decode takes longer than this decodes off the GUI thread.
 SLOW_DECODE_MS = 40.0
 
+# How long closing waits for background work. Loads, encodes and runs poll the stop flag and end
+# within one chunk or step; only work that cannot be interrupted (reading one large file) is left.
+SHUTDOWN_WAIT_MS = 10000
+
 
 class Session(QtCore.QObject):
     loaded = QtCore.Signal()   # a checkpoint or dataset finished loading and its points are shown
+    notice = QtCore.Signal(str)   # one sentence for the banner about a load that went ahead (not an error)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -58,15 +63,16 @@ class Session(QtCore.QObject):
 
     # ----- models and data ------------------------------------------------------------------
     def replace_model(self, model, data=None, history=(), source: Path | None = None, *,
-                      encoded: work.Encoded | None = None, encode: bool = True) -> None:
+                      encoded: work.Encoded | None = None, encode: bool = True, without_data: bool = False) -> None:
         """Make `model` (on `data`, default: the open dataset) the window's model.
 
         The rule for what survives: the marker's z and the endpoints A/B are latent codes, kept while
         the latent size stays the same (and, for endpoints, the dataset they came from); the
         inspected data row is kept while the dataset stays. Work still running on the old model is
-        dropped. The points are `encoded` if given, else encoded again unless `encode` is False."""
+        dropped. The points are `encoded` if given, else encoded again unless `encode` is False.
+        With `without_data` the model is shown on no data at all (no points)."""
         md = self.model_data
-        data = md.data if data is None else data
+        data = None if without_data else md.data if data is None else data
         old_k = md.model.latent_dim if md.model is not None else None
         same_data = data is md.data
         if self.runs.busy:
@@ -86,6 +92,8 @@ class Session(QtCore.QObject):
         self._sync_request()
         if encoded is not None:
             self._show_encoded(encoded)
+        elif data is None:
+            self.latent.clear()
         z = self.cursor.z if old_k == k and self.cursor.z is not None else np.zeros(k, np.float32)
         self.set_z(z)
         if encoded is None and encode:
@@ -106,7 +114,8 @@ class Session(QtCore.QObject):
         """Load a checkpoint (default: the bundled one) and its dataset off the GUI thread."""
         self.runs.stop()  # the run belongs to the model being replaced
         self.status.emit("Loading…")
-        self.jobs.submit("load", work.load_checkpoint_and_data, checkpoint, dataset, on_result=self._on_loaded)
+        self.jobs.submit("load", work.load_checkpoint_and_data, checkpoint, dataset, self.jobs.should_stop,
+                         on_result=self._on_loaded)
 
     def open_model(self, spec: str, weights: str | Path | None = None, likelihood: str | None = None,
                    dataset: str | None = None) -> None:
@@ -115,7 +124,7 @@ class Session(QtCore.QObject):
         model. A model that fails keeps the current one; the banner says why in one sentence."""
         self.status.emit(f"Opening {spec}…")
         self.jobs.submit("load", work.open_model_and_data, str(spec), weights, likelihood, dataset,
-                         None if dataset else self.model_data.data, on_result=self._on_loaded)
+                         None if dataset else self.model_data.data, self.jobs.should_stop, on_result=self._on_loaded)
 
     def open_model_object(self, model, data) -> None:
         """A model object already checked on `data` (latentlab.explore) becomes the window's model."""
@@ -128,7 +137,7 @@ class Session(QtCore.QObject):
         self.status.emit(f"Loading dataset {spec}…")
         md = self.model_data
         model = self.jobs.model_copy(md.model, md.version) if md.model is not None else None
-        self.jobs.submit("load", work.load_data_for, spec, model, on_result=self._on_loaded)
+        self.jobs.submit("load", work.load_data_for, spec, model, self.jobs.should_stop, on_result=self._on_loaded)
 
     def _on_loaded(self, result: work.Loaded) -> None:
         md = self.model_data
@@ -137,7 +146,8 @@ class Session(QtCore.QObject):
             same = md.model is not None and getattr(md.model, "cfg", None) == getattr(result.model, "cfg", None)
             history = md.history if same else []
         source = result.source if result.source is not None else md.source
-        self.replace_model(result.model, result.data, history, source, encoded=result.encoded)
+        self.replace_model(result.model, result.data, history, source, encoded=result.encoded,
+                           without_data=result.data is None)
         # Everything loaded so far lives as long as the app: keep the collector from rescanning it,
         # which otherwise costs a few hundred milliseconds per full collection in any thread.
         gc.freeze()
@@ -145,9 +155,15 @@ class Session(QtCore.QObject):
             self._warmed = True
             self.jobs.submit("warm-up", work.warm_up_training, on_result=lambda _: gc.freeze())
         what = result.model.describe() if self.model_data.foreign else f"K = {result.model.latent_dim}"
-        self.status.emit(f"{result.data.name}: {len(result.data.x_train):,} training images, {what}"
-                         + "".join(f" · {w}" for w in result.warnings))
+        if result.data is None:
+            self.status.emit(f"No data open, {what}")
+        else:
+            self.status.emit(f"{result.data.name}: {len(result.data.x_train):,} training images, {what}")
         self.loaded.emit()
+        if result.notes:   # one banner line: the data shown first, then what the file's metadata lost
+            from ..core.text import short
+
+            self.notice.emit(short(" ".join(result.notes)))
 
     def use_sweep_point(self, point) -> None:
         """Make one model of the sweep the explorer's model."""
@@ -191,7 +207,7 @@ class Session(QtCore.QObject):
             return
         self.status.emit(f"Encoding {len(md.data.x_train):,} points…")
         self.jobs.submit("encode", work.encode_all, self.jobs.model_copy(md.model, md.version), md.data.x_train,
-                         on_result=self._on_encoded)
+                         self.jobs.should_stop, on_result=self._on_encoded)
 
     def _on_encoded(self, encoded: work.Encoded) -> None:
         if self.runs.busy:  # a run has taken over the points
@@ -332,7 +348,7 @@ class Session(QtCore.QObject):
         """Let every background job and training run finish and its results arrive (tests, scripts)."""
         return self.jobs.wait_until_idle(timeout_ms)
 
-    def shutdown(self, timeout_ms: int = 10000) -> None:
+    def shutdown(self, timeout_ms: int | None = None) -> None:
         """Stop everything and wait for the pool, so no thread outlives the window."""
         self.runs.shutdown()
-        self.jobs.shutdown(timeout_ms)
+        self.jobs.shutdown(SHUTDOWN_WAIT_MS if timeout_ms is None else timeout_ms)

@@ -146,6 +146,13 @@ class LatentPoints(QtCore.QObject):
             self.set_projection()
         self.changed.emit()
 
+    def clear(self) -> None:
+        """No points: the model is open without data."""
+        self.points = self.rows = self.logvars = self.dim_stats = None
+        self.stats = {}
+        self.aggregate = self.prior_samples = None
+        self.changed.emit()
+
     def set_projection(self, pair: tuple[int, int] | None = None, pca: bool | None = None) -> None:
         from ..core.projection import dims_projection, pca_projection
 

@@ -11,6 +11,7 @@ import numpy as np
 AGGREGATE_GRID = 160
 AGGREGATE_SAMPLES = 4000
 HOLE_RATIO = 0.1
+ENCODE_CHUNK = 16384   # images encoded between two looks at the stop flag
 
 
 @dataclass(frozen=True)
@@ -30,15 +31,24 @@ class Loaded:
     data: object
     history: list | None   # None: keep the current history if the model shape is unchanged
     source: Path | None
-    encoded: Encoded
-    warnings: tuple = ()   # what was dropped from the file's metadata, one line each
+    encoded: Encoded | None   # None: there is no data to encode
+    notes: tuple = ()         # short sentences for the banner (a dataset replaced, metadata dropped)
 
 
-def encode_all(model, x) -> Encoded:
+def encode_all(model, x, should_stop=None) -> Encoded:
+    """Encode every image in chunks, so that closing the window (`should_stop`) ends a long encode."""
     from ..core.analysis import active_units, encode, mean_kl_per_dim, point_kl, reconstruction_nll
+    from ..core.errors import Cancelled
 
-    mu, logvar = encode(model, x)
-    stats = {"reconstruction error": reconstruction_nll(model, x, mu), "KL per point": point_kl(mu, logvar)}
+    parts = []
+    for i in range(0, len(x), ENCODE_CHUNK) if len(x) else [0]:
+        if should_stop is not None and should_stop():
+            raise Cancelled("Encoding was cancelled.")
+        xs = x[i:i + ENCODE_CHUNK]
+        mu, logvar = encode(model, xs)
+        parts.append((mu, logvar, reconstruction_nll(model, xs, mu)))
+    mu, logvar, rec = (np.concatenate(p) for p in zip(*parts))
+    stats = {"reconstruction error": rec, "KL per point": point_kl(mu, logvar)}
     return Encoded(mu, logvar, stats, (mean_kl_per_dim(mu, logvar), active_units(mu)))
 
 
@@ -56,57 +66,86 @@ def evaluate_test(model, data) -> dict:
     return out
 
 
-def load_checkpoint_and_data(checkpoint, dataset) -> Loaded:
+def load_checkpoint_and_data(checkpoint, dataset, should_stop=None) -> Loaded:
+    """A checkpoint and the data to show it on. A dataset the user asked for must load and fit; the
+    one the checkpoint names is only a suggestion (core.data.open_checkpoint_dataset), replaced by
+    the embedded default or by no data with a note saying why."""
     from ..core.bundled import default_checkpoint
     from ..core.checkpoint import load_checkpoint
-    from ..core.data import load_dataset
+    from ..core.data import load_dataset, open_checkpoint_dataset
     from ..core.errors import LatentLabError
+    from ..core.text import short
 
     path = Path(checkpoint) if checkpoint else default_checkpoint()
     ckpt = load_checkpoint(path)
-    data = load_dataset(dataset or ckpt.dataset or "digits")
-    if data.image_shape != ckpt.config.image_shape:
-        raise LatentLabError(f"{path.name} expects images of shape {ckpt.config.image_shape}, "
-                             f"but {data.spec} has {data.image_shape}.")
-    return Loaded(ckpt.model, data, list(ckpt.history), path, encode_all(ckpt.model, data.x_train))
+    _refuse_if_too_big(ckpt.config, 0)   # a latent size the window refuses whatever the data: before loading any
+    notes = [f"{short(path.name, 80)}: {w}." for w in ckpt.warnings]
+    if dataset:
+        data = load_dataset(dataset, should_stop=should_stop)
+        if data.image_shape != ckpt.config.image_shape:
+            raise LatentLabError(f"{short(path.name, 80)} expects images of shape {ckpt.config.image_shape}, "
+                                 f"but {short(data.spec, 80)} has {data.image_shape}.")
+    else:
+        data, note = open_checkpoint_dataset(ckpt.dataset, ckpt.config.image_shape, should_stop=should_stop)
+        if note:
+            notes.insert(0, note)
+    _refuse_if_too_big(ckpt.config, len(data.x_train) if data is not None else 0)
+    encoded = encode_all(ckpt.model, data.x_train, should_stop) if data is not None else None
+    return Loaded(ckpt.model, data, list(ckpt.history), path, encoded, tuple(notes))
 
 
-def open_model_and_data(spec, weights, likelihood, dataset, current_data) -> Loaded:
+def open_model_and_data(spec, weights, likelihood, dataset, current_data, should_stop=None) -> Loaded:
     """A model SPEC (with optional weights and likelihood) checked on one batch of the named dataset,
     else the open one, else the dataset its weights record, else the digits."""
     from ..core.adapters import validate
     from ..core.data import load_dataset
     from ..core.model_spec import open_model
+    from ..core.text import short
 
     opened = open_model(spec, weights=weights, likelihood=likelihood or None)
     if dataset:
-        data = load_dataset(dataset)
+        data = load_dataset(dataset, should_stop=should_stop)
     else:
-        data = current_data if current_data is not None else load_dataset(opened.dataset or "digits")
+        data = current_data if current_data is not None else load_dataset(opened.dataset or "digits", should_stop=should_stop)
     model = validate(opened.model, data.x_train[:8])
     source = Path(weights) if weights is not None else (Path(spec) if spec.lower().endswith(".safetensors") else None)
-    return Loaded(model, data, list(opened.history), source, encode_all(model, data.x_train),
-                  tuple(getattr(opened, "warnings", ())))
+    notes = tuple(f"{short(spec, 80)}: {w}." for w in opened.warnings)
+    return Loaded(model, data, list(opened.history), source, encode_all(model, data.x_train, should_stop), notes)
 
 
-def load_data_for(spec, model) -> Loaded:
+def load_data_for(spec, model, should_stop=None) -> Loaded:
     """A new dataset keeps the model (a copy) when the image shape fits, else starts an untrained one;
     a model of the user's own is kept if it reads the new images, else the dataset is refused."""
     from ..core.config import ModelConfig
     from ..core.data import load_dataset
     from ..core.model import build_model
 
-    data = load_dataset(spec)
+    data = load_dataset(spec, should_stop=should_stop)
     if model is not None and getattr(model, "cfg", None) is None:
         from ..core.adapters import validate
 
         # Checked on a copy: a model that does not read these images leaves the shown one as it was.
         model = validate(model.copy(), data.x_train[:8])
-        return Loaded(model, data, None, None, encode_all(model, data.x_train))
+        return Loaded(model, data, None, None, encode_all(model, data.x_train, should_stop))
     if model is None or model.cfg.image_shape != data.image_shape:
         k = model.latent_dim if model is not None else 2
-        model = build_model(ModelConfig(image_shape=data.image_shape, latent_dim=k), seed=0).eval()
-    return Loaded(model, data, None, None, encode_all(model, data.x_train))
+        cfg = ModelConfig(image_shape=data.image_shape, latent_dim=k)
+        _refuse_if_too_big(cfg, len(data.x_train))   # before building it: large images make large layers
+        model = build_model(cfg, seed=0).eval()
+    else:
+        _refuse_if_too_big(getattr(model, "cfg", None), len(data.x_train))
+    return Loaded(model, data, None, None, encode_all(model, data.x_train, should_stop))
+
+
+def _refuse_if_too_big(cfg, n_points: int) -> None:
+    """One sentence, before encoding, when the window cannot hold the view of a model of config
+    `cfg` (None: a model that has none, not checked) on n_points images."""
+    from ..core.budget import window_refusal
+    from ..core.errors import ResourceError
+
+    why = window_refusal(cfg, n_points) if cfg is not None else None
+    if why:
+        raise ResourceError(why)
 
 
 def warm_up_training() -> None:
