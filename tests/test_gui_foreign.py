@@ -246,7 +246,7 @@ def test_wide_latent_opens_on_pca_and_traverses_the_top_dims_by_kl(window, qtbot
     s.runs.train()
     wait_idle(s)
     last = s.model_data.history[-1]["kl_per_dim"]
-    assert window.curves._dims == list(np.argsort(-np.asarray(last), kind="stable")[:32])
+    assert window.curves._dims == sorted(np.argsort(-np.asarray(last), kind="stable")[:32])
     assert len(window.curves.dim_curves) == 32 and s.model_data.evaluation["latent_dim"] == 40
     # back to the built-in K = 2 model: pairs of coordinates, every row, the grid inspector
     with qtbot.waitSignal(s.loaded, timeout=60000):

@@ -132,6 +132,7 @@ class CurvesView(QtWidgets.QTabWidget):
         """One curve for each of at most MANY_DIMS dimensions (those with the most KL lately)."""
         per_dim, dims = series["per_dim"], series["dims"]
         k = len(dims)
+        self._dims = [int(d) for d in dims]
         plot = self.per_dim.getPlotItem()
         while len(self.dim_curves) > k:
             plot.removeItem(self.dim_curves.pop())

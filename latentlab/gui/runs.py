@@ -132,8 +132,10 @@ class RunController(QtCore.QObject):
             # Leave the GUI thread a core: torch's pool would otherwise take them all.
             tcfg = TrainConfig(device=device.type, threads=max(1, (os.cpu_count() or 2) - 1), **train_fields)
             # Before any model or batch is built: a size that cannot fit is one sentence, not a stall.
-            check_training_fits(cfg, len(data.x_train) + len(data.x_test), tcfg.batch_size, device,
-                                advice="Choose a smaller latent size or hidden widths.")
+            # (A user's model exists already; its copy is the only new allocation besides the batch.)
+            if cfg is not None:
+                check_training_fits(cfg, len(data.x_train) + len(data.x_test), tcfg.batch_size, device,
+                                    advice="Choose a smaller latent size or hidden widths.")
         except (ValueError, LatentLabError) as exc:
             self.session.jobs.report(str(exc))
             return None
