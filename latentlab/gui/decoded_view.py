@@ -44,7 +44,8 @@ class DecodedView(QtWidgets.QFrame):
         self.image_label.setPixmap(to_pixmap(s.image, side))
         shown = s.z if len(s.z) <= 8 else s.z[:8]
         coords = ", ".join(f"{v:+.2f}" for v in shown) + (", …" if len(s.z) > 8 else "")
-        self.z_label.setText(f"z = ({coords})<br>log p(z) = {float(log_prior(s.z)):.2f} nats")
+        note = f"<br><i>{s.note}</i>" if s.note else ""
+        self.z_label.setText(f"z = ({coords})<br>log p(z) = {float(log_prior(s.z)):.2f} nats{note}")
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

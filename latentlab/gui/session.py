@@ -17,7 +17,7 @@ from PySide6 import QtCore
 from . import work
 from .jobs import JobRunner
 from .runs import RunController, TrainRequest
-from .state import AnchorMode, Cursor, Endpoint, InterpolationPath, LatentPoints, ModelData
+from .state import AnchorMode, Cursor, Endpoint, InterpolationPath, LatentPoints, ModelData, PointSelection
 
 __all__ = ["Session", "TrainRequest", "Endpoint"]
 
@@ -33,11 +33,15 @@ class Session(QtCore.QObject):
         self.cursor = Cursor(self)
         self.path = InterpolationPath(self)
         self.runs = RunController(self, self)
+        self.selection = PointSelection(self)
+        self._maps = None            # core.projection.EmbeddingCache, made on first use
         self._warmed = False
         self._prior_seed = 0
         self.latent.changed.connect(self._update_aggregate)
         self.latent.projectionChanged.connect(self._update_aggregate)
         self.latent.aggregateWanted.connect(lambda: self._update_aggregate(only_if_missing=True))
+        self.latent.changed.connect(self._update_map)
+        self.model_data.datasetChanged.connect(self.selection.clear)
 
     # The window's one error and status channel is the job runner's.
     @property
@@ -95,14 +99,15 @@ class Session(QtCore.QObject):
         """Load a checkpoint (default: the bundled one) and its dataset off the GUI thread."""
         self.runs.stop()  # the run belongs to the model being replaced
         self.status.emit("Loading…")
-        self.jobs.submit("load", work.load_checkpoint_and_data, checkpoint, dataset, on_result=self._on_loaded)
+        self.jobs.submit_tracked("load", "Opening", work.load_checkpoint_and_data, checkpoint, dataset,
+                                 on_result=self._on_loaded)
 
     def open_dataset(self, spec: str) -> None:
         self.runs.stop()
         self.status.emit(f"Loading dataset {spec}…")
         md = self.model_data
         model = self.jobs.model_copy(md.model, md.version) if md.model is not None else None
-        self.jobs.submit("load", work.load_data_for, spec, model, on_result=self._on_loaded)
+        self.jobs.submit_tracked("load", "Opening", work.load_data_for, spec, model, on_result=self._on_loaded)
 
     def _on_loaded(self, result: work.Loaded) -> None:
         md = self.model_data
@@ -158,8 +163,8 @@ class Session(QtCore.QObject):
         if md.model is None or md.data is None:
             return
         self.status.emit(f"Encoding {len(md.data.x_train):,} points…")
-        self.jobs.submit("encode", work.encode_all, self.jobs.model_copy(md.model, md.version), md.data.x_train,
-                         on_result=self._on_encoded)
+        self.jobs.submit_tracked("encode", "Encoding", work.encode_all, self.jobs.model_copy(md.model, md.version),
+                                 md.data.x_train, on_result=self._on_encoded)
 
     def _on_encoded(self, encoded: work.Encoded) -> None:
         if self.runs.busy:  # a run has taken over the points
@@ -169,6 +174,115 @@ class Session(QtCore.QObject):
 
     def _show_encoded(self, e: work.Encoded) -> None:
         self.latent.set_points(e.means, None, e.logvars, e.stats, e.dim_stats)
+
+    # ----- UMAP and t-SNE maps, per-point statistics ---------------------------------------------
+    def set_projection_method(self, method: str) -> None:
+        """Show a pair of coordinates, the PCA plane, or a UMAP or t-SNE map (computed off the GUI
+        thread with progress, kept per weights version)."""
+        from ..core.projection import unavailable
+
+        missing = unavailable(method)
+        if missing is not None:
+            self.report_error(missing)
+            return
+        self.latent.set_method(method)
+        self._update_map()
+
+    def _update_map(self) -> None:
+        lp, md = self.latent, self.model_data
+        if not lp.nonlinear or lp.shows_map:
+            self.jobs.cancel("map")
+            return
+        if not lp.full:
+            return   # live training frames: the map follows the full encode after the run
+        from ..core.projection import EmbeddingCache
+
+        if self._maps is None:
+            self._maps = EmbeddingCache()
+        key = (lp.method, md.version, 0, len(lp.points))
+        cached = self._maps.get(key)
+        if cached is not None:
+            lp.set_embedding(cached)
+            return
+        name = "UMAP" if lp.method == "umap" else "t-SNE"
+        points = lp.points
+
+        def done(embedding) -> None:
+            self._maps.put(key, embedding)
+            if lp.points is points and lp.set_embedding(embedding):
+                self.status.emit(f"{name} of {len(points):,} latent means.")
+
+        self.jobs.submit_tracked("map", f"{name} of {len(points):,} means", work.embedding, lp.method, points, 0,
+                                 on_result=done)
+
+    def request_stat(self, name: str) -> None:
+        """Compute a per-point statistic (state.LAZY_STATS) of the shown points, once, with progress."""
+        lp, md = self.latent, self.model_data
+        if not lp.missing_stat(name) or md.model is None:
+            return
+        points = lp.points
+        self.jobs.submit_tracked(f"stat {name}", f"Computing the {name} of {len(points):,} points", work.point_stat,
+                                 name, self.model_copy(), md.data.x_train, points, lp.logvars,
+                                 on_result=lambda values: lp.set_stat(name, values, points))
+
+    # ----- selections and exports ---------------------------------------------------------------
+    def select_region(self, outline, shape: str = "lasso") -> None:
+        """Select the shown points inside a rectangle (two opposite corners) or a lasso polygon."""
+        from ..core.selection import in_polygon, in_rectangle
+
+        lp = self.latent
+        if lp.points is None or lp.projection is None:
+            return
+        xy = lp.projection.to2d(lp.points)
+        outline = np.asarray(outline, dtype=np.float64)
+        inside = in_rectangle(xy, outline[0], outline[-1]) if shape == "rectangle" else in_polygon(xy, outline)
+        found = np.flatnonzero(inside)
+        rows = found if lp.rows is None else np.asarray(lp.rows)[found]
+        self.selection.set(np.sort(rows), shape)
+        self.status.emit(f"Selected {len(rows):,} points.")
+
+    def selection_table(self):
+        """Index, label, the 2-D view coordinates and the latent mean of each selected point, for a
+        CSV: (header, rows as a float array) or None when nothing shown is selected."""
+        lp, data = self.latent, self.model_data.data
+        sel = self.selection.rows
+        if not len(sel) or lp.points is None or data is None:
+            return None
+        shown = sel[sel < len(lp.points)] if lp.rows is None else np.flatnonzero(np.isin(lp.rows, sel))
+        rows = shown if lp.rows is None else np.asarray(lp.rows)[shown]
+        xy = lp.projection.to2d(lp.points)[shown]
+        mu = lp.points[shown]
+        header = ["index", "label", "view_x", "view_y", *(f"mu_{d}" for d in range(mu.shape[1]))]
+        return header, rows, data.y_train[rows], xy, mu
+
+    def export_selection(self, path) -> bool:
+        """The selection as CSV: index, label, view coordinates, latent mean per dimension."""
+        from ..core.checkpoint import write_atomic
+
+        table = self.selection_table()
+        if table is None:
+            self.report_error("Select some points first (Alt+drag a rectangle, Alt+Shift+drag a lasso).")
+            return False
+        header, rows, labels, xy, mu = table
+        lines = [",".join(header)]
+        for r, y, p, m in zip(rows, labels, xy, mu):
+            lines.append(f"{r},{int(y)}," + ",".join(f"{v:.9g}" for v in (*p, *m)))
+        try:
+            write_atomic(Path(path), ("\n".join(lines) + "\n").encode())
+        except OSError as exc:
+            self.report_error(f"Could not write {path}: {exc.strerror or exc}.")
+            return False
+        self.status.emit(f"Wrote {len(rows):,} selected points to {path}.")
+        return True
+
+    def export_latent_means(self, path) -> None:
+        """Encode the train and test images and write their means and log-variances (CSV or NPZ)."""
+        md = self.model_data
+        if md.model is None or md.data is None:
+            self.report_error("There is no model to encode with yet.")
+            return
+        self.jobs.submit_tracked("export means", "Exporting latent means", work.export_latent_means, self.model_copy(),
+                                 md.data, str(path), on_result=lambda p: self.status.emit(f"Wrote {p}."))
 
     # ----- the aggregate posterior --------------------------------------------------------------
     def _update_aggregate(self, only_if_missing: bool = False) -> None:
@@ -202,7 +316,7 @@ class Session(QtCore.QObject):
                          self._prior_seed, self.latent.projection, self.anchor(), on_result=self.latent.set_prior_samples)
 
     # ----- the decoded point, anchor, selection, endpoints --------------------------------------
-    def set_z(self, z) -> None:
+    def set_z(self, z, note: str = "") -> None:
         """Decode z (K,) with the current model; cheap enough for the GUI thread (one sample)."""
         model = self.model_data.model
         if model is None:
@@ -210,12 +324,20 @@ class Session(QtCore.QObject):
         from ..core.analysis import decode
 
         z = np.asarray(z, dtype=np.float32).reshape(model.latent_dim)
-        self.cursor.set(z, decode(model, z[None])[0])
+        self.cursor.set(z, decode(model, z[None])[0], note)
 
     def set_view_point(self, u: float, v: float) -> None:
-        """A position in the 2D view, lifted to a full z through the anchor."""
-        if self.latent.projection is not None and self.model_data.model is not None:
-            self.set_z(self.latent.projection.lift((u, v), self.anchor()))
+        """A position in the 2D view, lifted to a full z through the anchor (for a UMAP or t-SNE map,
+        through the map's own way back, which the decoded view's caption names)."""
+        projection = self.latent.projection
+        if projection is None or self.model_data.model is None:
+            return
+        if hasattr(projection, "lift_with_note"):
+            z, note = projection.lift_with_note((u, v))
+            projection.place(z, (u, v))
+            self.set_z(z, note)
+        else:
+            self.set_z(projection.lift((u, v), self.anchor()))
 
     def anchor(self, mode: AnchorMode | str | None = None) -> np.ndarray:
         """The full z that supplies the coordinates a 2D view cannot show."""

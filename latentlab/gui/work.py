@@ -13,10 +13,14 @@ AGGREGATE_SAMPLES = 4000
 HOLE_RATIO = 0.1
 
 
+ENCODE_CHUNK = 65536   # images per progress step of a full encode
+
+
 @dataclass(frozen=True)
 class Encoded:
-    """A full encode of the training set: means, log-variances, per-point values to colour by and
-    the per-dimension statistics of the latent space."""
+    """A full encode of the training set: means, log-variances, per-point values to colour by (only
+    the cheap ones: the others are computed when first asked for, see point_stat) and the
+    per-dimension statistics of the latent space."""
     means: np.ndarray
     logvars: np.ndarray
     stats: dict
@@ -33,40 +37,93 @@ class Loaded:
     encoded: Encoded
 
 
-def encode_all(model, x) -> Encoded:
-    from ..core.analysis import active_units, encode, mean_kl_per_dim, point_kl, reconstruction_nll
+def encode_all(model, x, progress=None, should_stop=None, span=(0.0, 1.0)) -> Encoded:
+    """Means and log-variances of every image, in chunks: progress(f) maps them onto `span` of the
+    job's progress, should_stop() is polled between chunks."""
+    from ..core.analysis import active_units, encode, mean_kl_per_dim
+    from ..core.errors import Cancelled
 
-    mu, logvar = encode(model, x)
-    stats = {"reconstruction error": reconstruction_nll(model, x, mu), "KL per point": point_kl(mu, logvar)}
-    return Encoded(mu, logvar, stats, (mean_kl_per_dim(mu, logvar), active_units(mu)))
+    k = model.latent_dim
+    mu, logvar = np.empty((len(x), k), np.float32), np.empty((len(x), k), np.float32)
+    lo, hi = span
+    for i in range(0, len(x), ENCODE_CHUNK):
+        if should_stop is not None and should_stop():
+            raise Cancelled("Encoding was stopped.")
+        if progress is not None:
+            progress(lo + (hi - lo) * i / len(x), f"Encoding {len(x):,} images")
+        mu[i:i + ENCODE_CHUNK], logvar[i:i + ENCODE_CHUNK] = encode(model, x[i:i + ENCODE_CHUNK])
+    return Encoded(mu, logvar, {}, (mean_kl_per_dim(mu, logvar), active_units(mu)))
 
 
-def load_checkpoint_and_data(checkpoint, dataset) -> Loaded:
+def point_stat(name: str, model, x, mu, logvar, progress=None, should_stop=None) -> np.ndarray:
+    """One of the per-point values to colour by (state.LAZY_STATS), in chunks with progress."""
+    from ..core.analysis import point_kl, reconstruction_nll
+    from ..core.errors import Cancelled
+
+    out = np.empty(len(mu), np.float32)
+    chunk = ENCODE_CHUNK if name != "KL per point" else 16 * ENCODE_CHUNK
+    for i in range(0, len(mu), chunk):
+        if should_stop is not None and should_stop():
+            raise Cancelled(f"Computing the {name} was stopped.")
+        if progress is not None:
+            progress(i / len(mu))
+        j = slice(i, i + chunk)
+        out[j] = reconstruction_nll(model, x[j], mu[j]) if name == "reconstruction error" else point_kl(mu[j], logvar[j])
+    return out
+
+
+def embedding(method: str, means: np.ndarray, seed: int, progress=None, should_stop=None):
+    """A UMAP or t-SNE map of the means (core.projection)."""
+    from ..core.projection import tsne_embedding, umap_embedding
+
+    fn = umap_embedding if method == "umap" else tsne_embedding
+    return fn(means, seed=seed, progress=progress, should_stop=should_stop)
+
+
+def export_latent_means(model, data, path, progress=None, should_stop=None) -> str:
+    """Encode the train and test images and write the latent table (core.latent_table) to path."""
+    from ..core.latent_table import encode_table, write_table
+
+    table = encode_table(model, data, progress=lambda f: progress and progress(0.95 * f), should_stop=should_stop)
+    if progress is not None:
+        progress(0.95, f"Writing {path}")
+    return str(write_table(path, table))
+
+
+def load_checkpoint_and_data(checkpoint, dataset, progress=None, should_stop=None) -> Loaded:
     from ..core.bundled import default_checkpoint
     from ..core.checkpoint import load_checkpoint
     from ..core.data import load_dataset
     from ..core.errors import LatentLabError
 
     path = Path(checkpoint) if checkpoint else default_checkpoint()
+    if progress is not None:
+        progress(0.0, f"Loading {path.name}")
     ckpt = load_checkpoint(path)
-    data = load_dataset(dataset or ckpt.dataset or "digits")
+    spec = dataset or ckpt.dataset or "digits"
+    if progress is not None:
+        progress(0.05, f"Loading {spec}")
+    data = load_dataset(spec)
     if data.image_shape != ckpt.config.image_shape:
         raise LatentLabError(f"{path.name} expects images of shape {ckpt.config.image_shape}, "
                              f"but {data.spec} has {data.image_shape}.")
-    return Loaded(ckpt.model, data, list(ckpt.history), path, encode_all(ckpt.model, data.x_train))
+    return Loaded(ckpt.model, data, list(ckpt.history), path,
+                  encode_all(ckpt.model, data.x_train, progress, should_stop, span=(0.4, 1.0)))
 
 
-def load_data_for(spec, model) -> Loaded:
+def load_data_for(spec, model, progress=None, should_stop=None) -> Loaded:
     """A new dataset keeps the model (a copy) when the image shape fits, else starts an untrained one."""
     from ..core.config import ModelConfig
     from ..core.data import load_dataset
     from ..core.model import build_model
 
+    if progress is not None:
+        progress(0.0, f"Loading {spec}")
     data = load_dataset(spec)
     if model is None or model.cfg.image_shape != data.image_shape:
         k = model.latent_dim if model is not None else 2
         model = build_model(ModelConfig(image_shape=data.image_shape, latent_dim=k), seed=0).eval()
-    return Loaded(model, data, None, None, encode_all(model, data.x_train))
+    return Loaded(model, data, None, None, encode_all(model, data.x_train, progress, should_stop, span=(0.4, 1.0)))
 
 
 def warm_up_training() -> None:
@@ -109,3 +166,20 @@ def decode_codes(model, codes: np.ndarray) -> np.ndarray:
 
     flat = decode(model, codes.reshape(-1, codes.shape[-1]))
     return flat.reshape(codes.shape[:-1] + flat.shape[1:])
+
+
+SUMMARY_RECON_SAMPLE = 2000   # selected images decoded for the selection's mean reconstruction error
+
+
+def selection_summary(model, x, rows: np.ndarray, mu: np.ndarray, logvar: np.ndarray | None) -> dict:
+    """Mean KL and mean reconstruction error of selected points (rows of x; mu, logvar theirs).
+    The reconstruction error is over a seeded sample of at most SUMMARY_RECON_SAMPLE of them."""
+    from ..core.analysis import point_kl, reconstruction_nll
+
+    kl = float(point_kl(mu, logvar).mean()) if logvar is not None and len(mu) else float("nan")
+    sample = np.arange(len(rows))
+    if len(rows) > SUMMARY_RECON_SAMPLE:
+        sample = np.sort(np.random.default_rng(0).choice(len(rows), SUMMARY_RECON_SAMPLE, replace=False))
+    recon = reconstruction_nll(model, x[rows[sample]], mu[sample]) if len(sample) else np.zeros(0)
+    return {"rows": rows, "kl": kl, "recon": float(recon.mean()) if len(recon) else float("nan"),
+            "recon_n": len(sample)}
