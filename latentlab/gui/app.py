@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 
-def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: Path | None = None) -> int:
+def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: Path | None = None,
+        projection: str | None = None) -> int:
     if screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # a screenshot needs no screen
     elif sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
@@ -36,8 +37,10 @@ def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: 
             exit_code["code"] = 2
             QtCore.QTimer.singleShot(0, window.close)
 
-        window.session.loaded.connect(shoot)
+        when_shown(window, projection, shoot)
         window.session.errorRaised.connect(failed)
+    if projection is not None:
+        start_with_projection(window, projection)
     QtCore.QTimer.singleShot(0, lambda: window.session.load(checkpoint=checkpoint, dataset=dataset))
     app.exec()
     # Free the widgets while Qt is still up; interpreter shutdown would free them in any order.
@@ -54,3 +57,30 @@ def _save_and_quit(window, path: Path, exit_code: dict) -> None:
         print(f"latentlab: error: could not write {path}.", file=sys.stderr)
         exit_code["code"] = 2
     window.close()
+
+
+def start_with_projection(window, method: str) -> None:
+    """Show `method` (pair, pca, umap, tsne) once the first model is loaded."""
+    session = window.session
+
+    def apply() -> None:
+        session.loaded.disconnect(apply)
+        window.latent.set_method(method)
+
+    session.loaded.connect(apply)
+
+
+def when_shown(window, method: str | None, callback) -> None:
+    """Call back once the window shows the loaded model, in the projection asked for (a UMAP or t-SNE
+    map arrives after the load)."""
+    session = window.session
+    if method not in ("umap", "tsne"):
+        session.loaded.connect(callback)
+        return
+
+    def check() -> None:
+        if session.latent.shows_map:
+            session.latent.projectionChanged.disconnect(check)
+            callback()
+
+    session.latent.projectionChanged.connect(check)

@@ -28,6 +28,13 @@ def beta_changes(history: list[dict]) -> list[tuple[int, float]]:
     return out
 
 
+def _lone_symbol(points: int, curve) -> dict:
+    """A curve of one point draws no line: give it a marker in the curve's colour, then drop it."""
+    if points == 1:
+        return {"symbol": "o", "symbolSize": 8, "symbolPen": curve.opts["pen"], "symbolBrush": curve.opts["pen"].color()}
+    return {"symbol": None}
+
+
 class CurvesView(QtWidgets.QTabWidget):
     def __init__(self, model_data: ModelData, runs: RunController, parent=None):
         super().__init__(parent)
@@ -72,7 +79,7 @@ class CurvesView(QtWidgets.QTabWidget):
         recon = np.array([r["recon"] for r in h], dtype=float)
         kl = np.array([r["kl"] for r in h], dtype=float)
         for key, y in (("recon", recon), ("kl", kl), ("neg_elbo", recon + kl)):
-            self.curves[key].setData(epochs, y)
+            self.curves[key].setData(epochs, y, **_lone_symbol(len(h), self.curves[key]))
         self._refresh_markers(h)
         self._refresh_dims(h, epochs)
 
@@ -103,4 +110,4 @@ class CurvesView(QtWidgets.QTabWidget):
             self.dim_curves.append(plot.plot([], [], pen=pg.mkPen(colors[d], width=1.5), name=f"z{d + 1}"))
         for d, curve in enumerate(self.dim_curves):
             y = np.array([v[d] if d < len(v) else np.nan for v in per_dim], dtype=float)
-            curve.setData(epochs, y, connect="finite")
+            curve.setData(epochs, y, connect="finite", **_lone_symbol(len(h), curve))

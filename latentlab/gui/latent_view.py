@@ -159,7 +159,10 @@ class LatentPlot(pg.PlotWidget):
         if s.points is None or s.projection is None:
             return
         pos = s.projection.to2d(s.points)
-        self.cloud.setData(pos, self._colors())
+        colors = self._colors()
+        if len(colors) != len(pos):
+            return   # a new dataset has arrived and its points are on their way
+        self.cloud.setData(pos, colors)
         if not self._fitted and len(pos):
             self.fit()
 

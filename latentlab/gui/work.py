@@ -103,7 +103,7 @@ def load_checkpoint_and_data(checkpoint, dataset, progress=None, should_stop=Non
     spec = dataset or ckpt.dataset or "digits"
     if progress is not None:
         progress(0.05, f"Loading {spec}")
-    data = load_dataset(spec)
+    data = load_dataset(spec, should_stop=should_stop)
     if data.image_shape != ckpt.config.image_shape:
         raise LatentLabError(f"{path.name} expects images of shape {ckpt.config.image_shape}, "
                              f"but {data.spec} has {data.image_shape}.")
@@ -119,7 +119,7 @@ def load_data_for(spec, model, progress=None, should_stop=None) -> Loaded:
 
     if progress is not None:
         progress(0.0, f"Loading {spec}")
-    data = load_dataset(spec)
+    data = load_dataset(spec, should_stop=should_stop)
     if model is None or model.cfg.image_shape != data.image_shape:
         k = model.latent_dim if model is not None else 2
         model = build_model(ModelConfig(image_shape=data.image_shape, latent_dim=k), seed=0).eval()
