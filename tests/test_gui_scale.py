@@ -68,7 +68,8 @@ def test_umap_view_decodes_clicks_through_the_inverse_and_is_cached(window, qtbo
     z, note = emb.lift_with_note(where[-1])
     np.testing.assert_allclose(s.cursor.z, z, atol=1e-6)
     np.testing.assert_allclose(s.cursor.z, emb.lift(where[-1]), atol=1e-6)
-    assert s.cursor.note == note and note in window.decoded.z_label.text()
+    assert s.cursor.note == note and window.decoded.note_label.text() == note
+    assert not window.decoded.note_label.isHidden()
     # the marker sits where the click was, not at some other point's place
     assert np.allclose(plot.marker.getData()[0], [where[-1][0]], atol=1e-6)
 
@@ -94,7 +95,7 @@ def test_tsne_view_decodes_the_nearest_points_latent(window, qtbot):
     click_view(plot, *emb.coords[100])
     i = emb.nearest(where[-1])
     np.testing.assert_array_equal(s.cursor.z, s.latent.points[i])
-    assert "nearest data point" in window.decoded.z_label.text()
+    assert "nearest data point" in window.decoded.note_label.text()
 
 
 def test_a_map_can_be_stopped_from_the_status_bar(window, qtbot, monkeypatch):

@@ -24,12 +24,17 @@ class DecodedView(QtWidgets.QFrame):
         self.z_label.setWordWrap(True)
         # Room for two lines from the start, so new text never re-lays out the window mid-drag.
         self.z_label.setMinimumHeight(2 * self.z_label.fontMetrics().lineSpacing() + 4)
+        # How a map view found z (UMAP's inverse, or the nearest point for t-SNE); shown only then.
+        self.note_label = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter, wordWrap=True)
+        self.note_label.setStyleSheet("color: #555; font-style: italic;")
+        self.note_label.hide()
         title = QtWidgets.QLabel("<b>Decoded E[x | z]</b>")
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(title)
         layout.addWidget(self.image_label, 1)
         layout.addWidget(self.z_label)
+        layout.addWidget(self.note_label)
         cursor.changed.connect(self.refresh)
         self.current_image: np.ndarray | None = None
 
@@ -44,8 +49,9 @@ class DecodedView(QtWidgets.QFrame):
         self.image_label.setPixmap(to_pixmap(s.image, side))
         shown = s.z if len(s.z) <= 8 else s.z[:8]
         coords = ", ".join(f"{v:+.2f}" for v in shown) + (", …" if len(s.z) > 8 else "")
-        note = f"<br><i>{s.note}</i>" if s.note else ""
-        self.z_label.setText(f"z = ({coords})<br>log p(z) = {float(log_prior(s.z)):.2f} nats{note}")
+        self.z_label.setText(f"z = ({coords})<br>log p(z) = {float(log_prior(s.z)):.2f} nats")
+        self.note_label.setText(s.note)
+        self.note_label.setVisible(bool(s.note))
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

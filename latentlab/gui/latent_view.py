@@ -114,7 +114,7 @@ class LatentPlot(pg.PlotWidget):
         self.region = pg.PlotCurveItem(pen=pg.mkPen((20, 20, 20), width=1.5, style=QtCore.Qt.PenStyle.DashLine))
         self.region.setZValue(13)
         plot.addItem(self.region)
-        self.chosen = pg.ScatterPlotItem(size=7, pen=pg.mkPen((0, 0, 0), width=1.2), brush=None)
+        self.chosen = pg.ScatterPlotItem(size=7, pen=pg.mkPen((0, 0, 0, 140), width=1), brush=None)
         self.chosen.setZValue(7)
         plot.addItem(self.chosen)
         self.prior_wanted = True   # the View menu's switch; the circles also need a linear projection
@@ -225,6 +225,7 @@ class LatentPlot(pg.PlotWidget):
         self.getPlotItem().setLabel("bottom", x_label)
         self.getPlotItem().setLabel("left", y_label)
         self._fitted = False
+        self.region.setData([], [])   # the outline was drawn in the old plane; the rings follow the points
         self.circles.setVisible(self.prior_wanted and not self.latent.shows_map)
         self.refresh_points()
         self.refresh_marker()
