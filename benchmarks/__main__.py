@@ -31,6 +31,7 @@ SCRIPTS = (
     ("startup", ["--quick"], 300),
     ("posterior_grid", ["--reps", "3"], 300),   # it has no --quick; 3 rounds instead of 10
     ("foreign_models", ["--quick"], 300),
+    ("open_large", ["--quick"], 900),
 )
 
 

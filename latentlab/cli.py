@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(g)
     g.add_argument("--likelihood", metavar="KIND", help=LIKELIHOOD_HELP)
     g.add_argument("--dataset", metavar="SPEC", help="dataset to show (default: the checkpoint's own)")
+    g.add_argument("--projection", choices=("pair", "pca", "umap", "tsne"),
+                   help="what the latent view shows first: a pair of dimensions (the default), the PCA plane of "
+                        "the means, or a UMAP or t-SNE map of them (these need `pip install 'latentlab[projections]'`)")
     g.add_argument("--screenshot", type=Path, metavar="OUT.png",
                    help="render the fully loaded window off screen to a PNG and exit")
 
@@ -194,7 +197,8 @@ def cmd_gui(args) -> int:
 
         spec_kind(spec)  # a malformed SPEC is refused here, before a window opens
     return run(checkpoint=checkpoint, dataset=getattr(args, "dataset", None),
-               screenshot=getattr(args, "screenshot", None), model=spec, weights=weights, likelihood=likelihood)
+               screenshot=getattr(args, "screenshot", None), model=spec, weights=weights, likelihood=likelihood,
+               projection=getattr(args, "projection", None))
 
 
 def cmd_train(args) -> int:

@@ -21,15 +21,16 @@ def send_mouse(widget, kind, pos: QtCore.QPoint, buttons, modifiers=QtCore.Qt.Ke
     QtWidgets.QApplication.sendEvent(widget, event)
 
 
-def drag_view(plot, points) -> None:
+def drag_view(plot, points, modifiers=QtCore.Qt.KeyboardModifier.NoModifier) -> None:
     """Each position is mapped just before its event, so a layout change mid-drag cannot skew it."""
     vp = plot.viewport()
     left = QtCore.Qt.MouseButton.LeftButton
-    send_mouse(vp, QtCore.QEvent.Type.MouseButtonPress, view_to_widget(plot, *points[0]), left)
+    send_mouse(vp, QtCore.QEvent.Type.MouseButtonPress, view_to_widget(plot, *points[0]), left, modifiers)
     for x, y in points[1:]:
         QTest.qWait(15)  # pyqtgraph drops moves closer than 10 ms apart (its mouseRateLimit)
-        send_mouse(vp, QtCore.QEvent.Type.MouseMove, view_to_widget(plot, x, y), left)
-    send_mouse(vp, QtCore.QEvent.Type.MouseButtonRelease, view_to_widget(plot, *points[-1]), QtCore.Qt.MouseButton.NoButton)
+        send_mouse(vp, QtCore.QEvent.Type.MouseMove, view_to_widget(plot, x, y), left, modifiers)
+    send_mouse(vp, QtCore.QEvent.Type.MouseButtonRelease, view_to_widget(plot, *points[-1]),
+               QtCore.Qt.MouseButton.NoButton, modifiers)
 
 
 

@@ -157,8 +157,8 @@ def test_wider_latent_lifts_clicks_through_the_anchor(window, qtbot):
     assert s.latent.projection.dims == (0, 2)
     click_view(panel.plot, 1.0, -1.0)
     assert s.cursor.z == pytest.approx([1.0, 0.0, -1.0, 0.0], abs=0.05)
-    panel.pca.setChecked(True)
-    assert s.latent.projection.kind == "pca"
+    panel.set_method("pca")
+    assert s.latent.projection.kind == "pca" and panel.projection_combo.currentData() == "pca"
     assert np.allclose(s.latent.projection.basis.T @ s.latent.projection.basis, np.eye(2), atol=1e-6)
 
 

@@ -189,12 +189,12 @@ def test_a_late_encode_does_not_overwrite_newer_points(window, qtbot, monkeypatc
     gate = threading.Event()
     state = {"calls": 0, "done": 0}
 
-    def gated(model, x, should_stop=None):
+    def gated(model, x, *args, **kwargs):
         state["calls"] += 1
         if state["calls"] == 1:
             gate.wait(30)  # run A's encode is slow
         try:
-            return real(model, x, should_stop)
+            return real(model, x, *args, **kwargs)
         finally:
             state["done"] += 1
 

@@ -100,13 +100,35 @@ _PLACE_CHUNK = 20_000
 INSTALL_HINT = "pip install 'latentlab[projections]'"
 
 
+_PACKAGES = {"umap": ("umap", "umap-learn", "The UMAP projection"), "tsne": ("openTSNE", "openTSNE", "The t-SNE projection")}
+
+
+def _missing(what: str, package: str) -> str:
+    return f"{what} needs the {package} package, which is not installed: {INSTALL_HINT}."
+
+
 def _require(module: str, package: str, what: str):
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise LatentLabError(f"{what} needs the {package} package, which is not installed: {INSTALL_HINT}.") from None
+        raise LatentLabError(_missing(what, package)) from None
+
+
+def unavailable(method: str) -> str | None:
+    """The sentence saying how to install what a "umap" or "tsne" map needs, or None when it is
+    installed (found without importing it: umap-learn takes seconds to import)."""
+    import importlib.util
+
+    if method not in _PACKAGES:
+        return None
+    module, package, what = _PACKAGES[method]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    return None if found else _missing(what, package)
 
 
 @dataclass(frozen=True, eq=False)

@@ -57,11 +57,17 @@ class Snapshot:
         return self.step / max(1, self.steps_total)
 
 
-def scatter_subset(n_train: int, n_points: int) -> np.ndarray:
-    """The fixed training indices whose means the live scatter shows (same for every run)."""
+def scatter_order(n_train: int) -> np.ndarray:
+    """One seeded order of the training rows: the live scatter shows a prefix of it."""
+    return np.random.default_rng(0).permutation(n_train)
+
+
+def scatter_subset(n_train: int, n_points: int, order: np.ndarray | None = None) -> np.ndarray:
+    """The training indices whose means the live scatter shows: the first n_points of scatter_order,
+    sorted, so every run shows the same points and a bigger subset holds all of a smaller one."""
     if n_points >= n_train:
         return np.arange(n_train)
-    return np.sort(np.random.default_rng(0).choice(n_train, size=n_points, replace=False))
+    return np.sort((scatter_order(n_train) if order is None else order)[:n_points])
 
 
 def state_to_numpy(model: torch.nn.Module) -> dict[str, np.ndarray]:
@@ -69,20 +75,23 @@ def state_to_numpy(model: torch.nn.Module) -> dict[str, np.ndarray]:
 
 
 def train(model: torch.nn.Module, data: Dataset, cfg: TrainConfig, *, history: list | tuple = (),
-          should_stop: Callable[[], bool] | None = None) -> Iterator[Snapshot]:
-    """Train `model` in place on `data`, yielding snapshots; the last one has done=True."""
+          should_stop: Callable[[], bool] | None = None, live_budget=None) -> Iterator[Snapshot]:
+    """Train `model` in place on `data`, yielding snapshots; the last one has done=True.
+
+    Each snapshot's `latent` holds the means of scatter_subset(n, len(latent)): cfg.scatter_points of
+    them, or with a live_budget (core.live_budget.LiveBudget) as many as it allows, measured as it goes."""
     device = resolve_device(cfg.device)
     old_threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(max(1, int(cfg.threads)))
     try:
-        yield from _train(model, data, cfg, list(history), should_stop or (lambda: False), device)
+        yield from _train(model, data, cfg, list(history), should_stop or (lambda: False), device, live_budget)
     finally:
         if cfg.threads:
             torch.set_num_threads(old_threads)
 
 
-def _train(model, data, cfg, history, should_stop, device) -> Iterator[Snapshot]:
+def _train(model, data, cfg, history, should_stop, device, live_budget=None) -> Iterator[Snapshot]:
     model.to(device)
     model.train()
     gen = torch.Generator(device=device)
@@ -90,7 +99,7 @@ def _train(model, data, cfg, history, should_stop, device) -> Iterator[Snapshot]
     x = torch.from_numpy(data.x_train).to(device)
     n = x.shape[0]
     x_test = torch.from_numpy(data.x_test).to(device) if len(data.x_test) else None
-    subset = torch.from_numpy(scatter_subset(n, cfg.scatter_points)).to(device) if cfg.scatter_points else None
+    subset = _LiveSubset(n, cfg.scatter_points, live_budget, device) if cfg.scatter_points or live_budget else None
     params = [p for p in model.parameters()]
     opt = _adam(params, cfg.lr)
     bs = min(cfg.batch_size, n)
@@ -263,15 +272,40 @@ def _params_bounded(params) -> bool:
         return bool(torch.stack([p.abs().max() <= WEIGHT_LIMIT for p in params if p.numel()]).all())
 
 
+class _LiveSubset:
+    """The rows the live scatter encodes: a fixed count, or what a LiveBudget allows (which it times)."""
+
+    def __init__(self, n: int, count: int, budget, device):
+        self.n, self.count, self.budget, self.device = n, count, budget, device
+        self._order = None
+        self._m = -1
+        self._rows = None
+
+    def rows(self) -> torch.Tensor:
+        m = min(self.n, self.budget.points() if self.budget is not None else self.count)
+        # Keep the rows while the budget moves by less than a tenth: a new prefix costs a sort.
+        if self._rows is None or abs(m - self._m) > 0.1 * self._m:
+            if m < self.n and self._order is None:
+                self._order = scatter_order(self.n)
+            self._rows = torch.from_numpy(scatter_subset(self.n, m, self._order)).to(self.device)
+            self._m = m
+        return self._rows
+
+
 @torch.no_grad()
-def _encode_subset(model, x, subset) -> np.ndarray | None:
+def _encode_subset(model, x, subset: _LiveSubset | None) -> np.ndarray | None:
     if subset is None:
         return None
+    rows = subset.rows()
+    if subset.budget is not None:
+        subset.budget.encoding_started()
     was_training = model.training
     model.eval()
-    mu = torch.cat([model.encode(x[subset[i:i + 4096]])[0] for i in range(0, len(subset), 4096)])
+    mu = torch.cat([model.encode(x[rows[i:i + 4096]])[0] for i in range(0, len(rows), 4096)]).cpu().numpy()
     model.train(was_training)
-    return mu.cpu().numpy()
+    if subset.budget is not None:
+        subset.budget.encoding_done(len(rows))
+    return mu
 
 
 @torch.no_grad()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 
 def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: Path | None = None, *,
-        model: str | None = None, weights: Path | None = None, likelihood: str | None = None) -> int:
+        model: str | None = None, weights: Path | None = None, likelihood: str | None = None,
+        projection: str | None = None) -> int:
     """The window on a checkpoint (default: the bundled model) or on a model SPEC with optional
     fine-tuned weights and likelihood; with `screenshot`, render it off screen and exit."""
     if screenshot is not None:
@@ -37,8 +38,10 @@ def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: 
             exit_code["code"] = 2
             QtCore.QTimer.singleShot(0, window.close)
 
-        window.session.loaded.connect(shoot)
+        when_shown(window, projection, shoot)
         window.session.errorRaised.connect(failed)
+    if projection is not None:
+        start_with_projection(window, projection)
     if model is not None:
         QtCore.QTimer.singleShot(0, lambda: window.session.open_model(model, weights, likelihood, dataset))
     else:
@@ -96,3 +99,30 @@ def open_window(model, dataset):
 
 
 _open_windows: set = set()
+
+
+def start_with_projection(window, method: str) -> None:
+    """Show `method` (pair, pca, umap, tsne) once the first model is loaded."""
+    session = window.session
+
+    def apply() -> None:
+        session.loaded.disconnect(apply)
+        window.latent.set_method(method)
+
+    session.loaded.connect(apply)
+
+
+def when_shown(window, method: str | None, callback) -> None:
+    """Call back once the window shows the loaded model, in the projection asked for (a UMAP or t-SNE
+    map arrives after the load)."""
+    session = window.session
+    if method not in ("umap", "tsne"):
+        session.loaded.connect(callback)
+        return
+
+    def check() -> None:
+        if session.latent.shows_map:
+            session.latent.projectionChanged.disconnect(check)
+            callback()
+
+    session.latent.projectionChanged.connect(check)

@@ -28,6 +28,13 @@ def beta_changes(history: list[dict]) -> list[tuple[int, float]]:
     return out
 
 
+def _lone_symbol(points: int, curve) -> dict:
+    """A curve of one point draws no line: give it a marker in the curve's colour, then drop it."""
+    if points == 1:
+        return {"symbol": "o", "symbolSize": 8, "symbolPen": curve.opts["pen"], "symbolBrush": curve.opts["pen"].color()}
+    return {"symbol": None}
+
+
 class CurvesView(QtWidgets.QTabWidget):
     def __init__(self, model_data: ModelData, runs: RunController, parent=None):
         super().__init__(parent)
@@ -110,7 +117,8 @@ class CurvesView(QtWidgets.QTabWidget):
             series = {"epoch": np.zeros(0), "per_dim": np.zeros((0, 0)), "dims": np.zeros(0, int)}
             series.update({key: np.zeros(0) for key, _, _ in SERIES})
         for key, _, _ in SERIES:
-            self.curves[key].setData(series["epoch"], series[key], connect="finite")
+            self.curves[key].setData(series["epoch"], series[key], connect="finite",
+                                     **_lone_symbol(len(series["epoch"]), self.curves[key]))
         self._refresh_markers(changes)
         self._refresh_dims(series)
 
@@ -142,4 +150,4 @@ class CurvesView(QtWidgets.QTabWidget):
             self.dim_curves.append(plot.plot([], [], pen=pg.mkPen(colors[d], width=1.5)))
         for col, (d, curve) in enumerate(zip(dims, self.dim_curves)):
             curve.opts["name"] = f"z{int(d) + 1}"
-            curve.setData(series["epoch"], per_dim[:, col], connect="finite")
+            curve.setData(series["epoch"], per_dim[:, col], connect="finite", **_lone_symbol(len(series["epoch"]), curve))

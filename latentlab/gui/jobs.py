@@ -4,8 +4,10 @@ Every job has a key ("encode", "posterior", "run", ...). Submitting under a key 
 was submitted under it before: an older job still finishes (a thread cannot be killed) but its
 result is dropped, so the newest request always wins. Workers get read-only model copies made here,
 one per weights version, so many jobs on the same weights share one copy. Every failure ends up in
-`errorRaised` as one sentence. Shaped after napari's layer slicer (submit, drop superseded,
-wait_until_idle, shutdown) on superqt's thread workers.
+`errorRaised` as one sentence. Long work that can report progress and be stopped goes through
+`submit_tracked`: its progress reaches `task` (the status bar shows it) and `cancel` stops it.
+Shaped after napari's layer slicer (submit, drop superseded, wait_until_idle, shutdown) on superqt's
+thread workers.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from PySide6 import QtCore
 class JobRunner(QtCore.QObject):
     errorRaised = QtCore.Signal(str)   # one sentence for the banner
     status = QtCore.Signal(str)        # the status bar's line
+    task = QtCore.Signal(str, str, float)   # key, what runs, fraction done; a negative fraction: it is over
+    _progressed = QtCore.Signal(str, int, str, float)   # the same from a worker thread, with its sequence number
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -30,6 +34,8 @@ class JobRunner(QtCore.QObject):
         self._stopping = threading.Event()   # set at shutdown; long loads poll it and end early
         self._copy_version: object = None
         self._copy = None
+        self._stops: dict[str, tuple[threading.Event, str]] = {}
+        self._progressed.connect(self._on_progressed)
 
     # ----- submitting ---------------------------------------------------------------------------
     def submit(self, key: str, fn: Callable, *args, on_result: Callable | None = None) -> None:
@@ -47,6 +53,44 @@ class JobRunner(QtCore.QObject):
             worker.returned.connect(lambda result: self.is_current(key, seq) and on_result(result))
         worker.errored.connect(self.report)
         self._track(worker)
+
+    def submit_tracked(self, key: str, label: str, fn: Callable, *args, on_result: Callable | None = None) -> None:
+        """Like submit, for long work: fn(*args, progress=, should_stop=) reports fractions done through
+        progress(f) or progress(f, "phase text") and polls should_stop() (raising core.errors.Cancelled when it answers True)."""
+        if self._closed:
+            return
+        self._stop_work(key)
+        stop = threading.Event()
+        self._stops[key] = (stop, label)
+        seq = self._latest.get(key, 0) + 1   # the number submit gives it
+
+        def report(fraction: float, phase: str | None = None) -> None:
+            self._progressed.emit(key, seq, phase or label, min(max(float(fraction), 0.0), 1.0))
+
+        def tracked():
+            try:
+                return fn(*args, progress=report, should_stop=stop.is_set)
+            finally:
+                self._progressed.emit(key, seq, label, -1.0)
+
+        self.task.emit(key, label, 0.0)
+        self.submit(key, tracked, on_result=on_result)
+
+    def _on_progressed(self, key: str, seq: int, label: str, fraction: float) -> None:
+        if self.is_current(key, seq):
+            if fraction < 0:
+                self._stops.pop(key, None)
+            self.task.emit(key, label, fraction)
+
+    def tracked_keys(self) -> list[str]:
+        """Keys of the long jobs still going."""
+        return list(self._stops)
+
+    def _stop_work(self, key: str) -> None:
+        stop = self._stops.pop(key, None)
+        if stop is not None:
+            stop[0].set()
+            self.task.emit(key, stop[1], -1.0)
 
     def run_generator(self, key: str, fn: Callable, *args, on_yield: Callable, on_finished: Callable,
                       error_prefix: str = "", **kwargs) -> None:
@@ -70,7 +114,8 @@ class JobRunner(QtCore.QObject):
         return self._stopping.is_set
 
     def cancel(self, key: str) -> None:
-        """Drop the results of every job under `key` still running."""
+        """Drop the results of every job under `key` still running, and stop long work under it."""
+        self._stop_work(key)
         self._supersede(key)
 
     def is_current(self, key: str, seq: int) -> bool:
@@ -107,8 +152,11 @@ class JobRunner(QtCore.QObject):
         from ..core.errors import Cancelled, LatentLabError
         from ..core.text import short
 
-        if isinstance(error, Cancelled) or self._closed:
+        if self._closed:
             return   # work stopped because the window is closing: nobody is there to read about it
+        if isinstance(error, Cancelled):
+            self.status.emit(short(str(error)))   # the user asked for it: no banner
+            return
         if isinstance(error, str):
             msg = error
         elif isinstance(error, MemoryError) or "out of memory" in str(error).lower():
@@ -144,6 +192,8 @@ class JobRunner(QtCore.QObject):
         self._closed = True
         self._stopping.set()
         self._copy = None
+        for stop, _ in self._stops.values():
+            stop.set()
         pool = QtCore.QThreadPool.globalInstance()
         pool.clear()  # jobs not started yet never start: their results would have nowhere to go
         pool.waitForDone(timeout_ms)

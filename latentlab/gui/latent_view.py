@@ -1,4 +1,5 @@
-"""The latent scatter: posterior means, the prior's circles, the decode marker, hover thumbnails."""
+"""The latent scatter: posterior means, the prior's circles, the decode marker, hover thumbnails,
+rectangle and lasso selections."""
 
 from __future__ import annotations
 
@@ -14,12 +15,23 @@ from .session import Session
 from .state import AnchorMode
 
 HOVER_PX = 12  # the hover card shows the nearest point only if it is this close on screen
+SELECTED_SHOWN = 5000   # selected points ringed on the plot (a seeded sample of bigger selections)
+PROJECTIONS = (("pair", "pair of dims"), ("pca", "PCA of means"), ("umap", "UMAP"), ("tsne", "t-SNE"))
+ALT = QtCore.Qt.KeyboardModifier.AltModifier
+SHIFT = QtCore.Qt.KeyboardModifier.ShiftModifier
 
 
 class _PickViewBox(pg.ViewBox):
-    """Left click or drag picks a latent position; middle drag pans, wheel zooms, right drag zooms."""
+    """Left click or drag picks a latent position; Alt+drag draws a selection rectangle, Alt+Shift+drag
+    a lasso; Ctrl+left or middle drag pans, wheel zooms, right drag zooms."""
 
     picked = QtCore.Signal(float, float, object)
+    outlined = QtCore.Signal(object, str, bool)   # outline points [(x, y), ...], "rectangle" or "lasso", finished
+
+    def __init__(self):
+        super().__init__()
+        self._outline: list[tuple[float, float]] = []
+        self._shape = ""
 
     def mouseClickEvent(self, ev):
         if ev.button() == QtCore.Qt.MouseButton.LeftButton:
@@ -30,7 +42,21 @@ class _PickViewBox(pg.ViewBox):
             super().mouseClickEvent(ev)
 
     def mouseDragEvent(self, ev, axis=None):
-        if ev.button() == QtCore.Qt.MouseButton.LeftButton and not ev.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier:
+        left = ev.button() == QtCore.Qt.MouseButton.LeftButton
+        if left and (ev.modifiers() & ALT or (self._outline and not ev.isStart())):
+            ev.accept()
+            p = self.mapSceneToView(ev.scenePos())
+            if ev.isStart():
+                start = self.mapSceneToView(ev.buttonDownScenePos())
+                self._outline = [(start.x(), start.y())]
+                self._shape = "lasso" if ev.modifiers() & SHIFT else "rectangle"
+            if self._outline:
+                self._outline.append((p.x(), p.y()))
+                self.outlined.emit(list(self._outline), self._shape, ev.isFinish())
+            if ev.isFinish():
+                self._outline = []
+            return
+        if left and not ev.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier:
             ev.accept()
             p = self.mapSceneToView(ev.scenePos())
             self.picked.emit(p.x(), p.y(), ev.modifiers())
@@ -86,6 +112,13 @@ class LatentPlot(pg.PlotWidget):
         self.selected = pg.ScatterPlotItem(size=16, symbol="d", pen=pg.mkPen((0, 0, 0), width=2), brush=pg.mkBrush(255, 255, 0, 160))
         self.selected.setZValue(11)
         plot.addItem(self.selected)
+        self.region = pg.PlotCurveItem(pen=pg.mkPen((20, 20, 20), width=1.5, style=QtCore.Qt.PenStyle.DashLine))
+        self.region.setZValue(13)
+        plot.addItem(self.region)
+        self.chosen = pg.ScatterPlotItem(size=7, pen=pg.mkPen((0, 0, 0, 140), width=1), brush=None)
+        self.chosen.setZValue(7)
+        plot.addItem(self.chosen)
+        self.prior_wanted = True   # the View menu's switch; the circles also need a linear projection
         self.manifold = ManifoldLayer(self, session)
         self.legend = plot.addLegend(offset=(-8, 8), labelTextColor=(30, 30, 30), brush=pg.mkBrush(255, 255, 255, 200))
         self.colorbar = None
@@ -104,8 +137,13 @@ class LatentPlot(pg.PlotWidget):
         self.hover.hide()
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.viewbox.picked.connect(self._on_picked)
+        self.viewbox.outlined.connect(self._on_outlined)
         self.latent, self.cursor, self.model_data = session.latent, session.cursor, session.model_data
+        self.selection = session.selection
+        self.selection.changed.connect(self.refresh_chosen)
         self.latent.changed.connect(self.refresh_points)
+        self.latent.changed.connect(self.refresh_chosen)
+        self.latent.statsChanged.connect(self.refresh_points)
         self.latent.projectionChanged.connect(self._on_projection)
         self.latent.aggregateChanged.connect(self.refresh_aggregate)
         self.cursor.changed.connect(self.refresh_marker)
@@ -123,24 +161,30 @@ class LatentPlot(pg.PlotWidget):
             self.cloud.setData(np.zeros((0, 2)), np.zeros(0, np.uint32))   # no data open: no points
             return
         pos = s.projection.to2d(s.points)
-        self.cloud.setData(pos, self._colors())
+        colors = self._colors()
+        if len(colors) != len(pos):
+            return   # a new dataset has arrived and its points are on their way
+        self.cloud.setData(pos, colors)
         if not self._fitted and len(pos):
             self.fit()
 
     def fit(self) -> None:
-        """Show the prior's 3σ circle and every point."""
+        """Show the prior's 3σ circle (where it means something) and every point."""
         s = self.latent
-        lo, hi = -3.3, 3.3
+        lo, hi = (np.inf, -np.inf) if s.shows_map else (-3.3, 3.3)
         if s.points is not None and len(s.points) and s.projection is not None:
             pos = s.projection.to2d(s.points)
             lo = min(lo, float(np.percentile(pos, 0.5)))
             hi = max(hi, float(np.percentile(pos, 99.5)))
-        self.setRange(xRange=(lo, hi), yRange=(lo, hi), padding=0.04)
+        if np.isfinite(lo) and np.isfinite(hi):
+            self.setRange(xRange=(lo, hi), yRange=(lo, hi), padding=0.04)
         self._fitted = True
 
     def _colors(self) -> np.ndarray:
         s, data = self.latent, self.model_data.data
         values = s.values(self.color_by, data) if self.color_by != "label" else None
+        if values is None and s.missing_stat(self.color_by):
+            self.session.request_stat(self.color_by)   # label colours until it arrives
         if values is not None:
             packed, lo, hi = colormap_argb(values)
             self._show_colorbar(lo, hi)
@@ -183,10 +227,18 @@ class LatentPlot(pg.PlotWidget):
         self.getPlotItem().setLabel("bottom", x_label)
         self.getPlotItem().setLabel("left", y_label)
         self._fitted = False
+        self.region.setData([], [])   # the outline was drawn in the old plane; the rings follow the points
+        self.circles.setVisible(self.prior_wanted and not self.latent.shows_map)
         self.refresh_points()
         self.refresh_marker()
         self.refresh_path()
         self.refresh_selected()
+        self.refresh_chosen()
+
+    def set_prior_visible(self, on: bool) -> None:
+        """The View menu's switch for the prior circles (never drawn on a UMAP or t-SNE map)."""
+        self.prior_wanted = bool(on)
+        self.circles.setVisible(self.prior_wanted and not self.latent.shows_map)
 
     def refresh_aggregate(self) -> None:
         s = self.latent
@@ -213,7 +265,10 @@ class LatentPlot(pg.PlotWidget):
                              brush=[pg.mkBrush(220, 30, 30) if h else None for h in r["in_hole"]])
 
     def refresh_selected(self) -> None:
-        projection = self.latent.projection
+        projection, row = self.latent.projection, self.cursor.selected
+        if self.latent.shows_map and row is not None and self.latent.rows is None and row < len(self.latent.points):
+            self.selected.setData([self.cloud.position(row)[0]], [self.cloud.position(row)[1]])
+            return
         mean = self.session.selected_mean() if projection is not None else None
         if mean is None or len(mean) != projection.latent_dim:
             self.selected.setData([], [])
@@ -228,6 +283,47 @@ class LatentPlot(pg.PlotWidget):
             return
         u, v = projection.to2d(z)
         self.marker.setData([u], [v])
+
+    def refresh_chosen(self) -> None:
+        """Ring the selected points that are shown (a sample of a big selection) and keep its outline."""
+        lp, rows = self.latent, self.selection.rows
+        if not len(rows) or lp.points is None or lp.projection is None:
+            self.chosen.setData([], [])
+            self.region.setData([], [])
+            return
+        shown = rows[rows < len(lp.points)] if lp.rows is None else np.flatnonzero(np.isin(lp.rows, rows))
+        if len(shown) > SELECTED_SHOWN:
+            shown = np.sort(np.random.default_rng(0).choice(shown, SELECTED_SHOWN, replace=False))
+        xy = self.cloud.positions(shown) if self.cloud.count() == len(lp.points) \
+            else lp.projection.to2d(lp.points[shown]).reshape(-1, 2)
+        self.chosen.setData(xy[:, 0], xy[:, 1])
+
+    def _on_outlined(self, outline, shape: str, finished: bool) -> None:
+        pts = np.asarray(outline, dtype=np.float64)
+        if shape == "rectangle":
+            (x0, y0), (x1, y1) = pts[0], pts[-1]
+            pts = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+        closed = np.vstack([pts, pts[:1]])
+        self.region.setData(closed[:, 0], closed[:, 1])
+        if finished:
+            self.session.select_region(pts if shape == "lasso" else pts[[0, 2]], shape)
+            if not len(self.selection.rows):
+                self.region.setData([], [])
+
+    def event(self, ev) -> bool:
+        # Esc clears a selection when the plot has the focus, before the window's Esc (stop) sees it.
+        if ev.type() == QtCore.QEvent.Type.ShortcutOverride and ev.key() == QtCore.Qt.Key.Key_Escape \
+                and len(self.selection.rows):
+            ev.accept()
+            return True
+        return super().event(ev)
+
+    def keyPressEvent(self, ev) -> None:
+        if ev.key() == QtCore.Qt.Key.Key_Escape and len(self.selection.rows):
+            self.selection.clear()
+            ev.accept()
+            return
+        super().keyPressEvent(ev)
 
     # ----- interaction ----------------------------------------------------------------------
     def _on_picked(self, x: float, y: float, modifiers) -> None:
@@ -257,7 +353,7 @@ class LatentPlot(pg.PlotWidget):
             return
         p = self.viewbox.mapSceneToView(scene_pos)
         i = self.cloud.nearest(p.x(), p.y())
-        near = self.viewbox.mapViewToScene(QtCore.QPointF(*s.projection.to2d(s.points[i])))
+        near = self.viewbox.mapViewToScene(QtCore.QPointF(*self.cloud.position(i)))
         if (near - scene_pos).manhattanLength() > 2 * HOVER_PX:
             self.hover.hide()
             return
@@ -287,7 +383,12 @@ class LatentPanel(QtWidgets.QWidget):
         self.color_combo.setToolTip("What the point colours show")
         self.dim_x = QtWidgets.QSpinBox(prefix="x: z", minimum=1)
         self.dim_y = QtWidgets.QSpinBox(prefix="y: z", minimum=1)
-        self.pca = QtWidgets.QCheckBox("PCA of means")
+        self.projection_combo = QtWidgets.QComboBox()
+        self.projection_combo.setObjectName("projectionCombo")
+        for method, text in PROJECTIONS:
+            self.projection_combo.addItem(text, method)
+        self.projection_combo.setToolTip("What the plane shows: a pair of latent dimensions, the PCA plane of the "
+                                         "means, or a UMAP or t-SNE map of them (no prior circles on a map)")
         self.anchor_label = QtWidgets.QLabel("others from")
         self.anchor_combo = QtWidgets.QComboBox()
         self.anchor_combo.addItems([m.value for m in AnchorMode])
@@ -304,7 +405,7 @@ class LatentPanel(QtWidgets.QWidget):
         bar.addWidget(QtWidgets.QLabel("Colour by"))
         bar.addWidget(self.color_combo)
         bar.addSpacing(12)
-        for w in (self.dim_x, self.dim_y, self.pca, self.anchor_label, self.anchor_combo):
+        for w in (self.projection_combo, self.dim_x, self.dim_y, self.anchor_label, self.anchor_combo):
             bar.addWidget(w)
         bar.addStretch(1)
         bar.addWidget(self.manifold)
@@ -317,7 +418,7 @@ class LatentPanel(QtWidgets.QWidget):
         self.color_combo.currentTextChanged.connect(lambda t: t and self.plot.set_color_by(t))
         self.dim_x.valueChanged.connect(self._dims_changed)
         self.dim_y.valueChanged.connect(self._dims_changed)
-        self.pca.toggled.connect(lambda on: session.latent.set_projection(pca=on))
+        self.projection_combo.activated.connect(lambda i: self.set_method(self.projection_combo.itemData(i)))
         self.anchor_combo.currentTextChanged.connect(session.cursor.set_anchor_mode)
         self.manifold.toggled.connect(lambda on: self.plot.manifold.set_enabled(on, self.quantile.isChecked()))
         self.quantile.toggled.connect(lambda q: self.plot.manifold.set_enabled(self.manifold.isChecked(), q))
@@ -347,23 +448,34 @@ class LatentPanel(QtWidgets.QWidget):
     def _on_model(self) -> None:
         k = self.session.model_data.model.latent_dim
         wide = k > 2
-        for w in (self.dim_x, self.dim_y, self.pca, self.anchor_label, self.anchor_combo):
+        for w in (self.dim_x, self.dim_y, self.anchor_label, self.anchor_combo):
             w.setVisible(wide)
+        self.projection_combo.setVisible(k >= 2)
         for w in (self.dim_x, self.dim_y):
             w.blockSignals(True)
             w.setMaximum(k)
             w.blockSignals(False)
 
+    def set_method(self, method: str) -> None:
+        """Show a pair of dimensions, the PCA plane, a UMAP or a t-SNE map."""
+        self.session.set_projection_method(method)
+        self._on_projection()
+
     def _on_projection(self) -> None:
-        p = self.session.latent.projection
-        self.pca.blockSignals(True)
-        self.pca.setChecked(p.kind == "pca")  # a wide latent opens on PCA without a click
-        self.pca.blockSignals(False)
+        lp = self.session.latent
+        p = lp.projection
+        self.projection_combo.blockSignals(True)   # a wide latent opens on PCA without a click
+        self.projection_combo.setCurrentIndex(max(0, self.projection_combo.findData(lp.method)))
+        self.projection_combo.blockSignals(False)
+        if p is None:
+            return
         for w, d in ((self.dim_x, p.dims[0]), (self.dim_y, p.dims[1])):
             w.blockSignals(True)
             w.setValue(d + 1)
             w.setEnabled(p.kind == "dims")
             w.blockSignals(False)
+        self.anchor_label.setEnabled(not lp.shows_map)
+        self.anchor_combo.setEnabled(not lp.shows_map)
 
     def _dims_changed(self) -> None:
         i, j = self.dim_x.value() - 1, self.dim_y.value() - 1

@@ -19,6 +19,7 @@ from .interpolation_view import InterpolationView
 from .latent_view import LatentPanel
 from .open_model_dialog import OpenModelDialog
 from .posterior_view import PosteriorView
+from .selection_view import SelectionView
 from .session import Session
 from .sweep_view import SweepView
 from .traversal_view import TraversalView
@@ -99,6 +100,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tools.addTab(self.posterior, "Posterior")
         self.tools.addTab(self.aggregate, "Aggregate q(z)")
         self.tools.addTab(self.sweep, "β sweep")
+        self.selection = SelectionView(s)
+        self.tools.addTab(self.selection, "Selection")
 
         right = QtWidgets.QWidget()
         right_layout = QtWidgets.QVBoxLayout(right)
@@ -135,11 +138,27 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.active_label)
         self.statusBar().addPermanentWidget(self.progress)
+        # Long jobs (opening, encoding, maps, statistics, exports): the newest one's progress, and Stop.
+        self.task_progress = QtWidgets.QProgressBar()
+        self.task_progress.setObjectName("taskProgress")
+        self.task_progress.setRange(0, 1000)
+        self.task_progress.setMaximumWidth(180)
+        self.task_stop = QtWidgets.QToolButton(text="Stop")
+        self.task_stop.setObjectName("taskStop")
+        self.task_stop.setToolTip("Stop this job")
+        self.task_stop.clicked.connect(self.stop_tasks)
+        self.statusBar().addPermanentWidget(self.task_progress)
+        self.statusBar().addPermanentWidget(self.task_stop)
+        self.task_progress.hide()
+        self.task_stop.hide()
+        self._tasks: dict[str, tuple[str, float]] = {}
 
         self._build_menus()
         s.errorRaised.connect(self.banner.show_message)
         s.notice.connect(self.banner.show_message)
         s.status.connect(lambda text: self.status_label.setText(short(text)))
+        s.jobs.task.connect(self._on_task)
+        s.selection.changed.connect(self._on_selection)
         s.runs.progress.connect(self._on_progress)
         s.runs.sweepProgress.connect(self._on_sweep_progress)
         s.runs.trainingChanged.connect(self._on_training)
@@ -164,7 +183,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_examples_menu(file.addMenu("E&xamples"))
         self.recent_menu.aboutToShow.connect(self._refresh_recent)   # files are checked when the list is used
         file.addSeparator()
-        self._action(file, "&Export latent view as PNG…", self.export_view_dialog, "Ctrl+E")
+        self._action(file, "&Export latent view as PNG or SVG…", self.export_view_dialog, "Ctrl+E")
+        self._action(file, "Export latent &means (CSV or NPZ)…", self.export_means_dialog)
+        self.export_selection_action = self._action(file, "Export se&lection as CSV…", self.selection.export_dialog)
+        self.export_selection_action.setEnabled(False)
         file.addSeparator()
         self._action(file, "&Quit", self.close, QtGui.QKeySequence.StandardKey.Quit)
 
@@ -174,7 +196,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         view = bar.addMenu("&View")
         self._action(view, "&Fit latent view", self.latent.plot.fit, "Home")
-        prior = self._action(view, "Show &prior circles", self.latent.plot.circles.setVisible, "Ctrl+P")
+        prior = self._action(view, "Show &prior circles", self.latent.plot.set_prior_visible, "Ctrl+P")
         prior.setCheckable(True)
         prior.setChecked(True)
         tools = self._action(view, "Show &tools panel", self.tools.setVisible, "Ctrl+L")
@@ -258,12 +280,20 @@ class MainWindow(QtWidgets.QMainWindow):
             self._add_recent(path)
 
     def export_view_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export latent view", self._last_dir(), "PNG images (*.png)")
+        path, chosen = QtWidgets.QFileDialog.getSaveFileName(self, "Export latent view", self._last_dir(),
+                                                             "PNG images (*.png);;SVG drawings (*.svg)")
         if path:
+            if not path.lower().endswith((".png", ".svg")):
+                path += ".svg" if "svg" in chosen.lower() else ".png"
             self.export_view(path)
 
     def export_view(self, path) -> bool:
-        ok = self.latent.plot.grab().save(str(path), "PNG")
+        """The latent view as a PNG picture or, for a .svg name, an SVG drawing."""
+        path = str(path)
+        if path.lower().endswith(".svg"):
+            ok = self._export_svg(path)
+        else:
+            ok = self.latent.plot.grab().save(path, "PNG")
         if not ok:
             self.banner.show_message(f"Could not write {short(path, 120)}.")
         return ok
@@ -271,6 +301,57 @@ class MainWindow(QtWidgets.QMainWindow):
     @staticmethod
     def _recent() -> list[str]:
         return saved_settings()[0].get("recent", [])
+
+    def _export_svg(self, path: str) -> bool:
+        from PySide6 import QtSvg
+
+        plot = self.latent.plot
+        generator = QtSvg.QSvgGenerator()
+        generator.setFileName(path)
+        generator.setSize(plot.size())
+        generator.setViewBox(plot.rect())
+        generator.setTitle("latentlab latent view")
+        painter = QtGui.QPainter()
+        if not painter.begin(generator):
+            return False
+        plot.render(painter)
+        painter.end()
+        return Path(path).is_file() and Path(path).stat().st_size > 0
+
+    def export_means_dialog(self) -> None:
+        path, chosen = QtWidgets.QFileDialog.getSaveFileName(self, "Export latent means", self._last_dir(),
+                                                             "CSV tables (*.csv);;NumPy archives (*.npz)")
+        if path:
+            if not path.lower().endswith((".csv", ".npz")):
+                path += ".npz" if "npz" in chosen.lower() else ".csv"
+            self.session.export_latent_means(path)
+
+    # ----- long jobs --------------------------------------------------------------------------
+    def _on_task(self, key: str, label: str, fraction: float) -> None:
+        self._tasks.pop(key, None)
+        if fraction >= 0:
+            self._tasks[key] = (label, fraction)   # the newest last
+        if not self._tasks:
+            self.task_progress.hide()
+            self.task_stop.hide()
+            return
+        label, fraction = self._tasks[next(reversed(self._tasks))]
+        self.task_progress.setValue(int(1000 * fraction))
+        self.task_progress.setFormat(f"{label} · {100 * fraction:.0f}%")
+        self.task_progress.setToolTip(label)
+        self.task_progress.show()
+        self.task_stop.show()
+
+    def stop_tasks(self) -> None:
+        for key in self.session.jobs.tracked_keys():
+            self.session.jobs.cancel(key)
+        self.status_label.setText("Stopped.")
+
+    def _on_selection(self) -> None:
+        has = len(self.session.selection) > 0
+        self.export_selection_action.setEnabled(has)
+        if has and not self.latent.plot.hasFocus():
+            self.latent.plot.setFocus()   # so that Esc clears it
 
     def _last_dir(self) -> str:
         recent = usable_recent(self._recent())

@@ -120,6 +120,14 @@ class PointCloudItem(pg.GraphicsObject):
     def count(self) -> int:
         return len(self._x)
 
+    def position(self, i: int) -> tuple[float, float]:
+        """Where point i (in setData order) is drawn."""
+        return float(self._x[i]), float(self._y[i])
+
+    def positions(self, indices: np.ndarray) -> np.ndarray:
+        """Where the points `indices` are drawn, (m, 2)."""
+        return np.c_[self._x[indices], self._y[indices]]
+
     def boundingRect(self) -> QtCore.QRectF:
         return self._rect
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import gc
 import os
 import threading
+import time
 from dataclasses import dataclass, replace
 
 import numpy as np
 from PySide6 import QtCore
 
 PUBLISH_MS = 100      # at most 10 view updates a second during training
-LIVE_POINTS = 2000    # training points re-encoded for each live scatter frame
+LIVE_POINTS = 2000    # the fewest training points re-encoded for a live scatter frame; the budget allows more
 LIVE_SECONDS = 0.25   # a live frame at least this often, however slow the steps
 RUN = "run"           # the job runner's key for the one training run or sweep
 
@@ -55,7 +56,10 @@ class RunController(QtCore.QObject):
         self._queued: TrainRequest | None = None
         self._pending = None             # the newest snapshot not yet shown
         self._pending_weights = None     # the newest weights not yet shown (epoch ends only)
+        self._live_order = None          # core.training.scatter_order of the run's data
         self._live_rows = None
+        self.live_budget = None          # core.live_budget.LiveBudget of the run going
+        self.live_clock = time.perf_counter   # what the budget times with (tests inject their own)
         self._sweep_count = 0
         self._publish = qthrottled(self._publish_pending, timeout=PUBLISH_MS, leading=False, parent=self)
 
@@ -87,8 +91,9 @@ class RunController(QtCore.QObject):
                                 seed=int(np.random.default_rng().integers(1 << 31)))
         if configs is None:
             return
+        from ..core.live_budget import LiveBudget
         from ..core.model import build_model
-        from ..core.training import scatter_subset, train
+        from ..core.training import scatter_order, train
 
         cfg, tcfg, device = configs
         md = s.model_data
@@ -106,8 +111,12 @@ class RunController(QtCore.QObject):
         s.jobs.status.emit(f"Training on {device.type}…")
         s.jobs.cancel("encode")  # an encode of the weights before this run must not land after it
         gc.freeze()  # the model and data outlive the run: the collector need not rescan them during it
-        self._live_rows = scatter_subset(len(md.data.x_train), LIVE_POINTS)
+        n = len(md.data.x_train)
+        self._live_order, self._live_rows = scatter_order(n), None
+        # As many live points as 10% of the training time encodes (all of them on a GPU), never fewer than LIVE_POINTS.
+        self.live_budget = LiveBudget(n, floor=LIVE_POINTS, on_gpu=device.type == "cuda", clock=self.live_clock)
         s.jobs.run_generator(RUN, train, model, md.data, tcfg, history=history, should_stop=self._stop.is_set,
+                             live_budget=self.live_budget,
                              on_yield=self._on_snapshot, on_finished=self._on_train_finished,
                              error_prefix="Training failed: ")
 
@@ -176,11 +185,19 @@ class RunController(QtCore.QObject):
         if snap.record is not None or snap.done:
             md.historyChanged.emit()
         if snap.latent is not None:
-            s.latent.set_points(snap.latent, self._live_rows)
+            s.latent.set_points(snap.latent, self._rows_for(len(snap.latent)))
         self.last_snapshot = snap
         self.progress.emit(snap)
         if snap.error:
             s.jobs.report(snap.error)
+
+    def _rows_for(self, m: int) -> np.ndarray:
+        """The training rows of a live frame of m points (see core.training.scatter_subset)."""
+        from ..core.training import scatter_subset
+
+        if self._live_rows is None or len(self._live_rows) != m:
+            self._live_rows = scatter_subset(len(self._live_order), m, self._live_order)
+        return self._live_rows
 
     def _on_train_finished(self, current: bool = True) -> None:
         if current:

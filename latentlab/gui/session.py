@@ -17,7 +17,7 @@ from PySide6 import QtCore
 from . import work
 from .jobs import JobRunner
 from .runs import RunController, TrainRequest
-from .state import MANY_DIMS, AnchorMode, Cursor, Endpoint, InterpolationPath, LatentPoints, ModelData
+from .state import MANY_DIMS, AnchorMode, Cursor, Endpoint, InterpolationPath, LatentPoints, ModelData, PointSelection
 
 __all__ = ["Session", "TrainRequest", "Endpoint"]
 
@@ -41,6 +41,8 @@ class Session(QtCore.QObject):
         self.cursor = Cursor(self)
         self.path = InterpolationPath(self)
         self.runs = RunController(self, self)
+        self.selection = PointSelection(self)
+        self._maps = None            # core.projection.EmbeddingCache, made on first use
         self._warmed = False
         self._prior_seed = 0
         self._slow_decode = False   # the current model decodes on a worker (see set_z)
@@ -48,6 +50,8 @@ class Session(QtCore.QObject):
         self.latent.changed.connect(self._update_aggregate)
         self.latent.projectionChanged.connect(self._update_aggregate)
         self.latent.aggregateWanted.connect(lambda: self._update_aggregate(only_if_missing=True))
+        self.latent.changed.connect(self._update_map)
+        self.model_data.datasetChanged.connect(self.selection.clear)
 
     # The window's one error and status channel is the job runner's.
     @property
@@ -84,7 +88,11 @@ class Session(QtCore.QObject):
         k = model.latent_dim
         if old_k != k:
             # Thousands of coordinates make a poor pair of axes: a wide latent opens on the PCA of its means.
-            self.latent.use_pca = k > MANY_DIMS
+            lp = self.latent
+            if k > MANY_DIMS and lp.method == "pair":
+                lp.method = "pca"
+            elif k <= MANY_DIMS and lp.method == "pca":
+                lp.method = "pair"
         if not (same_data and old_k == k):
             self.path.clear()
         if not same_data:
@@ -114,8 +122,8 @@ class Session(QtCore.QObject):
         """Load a checkpoint (default: the bundled one) and its dataset off the GUI thread."""
         self.runs.stop()  # the run belongs to the model being replaced
         self.status.emit("Loading…")
-        self.jobs.submit("load", work.load_checkpoint_and_data, checkpoint, dataset, self.jobs.should_stop,
-                         on_result=self._on_loaded)
+        self.jobs.submit_tracked("load", "Opening", work.load_checkpoint_and_data, checkpoint, dataset,
+                                 on_result=self._on_loaded)
 
     def open_model(self, spec: str, weights: str | Path | None = None, likelihood: str | None = None,
                    dataset: str | None = None) -> None:
@@ -123,8 +131,8 @@ class Session(QtCore.QObject):
         check it on a batch of the named dataset (default: the open one) and make it the window's
         model. A model that fails keeps the current one; the banner says why in one sentence."""
         self.status.emit(f"Opening {spec}…")
-        self.jobs.submit("load", work.open_model_and_data, str(spec), weights, likelihood, dataset,
-                         None if dataset else self.model_data.data, self.jobs.should_stop, on_result=self._on_loaded)
+        self.jobs.submit_tracked("load", "Opening", work.open_model_and_data, str(spec), weights, likelihood, dataset,
+                                 None if dataset else self.model_data.data, on_result=self._on_loaded)
 
     def open_model_object(self, model, data) -> None:
         """A model object already checked on `data` (latentlab.explore) becomes the window's model."""
@@ -137,7 +145,7 @@ class Session(QtCore.QObject):
         self.status.emit(f"Loading dataset {spec}…")
         md = self.model_data
         model = self.jobs.model_copy(md.model, md.version) if md.model is not None else None
-        self.jobs.submit("load", work.load_data_for, spec, model, self.jobs.should_stop, on_result=self._on_loaded)
+        self.jobs.submit_tracked("load", "Opening", work.load_data_for, spec, model, on_result=self._on_loaded)
 
     def _on_loaded(self, result: work.Loaded) -> None:
         md = self.model_data
@@ -206,8 +214,8 @@ class Session(QtCore.QObject):
         if md.model is None or md.data is None:
             return
         self.status.emit(f"Encoding {len(md.data.x_train):,} points…")
-        self.jobs.submit("encode", work.encode_all, self.jobs.model_copy(md.model, md.version), md.data.x_train,
-                         self.jobs.should_stop, on_result=self._on_encoded)
+        self.jobs.submit_tracked("encode", "Encoding", work.encode_all, self.jobs.model_copy(md.model, md.version),
+                                 md.data.x_train, on_result=self._on_encoded)
 
     def _on_encoded(self, encoded: work.Encoded) -> None:
         if self.runs.busy:  # a run has taken over the points
@@ -228,6 +236,115 @@ class Session(QtCore.QObject):
         version = md.version
         self.jobs.submit("evaluate", work.evaluate_test, self.model_copy(), md.data,
                          on_result=lambda r: md.version == version and md.set_evaluation(r))
+
+    # ----- UMAP and t-SNE maps, per-point statistics ---------------------------------------------
+    def set_projection_method(self, method: str) -> None:
+        """Show a pair of coordinates, the PCA plane, or a UMAP or t-SNE map (computed off the GUI
+        thread with progress, kept per weights version)."""
+        from ..core.projection import unavailable
+
+        missing = unavailable(method)
+        if missing is not None:
+            self.report_error(missing)
+            return
+        self.latent.set_method(method)
+        self._update_map()
+
+    def _update_map(self) -> None:
+        lp, md = self.latent, self.model_data
+        if not lp.nonlinear or lp.shows_map:
+            self.jobs.cancel("map")
+            return
+        if not lp.full:
+            return   # live training frames: the map follows the full encode after the run
+        from ..core.projection import EmbeddingCache
+
+        if self._maps is None:
+            self._maps = EmbeddingCache()
+        key = (lp.method, md.version, 0, len(lp.points))
+        cached = self._maps.get(key)
+        if cached is not None:
+            lp.set_embedding(cached)
+            return
+        name = "UMAP" if lp.method == "umap" else "t-SNE"
+        points = lp.points
+
+        def done(embedding) -> None:
+            self._maps.put(key, embedding)
+            if lp.points is points and lp.set_embedding(embedding):
+                self.status.emit(f"{name} of {len(points):,} latent means.")
+
+        self.jobs.submit_tracked("map", f"{name} of {len(points):,} means", work.embedding, lp.method, points, 0,
+                                 on_result=done)
+
+    def request_stat(self, name: str) -> None:
+        """Compute a per-point statistic (state.LAZY_STATS) of the shown points, once, with progress."""
+        lp, md = self.latent, self.model_data
+        if not lp.missing_stat(name) or md.model is None:
+            return
+        points = lp.points
+        self.jobs.submit_tracked(f"stat {name}", f"Computing the {name} of {len(points):,} points", work.point_stat,
+                                 name, self.model_copy(), md.data.x_train, points, lp.logvars,
+                                 on_result=lambda values: lp.set_stat(name, values, points))
+
+    # ----- selections and exports ---------------------------------------------------------------
+    def select_region(self, outline, shape: str = "lasso") -> None:
+        """Select the shown points inside a rectangle (two opposite corners) or a lasso polygon."""
+        from ..core.selection import in_polygon, in_rectangle
+
+        lp = self.latent
+        if lp.points is None or lp.projection is None:
+            return
+        xy = lp.projection.to2d(lp.points)
+        outline = np.asarray(outline, dtype=np.float64)
+        inside = in_rectangle(xy, outline[0], outline[-1]) if shape == "rectangle" else in_polygon(xy, outline)
+        found = np.flatnonzero(inside)
+        rows = found if lp.rows is None else np.asarray(lp.rows)[found]
+        self.selection.set(np.sort(rows), shape)
+        self.status.emit(f"Selected {len(rows):,} points.")
+
+    def selection_table(self):
+        """Index, label, the 2-D view coordinates and the latent mean of each selected point, for a
+        CSV: (header, rows as a float array) or None when nothing shown is selected."""
+        lp, data = self.latent, self.model_data.data
+        sel = self.selection.rows
+        if not len(sel) or lp.points is None or data is None:
+            return None
+        shown = sel[sel < len(lp.points)] if lp.rows is None else np.flatnonzero(np.isin(lp.rows, sel))
+        rows = shown if lp.rows is None else np.asarray(lp.rows)[shown]
+        xy = lp.projection.to2d(lp.points)[shown]
+        mu = lp.points[shown]
+        header = ["index", "label", "view_x", "view_y", *(f"mu_{d}" for d in range(mu.shape[1]))]
+        return header, rows, data.y_train[rows], xy, mu
+
+    def export_selection(self, path) -> bool:
+        """The selection as CSV: index, label, view coordinates, latent mean per dimension."""
+        from ..core.checkpoint import write_atomic
+
+        table = self.selection_table()
+        if table is None:
+            self.report_error("Select some points first (Alt+drag a rectangle, Alt+Shift+drag a lasso).")
+            return False
+        header, rows, labels, xy, mu = table
+        lines = [",".join(header)]
+        for r, y, p, m in zip(rows, labels, xy, mu):
+            lines.append(f"{r},{int(y)}," + ",".join(f"{v:.9g}" for v in (*p, *m)))
+        try:
+            write_atomic(Path(path), ("\n".join(lines) + "\n").encode())
+        except OSError as exc:
+            self.report_error(f"Could not write {path}: {exc.strerror or exc}.")
+            return False
+        self.status.emit(f"Wrote {len(rows):,} selected points to {path}.")
+        return True
+
+    def export_latent_means(self, path) -> None:
+        """Encode the train and test images and write their means and log-variances (CSV or NPZ)."""
+        md = self.model_data
+        if md.model is None or md.data is None:
+            self.report_error("There is no model to encode with yet.")
+            return
+        self.jobs.submit_tracked("export means", "Exporting latent means", work.export_latent_means, self.model_copy(),
+                                 md.data, str(path), on_result=lambda p: self.status.emit(f"Wrote {p}."))
 
     # ----- the aggregate posterior --------------------------------------------------------------
     def _update_aggregate(self, only_if_missing: bool = False) -> None:
@@ -261,11 +378,12 @@ class Session(QtCore.QObject):
                          self._prior_seed, self.latent.projection, self.anchor(), on_result=self.latent.set_prior_samples)
 
     # ----- the decoded point, anchor, selection, endpoints --------------------------------------
-    def set_z(self, z) -> None:
+    def set_z(self, z, note: str = "") -> None:
         """Decode z (K,) with the current model: on the GUI thread while one decode is cheap (one
         sample of latentlab's models takes well under a millisecond); a model whose decode took
         longer than SLOW_DECODE_MS decodes on a worker instead, the newest position winning, so
-        dragging over a large autoencoder never freezes the window."""
+        dragging over a large autoencoder never freezes the window. `note` says how a map's click
+        became z (the decoded view's caption)."""
         model = self.model_data.model
         if model is None:
             return
@@ -276,7 +394,7 @@ class Session(QtCore.QObject):
         z = np.asarray(z, dtype=np.float32).reshape(model.latent_dim)
         if self._slow_decode:
             self.jobs.submit("decode", work.decode_codes, self.model_copy(), z[None],
-                             on_result=lambda images: self.cursor.set(z, images[0]))
+                             on_result=lambda images: self.cursor.set(z, images[0], note))
             return
         self.jobs.cancel("decode")  # a slow decode still running must not land after this one
         t = time.perf_counter()
@@ -284,12 +402,20 @@ class Session(QtCore.QObject):
         slow = self.model_data.foreign and (time.perf_counter() - t) * 1000 > SLOW_DECODE_MS
         self._slow_decodes = self._slow_decodes + 1 if slow else 0
         self._slow_decode = self._slow_decodes >= 2   # twice running: not one hiccup of a busy machine
-        self.cursor.set(z, image)
+        self.cursor.set(z, image, note)
 
     def set_view_point(self, u: float, v: float) -> None:
-        """A position in the 2D view, lifted to a full z through the anchor."""
-        if self.latent.projection is not None and self.model_data.model is not None:
-            self.set_z(self.latent.projection.lift((u, v), self.anchor()))
+        """A position in the 2D view, lifted to a full z through the anchor (for a UMAP or t-SNE map,
+        through the map's own way back, which the decoded view's caption names)."""
+        projection = self.latent.projection
+        if projection is None or self.model_data.model is None:
+            return
+        if hasattr(projection, "lift_with_note"):
+            z, note = projection.lift_with_note((u, v))
+            projection.place(z, (u, v))
+            self.set_z(z, note)
+        else:
+            self.set_z(projection.lift((u, v), self.anchor()))
 
     def anchor(self, mode: AnchorMode | str | None = None) -> np.ndarray:
         """The full z that supplies the coordinates a 2D view cannot show."""

@@ -109,6 +109,68 @@ class ModelData(QtCore.QObject):
         self.evaluationChanged.emit()
 
 
+NONLINEAR = ("umap", "tsne")
+METHODS = ("pair", "pca", *NONLINEAR)
+# Per-point values to colour by that cost a pass of the decoder (or a sweep over every point): computed
+# the first time a view asks for them, not on every load.
+LAZY_STATS = ("reconstruction error", "KL per point")
+
+
+class EmbeddedProjection:
+    """A UMAP or t-SNE map (core.projection.Embedding) behind the face of a linear Projection.
+
+    The means it was computed from are shown at their map coordinates. A code lifted from a click is
+    shown where it was clicked; any other code (a path, an endpoint) at the place of its nearest fitted
+    mean, since neither map can place a new code cheaply."""
+
+    dims = (0, 1)
+    PLACED_MAX = 256
+
+    def __init__(self, embedding, points: np.ndarray):
+        self.embedding = embedding
+        self.kind = embedding.kind
+        self.points = points
+        self._placed: dict[bytes, tuple[float, float]] = {}
+
+    @property
+    def latent_dim(self) -> int:
+        return self.embedding.latent_dim
+
+    @property
+    def axis_labels(self) -> tuple[str, str]:
+        return self.embedding.axis_labels
+
+    def covers(self, points) -> bool:
+        return points is not None and (points is self.points or points is self.embedding.means)
+
+    def to2d(self, z) -> np.ndarray:
+        if self.covers(z):
+            return self.embedding.coords
+        z = np.asarray(z, dtype=np.float32)
+        rows = z.reshape(-1, z.shape[-1])
+        out = np.empty((len(rows), 2))
+        fitted = self.embedding.fitted
+        ref = self.embedding.means[fitted]
+        for i, row in enumerate(rows):
+            placed = self._placed.get(row.tobytes())
+            if placed is None:
+                placed = self.embedding.coords[fitted[int(np.argmin(((ref - row) ** 2).sum(1)))]]
+            out[i] = placed
+        return out[0] if z.ndim == 1 else out
+
+    def lift(self, p, anchor=None) -> np.ndarray:
+        return self.embedding.lift(p)
+
+    def lift_with_note(self, p, anchor=None) -> tuple[np.ndarray, str]:
+        return self.embedding.lift_with_note(p)
+
+    def place(self, z: np.ndarray, p) -> None:
+        """Remember that z was lifted from the view position p (GUI thread only)."""
+        if len(self._placed) >= self.PLACED_MAX:
+            self._placed.pop(next(iter(self._placed)))
+        self._placed[np.asarray(z, np.float32).tobytes()] = (float(p[0]), float(p[1]))
+
+
 class LatentPoints(QtCore.QObject):
     """The encoded points the latent view shows, how they are projected to 2D, their statistics and
     the aggregate posterior q(z) over the shown plane."""
@@ -117,6 +179,7 @@ class LatentPoints(QtCore.QObject):
     projectionChanged = QtCore.Signal()
     aggregateChanged = QtCore.Signal()    # the q(z) summary, the overlay switch or prior samples
     aggregateWanted = QtCore.Signal()     # the overlay or the summary started or stopped being shown
+    statsChanged = QtCore.Signal()        # a per-point statistic arrived (see LAZY_STATS)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -125,8 +188,8 @@ class LatentPoints(QtCore.QObject):
         self.logvars: np.ndarray | None = None   # (n, K), after a full encode only
         self.stats: dict[str, np.ndarray] = {}   # per-point values to colour by, after a full encode
         self.dim_stats: tuple | None = None      # (KL per dimension, active mask) of that encode
-        self.projection = None                   # core.projection.Projection
-        self.use_pca = False
+        self.projection = None                   # core.projection.Projection or an EmbeddedProjection
+        self.method = "pair"                     # one of METHODS: what the view shows for K > 2
         self.aggregate: dict | None = None       # q(z) density, holes and summary over the shown plane
         self.show_overlay = False                # draw that density on the latent view
         self.summary_shown = False               # a view shows the q(z) summary numbers
@@ -137,12 +200,22 @@ class LatentPoints(QtCore.QObject):
         """Every training image is encoded, with log-variances (not a live training frame)."""
         return self.points is not None and self.logvars is not None and self.rows is None
 
+    @property
+    def use_pca(self) -> bool:
+        return self.method == "pca"
+
+    @property
+    def nonlinear(self) -> bool:
+        """A UMAP or t-SNE map is asked for (it may still be on its way)."""
+        return self.method in NONLINEAR
+
     def set_points(self, mu: np.ndarray, rows: np.ndarray | None, logvars=None, stats=None, dim_stats=None) -> None:
         k_changed = self.projection is None or self.projection.latent_dim != mu.shape[1]
+        stale_map = isinstance(self.projection, EmbeddedProjection)
         self.points, self.rows, self.logvars = mu, rows, logvars
         self.stats = stats or {}
         self.dim_stats = dim_stats
-        if k_changed or (self.use_pca and rows is None):
+        if k_changed or stale_map or (self.method != "pair" and rows is None):
             self.set_projection()
         self.changed.emit()
 
@@ -154,20 +227,44 @@ class LatentPoints(QtCore.QObject):
         self.changed.emit()
 
     def set_projection(self, pair: tuple[int, int] | None = None, pca: bool | None = None) -> None:
+        """Show a pair of coordinates or the PCA plane; for a UMAP or t-SNE method, its map once it
+        covers these points (set_embedding) and the PCA plane meanwhile."""
         from ..core.projection import dims_projection, pca_projection
 
         if self.points is None:
             return
         k = self.points.shape[1]
         if pca is not None:
-            self.use_pca = pca
-        if self.use_pca and k > 2:
+            self.method = "pca" if pca else "pair"
+        if isinstance(self.projection, EmbeddedProjection) and self.nonlinear and \
+                self.projection.kind == self.method and self.projection.covers(self.points):
+            return
+        if self.method != "pair" and k > 2:
             self.projection = pca_projection(self.points)
         else:
-            keep = self.projection is not None and self.projection.latent_dim == k
+            keep = self.projection is not None and self.projection.latent_dim == k and self.projection.kind == "dims"
             i, j = pair if pair is not None else (self.projection.dims if keep else (0, 1))
             self.projection = dims_projection(k, i, j if k > 1 else 0)
         self.projectionChanged.emit()
+
+    def set_method(self, method: str) -> None:
+        if method not in METHODS:
+            raise ValueError(f"unknown projection {method!r}")
+        self.method = method
+        self.set_projection()
+
+    def set_embedding(self, embedding) -> bool:
+        """Show a UMAP or t-SNE map of the current points; False (and nothing changes) if it is of
+        other points or another method than the one asked for."""
+        if self.points is None or embedding.kind != self.method or embedding.means.shape != self.points.shape:
+            return False
+        self.projection = EmbeddedProjection(embedding, self.points)
+        self.projectionChanged.emit()
+        return True
+
+    @property
+    def shows_map(self) -> bool:
+        return isinstance(self.projection, EmbeddedProjection)
 
     def plane(self):
         """Means and log-variances in the shown plane; None unless it is a pair of coordinates of a full encode."""
@@ -223,7 +320,18 @@ class LatentPoints(QtCore.QObject):
     def color_options(self, data) -> list[str]:
         """What points can be coloured by besides their label."""
         factors = [n for n in (data.factors_train or {}) if n != "shape"] if data is not None else []
-        return factors + list(self.stats)
+        lazy = [n for n in LAZY_STATS if self.full and n not in self.stats]
+        return factors + list(self.stats) + lazy
+
+    def missing_stat(self, name: str) -> bool:
+        """`name` is a per-point statistic that is not computed yet for these points."""
+        return name in LAZY_STATS and self.full and name not in self.stats
+
+    def set_stat(self, name: str, values: np.ndarray, points: np.ndarray) -> None:
+        """A per-point statistic computed for `points` (dropped if the points changed meanwhile)."""
+        if points is self.points and len(values) == len(points):
+            self.stats[name] = values
+            self.statsChanged.emit()
 
     def values(self, name: str, data) -> np.ndarray | None:
         """A continuous per-point value (a ground-truth factor, or a statistic of the full encode)."""
@@ -264,11 +372,12 @@ class Cursor(QtCore.QObject):
         super().__init__(parent)
         self.z: np.ndarray | None = None
         self.image: np.ndarray | None = None
+        self.note = ""                       # how z was found, when a view cannot invert exactly
         self.anchor_mode = AnchorMode.ORIGIN
         self.selected: int | None = None     # row of data.x_train under inspection
 
-    def set(self, z: np.ndarray, image: np.ndarray) -> None:
-        self.z, self.image = z, image
+    def set(self, z: np.ndarray, image: np.ndarray, note: str = "") -> None:
+        self.z, self.image, self.note = z, image, note
         self.changed.emit()
 
     def set_anchor_mode(self, mode) -> None:
@@ -322,3 +431,25 @@ class InterpolationPath(QtCore.QObject):
         if a is None or b is None or len(a.z) != len(b.z):
             return None
         return interpolate(a.z, b.z, self.steps, self.mode.value)
+
+
+class PointSelection(QtCore.QObject):
+    """Training rows picked with a rectangle or lasso on the latent view."""
+
+    changed = QtCore.Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.rows = np.zeros(0, np.int64)      # rows of data.x_train, ascending
+        self.shape = ""                        # "rectangle" or "lasso"
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def set(self, rows: np.ndarray, shape: str = "") -> None:
+        self.rows, self.shape = np.asarray(rows, np.int64), shape
+        self.changed.emit()
+
+    def clear(self) -> None:
+        if len(self.rows):
+            self.set(np.zeros(0, np.int64))

@@ -11,13 +11,14 @@ import numpy as np
 AGGREGATE_GRID = 160
 AGGREGATE_SAMPLES = 4000
 HOLE_RATIO = 0.1
-ENCODE_CHUNK = 16384   # images encoded between two looks at the stop flag
+ENCODE_CHUNK = 65536   # images per progress step of a full encode, and between two looks at the stop flag
 
 
 @dataclass(frozen=True)
 class Encoded:
-    """A full encode of the training set: means, log-variances, per-point values to colour by and
-    the per-dimension statistics of the latent space."""
+    """A full encode of the training set: means, log-variances, per-point values to colour by (only
+    the cheap ones: the others are computed when first asked for, see point_stat) and the
+    per-dimension statistics of the latent space."""
     means: np.ndarray
     logvars: np.ndarray
     stats: dict
@@ -35,21 +36,57 @@ class Loaded:
     notes: tuple = ()         # short sentences for the banner (a dataset replaced, metadata dropped)
 
 
-def encode_all(model, x, should_stop=None) -> Encoded:
-    """Encode every image in chunks, so that closing the window (`should_stop`) ends a long encode."""
-    from ..core.analysis import active_units, encode, mean_kl_per_dim, point_kl, reconstruction_nll
+def encode_all(model, x, progress=None, should_stop=None, span=(0.0, 1.0)) -> Encoded:
+    """Means and log-variances of every image, in chunks: progress(f) maps them onto `span` of the
+    job's progress, should_stop() is polled between chunks."""
+    from ..core.analysis import active_units, encode, mean_kl_per_dim
     from ..core.errors import Cancelled
 
-    parts = []
-    for i in range(0, len(x), ENCODE_CHUNK) if len(x) else [0]:
+    k = model.latent_dim
+    mu, logvar = np.empty((len(x), k), np.float32), np.empty((len(x), k), np.float32)
+    lo, hi = span
+    for i in range(0, len(x), ENCODE_CHUNK):
         if should_stop is not None and should_stop():
-            raise Cancelled("Encoding was cancelled.")
-        xs = x[i:i + ENCODE_CHUNK]
-        mu, logvar = encode(model, xs)
-        parts.append((mu, logvar, reconstruction_nll(model, xs, mu)))
-    mu, logvar, rec = (np.concatenate(p) for p in zip(*parts))
-    stats = {"reconstruction error": rec, "KL per point": point_kl(mu, logvar)}
-    return Encoded(mu, logvar, stats, (mean_kl_per_dim(mu, logvar), active_units(mu)))
+            raise Cancelled("Encoding was stopped.")
+        if progress is not None:
+            progress(lo + (hi - lo) * i / len(x), f"Encoding {len(x):,} images")
+        mu[i:i + ENCODE_CHUNK], logvar[i:i + ENCODE_CHUNK] = encode(model, x[i:i + ENCODE_CHUNK])
+    return Encoded(mu, logvar, {}, (mean_kl_per_dim(mu, logvar), active_units(mu)))
+
+
+def point_stat(name: str, model, x, mu, logvar, progress=None, should_stop=None) -> np.ndarray:
+    """One of the per-point values to colour by (state.LAZY_STATS), in chunks with progress."""
+    from ..core.analysis import point_kl, reconstruction_nll
+    from ..core.errors import Cancelled
+
+    out = np.empty(len(mu), np.float32)
+    chunk = ENCODE_CHUNK if name != "KL per point" else 16 * ENCODE_CHUNK
+    for i in range(0, len(mu), chunk):
+        if should_stop is not None and should_stop():
+            raise Cancelled(f"Computing the {name} was stopped.")
+        if progress is not None:
+            progress(i / len(mu))
+        j = slice(i, i + chunk)
+        out[j] = reconstruction_nll(model, x[j], mu[j]) if name == "reconstruction error" else point_kl(mu[j], logvar[j])
+    return out
+
+
+def embedding(method: str, means: np.ndarray, seed: int, progress=None, should_stop=None):
+    """A UMAP or t-SNE map of the means (core.projection)."""
+    from ..core.projection import tsne_embedding, umap_embedding
+
+    fn = umap_embedding if method == "umap" else tsne_embedding
+    return fn(means, seed=seed, progress=progress, should_stop=should_stop)
+
+
+def export_latent_means(model, data, path, progress=None, should_stop=None) -> str:
+    """Encode the train and test images and write the latent table (core.latent_table) to path."""
+    from ..core.latent_table import encode_table, write_table
+
+    table = encode_table(model, data, progress=lambda f: progress and progress(0.95 * f), should_stop=should_stop)
+    if progress is not None:
+        progress(0.95, f"Writing {path}")
+    return str(write_table(path, table))
 
 
 EVAL_IMAGES = 10_000   # the test-set evaluation reads at most this many images
@@ -66,7 +103,7 @@ def evaluate_test(model, data) -> dict:
     return out
 
 
-def load_checkpoint_and_data(checkpoint, dataset, should_stop=None) -> Loaded:
+def load_checkpoint_and_data(checkpoint, dataset, progress=None, should_stop=None) -> Loaded:
     """A checkpoint and the data to show it on. A dataset the user asked for must load and fit; the
     one the checkpoint names is only a suggestion (core.data.open_checkpoint_dataset), replaced by
     the embedded default or by no data with a note saying why."""
@@ -77,10 +114,14 @@ def load_checkpoint_and_data(checkpoint, dataset, should_stop=None) -> Loaded:
     from ..core.text import short
 
     path = Path(checkpoint) if checkpoint else default_checkpoint()
+    if progress is not None:
+        progress(0.0, f"Loading {path.name}")
     ckpt = load_checkpoint(path)
     _refuse_if_too_big(ckpt.config, 0)   # a latent size the window refuses whatever the data: before loading any
     notes = [f"{short(path.name, 80)}: {w}." for w in ckpt.warnings]
     if dataset:
+        if progress is not None:
+            progress(0.05, f"Loading {short(dataset, 80)}")
         data = load_dataset(dataset, should_stop=should_stop)
         if data.image_shape != ckpt.config.image_shape:
             raise LatentLabError(f"{short(path.name, 80)} expects images of shape {ckpt.config.image_shape}, "
@@ -90,11 +131,12 @@ def load_checkpoint_and_data(checkpoint, dataset, should_stop=None) -> Loaded:
         if note:
             notes.insert(0, note)
     _refuse_if_too_big(ckpt.config, len(data.x_train) if data is not None else 0)
-    encoded = encode_all(ckpt.model, data.x_train, should_stop) if data is not None else None
+    encoded = (encode_all(ckpt.model, data.x_train, progress, should_stop, span=(0.4, 1.0))
+               if data is not None else None)
     return Loaded(ckpt.model, data, list(ckpt.history), path, encoded, tuple(notes))
 
 
-def open_model_and_data(spec, weights, likelihood, dataset, current_data, should_stop=None) -> Loaded:
+def open_model_and_data(spec, weights, likelihood, dataset, current_data, progress=None, should_stop=None) -> Loaded:
     """A model SPEC (with optional weights and likelihood) checked on one batch of the named dataset,
     else the open one, else the dataset its weights record, else the digits."""
     from ..core.adapters import validate
@@ -110,23 +152,25 @@ def open_model_and_data(spec, weights, likelihood, dataset, current_data, should
     model = validate(opened.model, data.x_train[:8])
     source = Path(weights) if weights is not None else (Path(spec) if spec.lower().endswith(".safetensors") else None)
     notes = tuple(f"{short(spec, 80)}: {w}." for w in opened.warnings)
-    return Loaded(model, data, list(opened.history), source, encode_all(model, data.x_train, should_stop), notes)
+    return Loaded(model, data, list(opened.history), source, encode_all(model, data.x_train, progress, should_stop, span=(0.4, 1.0)), notes)
 
 
-def load_data_for(spec, model, should_stop=None) -> Loaded:
+def load_data_for(spec, model, progress=None, should_stop=None) -> Loaded:
     """A new dataset keeps the model (a copy) when the image shape fits, else starts an untrained one;
     a model of the user's own is kept if it reads the new images, else the dataset is refused."""
     from ..core.config import ModelConfig
     from ..core.data import load_dataset
     from ..core.model import build_model
 
+    if progress is not None:
+        progress(0.0, f"Loading {spec}")
     data = load_dataset(spec, should_stop=should_stop)
     if model is not None and getattr(model, "cfg", None) is None:
         from ..core.adapters import validate
 
         # Checked on a copy: a model that does not read these images leaves the shown one as it was.
         model = validate(model.copy(), data.x_train[:8])
-        return Loaded(model, data, None, None, encode_all(model, data.x_train, should_stop))
+        return Loaded(model, data, None, None, encode_all(model, data.x_train, progress, should_stop, span=(0.4, 1.0)))
     if model is None or model.cfg.image_shape != data.image_shape:
         k = model.latent_dim if model is not None else 2
         cfg = ModelConfig(image_shape=data.image_shape, latent_dim=k)
@@ -134,7 +178,7 @@ def load_data_for(spec, model, should_stop=None) -> Loaded:
         model = build_model(cfg, seed=0).eval()
     else:
         _refuse_if_too_big(getattr(model, "cfg", None), len(data.x_train))
-    return Loaded(model, data, None, None, encode_all(model, data.x_train, should_stop))
+    return Loaded(model, data, None, None, encode_all(model, data.x_train, progress, should_stop, span=(0.4, 1.0)))
 
 
 def _refuse_if_too_big(cfg, n_points: int) -> None:
@@ -188,3 +232,20 @@ def decode_codes(model, codes: np.ndarray) -> np.ndarray:
 
     flat = decode(model, codes.reshape(-1, codes.shape[-1]))
     return flat.reshape(codes.shape[:-1] + flat.shape[1:])
+
+
+SUMMARY_RECON_SAMPLE = 2000   # selected images decoded for the selection's mean reconstruction error
+
+
+def selection_summary(model, x, rows: np.ndarray, mu: np.ndarray, logvar: np.ndarray | None) -> dict:
+    """Mean KL and mean reconstruction error of selected points (rows of x; mu, logvar theirs).
+    The reconstruction error is over a seeded sample of at most SUMMARY_RECON_SAMPLE of them."""
+    from ..core.analysis import point_kl, reconstruction_nll
+
+    kl = float(point_kl(mu, logvar).mean()) if logvar is not None and len(mu) else float("nan")
+    sample = np.arange(len(rows))
+    if len(rows) > SUMMARY_RECON_SAMPLE:
+        sample = np.sort(np.random.default_rng(0).choice(len(rows), SUMMARY_RECON_SAMPLE, replace=False))
+    recon = reconstruction_nll(model, x[rows[sample]], mu[sample]) if len(sample) else np.zeros(0)
+    return {"rows": rows, "kl": kl, "recon": float(recon.mean()) if len(recon) else float("nan"),
+            "recon_n": len(sample)}
