@@ -20,9 +20,10 @@ EXAMPLES = (
             "A VAE with a 2-D latent space on scikit-learn's 8×8 digits: the default model.",
             "latentlab train --dataset digits --out latentlab/resources/digits-2d.safetensors --epochs 400 --seed 0"),
     Example("Sprites β-VAE, K = 5", RESOURCES / "sprites-beta-vae.safetensors", "sprites",
-            "A β-VAE on procedural shapes with known factors (scale, rotation, x, y): traversals show them.",
+            "A β-VAE (β = 16) on procedural shapes with known factors: three active dimensions, whose "
+            "traversals move the shape up and down, left and right, and grow it.",
             "latentlab train --dataset sprites --out latentlab/resources/sprites-beta-vae.safetensors "
-            "--latent-dim 5 --beta 6 --epochs 100 --warmup-steps 1500 --seed 0"),
+            "--latent-dim 5 --beta 16 --epochs 60 --warmup-steps 1500 --seed 0"),
 )
 DEFAULT_CHECKPOINT = EXAMPLES[0].file
 
