@@ -583,3 +583,30 @@ def test_config_fields_of_the_wrong_type_are_refused(tmp_path, field, value):
     bad.write_bytes(st_save(load_file(str(good)), metadata=meta))
     with pytest.raises(CheckpointError, match="wrong type"):
         load_checkpoint(bad)
+
+
+def test_a_checkpoint_whose_header_length_starts_like_a_pickle_or_zip_still_opens(tmp_path):
+    """The 8-byte header length is binary: 0x80 0x02 ... or "PK" ... there is not a pickle or a zip."""
+    import struct
+
+    from latentlab.core.checkpoint import load_checkpoint, pickled_format, save_checkpoint
+    from latentlab.core.config import ModelConfig
+    from latentlab.core.model import build_model
+
+    path = save_checkpoint(tmp_path / "m.safetensors", build_model(ModelConfig(image_shape=(1, 8, 8), hidden=(8,))),
+                           dataset="digits")
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    for target in (0x0480, 0x4B50):   # little-endian: b"\x80\x04..." and b"PK..."
+        pad = target - len(json.dumps(header, separators=(",", ":")))
+        header["__metadata__"]["pad"] = "x" * (pad - len(',"pad":""'))
+        text = json.dumps(header, separators=(",", ":")).encode()
+        assert len(text) == target
+        blob = struct.pack("<Q", len(text)) + text + data[8 + n:]
+        assert pickled_format(blob) is None
+        (tmp_path / "odd.safetensors").write_bytes(blob)
+        assert load_checkpoint(tmp_path / "odd.safetensors").config.latent_dim == 2
+        del header["__metadata__"]["pad"]
+    assert pickled_format(b"\x80\x04\x95" + b"\x00" * 20) == "pickle"
+    assert pickled_format(b"PK\x03\x04" + b"\x00" * 20) == "zip"

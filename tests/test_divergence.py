@@ -93,8 +93,8 @@ def test_a_stopped_run_leaves_an_existing_checkpoint_intact(tmp_path, capsys, mo
     good = out.read_bytes()
     real = training._train
 
-    def stop_at_once(model, data, cfg, history, should_stop, device):
-        return real(model, data, cfg, history, lambda: True, device)
+    def stop_at_once(model, data, cfg, history, should_stop, *rest):
+        return real(model, data, cfg, history, lambda: True, *rest)
 
     monkeypatch.setattr(training, "_train", stop_at_once)
     code, err = _train(capsys, "--out", str(out), "--epochs", "2")

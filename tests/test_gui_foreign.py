@@ -229,7 +229,7 @@ def test_wide_latent_opens_on_pca_and_traverses_the_top_dims_by_kl(window, qtbot
     s = window.session
     open_spec(window, qtbot, f"{user_file}:wide")
     assert s.model_data.model.latent_dim == 40
-    assert s.latent.projection.kind == "pca" and window.latent.pca.isChecked()
+    assert s.latent.projection.kind == "pca" and window.latent.projection_combo.currentData() == "pca"
     assert not window.posterior.grid_size.isEnabled() and "K = 40" in window.posterior.grid_size.toolTip()
     t = window.traversals
     assert t.top_n.isEnabled() and not t.sort.isEnabled() and "top dimensions by KL" in t.sort.toolTip()

@@ -351,11 +351,27 @@ def _parse(data: bytes, name: str, device) -> Checkpoint:
                       warnings=checked.warnings, model_spec=checked.model_spec)
 
 
-def _refuse_foreign(data: bytes, name: str) -> None:
+def pickled_format(data: bytes) -> str | None:
+    """"zip" (a torch.save file) or "pickle" when `data` is one of those rather than safetensors, else
+    None. A safetensors file whose header length happens to start with those bytes (0x80 0x02, "PK")
+    is recognised by its JSON header and is not mistaken for one."""
+    if len(data) >= 10:
+        (n,) = struct.unpack("<Q", data[:8])
+        if 2 <= n <= len(data) - 8 and data[8:9] == b"{":
+            return None
     if data[:2] == b"PK":
+        return "zip"
+    if data[:1] == b"\x80" and len(data) > 1 and data[1] <= 5:
+        return "pickle"
+    return None
+
+
+def _refuse_foreign(data: bytes, name: str) -> None:
+    kind = pickled_format(data)
+    if kind == "zip":
         raise CheckpointError(f"{name} is a zip archive (a torch.save file?), not a .safetensors checkpoint; "
                               "latentlab never unpickles files.")
-    if data[:1] == b"\x80" and len(data) > 1 and data[1] <= 5:
+    if kind == "pickle":
         raise CheckpointError(f"{name} is a Python pickle, not a .safetensors checkpoint; latentlab never unpickles files.")
 
 

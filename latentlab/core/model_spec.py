@@ -242,7 +242,9 @@ def load_weights(model: LatentModel, path) -> dict:
         raise ModelError(f"Weights file {path} does not exist.") from None
     except OSError as exc:
         raise ModelError(f"Cannot read weights file {path}: {exc.strerror or exc}.") from None
-    if data[:2] == b"PK" or (data[:1] == b"\x80" and len(data) > 1 and data[1] <= 5):
+    from .checkpoint import pickled_format
+
+    if pickled_format(data) is not None:
         raise ModelError(f"{path} is a pickle or torch.save file; latentlab reads weights from .safetensors only.")
     try:
         tensors = st_load(data)
