@@ -88,6 +88,15 @@ def _add_model_args(parser, *, required: bool = False) -> None:
                         help="fine-tuned weights (.safetensors) for a Python or diffusers --model")
 
 
+def _add_model_and_data_args(parser) -> None:
+    """What eval and encode read: a checkpoint or a model SPEC, and the dataset (see _model_and_data)."""
+    parser.add_argument("checkpoint", type=Path, nargs="?", help="a latentlab checkpoint (or use --model SPEC)")
+    parser.add_argument("--checkpoint", type=Path, dest="checkpoint_opt", metavar="PATH", help=argparse.SUPPRESS)
+    _add_model_args(parser)
+    parser.add_argument("--likelihood", metavar="KIND", help=LIKELIHOOD_HELP)
+    parser.add_argument("--dataset", metavar="SPEC", help="default: the dataset the checkpoint was trained on")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .core.data import describe_specs
     from .core.model_spec import describe_model_specs
@@ -136,22 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="test-set ELBO, KL per dimension, active units, log p(x) estimate",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    e.add_argument("checkpoint", type=Path, nargs="?", help="a latentlab checkpoint (or use --model SPEC)")
-    e.add_argument("--checkpoint", type=Path, dest="checkpoint_opt", metavar="PATH", help=argparse.SUPPRESS)
-    _add_model_args(e)
-    e.add_argument("--likelihood", metavar="KIND", help=LIKELIHOOD_HELP)
-    e.add_argument("--dataset", metavar="SPEC", help="default: the dataset the checkpoint was trained on")
+    _add_model_and_data_args(e)
     e.add_argument("--iw-samples", type=_int_in(0, 1_000_000), default=100, help="importance samples for the log p(x) estimate (0: skip)")
     e.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu")
     e.add_argument("--json", action="store_true")
 
     n = sub.add_parser("encode", help="write every image's latent mean and log-variance to a CSV or NPZ table",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    n.add_argument("checkpoint", type=Path, nargs="?", help="a latentlab checkpoint (or use --model SPEC)")
-    n.add_argument("--checkpoint", type=Path, dest="checkpoint_opt", metavar="PATH", help=argparse.SUPPRESS)
-    _add_model_args(n)
-    n.add_argument("--likelihood", metavar="KIND", help=LIKELIHOOD_HELP)
-    n.add_argument("--dataset", metavar="SPEC", help="default: the dataset the checkpoint was trained on")
+    _add_model_and_data_args(n)
     n.add_argument("--out", type=Path, required=True, metavar="FILE.csv|FILE.npz",
                    help="columns: index, split, label, mu_0.., logvar_0..")
     n.add_argument("--batch-size", type=_int_in(1, 10_000_000), default=4096)

@@ -25,7 +25,7 @@ from safetensors.numpy import load as st_load_numpy
 from safetensors.torch import save as st_save
 
 from .config import ModelConfig, TrainConfig, from_json, to_json
-from .errors import CheckpointError
+from .errors import CheckpointError, LatentLabError
 from .metadata import MAX_SPEC_CHARS, clean_history, validate_metadata
 from .model import VAE
 from .text import reason, short
@@ -274,25 +274,31 @@ def _remove_stale_temps(folder: Path, name: str) -> None:
 def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
     path = Path(path)
     name = short(str(path), 120)
-    try:
-        st = path.stat()
-        size = st.st_size
-        if stat.S_ISDIR(st.st_mode):
-            raise CheckpointError(f"{name} is a folder, not a checkpoint file.")
-        if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would block or never end
-            raise CheckpointError(f"{name} is not a regular file, so it cannot be a checkpoint.")
-        if size > MAX_FILE_BYTES:
-            raise CheckpointError(f"{name} is {size / 1024 ** 3:.1f} GiB, far larger than any latentlab checkpoint.")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"Checkpoint {name} does not exist.") from None
-    except CheckpointError:
-        raise
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
-        raise CheckpointError(f"Cannot read checkpoint {name}: {getattr(exc, 'strerror', None) or _short(exc)}.") from None
+    data = read_bounded(path, "checkpoint", MAX_FILE_BYTES)
     ckpt = _parse(data, name, device)
     ckpt.path = path
     return ckpt
+
+
+def read_bounded(path: Path, what: str, limit: int, error: type[LatentLabError] = CheckpointError) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; anything else is one sentence naming
+    `what` (a folder, a FIFO or a device would block or never end, a huge file would fill memory)."""
+    name = short(str(path), 120)
+    try:
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise error(f"{name} is a folder, not a {what} file.")
+        if not stat.S_ISREG(st.st_mode):
+            raise error(f"{name} is not a regular file, so it cannot be a {what}.")
+        if st.st_size > limit:
+            raise error(f"{name} is {st.st_size / 1024 ** 3:.1f} GiB, far larger than any {what} latentlab reads.")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"The {what} {name} does not exist.") from None
+    except LatentLabError:
+        raise
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise error(f"Cannot read the {what} {name}: {getattr(exc, 'strerror', None) or _short(exc)}.") from None
 
 
 def _parse(data: bytes, name: str, device) -> Checkpoint:

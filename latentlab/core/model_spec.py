@@ -230,20 +230,10 @@ def load_weights(model: LatentModel, path) -> dict:
     """Put the weights of a file written by save_weights (or any plain safetensors state_dict of the
     same model) into `model`; every tensor is checked by name, shape, dtype and finiteness. Returns
     the file's metadata."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise ModelError(f"Weights file {path} is not a regular file.")
-        if size > MAX_WEIGHTS_BYTES:
-            raise ModelError(f"Weights file {path} is {size / 1024 ** 3:.1f} GiB, too large to load.")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelError(f"Weights file {path} does not exist.") from None
-    except OSError as exc:
-        raise ModelError(f"Cannot read weights file {path}: {exc.strerror or exc}.") from None
-    from .checkpoint import pickled_format
+    from .checkpoint import pickled_format, read_bounded
 
+    path = Path(path)
+    data = read_bounded(path, "weights file", MAX_WEIGHTS_BYTES, ModelError)
     if pickled_format(data) is not None:
         raise ModelError(f"{path} is a pickle or torch.save file; latentlab reads weights from .safetensors only.")
     try:
