@@ -24,7 +24,7 @@ from gui_helpers import wait_idle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PySide6 import QtCore
-from test_metadata_fuzz import ROW, histories, specs, train_configs, with_meta
+from test_metadata_fuzz import ROW, histories, specs, train_configs, with_meta, worst_cases
 
 from latentlab.core.checkpoint import save_checkpoint
 from latentlab.core.config import ModelConfig
@@ -485,11 +485,7 @@ def test_work_that_cannot_be_interrupted_does_not_hold_the_process(tmp_path, bas
 
 def test_the_worst_metadata_costs_the_window_bounded_memory(tmp_path, base, base_path):
     """Peak RSS growth of opening the worst files in a fresh window (the runner's own peak would hide it)."""
-    cases = {
-        "kl": with_meta(base, history=json.dumps([dict(ROW, kl_per_dim=[0.1] * 200_000)] * 5)),
-        "spec": with_meta(base, dataset="images:/" + "a" * 10_000_000),
-        "rows": with_meta(base, history=json.dumps([ROW] * 150_000)),
-    }
+    cases = worst_cases(base)
     for name, data in cases.items():
         (tmp_path / f"{name}.safetensors").write_bytes(data)
     big = build_model(ModelConfig(image_shape=(1, 8, 8), latent_dim=100_000, hidden=(4,)), seed=0)

@@ -33,6 +33,16 @@ def base(tmp_path_factory):
     return json.loads(data[8:8 + n]), data[8 + n:]
 
 
+def worst_cases(base) -> dict[str, bytes]:
+    """The costliest metadata a small file can carry: huge per-dimension rows, a 10 MB dataset spec,
+    150,000 history rows."""
+    return {
+        "kl": with_meta(base, history=json.dumps([dict(ROW, kl_per_dim=[0.1] * 200_000)] * 5)),
+        "spec": with_meta(base, dataset="images:/" + "a" * 10_000_000),
+        "rows": with_meta(base, history=json.dumps([ROW] * 150_000)),
+    }
+
+
 def with_meta(base, **meta) -> bytes:
     header = json.loads(json.dumps(base[0]))
     header["__metadata__"].update({k: v for k, v in meta.items() if v is not None})
@@ -153,11 +163,7 @@ def test_a_big_k_history_saves_and_reads_back(tmp_path):
 def test_hostile_metadata_costs_bounded_memory(tmp_path, base):
     """Peak RSS growth of loading the worst cases, measured in a fresh process (the test runner's
     own peak would hide it)."""
-    cases = {
-        "kl": with_meta(base, history=json.dumps([dict(ROW, kl_per_dim=[0.1] * 200_000)] * 5)),
-        "spec": with_meta(base, dataset="images:/" + "a" * 10_000_000),
-        "rows": with_meta(base, history=json.dumps([ROW] * 150_000)),
-    }
+    cases = worst_cases(base)
     for name, data in cases.items():
         (tmp_path / f"{name}.safetensors").write_bytes(data)
     script = textwrap.dedent(f"""
