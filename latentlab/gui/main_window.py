@@ -272,19 +272,23 @@ class MainWindow(QtWidgets.QMainWindow):
     def save_checkpoint_dialog(self) -> None:
         foreign = self.session.model_data.foreign
         title, kind = ("Save fine-tuned weights", "weights files") if foreign else ("Save checkpoint", "latentlab checkpoints")
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, self._last_dir(), f"{kind} (*.safetensors)")
+        path = self._save_path(title, {".safetensors": kind})
         if path:
-            if not path.endswith(".safetensors"):
-                path += ".safetensors"
             self.session.save_checkpoint(path)
             self._add_recent(path)
 
+    def _save_path(self, title: str, kinds: dict[str, str]) -> str:
+        """A file name from the save dialog, given the suffix of the kind chosen if it has none of
+        `kinds` (suffix → description); "" when cancelled."""
+        filters = [f"{label} (*{suffix})" for suffix, label in kinds.items()]
+        path, chosen = QtWidgets.QFileDialog.getSaveFileName(self, title, self._last_dir(), ";;".join(filters))
+        if path and not path.lower().endswith(tuple(kinds)):
+            path += next((sfx for sfx, f in zip(kinds, filters) if f == chosen), next(iter(kinds)))
+        return path
+
     def export_view_dialog(self) -> None:
-        path, chosen = QtWidgets.QFileDialog.getSaveFileName(self, "Export latent view", self._last_dir(),
-                                                             "PNG images (*.png);;SVG drawings (*.svg)")
+        path = self._save_path("Export latent view", {".png": "PNG images", ".svg": "SVG drawings"})
         if path:
-            if not path.lower().endswith((".png", ".svg")):
-                path += ".svg" if "svg" in chosen.lower() else ".png"
             self.export_view(path)
 
     def export_view(self, path) -> bool:
@@ -319,11 +323,8 @@ class MainWindow(QtWidgets.QMainWindow):
         return Path(path).is_file() and Path(path).stat().st_size > 0
 
     def export_means_dialog(self) -> None:
-        path, chosen = QtWidgets.QFileDialog.getSaveFileName(self, "Export latent means", self._last_dir(),
-                                                             "CSV tables (*.csv);;NumPy archives (*.npz)")
+        path = self._save_path("Export latent means", {".csv": "CSV tables", ".npz": "NumPy archives"})
         if path:
-            if not path.lower().endswith((".csv", ".npz")):
-                path += ".npz" if "npz" in chosen.lower() else ".csv"
             self.session.export_latent_means(path)
 
     # ----- long jobs --------------------------------------------------------------------------
