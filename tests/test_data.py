@@ -549,3 +549,20 @@ def test_digits_fast_path_matches_scikit_learn():
     images, target = _digits_arrays()
     reference = load_digits()
     assert np.array_equal(images, reference.images) and np.array_equal(target, reference.target)
+
+
+def test_an_npz_entry_flagged_as_encrypted_is_one_sentence(tmp_path):
+    """zipfile answers an encrypted entry with RuntimeError; one flipped bit in a header sets that flag."""
+    import zipfile
+
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.zeros((4, 8, 8), np.float32))
+    data = bytearray(path.read_bytes())
+    for off in (0, data.rfind(b"PK\x01\x02")):   # the local header and the central directory entry
+        flag_at = off + (6 if off == 0 else 8)
+        data[flag_at] |= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(RuntimeError), zipfile.ZipFile(path) as zf:
+        zf.open(zf.namelist()[0]).read()
+    with pytest.raises(DatasetError, match="not a readable .npz"):
+        load_dataset(f"npz:{path}")
