@@ -212,8 +212,8 @@ def test_hover_shows_the_nearest_points_label_and_image(window, qtbot):
     send_mouse(plot.viewport(), QtCore.QEvent.Type.MouseMove, view_to_widget(plot, x, y), QtCore.Qt.MouseButton.NoButton)
     qtbot.waitUntil(plot.hover.isVisible, timeout=2000)
     nearest = int(np.argmin(((s.latent.points - [x, y]) ** 2).sum(1)))
-    assert plot.hover_text.text() == f"label {s.model_data.data.label_names[s.model_data.data.y_train[nearest]]}"
-    assert plot.hover_image.pixmap().width() == 64
+    assert plot.hover.text.text() == f"label {s.model_data.data.label_names[s.model_data.data.y_train[nearest]]}"
+    assert plot.hover.image.pixmap().width() == 64
     # Far from every point the card goes away.
     QTest.qWait(20)
     send_mouse(plot.viewport(), QtCore.QEvent.Type.MouseMove, view_to_widget(plot, 3.2, 3.2), QtCore.Qt.MouseButton.NoButton)

@@ -56,7 +56,7 @@ def test_umap_view_decodes_clicks_through_the_inverse_and_is_cached(window, qtbo
     # progress reached the status bar along the way, and the bar went away at the end
     fractions = [f for key, _, f in tasks if key == "map"]
     assert any(0 < f < 1 for f in fractions) and fractions[-1] < 0
-    assert not window.task_progress.isVisible()
+    assert not window.tasks.bar.isVisible()
     assert not plot.circles.isVisible()
     assert plot.getPlotItem().getAxis("bottom").labelText.startswith("UMAP")
     np.testing.assert_allclose(plot.cloud.positions(np.arange(5)), emb.coords[:5], atol=1e-6)
@@ -117,11 +117,11 @@ def test_a_map_can_be_stopped_from_the_status_bar(window, qtbot, monkeypatch):
     monkeypatch.setattr("latentlab.core.projection.unavailable", lambda method: None)
     s = _wide_model(window)
     window.latent.set_method("umap")
-    qtbot.waitUntil(lambda: window.task_progress.isVisible() and "UMAP" in window.task_progress.format(), timeout=30000)
+    qtbot.waitUntil(lambda: window.tasks.bar.isVisible() and "UMAP" in window.tasks.bar.format(), timeout=30000)
     assert started.wait(30)
-    window.task_stop.click()
+    window.tasks.stop.click()
     wait_idle(s)
-    assert not window.task_progress.isVisible() and not s.latent.shows_map
+    assert not window.tasks.bar.isVisible() and not s.latent.shows_map
     assert not window.banner.isVisible()
     assert s.latent.projection.kind == "pca"    # the interim plane stays usable
 
@@ -186,11 +186,11 @@ def test_rectangle_selection_by_alt_drag_fills_the_panel_and_esc_clears(window, 
     lp = s.latent
     assert view.numbers["kl"] == pytest.approx(float(point_kl(lp.points[expected], lp.logvars[expected]).mean()), rel=1e-5)
     assert "mean KL" in view.summary.text() and "reconstruction" in view.summary.text()
-    assert len(plot.chosen.data) == len(expected)
+    assert len(plot.selection_layer.rings.data) == len(expected)
 
     plot.setFocus()
     qtbot.keyClick(plot, QtCore.Qt.Key.Key_Escape)
-    assert len(s.selection) == 0 and len(plot.chosen.data) == 0
+    assert len(s.selection) == 0 and len(plot.selection_layer.rings.data) == 0
     assert "Alt+drag" in view.summary.text()
 
 
@@ -229,7 +229,7 @@ def test_selection_csv_round_trips(window, tmp_path):
     rows = np.array([3, 10, 11, 500])
     s.selection.set(rows, "rectangle")
     out = tmp_path / "sel.csv"
-    assert s.export_selection(out)
+    assert s.analyses.export_selection(out)
     with open(out) as f:
         header = f.readline().strip().split(",")
     table = np.loadtxt(out, delimiter=",", skiprows=1)
@@ -260,7 +260,7 @@ def test_export_latent_means_round_trips(window, tmp_path, suffix):
     data = s.model_data.data
     out = tmp_path / f"means{suffix}"
     tasks = _record_tasks(s)
-    s.export_latent_means(out)
+    s.analyses.export_latent_means(out)
     wait_idle(s)
     table = read_table(out)
     assert len(table) == len(data.x_train) + len(data.x_test)

@@ -191,6 +191,61 @@ class Embedding:
                 + (" (t-SNE has no inverse)" if self.kind == "tsne" else " (UMAP's inverse fell outside the data here)"))
 
 
+class EmbeddedProjection:
+    """A UMAP or t-SNE map (core.projection.Embedding) behind the face of a linear Projection.
+
+    The means it was computed from are shown at their map coordinates. A code lifted from a click is
+    shown where it was clicked; any other code (a path, an endpoint) at the place of its nearest fitted
+    mean, since neither map can place a new code cheaply."""
+
+    dims = (0, 1)
+    PLACED_MAX = 256
+
+    def __init__(self, embedding, points: np.ndarray):
+        self.embedding = embedding
+        self.kind = embedding.kind
+        self.points = points
+        self._placed: dict[bytes, tuple[float, float]] = {}
+
+    @property
+    def latent_dim(self) -> int:
+        return self.embedding.latent_dim
+
+    @property
+    def axis_labels(self) -> tuple[str, str]:
+        return self.embedding.axis_labels
+
+    def covers(self, points) -> bool:
+        return points is not None and (points is self.points or points is self.embedding.means)
+
+    def to2d(self, z) -> np.ndarray:
+        if self.covers(z):
+            return self.embedding.coords
+        z = np.asarray(z, dtype=np.float32)
+        rows = z.reshape(-1, z.shape[-1])
+        out = np.empty((len(rows), 2))
+        fitted = self.embedding.fitted
+        ref = self.embedding.means[fitted]
+        for i, row in enumerate(rows):
+            placed = self._placed.get(row.tobytes())
+            if placed is None:
+                placed = self.embedding.coords[fitted[int(np.argmin(((ref - row) ** 2).sum(1)))]]
+            out[i] = placed
+        return out[0] if z.ndim == 1 else out
+
+    def lift(self, p, anchor=None) -> np.ndarray:
+        return self.embedding.lift(p)
+
+    def lift_with_note(self, p, anchor=None) -> tuple[np.ndarray, str]:
+        return self.embedding.lift_with_note(p)
+
+    def place(self, z: np.ndarray, p) -> None:
+        """Remember that z was lifted from the view position p (GUI thread only)."""
+        if len(self._placed) >= self.PLACED_MAX:
+            self._placed.pop(next(iter(self._placed)))
+        self._placed[np.asarray(z, np.float32).tobytes()] = (float(p[0]), float(p[1]))
+
+
 class _Steps:
     """Progress over phases: phase(i) of weights w maps its own 0..1 onto its slice of the total."""
 

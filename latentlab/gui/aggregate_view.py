@@ -71,7 +71,7 @@ class AggregateView(QtWidgets.QWidget):
         self._show_samples()
 
     def draw_samples(self) -> None:
-        self.session.sample_prior(self.sample_count.value())
+        self.session.analyses.sample_prior(self.sample_count.value())
 
     def _show_samples(self) -> None:
         from ..core.export import grid_image

@@ -1,9 +1,10 @@
-"""numpy images (C, H, W) in [0, 1] to Qt pixmaps, scaled with nearest-neighbour so pixels stay crisp."""
+"""numpy images (C, H, W) in [0, 1] to Qt pixmaps, scaled with nearest-neighbour so pixels stay crisp,
+and the card that shows one beside the mouse."""
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6 import QtCore, QtGui
+from PySide6 import QtCore, QtGui, QtWidgets
 
 
 def to_qimage(img: np.ndarray) -> QtGui.QImage:
@@ -30,3 +31,32 @@ def pil_to_pixmap(img) -> QtGui.QPixmap:
     """A Pillow image (L or RGB) as a pixmap, pixel for pixel."""
     arr = np.asarray(img.convert("L" if img.mode == "L" else "RGB"), dtype=np.float32) / 255.0
     return QtGui.QPixmap.fromImage(to_qimage(arr if arr.ndim == 2 else np.transpose(arr, (2, 0, 1))))
+
+
+class HoverCard(QtWidgets.QFrame):
+    """An image and a caption floating beside the mouse, kept inside its parent widget."""
+
+    def __init__(self, parent: QtWidgets.QWidget):
+        super().__init__(parent)
+        self.setObjectName("hoverCard")
+        self.setStyleSheet("#hoverCard { background: rgba(255,255,255,235); border: 1px solid #888; } "
+                           "QLabel { color: #111; }")
+        self.image = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.text = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter)
+        card = QtWidgets.QVBoxLayout(self)
+        card.setContentsMargins(4, 4, 4, 4)
+        card.setSpacing(2)
+        card.addWidget(self.image)
+        card.addWidget(self.text)
+        self.hide()
+
+    def show_near(self, at: QtCore.QPoint, pixmap: QtGui.QPixmap, text: str) -> None:
+        self.image.setPixmap(pixmap)
+        self.text.setText(text)
+        self.adjustSize()
+        parent = self.parentWidget()
+        x = min(at.x() + 14, parent.width() - self.width() - 2)
+        y = min(at.y() + 14, parent.height() - self.height() - 2)
+        self.move(max(0, x), max(0, y))
+        self.show()
+        self.raise_()

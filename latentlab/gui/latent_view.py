@@ -8,67 +8,22 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from ..core.text import short
-from .images import to_pixmap
+from .images import HoverCard, to_pixmap
+from .latent_picking import PickViewBox, SelectionLayer
 from .manifold import ManifoldLayer
 from .points import PointCloudItem, PriorCircles, argb, colormap_argb, label_colors
 from .session import Session
 from .state import AnchorMode
 
 HOVER_PX = 12  # the hover card shows the nearest point only if it is this close on screen
-SELECTED_SHOWN = 5000   # selected points ringed on the plot (a seeded sample of bigger selections)
 PROJECTIONS = (("pair", "pair of dims"), ("pca", "PCA of means"), ("umap", "UMAP"), ("tsne", "t-SNE"))
-ALT = QtCore.Qt.KeyboardModifier.AltModifier
-SHIFT = QtCore.Qt.KeyboardModifier.ShiftModifier
-
-
-class _PickViewBox(pg.ViewBox):
-    """Left click or drag picks a latent position; Alt+drag draws a selection rectangle, Alt+Shift+drag
-    a lasso; Ctrl+left or middle drag pans, wheel zooms, right drag zooms."""
-
-    picked = QtCore.Signal(float, float, object)
-    outlined = QtCore.Signal(object, str, bool)   # outline points [(x, y), ...], "rectangle" or "lasso", finished
-
-    def __init__(self):
-        super().__init__()
-        self._outline: list[tuple[float, float]] = []
-        self._shape = ""
-
-    def mouseClickEvent(self, ev):
-        if ev.button() == QtCore.Qt.MouseButton.LeftButton:
-            ev.accept()
-            p = self.mapSceneToView(ev.scenePos())
-            self.picked.emit(p.x(), p.y(), ev.modifiers())
-        else:
-            super().mouseClickEvent(ev)
-
-    def mouseDragEvent(self, ev, axis=None):
-        left = ev.button() == QtCore.Qt.MouseButton.LeftButton
-        if left and (ev.modifiers() & ALT or (self._outline and not ev.isStart())):
-            ev.accept()
-            p = self.mapSceneToView(ev.scenePos())
-            if ev.isStart():
-                start = self.mapSceneToView(ev.buttonDownScenePos())
-                self._outline = [(start.x(), start.y())]
-                self._shape = "lasso" if ev.modifiers() & SHIFT else "rectangle"
-            if self._outline:
-                self._outline.append((p.x(), p.y()))
-                self.outlined.emit(list(self._outline), self._shape, ev.isFinish())
-            if ev.isFinish():
-                self._outline = []
-            return
-        if left and not ev.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier:
-            ev.accept()
-            p = self.mapSceneToView(ev.scenePos())
-            self.picked.emit(p.x(), p.y(), ev.modifiers())
-        else:
-            super().mouseDragEvent(ev, axis)
 
 
 class LatentPlot(pg.PlotWidget):
     """The plot itself (object name `latentView`)."""
 
     def __init__(self, session: Session, parent=None):
-        self.viewbox = _PickViewBox()
+        self.viewbox = PickViewBox()
         super().__init__(parent, viewBox=self.viewbox, background="w")
         self.setObjectName("latentView")
         self.session = session
@@ -112,37 +67,17 @@ class LatentPlot(pg.PlotWidget):
         self.selected = pg.ScatterPlotItem(size=16, symbol="d", pen=pg.mkPen((0, 0, 0), width=2), brush=pg.mkBrush(255, 255, 0, 160))
         self.selected.setZValue(11)
         plot.addItem(self.selected)
-        self.region = pg.PlotCurveItem(pen=pg.mkPen((20, 20, 20), width=1.5, style=QtCore.Qt.PenStyle.DashLine))
-        self.region.setZValue(13)
-        plot.addItem(self.region)
-        self.chosen = pg.ScatterPlotItem(size=7, pen=pg.mkPen((0, 0, 0, 140), width=1), brush=None)
-        self.chosen.setZValue(7)
-        plot.addItem(self.chosen)
         self.prior_wanted = True   # the View menu's switch; the circles also need a linear projection
         self.manifold = ManifoldLayer(self, session)
         self.legend = plot.addLegend(offset=(-8, 8), labelTextColor=(30, 30, 30), brush=pg.mkBrush(255, 255, 255, 200))
         self.colorbar = None
         self.color_by = "label"
-        self.hover = QtWidgets.QFrame(self)
-        self.hover.setObjectName("hoverCard")
-        self.hover.setStyleSheet("#hoverCard { background: rgba(255,255,255,235); border: 1px solid #888; } "
-                                 "QLabel { color: #111; }")
-        self.hover_image = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter)
-        self.hover_text = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter)
-        card = QtWidgets.QVBoxLayout(self.hover)
-        card.setContentsMargins(4, 4, 4, 4)
-        card.setSpacing(2)
-        card.addWidget(self.hover_image)
-        card.addWidget(self.hover_text)
-        self.hover.hide()
+        self.hover = HoverCard(self)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.viewbox.picked.connect(self._on_picked)
-        self.viewbox.outlined.connect(self._on_outlined)
         self.latent, self.cursor, self.model_data = session.latent, session.cursor, session.model_data
         self.selection = session.selection
-        self.selection.changed.connect(self.refresh_chosen)
         self.latent.changed.connect(self.refresh_points)
-        self.latent.changed.connect(self.refresh_chosen)
         self.latent.statsChanged.connect(self.refresh_points)
         self.latent.projectionChanged.connect(self._on_projection)
         self.latent.aggregateChanged.connect(self.refresh_aggregate)
@@ -151,6 +86,7 @@ class LatentPlot(pg.PlotWidget):
         session.path.changed.connect(self.refresh_path)
         for signal in (self.cursor.selectionChanged, self.model_data.weightsChanged, self.model_data.modelChanged):
             signal.connect(self.refresh_selected)
+        self.selection_layer = SelectionLayer(plot, self.viewbox, self.cloud, session)
         self.setRange(xRange=(-3.5, 3.5), yRange=(-3.5, 3.5), padding=0)
         self._fitted = False
 
@@ -184,7 +120,7 @@ class LatentPlot(pg.PlotWidget):
         s, data = self.latent, self.model_data.data
         values = s.values(self.color_by, data) if self.color_by != "label" else None
         if values is None and s.missing_stat(self.color_by):
-            self.session.request_stat(self.color_by)   # label colours until it arrives
+            self.session.analyses.request_stat(self.color_by)   # label colours until it arrives
         if values is not None:
             packed, lo, hi = colormap_argb(values)
             self._show_colorbar(lo, hi)
@@ -227,13 +163,11 @@ class LatentPlot(pg.PlotWidget):
         self.getPlotItem().setLabel("bottom", x_label)
         self.getPlotItem().setLabel("left", y_label)
         self._fitted = False
-        self.region.setData([], [])   # the outline was drawn in the old plane; the rings follow the points
         self.circles.setVisible(self.prior_wanted and not self.latent.shows_map)
         self.refresh_points()
         self.refresh_marker()
         self.refresh_path()
         self.refresh_selected()
-        self.refresh_chosen()
 
     def set_prior_visible(self, on: bool) -> None:
         """The View menu's switch for the prior circles (never drawn on a UMAP or t-SNE map)."""
@@ -284,32 +218,6 @@ class LatentPlot(pg.PlotWidget):
         u, v = projection.to2d(z)
         self.marker.setData([u], [v])
 
-    def refresh_chosen(self) -> None:
-        """Ring the selected points that are shown (a sample of a big selection) and keep its outline."""
-        lp, rows = self.latent, self.selection.rows
-        if not len(rows) or lp.points is None or lp.projection is None:
-            self.chosen.setData([], [])
-            self.region.setData([], [])
-            return
-        shown = rows[rows < len(lp.points)] if lp.rows is None else np.flatnonzero(np.isin(lp.rows, rows))
-        if len(shown) > SELECTED_SHOWN:
-            shown = np.sort(np.random.default_rng(0).choice(shown, SELECTED_SHOWN, replace=False))
-        xy = self.cloud.positions(shown) if self.cloud.count() == len(lp.points) \
-            else lp.projection.to2d(lp.points[shown]).reshape(-1, 2)
-        self.chosen.setData(xy[:, 0], xy[:, 1])
-
-    def _on_outlined(self, outline, shape: str, finished: bool) -> None:
-        pts = np.asarray(outline, dtype=np.float64)
-        if shape == "rectangle":
-            (x0, y0), (x1, y1) = pts[0], pts[-1]
-            pts = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
-        closed = np.vstack([pts, pts[:1]])
-        self.region.setData(closed[:, 0], closed[:, 1])
-        if finished:
-            self.session.select_region(pts if shape == "lasso" else pts[[0, 2]], shape)
-            if not len(self.selection.rows):
-                self.region.setData([], [])
-
     def event(self, ev) -> bool:
         # Esc clears a selection when the plot has the focus, before the window's Esc (stop) sees it.
         if ev.type() == QtCore.QEvent.Type.ShortcutOverride and ev.key() == QtCore.Qt.Key.Key_Escape \
@@ -357,15 +265,8 @@ class LatentPlot(pg.PlotWidget):
         if (near - scene_pos).manhattanLength() > 2 * HOVER_PX:
             self.hover.hide()
             return
-        self.hover_image.setPixmap(to_pixmap(s.image(i, data), 64))
-        self.hover_text.setText(f"label {short(data.label_names[int(s.labels(data)[i])], 40)}")
-        self.hover.adjustSize()
-        at = self.mapFromScene(scene_pos)
-        x = min(at.x() + 14, self.width() - self.hover.width() - 2)
-        y = min(at.y() + 14, self.height() - self.hover.height() - 2)
-        self.hover.move(max(0, x), max(0, y))
-        self.hover.show()
-        self.hover.raise_()
+        self.hover.show_near(self.mapFromScene(scene_pos), to_pixmap(s.image(i, data), 64),
+                             f"label {short(data.label_names[int(s.labels(data)[i])], 40)}")
 
     def leaveEvent(self, ev) -> None:
         self.hover.hide()
@@ -458,7 +359,7 @@ class LatentPanel(QtWidgets.QWidget):
 
     def set_method(self, method: str) -> None:
         """Show a pair of dimensions, the PCA plane, a UMAP or a t-SNE map."""
-        self.session.set_projection_method(method)
+        self.session.analyses.set_projection_method(method)
         self._on_projection()
 
     def _on_projection(self) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from .._version import __version__
-from ..core.settings import usable_recent, validate_settings
+from ..core.settings import usable_recent
 from ..core.text import short
 from .aggregate_view import AggregateView
 from .collapse_view import CollapseView
@@ -21,55 +21,10 @@ from .open_model_dialog import OpenModelDialog
 from .posterior_view import PosteriorView
 from .selection_view import SelectionView
 from .session import Session
+from .status_widgets import ErrorBanner, TaskProgress
 from .sweep_view import SweepView
 from .traversal_view import TraversalView
-
-MAX_RECENT = 8
-SETTING_KEYS = ("epochs", "lr", "warm_start", "geometry", "recent")
-
-
-def settings() -> QtCore.QSettings:
-    return QtCore.QSettings(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, "latentlab", "latentlab")
-
-
-def saved_settings(st: QtCore.QSettings | None = None) -> tuple[dict, list[str]]:
-    """The saved settings that are valid (core.settings.validate_settings), and what was ignored.
-
-    The file is input like any other: a value of any type, or one Qt cannot even read back, is
-    left out and the caller's default used."""
-    st = st or settings()
-    raw = {}
-    for key in SETTING_KEYS:
-        try:
-            value = st.value(key)
-        except Exception:  # noqa: BLE001 - a stored variant PySide cannot convert: treat as absent
-            continue
-        raw[key] = value.data() if isinstance(value, QtCore.QByteArray) else value
-    return validate_settings(raw)
-
-
-class ErrorBanner(QtWidgets.QFrame):
-    """One clear sentence at the top of the window; the app stays usable underneath."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setObjectName("errorBanner")
-        self.setStyleSheet("#errorBanner { background: #fdecea; border-bottom: 1px solid #e0a8a0; } "
-                           "QLabel { color: #7a1f12; }")
-        self.label = QtWidgets.QLabel(wordWrap=True)
-        self.label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QtWidgets.QToolButton(text="✕", autoRaise=True)
-        close.setToolTip("Dismiss")
-        close.clicked.connect(self.hide)
-        layout = QtWidgets.QHBoxLayout(self)
-        layout.setContentsMargins(10, 6, 6, 6)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(close)
-        self.hide()
-
-    def show_message(self, text: str) -> None:
-        self.label.setText(short(text))
-        self.show()
+from .window_settings import add_recent_file, recent_files, saved_settings, settings
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -139,25 +94,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().addPermanentWidget(self.active_label)
         self.statusBar().addPermanentWidget(self.progress)
         # Long jobs (opening, encoding, maps, statistics, exports): the newest one's progress, and Stop.
-        self.task_progress = QtWidgets.QProgressBar()
-        self.task_progress.setObjectName("taskProgress")
-        self.task_progress.setRange(0, 1000)
-        self.task_progress.setMaximumWidth(180)
-        self.task_stop = QtWidgets.QToolButton(text="Stop")
-        self.task_stop.setObjectName("taskStop")
-        self.task_stop.setToolTip("Stop this job")
-        self.task_stop.clicked.connect(self.stop_tasks)
-        self.statusBar().addPermanentWidget(self.task_progress)
-        self.statusBar().addPermanentWidget(self.task_stop)
-        self.task_progress.hide()
-        self.task_stop.hide()
-        self._tasks: dict[str, tuple[str, float]] = {}
+        self.tasks = TaskProgress(self.statusBar())
+        self.tasks.stop.clicked.connect(self.stop_tasks)
 
         self._build_menus()
         s.errorRaised.connect(self.banner.show_message)
         s.notice.connect(self.banner.show_message)
         s.status.connect(lambda text: self.status_label.setText(short(text)))
-        s.jobs.task.connect(self._on_task)
+        s.jobs.task.connect(self.tasks.on_task)
         s.selection.changed.connect(self._on_selection)
         s.runs.progress.connect(self._on_progress)
         s.runs.sweepProgress.connect(self._on_sweep_progress)
@@ -302,10 +246,6 @@ class MainWindow(QtWidgets.QMainWindow):
             self.banner.show_message(f"Could not write {short(path, 120)}.")
         return ok
 
-    @staticmethod
-    def _recent() -> list[str]:
-        return saved_settings()[0].get("recent", [])
-
     def _export_svg(self, path: str) -> bool:
         from PySide6 import QtSvg
 
@@ -325,24 +265,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def export_means_dialog(self) -> None:
         path = self._save_path("Export latent means", {".csv": "CSV tables", ".npz": "NumPy archives"})
         if path:
-            self.session.export_latent_means(path)
+            self.session.analyses.export_latent_means(path)
 
     # ----- long jobs --------------------------------------------------------------------------
-    def _on_task(self, key: str, label: str, fraction: float) -> None:
-        self._tasks.pop(key, None)
-        if fraction >= 0:
-            self._tasks[key] = (label, fraction)   # the newest last
-        if not self._tasks:
-            self.task_progress.hide()
-            self.task_stop.hide()
-            return
-        label, fraction = self._tasks[next(reversed(self._tasks))]
-        self.task_progress.setValue(int(1000 * fraction))
-        self.task_progress.setFormat(f"{label} · {100 * fraction:.0f}%")
-        self.task_progress.setToolTip(label)
-        self.task_progress.show()
-        self.task_stop.show()
-
     def stop_tasks(self) -> None:
         for key in self.session.jobs.tracked_keys():
             self.session.jobs.cancel(key)
@@ -355,17 +280,16 @@ class MainWindow(QtWidgets.QMainWindow):
             self.latent.plot.setFocus()   # so that Esc clears it
 
     def _last_dir(self) -> str:
-        recent = usable_recent(self._recent())
+        recent = usable_recent(recent_files())
         return str(Path(recent[0]).parent) if recent else str(Path.home())
 
     def _add_recent(self, path: str) -> None:
-        recent = [p for p in self._recent() if p != path]
-        settings().setValue("recent", [path, *recent][:MAX_RECENT])
+        add_recent_file(path)
         self._refresh_recent()
 
     def _refresh_recent(self) -> None:
         self.recent_menu.clear()
-        recent = usable_recent(self._recent())
+        recent = usable_recent(recent_files())
         for path in recent:
             action = self.recent_menu.addAction(short(path, 100))
             action.setToolTip(short(path))

@@ -124,4 +124,4 @@ class SelectionView(LazyView):
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export selection", str(Path.home() / "selection.csv"),
                                                         "CSV files (*.csv)")
         if path:
-            self.session.export_selection(path if path.endswith(".csv") else path + ".csv")
+            self.session.analyses.export_selection(path if path.endswith(".csv") else path + ".csv")

@@ -15,9 +15,11 @@ import numpy as np
 from PySide6 import QtCore
 
 from . import work
+from .analyses import LatentAnalyses
 from .jobs import JobRunner
+from .point_selection import PointSelection
 from .runs import RunController, TrainRequest
-from .state import MANY_DIMS, AnchorMode, Cursor, Endpoint, InterpolationPath, LatentPoints, ModelData, PointSelection
+from .state import MANY_DIMS, AnchorMode, Cursor, Endpoint, InterpolationPath, LatentPoints, ModelData
 
 __all__ = ["Session", "TrainRequest", "Endpoint"]
 
@@ -42,15 +44,10 @@ class Session(QtCore.QObject):
         self.path = InterpolationPath(self)
         self.runs = RunController(self, self)
         self.selection = PointSelection(self)
-        self._maps = None            # core.projection.EmbeddingCache, made on first use
         self._warmed = False
-        self._prior_seed = 0
         self._slow_decode = False   # the current model decodes on a worker (see set_z)
         self._slow_decodes = 0
-        self.latent.changed.connect(self._update_aggregate)
-        self.latent.projectionChanged.connect(self._update_aggregate)
-        self.latent.aggregateWanted.connect(lambda: self._update_aggregate(only_if_missing=True))
-        self.latent.changed.connect(self._update_map)
+        self.analyses = LatentAnalyses(self.jobs, self.model_data, self.latent, self.selection, self.anchor)
         self.model_data.datasetChanged.connect(self.selection.clear)
 
     # The window's one error and status channel is the job runner's.
@@ -236,146 +233,6 @@ class Session(QtCore.QObject):
         version = md.version
         self.jobs.submit("evaluate", work.evaluate_test, self.model_copy(), md.data,
                          on_result=lambda r: md.version == version and md.set_evaluation(r))
-
-    # ----- UMAP and t-SNE maps, per-point statistics ---------------------------------------------
-    def set_projection_method(self, method: str) -> None:
-        """Show a pair of coordinates, the PCA plane, or a UMAP or t-SNE map (computed off the GUI
-        thread with progress, kept per weights version)."""
-        from ..core.projection import unavailable
-
-        missing = unavailable(method)
-        if missing is not None:
-            self.report_error(missing)
-            return
-        self.latent.set_method(method)
-        self._update_map()
-
-    def _update_map(self) -> None:
-        lp, md = self.latent, self.model_data
-        if not lp.nonlinear or lp.shows_map:
-            self.jobs.cancel("map")
-            return
-        if not lp.full:
-            return   # live training frames: the map follows the full encode after the run
-        from ..core.projection import EmbeddingCache
-
-        if self._maps is None:
-            self._maps = EmbeddingCache()
-        key = (lp.method, md.version, 0, len(lp.points))
-        cached = self._maps.get(key)
-        if cached is not None:
-            lp.set_embedding(cached)
-            return
-        name = "UMAP" if lp.method == "umap" else "t-SNE"
-        points = lp.points
-
-        def done(embedding) -> None:
-            self._maps.put(key, embedding)
-            if lp.points is points and lp.set_embedding(embedding):
-                self.status.emit(f"{name} of {len(points):,} latent means.")
-
-        self.jobs.submit_tracked("map", f"{name} of {len(points):,} means", work.embedding, lp.method, points, 0,
-                                 on_result=done)
-
-    def request_stat(self, name: str) -> None:
-        """Compute a per-point statistic (state.LAZY_STATS) of the shown points, once, with progress."""
-        lp, md = self.latent, self.model_data
-        if not lp.missing_stat(name) or md.model is None:
-            return
-        points = lp.points
-        self.jobs.submit_tracked(f"stat {name}", f"Computing the {name} of {len(points):,} points", work.point_stat,
-                                 name, self.model_copy(), md.data.x_train, points, lp.logvars,
-                                 on_result=lambda values: lp.set_stat(name, values, points))
-
-    # ----- selections and exports ---------------------------------------------------------------
-    def select_region(self, outline, shape: str = "lasso") -> None:
-        """Select the shown points inside a rectangle (two opposite corners) or a lasso polygon."""
-        from ..core.selection import in_polygon, in_rectangle
-
-        lp = self.latent
-        if lp.points is None or lp.projection is None:
-            return
-        xy = lp.projection.to2d(lp.points)
-        outline = np.asarray(outline, dtype=np.float64)
-        inside = in_rectangle(xy, outline[0], outline[-1]) if shape == "rectangle" else in_polygon(xy, outline)
-        found = np.flatnonzero(inside)
-        rows = found if lp.rows is None else np.asarray(lp.rows)[found]
-        self.selection.set(np.sort(rows), shape)
-        self.status.emit(f"Selected {len(rows):,} points.")
-
-    def selection_table(self):
-        """Index, label, the 2-D view coordinates and the latent mean of each selected point, for a
-        CSV: (header, rows as a float array) or None when nothing shown is selected."""
-        lp, data = self.latent, self.model_data.data
-        sel = self.selection.rows
-        if not len(sel) or lp.points is None or data is None:
-            return None
-        shown = sel[sel < len(lp.points)] if lp.rows is None else np.flatnonzero(np.isin(lp.rows, sel))
-        rows = shown if lp.rows is None else np.asarray(lp.rows)[shown]
-        xy = lp.projection.to2d(lp.points)[shown]
-        mu = lp.points[shown]
-        header = ["index", "label", "view_x", "view_y", *(f"mu_{d}" for d in range(mu.shape[1]))]
-        return header, rows, data.y_train[rows], xy, mu
-
-    def export_selection(self, path) -> bool:
-        """The selection as CSV: index, label, view coordinates, latent mean per dimension."""
-        from ..core.checkpoint import write_atomic
-
-        table = self.selection_table()
-        if table is None:
-            self.report_error("Select some points first (Alt+drag a rectangle, Alt+Shift+drag a lasso).")
-            return False
-        header, rows, labels, xy, mu = table
-        lines = [",".join(header)]
-        for r, y, p, m in zip(rows, labels, xy, mu):
-            lines.append(f"{r},{int(y)}," + ",".join(f"{v:.9g}" for v in (*p, *m)))
-        try:
-            write_atomic(Path(path), ("\n".join(lines) + "\n").encode())
-        except OSError as exc:
-            self.report_error(f"Could not write {path}: {exc.strerror or exc}.")
-            return False
-        self.status.emit(f"Wrote {len(rows):,} selected points to {path}.")
-        return True
-
-    def export_latent_means(self, path) -> None:
-        """Encode the train and test images and write their means and log-variances (CSV or NPZ)."""
-        md = self.model_data
-        if md.model is None or md.data is None:
-            self.report_error("There is no model to encode with yet.")
-            return
-        self.jobs.submit_tracked("export means", "Exporting latent means", work.export_latent_means, self.model_copy(),
-                                 md.data, str(path), on_result=lambda p: self.status.emit(f"Wrote {p}."))
-
-    # ----- the aggregate posterior --------------------------------------------------------------
-    def _update_aggregate(self, only_if_missing: bool = False) -> None:
-        """q(z) over the shown plane follows every full encode and projection while it is shown
-        anywhere (the overlay or the summary), whichever tab is in front."""
-        plane = self.latent.plane()
-        if plane is None:
-            self.jobs.cancel("aggregate")
-            if self.latent.aggregate is not None or self.latent.prior_samples is not None:
-                self.latent.prior_samples = None
-                self.latent.set_aggregate(None)
-            return
-        if not self.latent.wants_aggregate:
-            self.jobs.cancel("aggregate")
-            self.latent.aggregate = None   # out of date from here on: recomputed when shown again
-            return
-        if only_if_missing and self.latent.aggregate is not None:
-            return
-        box = max(4.0, float(np.percentile(np.abs(plane[0]), 99.5)) + 0.5)
-        self.jobs.submit("aggregate", work.aggregate_summary, *plane, self.latent.points, self.latent.logvars, box,
-                         on_result=self.latent.set_aggregate)
-
-    def sample_prior(self, n: int) -> None:
-        """Draw n prior samples in the shown plane, mark those in holes and decode them."""
-        plane = self.latent.plane()
-        md = self.model_data
-        if plane is None or md.model is None:
-            return
-        self._prior_seed += 1
-        self.jobs.submit("prior samples", work.prior_samples, self.jobs.model_copy(md.model, md.version), *plane, n,
-                         self._prior_seed, self.latent.projection, self.anchor(), on_result=self.latent.set_prior_samples)
 
     # ----- the decoded point, anchor, selection, endpoints --------------------------------------
     def set_z(self, z, note: str = "") -> None:

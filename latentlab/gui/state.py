@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore
 
+from ..core.projection import EmbeddedProjection
+
 # Above this many latent dimensions the scatter starts on the PCA of the means and the traversals
 # show the top dimensions by KL: K in the thousands has too many pairs and rows to show them all.
 MANY_DIMS = 32
@@ -114,61 +116,6 @@ METHODS = ("pair", "pca", *NONLINEAR)
 # Per-point values to colour by that cost a pass of the decoder (or a sweep over every point): computed
 # the first time a view asks for them, not on every load.
 LAZY_STATS = ("reconstruction error", "KL per point")
-
-
-class EmbeddedProjection:
-    """A UMAP or t-SNE map (core.projection.Embedding) behind the face of a linear Projection.
-
-    The means it was computed from are shown at their map coordinates. A code lifted from a click is
-    shown where it was clicked; any other code (a path, an endpoint) at the place of its nearest fitted
-    mean, since neither map can place a new code cheaply."""
-
-    dims = (0, 1)
-    PLACED_MAX = 256
-
-    def __init__(self, embedding, points: np.ndarray):
-        self.embedding = embedding
-        self.kind = embedding.kind
-        self.points = points
-        self._placed: dict[bytes, tuple[float, float]] = {}
-
-    @property
-    def latent_dim(self) -> int:
-        return self.embedding.latent_dim
-
-    @property
-    def axis_labels(self) -> tuple[str, str]:
-        return self.embedding.axis_labels
-
-    def covers(self, points) -> bool:
-        return points is not None and (points is self.points or points is self.embedding.means)
-
-    def to2d(self, z) -> np.ndarray:
-        if self.covers(z):
-            return self.embedding.coords
-        z = np.asarray(z, dtype=np.float32)
-        rows = z.reshape(-1, z.shape[-1])
-        out = np.empty((len(rows), 2))
-        fitted = self.embedding.fitted
-        ref = self.embedding.means[fitted]
-        for i, row in enumerate(rows):
-            placed = self._placed.get(row.tobytes())
-            if placed is None:
-                placed = self.embedding.coords[fitted[int(np.argmin(((ref - row) ** 2).sum(1)))]]
-            out[i] = placed
-        return out[0] if z.ndim == 1 else out
-
-    def lift(self, p, anchor=None) -> np.ndarray:
-        return self.embedding.lift(p)
-
-    def lift_with_note(self, p, anchor=None) -> tuple[np.ndarray, str]:
-        return self.embedding.lift_with_note(p)
-
-    def place(self, z: np.ndarray, p) -> None:
-        """Remember that z was lifted from the view position p (GUI thread only)."""
-        if len(self._placed) >= self.PLACED_MAX:
-            self._placed.pop(next(iter(self._placed)))
-        self._placed[np.asarray(z, np.float32).tobytes()] = (float(p[0]), float(p[1]))
 
 
 class LatentPoints(QtCore.QObject):
@@ -431,25 +378,3 @@ class InterpolationPath(QtCore.QObject):
         if a is None or b is None or len(a.z) != len(b.z):
             return None
         return interpolate(a.z, b.z, self.steps, self.mode.value)
-
-
-class PointSelection(QtCore.QObject):
-    """Training rows picked with a rectangle or lasso on the latent view."""
-
-    changed = QtCore.Signal()
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.rows = np.zeros(0, np.int64)      # rows of data.x_train, ascending
-        self.shape = ""                        # "rectangle" or "lasso"
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def set(self, rows: np.ndarray, shape: str = "") -> None:
-        self.rows, self.shape = np.asarray(rows, np.int64), shape
-        self.changed.emit()
-
-    def clear(self) -> None:
-        if len(self.rows):
-            self.set(np.zeros(0, np.int64))

@@ -1,0 +1,104 @@
+"""Picking on the latent plot: the view box that turns mouse gestures into picks and outlines, and
+the layer that draws a rectangle or lasso selection (its outline and rings round the chosen points)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore
+
+SELECTED_SHOWN = 5000   # selected points ringed on the plot (a seeded sample of bigger selections)
+ALT = QtCore.Qt.KeyboardModifier.AltModifier
+SHIFT = QtCore.Qt.KeyboardModifier.ShiftModifier
+
+
+class PickViewBox(pg.ViewBox):
+    """Left click or drag picks a latent position; Alt+drag draws a selection rectangle, Alt+Shift+drag
+    a lasso; Ctrl+left or middle drag pans, wheel zooms, right drag zooms."""
+
+    picked = QtCore.Signal(float, float, object)
+    outlined = QtCore.Signal(object, str, bool)   # outline points [(x, y), ...], "rectangle" or "lasso", finished
+
+    def __init__(self):
+        super().__init__()
+        self._outline: list[tuple[float, float]] = []
+        self._shape = ""
+
+    def mouseClickEvent(self, ev):
+        if ev.button() == QtCore.Qt.MouseButton.LeftButton:
+            ev.accept()
+            p = self.mapSceneToView(ev.scenePos())
+            self.picked.emit(p.x(), p.y(), ev.modifiers())
+        else:
+            super().mouseClickEvent(ev)
+
+    def mouseDragEvent(self, ev, axis=None):
+        left = ev.button() == QtCore.Qt.MouseButton.LeftButton
+        if left and (ev.modifiers() & ALT or (self._outline and not ev.isStart())):
+            ev.accept()
+            p = self.mapSceneToView(ev.scenePos())
+            if ev.isStart():
+                start = self.mapSceneToView(ev.buttonDownScenePos())
+                self._outline = [(start.x(), start.y())]
+                self._shape = "lasso" if ev.modifiers() & SHIFT else "rectangle"
+            if self._outline:
+                self._outline.append((p.x(), p.y()))
+                self.outlined.emit(list(self._outline), self._shape, ev.isFinish())
+            if ev.isFinish():
+                self._outline = []
+            return
+        if left and not ev.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier:
+            ev.accept()
+            p = self.mapSceneToView(ev.scenePos())
+            self.picked.emit(p.x(), p.y(), ev.modifiers())
+        else:
+            super().mouseDragEvent(ev, axis)
+
+
+class SelectionLayer:
+    """The selection drawn over the points. Make it after the plot's own handlers are connected, so
+    that it redraws from the point cloud after the cloud has taken new points."""
+
+    def __init__(self, plot: pg.PlotItem, viewbox: PickViewBox, cloud, session):
+        self.session, self.cloud = session, cloud
+        self.latent, self.selection = session.latent, session.selection
+        self.region = pg.PlotCurveItem(pen=pg.mkPen((20, 20, 20), width=1.5, style=QtCore.Qt.PenStyle.DashLine))
+        self.region.setZValue(13)
+        plot.addItem(self.region)
+        self.rings = pg.ScatterPlotItem(size=7, pen=pg.mkPen((0, 0, 0, 140), width=1), brush=None)
+        self.rings.setZValue(7)
+        plot.addItem(self.rings)
+        viewbox.outlined.connect(self.on_outlined)
+        self.selection.changed.connect(self.refresh)
+        self.latent.changed.connect(self.refresh)
+        self.latent.projectionChanged.connect(self._on_projection)
+
+    def _on_projection(self) -> None:
+        self.region.setData([], [])   # the outline was drawn in the old plane; the rings follow the points
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Ring the selected points that are shown (a sample of a big selection) and keep its outline."""
+        lp, rows = self.latent, self.selection.rows
+        if not len(rows) or lp.points is None or lp.projection is None:
+            self.rings.setData([], [])
+            self.region.setData([], [])
+            return
+        shown = rows[rows < len(lp.points)] if lp.rows is None else np.flatnonzero(np.isin(lp.rows, rows))
+        if len(shown) > SELECTED_SHOWN:
+            shown = np.sort(np.random.default_rng(0).choice(shown, SELECTED_SHOWN, replace=False))
+        xy = self.cloud.positions(shown) if self.cloud.count() == len(lp.points) \
+            else lp.projection.to2d(lp.points[shown]).reshape(-1, 2)
+        self.rings.setData(xy[:, 0], xy[:, 1])
+
+    def on_outlined(self, outline, shape: str, finished: bool) -> None:
+        pts = np.asarray(outline, dtype=np.float64)
+        if shape == "rectangle":
+            (x0, y0), (x1, y1) = pts[0], pts[-1]
+            pts = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+        closed = np.vstack([pts, pts[:1]])
+        self.region.setData(closed[:, 0], closed[:, 1])
+        if finished:
+            self.session.analyses.select_region(pts if shape == "lasso" else pts[[0, 2]], shape)
+            if not len(self.selection.rows):
+                self.region.setData([], [])
