@@ -207,8 +207,9 @@ def cmd_train(args) -> int:
     from .core.config import ModelConfig, TrainConfig
     from .core.data import load_dataset
     from .core.device import describe, resolve_device
-    from .core.model import build_model
+    from .core.model import VAE, build_model
     from .core.model_spec import model_bytes
+    from .core.preview import compute_preview
     from .core.training import train
 
     # The save path is checked before anything else, so a bad one costs no training; a run that
@@ -261,7 +262,10 @@ def cmd_train(args) -> int:
                 if snap.record is not None:
                     history.append(snap.record)
                 if snap.record is not None or (snap.done and not snap.diverged):
-                    writer.submit(target, model_bytes(model, dataset=data.spec, history=history, train_config=cfg))
+                    # The finished model also carries its latent preview, for a window's first light.
+                    final = snap.done and not snap.cancelled and isinstance(model, VAE)
+                    writer.submit(target, model_bytes(model, dataset=data.spec, history=history, train_config=cfg,
+                                                      preview=compute_preview(model, data) if final else None))
                     saved = True
                 _progress(snap, quiet)
         finally:

@@ -271,7 +271,7 @@ def with_meta(valid, **changes) -> bytes:
     return assemble(header, valid[2])
 
 
-@pytest.mark.parametrize("version", ["2", "999", "10000000000000000000000", "9" * 5000], ids=["2", "999", "1e22", "long"])
+@pytest.mark.parametrize("version", ["3", "999", "10000000000000000000000", "9" * 5000], ids=["3", "999", "1e22", "long"])
 def test_newer_format_version(tmp_path, valid, version):
     message = refused(write(tmp_path, with_meta(valid, format_version=version)), "newer", "upgrade")
     assert len(message) < 400

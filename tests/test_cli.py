@@ -38,6 +38,13 @@ def test_train_json_then_eval_json(tmp_path, capsys):
 
     mu, _ = encode(ckpt.model, load_dataset("digits").x_test)
     assert stats["active_units"] == int(active_units(mu).sum())
+    # The finished checkpoint carries its latent preview: the training images' means under its weights.
+    from latentlab.core.preview import read_preview
+
+    data = load_dataset("digits")
+    preview = read_preview(out, latent_dim=3)
+    assert preview is not None and (preview.labels == data.y_train).all()
+    assert abs(preview.means - encode(ckpt.model, data.x_train)[0]).max() < 1e-5
 
 
 def test_resume_continues_the_history(tmp_path, capsys):

@@ -28,6 +28,7 @@ from .config import ModelConfig, TrainConfig, from_json, to_json
 from .errors import CheckpointError, LatentLabError
 from .metadata import MAX_SPEC_CHARS, clean_history, validate_metadata
 from .model import VAE
+from .preview import LABELS, MEANS
 from .text import reason, short
 
 try:
@@ -37,9 +38,11 @@ except ImportError:  # Windows: a file that is open cannot be deleted there, whi
 
 FORMAT = "latentlab-vae"
 FORMAT_VERSION = 1
+PREVIEW_FORMAT_VERSION = 2   # format 1 plus the latent preview's tensors (core.preview)
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 MAX_FILE_BYTES = 4 * 1024 ** 3
 _DTYPES = {"F32": np.float32}
+PREVIEW_KEYS = (MEANS, LABELS)
 
 
 @dataclass
@@ -59,20 +62,30 @@ class Checkpoint:
         return self.model.cfg
 
 
-def save_checkpoint(path, model: VAE, *, dataset: str, history=(), train_config: TrainConfig | None = None) -> Path:
+def save_checkpoint(path, model: VAE, *, dataset: str, history=(), train_config: TrainConfig | None = None,
+                    preview=None) -> Path:
     path = Path(path)
-    write_atomic(path, checkpoint_bytes(model, dataset=dataset, history=history, train_config=train_config))
+    write_atomic(path, checkpoint_bytes(model, dataset=dataset, history=history, train_config=train_config,
+                                        preview=preview))
     return path
 
 
-def checkpoint_bytes(model: VAE, *, dataset: str, history=(), train_config: TrainConfig | None = None) -> bytes:
-    """The checkpoint file's contents: taken at once, so the weights may change right after."""
+def checkpoint_bytes(model: VAE, *, dataset: str, history=(), train_config: TrainConfig | None = None,
+                     preview=None) -> bytes:
+    """The checkpoint file's contents: taken at once, so the weights may change right after.
+
+    `preview`: (means, labels, label names) of `dataset`'s training images under these weights,
+    stored so that a window can draw them before torch is imported (core.preview); left out when
+    too large. A file with one is format 2, which older readers refuse in one sentence."""
+    from .preview import preview_tensors
+
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    extra = preview_tensors(*preview, dataset) if preview is not None else None
     from .._version import __version__
 
     metadata = {
         "format": FORMAT,
-        "format_version": str(FORMAT_VERSION),
+        "format_version": str(FORMAT_VERSION if extra is None else PREVIEW_FORMAT_VERSION),
         "latentlab_version": __version__,
         "model_config": to_json(model.cfg),
         "dataset": dataset if len(dataset) <= MAX_SPEC_CHARS else "",
@@ -80,6 +93,9 @@ def checkpoint_bytes(model: VAE, *, dataset: str, history=(), train_config: Trai
     }
     if train_config is not None:
         metadata["train_config"] = to_json(train_config)
+    if extra is not None:
+        tensors.update({k: torch.from_numpy(v) for k, v in extra[0].items()})
+        metadata.update(extra[1])
     return st_save(tensors, metadata=metadata)
 
 
@@ -310,10 +326,10 @@ def _parse(data: bytes, name: str, device) -> Checkpoint:
     version = meta.get("format_version", "")
     if not (version.isascii() and version.isdigit()):
         raise CheckpointError(f"{name} has an unreadable format version {version[:40]!r}.")
-    if len(version.lstrip("0")) > 6 or int(version) > FORMAT_VERSION:
+    if len(version.lstrip("0")) > 6 or int(version) > PREVIEW_FORMAT_VERSION:
         version = version.lstrip("0")[:20]
         raise CheckpointError(f"{name} was written by a newer latentlab (format {version}, this one reads up to "
-                              f"{FORMAT_VERSION}); upgrade latentlab to open it.")
+                              f"{PREVIEW_FORMAT_VERSION}); upgrade latentlab to open it.")
     try:
         if len(meta["model_config"]) > MAX_SPEC_CHARS:
             raise ValueError(f"{len(meta['model_config']):,} characters, far more than any model's layers need")
@@ -331,6 +347,8 @@ def _parse(data: bytes, name: str, device) -> Checkpoint:
     checked = validate_metadata(meta, cfg.latent_dim)
 
     expected = model.state_dict()
+    # The latent preview is read (and checked) by core.preview, by the window, before torch; not part of the model.
+    header = {k: v for k, v in header.items() if k not in PREVIEW_KEYS}
     for key, spec in header.items():
         if key not in expected:
             raise CheckpointError(f"{name} holds an unexpected tensor {key!r} for this model.")
@@ -345,6 +363,7 @@ def _parse(data: bytes, name: str, device) -> Checkpoint:
         arrays = st_load_numpy(data)
     except Exception as exc:  # safetensors raises its own error types for malformed buffers
         raise CheckpointError(f"{name} is not a valid safetensors file ({_short(exc)}).") from None
+    arrays = {k: v for k, v in arrays.items() if k not in PREVIEW_KEYS}
     for key, arr in arrays.items():
         # Checked again on what safetensors parsed, in case its JSON reading differs from ours (duplicate keys).
         if key not in expected or arr.dtype != np.float32 or arr.shape != tuple(expected[key].shape):

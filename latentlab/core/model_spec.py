@@ -274,23 +274,24 @@ def weights_history(meta: dict, latent_dim: int) -> tuple[list, str, tuple[str, 
     return history, dataset, tuple(warnings)
 
 
-def save_model(path, model: LatentModel, *, dataset: str, history=(), train_config=None) -> Path:
+def save_model(path, model: LatentModel, *, dataset: str, history=(), train_config=None, preview=None) -> Path:
     """A checkpoint for latentlab's own VAE, a weights file with the SPEC for anything else."""
     from .checkpoint import write_atomic
 
     path = Path(path)
-    write_atomic(path, model_bytes(model, dataset=dataset, history=history, train_config=train_config))
+    write_atomic(path, model_bytes(model, dataset=dataset, history=history, train_config=train_config, preview=preview))
     return path
 
 
-def model_bytes(model: LatentModel, *, dataset: str, history=(), train_config=None) -> bytes:
-    """What save_model writes, taken at once (so it can be written on another thread)."""
+def model_bytes(model: LatentModel, *, dataset: str, history=(), train_config=None, preview=None) -> bytes:
+    """What save_model writes, taken at once (so it can be written on another thread). `preview`
+    (latentlab's own VAE only): see checkpoint_bytes."""
     from .model import VAE
 
     if isinstance(model, VAE):
         from .checkpoint import checkpoint_bytes
 
-        return checkpoint_bytes(model, dataset=dataset, history=history, train_config=train_config)
+        return checkpoint_bytes(model, dataset=dataset, history=history, train_config=train_config, preview=preview)
     spec = getattr(model, "spec", None)
     if not spec:
         raise LatentLabError("This model was not opened from a model SPEC, so its weights cannot be saved for reopening.")

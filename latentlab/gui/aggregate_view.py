@@ -74,13 +74,13 @@ class AggregateView(QtWidgets.QWidget):
         self.session.analyses.sample_prior(self.sample_count.value())
 
     def _show_samples(self) -> None:
-        from ..core.export import grid_image
-
         r = self.latent.prior_samples
         for label, mask in ((self.in_holes, None if r is None else r["in_hole"]),
                             (self.covered, None if r is None else ~r["in_hole"])):
             if r is None or not mask.any():
                 label.setText("—" if r is not None else "")
                 continue
+            from ..core.export import grid_image  # torch and torchvision: not before there is something to show
+
             imgs = r["images"][mask]
             label.setPixmap(pil_to_pixmap(grid_image(imgs, nrow=16, scale=max(1, 32 // imgs.shape[-1]))))

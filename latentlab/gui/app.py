@@ -45,6 +45,11 @@ def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: 
     if model is not None:
         QtCore.QTimer.singleShot(0, lambda: window.session.open_model(model, weights, likelihood, dataset))
     else:
+        # The checkpoint's stored latent means are on screen with the window's first paint; the model
+        # itself (and torch) loads behind them.
+        window.session.show_preview(checkpoint, dataset)
+        # Paint first: importing torch on the loading thread holds the interpreter for long stretches.
+        app.processEvents()
         QtCore.QTimer.singleShot(0, lambda: window.session.load(checkpoint=checkpoint, dataset=dataset))
     app.exec()
     # Free the widgets while Qt is still up; interpreter shutdown would free them in any order.

@@ -41,6 +41,7 @@ class DecodedView(QtWidgets.QFrame):
     def refresh(self) -> None:
         s = self.cursor
         if s.image is None or s.z is None:
+            self.z_label.setText(s.waiting)
             return
         from ..core.analysis import log_prior
 

@@ -93,6 +93,10 @@ class LatentPlot(pg.PlotWidget):
     # ----- drawing ------------------------------------------------------------------------
     def refresh_points(self) -> None:
         s = self.latent
+        if s.points is None and s.preview is not None and s.projection is not None:
+            p = s.preview   # the checkpoint's stored means while its model loads: label colours only
+            self.cloud.setData(s.projection.to2d(p.means), argb(label_colors(len(p.label_names)))[p.labels])
+            return
         if s.points is None or s.projection is None or self.model_data.data is None:
             self.cloud.setData(np.zeros((0, 2)), np.zeros(0, np.uint32))   # no data open: no points
             return
@@ -108,8 +112,9 @@ class LatentPlot(pg.PlotWidget):
         """Show the prior's 3σ circle (where it means something) and every point."""
         s = self.latent
         lo, hi = (np.inf, -np.inf) if s.shows_map else (-3.3, 3.3)
-        if s.points is not None and len(s.points) and s.projection is not None:
-            pos = s.projection.to2d(s.points)
+        points = s.points if s.points is not None else s.preview.means if s.preview is not None else None
+        if points is not None and len(points) and s.projection is not None:
+            pos = s.projection.to2d(points)
             lo = min(lo, float(np.percentile(pos, 0.5)))
             hi = max(hi, float(np.percentile(pos, 99.5)))
         if np.isfinite(lo) and np.isfinite(hi):
@@ -151,10 +156,11 @@ class LatentPlot(pg.PlotWidget):
 
     def _rebuild_legend(self) -> None:
         self.legend.clear()
-        data = self.model_data.data
-        if data is None or self.color_by != "label" or len(data.label_names) > 20:
+        data, preview = self.model_data.data, self.latent.preview
+        names = data.label_names if data is not None else preview.label_names if preview is not None else None
+        if names is None or self.color_by != "label" or len(names) > 20:
             return
-        for name, color in zip(data.label_names, label_colors(len(data.label_names))):
+        for name, color in zip(names, label_colors(len(names))):
             swatch = pg.ScatterPlotItem(symbol="s", size=9, pen=None, brush=pg.mkBrush(color))
             self.legend.addItem(swatch, short(name, 40))   # names come from files
 
@@ -164,6 +170,8 @@ class LatentPlot(pg.PlotWidget):
         self.getPlotItem().setLabel("left", y_label)
         self._fitted = False
         self.circles.setVisible(self.prior_wanted and not self.latent.shows_map)
+        if self.latent.preview is not None:
+            self._rebuild_legend()
         self.refresh_points()
         self.refresh_marker()
         self.refresh_path()
@@ -256,7 +264,7 @@ class LatentPlot(pg.PlotWidget):
 
     def _on_mouse_moved(self, scene_pos) -> None:
         s, data = self.latent, self.model_data.data
-        if not self.viewbox.sceneBoundingRect().contains(scene_pos) or not self.cloud.count():
+        if not self.viewbox.sceneBoundingRect().contains(scene_pos) or not self.cloud.count() or s.points is None:
             self.hover.hide()
             return
         p = self.viewbox.mapSceneToView(scene_pos)

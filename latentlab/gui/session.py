@@ -45,8 +45,10 @@ class Session(QtCore.QObject):
         self.runs = RunController(self, self)
         self.selection = PointSelection(self)
         self._warmed = False
+        self._pending_point: tuple[float, float] | None = None   # a click made before the first model was ready
         self._slow_decode = False   # the current model decodes on a worker (see set_z)
         self._slow_decodes = 0
+        self.jobs.errorRaised.connect(lambda _: self.model_data.model is None and self.cursor.set_waiting(""))
         self.analyses = LatentAnalyses(self.jobs, self.model_data, self.latent, self.selection, self.anchor)
         self.model_data.datasetChanged.connect(self.selection.clear)
 
@@ -101,6 +103,9 @@ class Session(QtCore.QObject):
             self.latent.clear()
         z = self.cursor.z if old_k == k and self.cursor.z is not None else np.zeros(k, np.float32)
         self.set_z(z)
+        if self._pending_point is not None:
+            self.set_view_point(*self._pending_point)
+            self._pending_point = None
         if encoded is None and encode:
             self.encode_all()
 
@@ -115,10 +120,28 @@ class Session(QtCore.QObject):
         self.runs.set_request(latent_dim=cfg.latent_dim, arch=cfg.arch, hidden=tuple(cfg.hidden),
                               likelihood=cfg.likelihood, beta=beta)
 
+    def show_preview(self, checkpoint: str | Path | None = None, dataset: str | None = None) -> bool:
+        """Before any model is open: draw the latent preview the checkpoint (default: the bundled one)
+        stores, with numpy alone, while load() imports torch and opens it. Clicks made meanwhile are
+        decoded once the model is ready. False (nothing shown) when it has none that applies."""
+        from ..core.bundled import default_checkpoint
+        from ..core.preview import read_preview
+
+        if self.model_data.model is not None:
+            return False
+        preview = read_preview(checkpoint or default_checkpoint())
+        if preview is None or (dataset and dataset != preview.dataset):
+            return False
+        self.latent.set_preview(preview)
+        self.cursor.set_waiting("Loading model…")
+        return True
+
     def load(self, checkpoint: str | Path | None = None, dataset: str | None = None) -> None:
         """Load a checkpoint (default: the bundled one) and its dataset off the GUI thread."""
         self.runs.stop()  # the run belongs to the model being replaced
         self.status.emit("Loading…")
+        if self.model_data.model is None:
+            self.cursor.set_waiting("Loading model…")
         self.jobs.submit_tracked("load", "Opening", work.load_checkpoint_and_data, checkpoint, dataset,
                                  on_result=self._on_loaded)
 
@@ -197,7 +220,9 @@ class Session(QtCore.QObject):
         try:
             if md.foreign and md.spec:
                 refuse_overwrite(path, md.spec, md.source)
-            save_model(path, md.model, dataset=md.dataset_spec, history=md.history)
+            lp = self.latent   # the shown means of these weights, if complete, for the file's latent preview
+            preview = (lp.points, md.data.y_train, md.data.label_names) if lp.full and md.data is not None else None
+            save_model(path, md.model, dataset=md.dataset_spec, history=md.history, preview=preview)
         except LatentLabError as exc:
             self.report_error(str(exc).replace("--out ", "", 1))
             return
@@ -265,6 +290,10 @@ class Session(QtCore.QObject):
         """A position in the 2D view, lifted to a full z through the anchor (for a UMAP or t-SNE map,
         through the map's own way back, which the decoded view's caption names)."""
         projection = self.latent.projection
+        if self.model_data.model is None and self.cursor.waiting:
+            self._pending_point = (u, v)   # decoded as soon as the model is ready
+            self.cursor.set_waiting("Loading model… (your click is decoded when it is ready)")
+            return
         if projection is None or self.model_data.model is None:
             return
         if hasattr(projection, "lift_with_note"):

@@ -141,6 +141,7 @@ class LatentPoints(QtCore.QObject):
         self.show_overlay = False                # draw that density on the latent view
         self.summary_shown = False               # a view shows the q(z) summary numbers
         self.prior_samples: dict | None = None   # prior draws, which fall in holes, their decodes
+        self.preview = None                      # core.preview.Preview: shown until the model's own points arrive
 
     @property
     def full(self) -> bool:
@@ -160,6 +161,7 @@ class LatentPoints(QtCore.QObject):
         k_changed = self.projection is None or self.projection.latent_dim != mu.shape[1]
         stale_map = isinstance(self.projection, EmbeddedProjection)
         self.points, self.rows, self.logvars = mu, rows, logvars
+        self.preview = None
         self.stats = stats or {}
         self.dim_stats = dim_stats
         if k_changed or stale_map or (self.method != "pair" and rows is None):
@@ -168,10 +170,19 @@ class LatentPoints(QtCore.QObject):
 
     def clear(self) -> None:
         """No points: the model is open without data."""
-        self.points = self.rows = self.logvars = self.dim_stats = None
+        self.points = self.rows = self.logvars = self.dim_stats = self.preview = None
         self.stats = {}
         self.aggregate = self.prior_samples = None
         self.changed.emit()
+
+    def set_preview(self, preview) -> None:
+        """A checkpoint's stored means (core.preview.Preview), shown while its model loads, in the plane
+        its own points will open on."""
+        from ..core.projection import dims_projection, pca_projection
+
+        self.preview, k = preview, preview.means.shape[1]
+        self.projection = pca_projection(preview.means) if k > MANY_DIMS else dims_projection(k, 0, 1 if k > 1 else 0)
+        self.projectionChanged.emit()
 
     def set_projection(self, pair: tuple[int, int] | None = None, pca: bool | None = None) -> None:
         """Show a pair of coordinates or the PCA plane; for a UMAP or t-SNE method, its map once it
@@ -320,11 +331,17 @@ class Cursor(QtCore.QObject):
         self.z: np.ndarray | None = None
         self.image: np.ndarray | None = None
         self.note = ""                       # how z was found, when a view cannot invert exactly
+        self.waiting = ""                    # "Loading model…" before the first model is ready
         self.anchor_mode = AnchorMode.ORIGIN
         self.selected: int | None = None     # row of data.x_train under inspection
 
     def set(self, z: np.ndarray, image: np.ndarray, note: str = "") -> None:
-        self.z, self.image, self.note = z, image, note
+        self.z, self.image, self.note, self.waiting = z, image, note, ""
+        self.changed.emit()
+
+    def set_waiting(self, text: str) -> None:
+        """What the decoded view says while there is no model to decode with yet."""
+        self.waiting = text
         self.changed.emit()
 
     def set_anchor_mode(self, mode) -> None:
@@ -372,9 +389,9 @@ class InterpolationPath(QtCore.QObject):
 
     def codes(self) -> np.ndarray | None:
         """The path from A to B, (steps, K), or None without both endpoints."""
-        from ..core.analysis import interpolate
-
         a, b = self.endpoints.get("A"), self.endpoints.get("B")
         if a is None or b is None or len(a.z) != len(b.z):
             return None
+        from ..core.analysis import interpolate
+
         return interpolate(a.z, b.z, self.steps, self.mode.value)
