@@ -22,12 +22,15 @@ def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: 
     from PySide6 import QtCore
 
     app = _application()
+    splash = _splash() if screenshot is None else None
     from .main_window import MainWindow
 
     window = MainWindow()
     if screenshot is not None:
         window.resize(1280, 860)  # the same picture whatever size the window was last left at
     window.show()
+    if splash is not None:
+        splash.close()
     exit_code = {"code": 0}
     if screenshot is not None:
         def shoot() -> None:
@@ -73,6 +76,39 @@ def _save_and_quit(window, path: Path, exit_code: dict) -> None:
         print(f"latentlab: error: could not write {path}.", file=sys.stderr)
         exit_code["code"] = 2
     window.close()
+
+
+def _splash():
+    """A small window on screen at once, while the plotting libraries import (about a second),
+    closed as soon as the main window is shown."""
+    from PySide6 import QtCore, QtGui, QtWidgets
+
+    pixmap = QtGui.QPixmap(420, 120)
+    pixmap.fill(QtGui.QColor("#f7f7f7"))
+    painter = QtGui.QPainter(pixmap)
+    painter.setPen(QtGui.QColor("#bbbbbb"))
+    painter.drawRect(0, 0, 419, 119)
+    painter.setPen(QtGui.QColor("#222222"))
+    font = painter.font()
+    font.setPointSize(18)
+    font.setBold(True)
+    painter.setFont(font)
+    painter.drawText(QtCore.QRect(0, 18, 420, 50), QtCore.Qt.AlignmentFlag.AlignCenter, "latentlab")
+    font.setPointSize(10)
+    font.setBold(False)
+    painter.setFont(font)
+    painter.setPen(QtGui.QColor("#555555"))
+    painter.drawText(QtCore.QRect(0, 66, 420, 30), QtCore.Qt.AlignmentFlag.AlignCenter, "Opening the window…")
+    painter.end()
+    # A label with the splash flags rather than QSplashScreen, whose show() waits up to a second
+    # for the window system to report the window exposed.
+    splash = QtWidgets.QLabel(windowFlags=QtCore.Qt.WindowType.SplashScreen | QtCore.Qt.WindowType.FramelessWindowHint)
+    splash.setObjectName("startupSplash")
+    splash.setPixmap(pixmap)
+    splash.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+    splash.show()
+    QtWidgets.QApplication.processEvents()
+    return splash
 
 
 def _application():
