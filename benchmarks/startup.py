@@ -26,8 +26,8 @@ mark; the table shows mark − launch, median over `--reps` runs, the kinds of r
                                           interactive scatter; the longest gap between its ticks is how
                                           long the window stopped answering while torch imported and the
                                           model loaded on the worker.
-                   Also marked: Qt imported, `latentlab.gui.main_window` imported, the window's Show
-                   event (constructed, show() called), `loaded` emitted.
+                   Also marked: Qt imported, the window's Show event (constructed, show() called),
+                   `loaded` emitted. (The main window's imports are timed separately, below.)
   bare Qt          `import PySide6.QtWidgets`, QApplication, a QLabel shown, its first paint (the same
                    filter and timer): the floor for any PySide6 window.
   import torch     `import torch`, marked when the import returns.
@@ -128,8 +128,6 @@ watch.ticker.setInterval(5)
 watch.ticker.timeout.connect(watch.tick)
 app.installEventFilter(watch)
 QtCore.QTimer.singleShot(60000, app.quit)
-import latentlab.gui.main_window
-_mark("gui_imported")
 from latentlab.gui.app import run
 run()
 _done()
@@ -272,7 +270,6 @@ def main(argv=None) -> int:
     rows = [
         ["latentlab: interpreter up (first statement)", cell(med("latentlab", "start")), "", ""],
         ["latentlab: PySide6 imported", cell(med("latentlab", "qt_imported")), "", ""],
-        ["latentlab: latentlab.gui.main_window imported", cell(med("latentlab", "gui_imported")), "", ""],
         ["latentlab: MainWindow constructed and shown", cell(med("latentlab", "shown")), "", ""],
         ["latentlab: first window on screen (the start-up splash)", cell(med("latentlab", "splash")),
          f"≤ {FIRST_TARGET_S:g} s", ""],
@@ -295,9 +292,9 @@ def main(argv=None) -> int:
     ]
     first, scatter, points = med("latentlab", "splash"), med("latentlab", "scatter"), med("latentlab", "points")
     torch_m = med("import torch", "torch_imported")
-    rows[4][3] = yes_no(first is not None and first[0] <= FIRST_TARGET_S)
-    rows[6][3] = yes_no(points is not None and torch_m is not None and points[0] <= torch_m[0])
-    rows[8][3] = yes_no(scatter is not None and scatter[0] <= SCATTER_TARGET_S)
+    rows[3][3] = yes_no(first is not None and first[0] <= FIRST_TARGET_S)
+    rows[5][3] = yes_no(points is not None and torch_m is not None and points[0] <= torch_m[0])
+    rows[7][3] = yes_no(scatter is not None and scatter[0] <= SCATTER_TARGET_S)
     rows[-1][3] = yes_no(stall is not None and stall[0] <= STALL_TARGET_MS)
     print()
     print_table(["mark (seconds since launch)", "median (min–max)", "target", "met (median)"], rows,
