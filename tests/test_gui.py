@@ -242,3 +242,19 @@ def test_dropping_a_checkpoint_opens_it(window, qtbot, tmp_path):
     assert window.session.model_data.model.latent_dim == 3 and window.session.model_data.source == path
     assert "dropped.safetensors" in window.windowTitle()
     assert window.recent_menu.actions()[0].text() == str(path)
+
+
+def test_losses_legend_leaves_the_curves_visible(window, qtbot):
+    """The legend sits where the curves are not: no point of any loss curve is under it."""
+    curves = window.curves
+    window.tools.setCurrentWidget(curves)
+    curves.setCurrentWidget(curves.losses)
+    qtbot.waitUntil(lambda: curves.losses.isVisible() and curves.curves["neg_elbo"].xData is not None, timeout=5000)
+    QtWidgets.QApplication.processEvents()
+    vb = curves.losses.getPlotItem().getViewBox()
+    legend = curves.losses.getPlotItem().legend
+    box = vb.mapSceneToView(legend.mapToScene(legend.boundingRect())).boundingRect()
+    for curve in curves.curves.values():
+        x, y = curve.xData, curve.yData
+        inside = (x >= box.left()) & (x <= box.right()) & (y >= box.top()) & (y <= box.bottom())
+        assert not inside.any(), f"{curve.name()} passes under the legend"

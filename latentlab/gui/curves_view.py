@@ -53,6 +53,9 @@ class CurvesView(QtWidgets.QTabWidget):
                 item.getAxis(side).setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
         legend = self.losses.getPlotItem().addLegend(offset=(-8, 8), labelTextColor=(30, 30, 30))
         legend.setBrush(pg.mkBrush(255, 255, 255, 200))
+        # One row in the top corner: losses fall from their first epochs, so the top right stays free
+        # (a column of three entries covered the right end of the −ELBO curve).
+        legend.setColumnCount(len(SERIES))
         self.curves = {key: self.losses.plot([], [], name=name, pen=pg.mkPen(color, width=2))
                        for key, name, color in SERIES}
         self.empty_hint = pg.TextItem("", color=(110, 110, 110), anchor=(0.5, 0.5))
