@@ -244,7 +244,8 @@ def cmd_train(args) -> int:
         stop["flag"] = True
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    quiet = args.json or not sys.stderr.isatty()
+    # A terminal gets a live bar; a log (stderr not a terminal, or --json) one line per epoch.
+    live = sys.stderr.isatty() and not args.json
     if not args.json:
         n_params = sum(p.numel() for p in model.parameters())
         print(f"Training {model.describe()}, {n_params:,} parameters, on {data.name} "
@@ -267,7 +268,7 @@ def cmd_train(args) -> int:
                     writer.submit(target, model_bytes(model, dataset=data.spec, history=history, train_config=cfg,
                                                       preview=compute_preview(model, data) if final else None))
                     saved = True
-                _progress(snap, quiet)
+                _progress(snap, live)
         finally:
             writer.flush()
         if not (last.error or last.cancelled) and target != args.out:
@@ -275,7 +276,7 @@ def cmd_train(args) -> int:
     finally:
         if not stop["flag"]:  # after a Ctrl+C the handler stays: a second one exits quietly, even at shutdown
             signal.signal(signal.SIGINT, previous)
-    if not quiet:
+    if live:
         print(file=sys.stderr)
     if last.error:
         print(f"latentlab: error: {_short(last.error)} {_kept(args.out, target, saved)}", file=sys.stderr)
@@ -340,8 +341,13 @@ def _fmt(v) -> str:
 _last_draw = [0.0]
 
 
-def _progress(snap, quiet: bool) -> None:
-    if quiet:
+def _progress(snap, live: bool) -> None:
+    if not live:
+        if snap.record is not None:
+            r = snap.record
+            print(f"epoch {r.get('epoch', snap.epoch + 1)}/{snap.epochs}  ELBO {r['elbo']:.2f}  recon {r['recon']:.2f}  "
+                  f"KL {r['kl']:.2f}  test ELBO {r.get('test_elbo', float('nan')):.2f}  "
+                  f"{snap.samples_per_s:,.0f} samples/s", file=sys.stderr, flush=True)
         return
     now = time.monotonic()
     if not snap.done and now - _last_draw[0] < 0.1:

@@ -16,9 +16,12 @@ def run(capsys, *args):
 
 def test_train_json_then_eval_json(tmp_path, capsys):
     out = tmp_path / "m.safetensors"
-    code, stdout, _ = run(capsys, "train", "--dataset", "digits", "--out", str(out), "--epochs", "3",
-                          "--hidden", "64", "--latent-dim", "3", "--json", "--device", "cpu")
+    code, stdout, stderr = run(capsys, "train", "--dataset", "digits", "--out", str(out), "--epochs", "3",
+                               "--hidden", "64", "--latent-dim", "3", "--json", "--device", "cpu")
     assert code == 0
+    # Not a terminal: one progress line per epoch on stderr, the JSON alone on stdout.
+    epochs = [ln for ln in stderr.splitlines() if ln.startswith("epoch ")]
+    assert [ln.split()[1] for ln in epochs] == ["1/3", "2/3", "3/3"] and all("samples/s" in ln for ln in epochs)
     result = json.loads(stdout)
     assert result["epochs"] == 3 and result["device"] == "cpu"
     for split in ("train", "test"):
