@@ -247,6 +247,8 @@ class LatentPlot(pg.PlotWidget):
             self.session.pick_endpoint_at(x, y)
         else:
             self.session.set_view_point(x, y)
+            if self.model_data.model is None and self.cursor.waiting:
+                self.marker.setData([x], [y])   # where the click will be decoded once the model is ready
 
     def refresh_path(self) -> None:
         projection = self.latent.projection
@@ -355,7 +357,9 @@ class LatentPanel(QtWidgets.QWidget):
             self.plot.set_color_by(self.color_combo.currentText())
 
     def _on_model(self) -> None:
-        k = self.session.model_data.model.latent_dim
+        self._show_latent_size(self.session.model_data.model.latent_dim)
+
+    def _show_latent_size(self, k: int) -> None:
         wide = k > 2
         for w in (self.dim_x, self.dim_y, self.anchor_label, self.anchor_combo):
             w.setVisible(wide)
@@ -378,6 +382,9 @@ class LatentPanel(QtWidgets.QWidget):
         self.projection_combo.blockSignals(False)
         if p is None:
             return
+        if lp.preview is not None and self.session.model_data.model is None:
+            self._show_latent_size(p.latent_dim)   # a checkpoint's preview, before its model has loaded
+            self._refresh_color_options()
         for w, d in ((self.dim_x, p.dims[0]), (self.dim_y, p.dims[1])):
             w.blockSignals(True)
             w.setValue(d + 1)
