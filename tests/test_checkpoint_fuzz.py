@@ -1,5 +1,6 @@
 """Fuzzing the checkpoint loader: whatever the bytes, load_checkpoint either returns a model with
-finite weights or raises CheckpointError; no other exception type ever escapes.
+finite weights or raises CheckpointError; no other exception type ever escapes. The latent preview
+reader (which the window runs first) returns a valid preview or None, never raises.
 
 Bounded in time: about 3,250 cases in all, on a tiny model (~1 ms a load).
 """
@@ -10,6 +11,7 @@ import json
 import math
 import struct
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -19,6 +21,7 @@ from latentlab.core.checkpoint import load_checkpoint, save_checkpoint
 from latentlab.core.config import ModelConfig, TrainConfig
 from latentlab.core.errors import CheckpointError
 from latentlab.core.model import build_model
+from latentlab.core.preview import read_preview
 
 FUZZ = settings(deadline=None, database=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
@@ -37,8 +40,10 @@ def folder(tmp_path_factory):
 def valid(folder):
     """A valid checkpoint (gaussian, so it has the scalar log_sigma too): bytes, header length, header."""
     model = build_model(ModelConfig(image_shape=(1, 4, 4), latent_dim=2, hidden=(4,), likelihood="gaussian"), seed=0)
+    preview = (np.array([[0.5, -1.0], [2.0, 0.25], [0.0, 0.0]], np.float32), np.array([0, 2, 1]), ("a", "b", "c"))
     path = save_checkpoint(folder / "valid.safetensors", model, dataset="digits",
-                           history=[{"epoch": 1, "recon": 1.5, "kl_per_dim": [0.5, 0.25]}], train_config=TrainConfig())
+                           history=[{"epoch": 1, "recon": 1.5, "kl_per_dim": [0.5, 0.25]}], train_config=TrainConfig(),
+                           preview=preview)
     data = path.read_bytes()
     (n,) = struct.unpack("<Q", data[:8])
     return data, n, json.loads(data[8:8 + n])
@@ -48,6 +53,12 @@ def check(folder, data: bytes, must_fail: bool = False):
     """Load `data`: a CheckpointError with a one-line message, or a model whose weights are all finite."""
     path = folder / "case.safetensors"
     path.write_bytes(data)
+    # The window reads the latent preview before the model: whatever the bytes, a valid one or None.
+    preview = read_preview(path)
+    if preview is not None:
+        assert preview.means.dtype == np.float32 and preview.means.ndim == 2 and np.isfinite(preview.means).all()
+        assert preview.labels.shape == preview.means.shape[:1] and 0 < len(preview.label_names) <= 1000
+        assert not len(preview.labels) or 0 <= preview.labels.min() <= preview.labels.max() < len(preview.label_names)
     try:
         ckpt = load_checkpoint(path)
     except CheckpointError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import stat
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ MEANS, LABELS, META = "preview.means", "preview.labels", "preview"
 MAX_PREVIEW_BYTES = 32 * 1024 * 1024
 MAX_LABELS = 1000
 MAX_LABEL_CHARS = 200
+MAX_HEADER_BYTES = 16 * 1024 * 1024   # as for the checkpoint itself
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ def read_preview(path, latent_dim: int | None = None) -> Preview | None:
     path = Path(path)
     try:
         if not stat.S_ISREG(path.stat().st_mode):
+            return None
+        with open(path, "rb") as f:   # the header is parsed on the GUI thread: a bounded one only
+            (n,) = struct.unpack("<Q", f.read(8))
+        if n > MAX_HEADER_BYTES:
             return None
         with safe_open(str(path), framework="numpy") as f:
             keys = set(f.keys())
