@@ -88,7 +88,7 @@ class PointCloudItem(pg.GraphicsObject):
     DARKEN = 0.4                    # how much the densest pixels darken their colour
     FAR = np.float32(1e30)          # where points with a NaN or infinite coordinate are put
     MAGIC = float(1 << 52)
-    BAND = 16384                    # canvas pixels box-summed at a time: their float64 sums fit in a core's L2 cache
+    BAND = 16384                    # canvas pixels box-summed at a time
 
     def __init__(self, size: int = 3):
         super().__init__()
@@ -310,9 +310,9 @@ class PointCloudItem(pg.GraphicsObject):
 
     @staticmethod
     def _grid(flat: np.ndarray, weights: np.ndarray | None, size: int) -> np.ndarray:
-        """Per-pixel sums of `weights` (or counts) over a canvas of `size` pixels. bincount's result is a fresh
-        array; from 4 MB on, numpy asks the kernel for huge pages for it, and glibc keeps such blocks for reuse,
-        where a smaller fresh one cost a page fault per 4 kB (~3 ms for 70,000 points on a 900×700 view)."""
+        """Per-pixel sums of `weights` (or counts) over a canvas of `size` pixels, in a fresh array of at least
+        4 MB: a smaller one (3.4 MB for a 900×700 view) took a page fault per 4 kB on every raster here, ~3 ms,
+        where from 4 MB on (numpy asks for huge pages from that size) there were none."""
         return np.bincount(flat, weights=weights, minlength=max(size, (4 << 20) // 8))
 
     def _stamped(self, grid: np.ndarray, s: int, m: int, cw: int, rw: int, rh: int,
@@ -321,9 +321,9 @@ class PointCloudItem(pg.GraphicsObject):
         rw×rh region): the index (in rows of cw pixels) and sum of every pixel of the region with a non-zero
         sum, or given the sorted indices `at`, the sums there. Both results live in buffers the next call reuses.
 
-        Band by band of rows, so that the band's sums and mask stay in a core's L2 cache between passes, and
-        along the flattened rows, so that each pass is one contiguous loop (what leaks across row ends lands
-        in the margin columns, which are zeroed along with the clipped points there)."""
+        Band by band of rows, so that the scratch for the sums stays a few hundred kB whatever the view's size,
+        and along the flattened rows, so that each pass is one contiguous loop (what leaks across row ends
+        lands in the margin columns, which are zeroed along with the clipped points there)."""
         band = max(1, self.BAND // cw)
         lo = m - s // 2                          # a point on pixel p covers p - (s - 1 - s//2) .. p + s//2
         rows = self._scratch("rows", band * cw, grid.dtype)
@@ -378,7 +378,6 @@ class PriorCircles(pg.GraphicsObject):
     """Circles of radius 1, 2, 3 around the origin, each labelled with the prior mass inside it."""
 
     Z = 8   # above the points (z 0) and the density/manifold layers, below the path (9) and marker (10)
-    PAD_PX = 2   # the cosmetic pen's half width plus antialiasing, kept inside the bounds the cache holds
 
     def __init__(self):
         super().__init__()
@@ -392,22 +391,12 @@ class PriorCircles(pg.GraphicsObject):
             text.setParentItem(self)
             text.setPos(r / math.sqrt(2), r / math.sqrt(2))
             self._labels.append(text)
-        self._pad = 0.0
         # Every live update of the points repaints the area the circles cover: while the view does not move,
         # Qt draws them from a pixmap instead of stroking 540 dashed segments again (~1 ms a circle).
         self.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
-    def viewTransformChanged(self):
-        super().viewTransformChanged()
-        px, py = self.pixelVectors()
-        pad = 0.0 if px is None else self.PAD_PX * max(math.hypot(px.x(), px.y()), math.hypot(py.x(), py.y()))
-        if pad != self._pad:
-            self.prepareGeometryChange()
-            self._pad = pad
-
     def boundingRect(self) -> QtCore.QRectF:
-        r = 3 + self._pad
-        return QtCore.QRectF(-r, -r, 2 * r, 2 * r)
+        return QtCore.QRectF(-3, -3, 6, 6)
 
     def paint(self, painter: QtGui.QPainter, option=None, widget=None) -> None:
         # Polylines of 180 segments: antialiased dashed ellipses cost ~2 ms each per frame.
