@@ -172,6 +172,13 @@ def test_a_rotated_view_puts_points_where_the_painter_maps_them_and_nan_nowhere(
     assert luminance(rgb[int(y), int(x)]) < 250
 
 
+@pytest.mark.parametrize("far", [(1e9, 1e9), (1e30, 5.0), (3e38, -3e38), (5.0, -1e12)])
+def test_points_only_far_outside_the_view_draw_nothing_and_do_not_fail(far):
+    # Their bounds in device pixels are beyond a QRect's int range.
+    rgb, item = render([far, far], np.full(2, BLUE))
+    assert (rgb == 255).all() and item.stats["max"] == 0
+
+
 def test_points_off_the_view_and_nan_draw_nothing_and_do_not_fail():
     pos = np.array([(-1e9, 0.0), (1e9, 1e9), (np.nan, 1.0), (-50.0, -50.0)])
     rgb, _ = render(pos, np.full(4, BLUE))

@@ -198,8 +198,12 @@ class PointCloudItem(pg.GraphicsObject):
             return QtCore.QRect()
         r = t.mapRect(self._rect)
         reach = s + 2
-        left, top = max(0, math.floor(r.left()) - reach), max(0, math.floor(r.top()) - reach)
-        right, bottom = min(w, math.ceil(r.right()) + reach), min(h, math.ceil(r.bottom()) + reach)
+
+        def clamp(v: float, size: int) -> float:   # before rounding: far points' pixels are beyond a QRect's ints
+            return min(max(v, 0.0), float(size))
+
+        left, top = math.floor(clamp(r.left() - reach, w)), math.floor(clamp(r.top() - reach, h))
+        right, bottom = math.ceil(clamp(r.right() + reach, w)), math.ceil(clamp(r.bottom() + reach, h))
         return QtCore.QRect(left, top, max(0, right - left), max(0, bottom - top))
 
     def _pixel_index(self, t: QtGui.QTransform, left: int, top: int, width: int, height: int) -> np.ndarray:
