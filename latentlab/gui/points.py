@@ -87,7 +87,7 @@ class PointCloudItem(pg.GraphicsObject):
     LONE_ALPHA = 0.5                # opacity of a single point when much denser pixels are in view
     DARKEN = 0.4                    # how much the densest pixels darken their colour
     FAR = np.float32(1e30)          # where points with a NaN or infinite coordinate are put
-    MAGIC = float(1 << 52)
+    MAGIC = float(1 << 52)          # added to a packed sum, leaves the sum itself as the float's low bits
     BAND = 16384                    # canvas pixels box-summed at a time
 
     def __init__(self, size: int = 3):
