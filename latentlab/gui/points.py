@@ -255,7 +255,7 @@ class PointCloudItem(pg.GraphicsObject):
         rw, rh = region.width(), region.height()
         cw, ch = rw + 2 * m, rh + 2 * m          # the canvas: the region plus a margin on every side
         flat = self._pixel_index(t, region.left() - m, region.top() - m, cw, ch)
-        nz, packed = self._stamped(self._grid(flat, self._weights, cw * ch), s, m, cw, rw, rh)
+        nz, packed = self._stamped(np.bincount(flat, weights=self._weights, minlength=cw * ch), s, m, cw, rw, rh)
         k = len(nz)
         if not k:
             return None, QtCore.QPoint()
@@ -272,7 +272,7 @@ class PointCloudItem(pg.GraphicsObject):
         self.stats["max"] = top
         if top > self.PACKED_MAX:
             self.stats["exact"] = True
-            _, counts = self._stamped(self._grid(flat, None, cw * ch), s, m, cw, rw, rh, at=nz)
+            _, counts = self._stamped(np.bincount(flat, minlength=cw * ch), s, m, cw, rw, rh, at=nz)
             top = self.stats["max"] = int(counts.max())
             scale = 1.0
         else:
@@ -300,7 +300,7 @@ class PointCloudItem(pg.GraphicsObject):
         channel = self._scratch("channel", k, np.float32)
         for shift, field, byte in ((16, 2 * f, _R), (8, f, _G), (0, 0, _B)):
             if self.stats["exact"]:
-                channel_sums = self._grid(flat, ((self._c >> shift) & 255).astype(np.float64), cw * ch)
+                channel_sums = np.bincount(flat, weights=((self._c >> shift) & 255).astype(np.float64), minlength=cw * ch)
                 total = self._stamped(channel_sums, s, m, cw, rw, rh, at=nz)[1]
             else:
                 total = np.right_shift(bits, field, out=self._scratch("total", k, np.int64))
@@ -314,13 +314,6 @@ class PointCloudItem(pg.GraphicsObject):
         buf[nz] = image   # not np.put: three times slower here
         image = QtGui.QImage(buf[m:m + rh * cw].data, rw, rh, 4 * cw, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
         return image, region.topLeft()
-
-    @staticmethod
-    def _grid(flat: np.ndarray, weights: np.ndarray | None, size: int) -> np.ndarray:
-        """Per-pixel sums of `weights` (or counts) over a canvas of `size` pixels, in a fresh array of at least
-        4 MB: a smaller one (3.4 MB for a 900×700 view) took a page fault per 4 kB on every raster here, ~3 ms,
-        where from 4 MB on (numpy asks for huge pages from that size) there were none."""
-        return np.bincount(flat, weights=weights, minlength=max(size, (4 << 20) // 8))
 
     def _stamped(self, grid: np.ndarray, s: int, m: int, cw: int, rw: int, rh: int,
                  at: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
