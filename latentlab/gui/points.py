@@ -293,9 +293,9 @@ class PointCloudItem(pg.GraphicsObject):
         factor = (scale * alpha * (1.0 - self.DARKEN * level) / np.maximum(c, 1)).astype(np.float32)
         # Every take below has its indices in range by construction: mode="clip" never clips, it only skips
         # the bounds check that makes the default mode twice as slow.
-        image = self._scratch("pixels", k, np.uint32)    # alpha first, as whole pixels; then the colour bytes
-        np.take(np.rint(alpha * 255).astype(np.uint32) << 24, counts, out=image, mode="clip")
-        pixels = image.view(np.uint8).reshape(k, 4)
+        shaded = self._scratch("shaded", k, np.uint32)   # alpha first, as whole pixels; then the colour bytes
+        np.take(np.rint(alpha * 255).astype(np.uint32) << 24, counts, out=shaded, mode="clip")
+        pixels = shaded.view(np.uint8).reshape(k, 4)
         fac = np.take(factor, counts, out=self._scratch("factor", k, np.float32), mode="clip")
         channel = self._scratch("channel", k, np.float32)
         for shift, field, byte in ((16, 2 * f, _R), (8, f, _G), (0, 0, _B)):
@@ -311,7 +311,7 @@ class PointCloudItem(pg.GraphicsObject):
         # rows of cw pixels, of which the image shows rw from column m on; the image borrows this memory
         self._buf = buf = self._scratch("image", rh * cw + m, np.uint32)
         buf.fill(0)
-        buf[nz] = image   # not np.put: three times slower here
+        buf[nz] = shaded   # not np.put: three times slower here
         image = QtGui.QImage(buf[m:m + rh * cw].data, rw, rh, 4 * cw, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
         return image, region.topLeft()
 
