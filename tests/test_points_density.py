@@ -3,8 +3,9 @@
 import itertools
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
-from PySide6 import QtGui
+from PySide6 import QtGui, QtWidgets
 
 from latentlab.gui.points import PointCloudItem, PriorCircles, argb, label_colors
 
@@ -17,14 +18,14 @@ def _app(qapp):
     return qapp
 
 
-def render(pos, colors, size=3, scale=SCALE, item=None):
-    """The item painted on white through a plot-like transform; (H, W, 3) uint8 RGB and the item."""
+def render(pos, colors, size=3, scale=SCALE, item=None, background=(255, 255, 255), transform=None):
+    """The item painted on `background` through a plot-like transform; (H, W, 3) uint8 RGB and the item."""
     item = item or PointCloudItem(size=size)
     item.setData(np.asarray(pos, np.float64), np.asarray(colors, np.uint32))
     img = QtGui.QImage(W, H, QtGui.QImage.Format.Format_ARGB32)
-    img.fill(QtGui.QColor(255, 255, 255))
+    img.fill(QtGui.QColor(*background))
     painter = QtGui.QPainter(img)
-    painter.setTransform(QtGui.QTransform(scale, 0, 0, -scale, 20, H - 20))
+    painter.setTransform(transform or QtGui.QTransform(scale, 0, 0, -scale, 20, H - 20))
     item.paint(painter)
     painter.end()
     raw = np.frombuffer(img.constBits(), np.uint32, img.sizeInBytes() // 4).reshape(H, img.bytesPerLine() // 4)[:, :W]
@@ -108,6 +109,76 @@ def test_very_concentrated_points_use_the_exact_sums():
     assert luminance(rgb[pixel(9.0, 3.0)]) > luminance(rgb[pixel(3.0, 3.0)])
 
 
+@pytest.mark.parametrize("pile", [600, 1100, 2100, 5000])
+def test_piles_beyond_the_packed_fields_use_the_exact_sums(pile):
+    # 600 overflows the colour fields; from 1024 on the count itself leaves the packed float's exact range.
+    half = pile // 2
+    pos = np.concatenate([np.full((2 * half, 2), (3.0, 3.0)), np.full((1, 2), (9.0, 3.0))])
+    colors = np.array([BLUE] * half + [ORANGE] * half + [BLUE], np.uint32)
+    rgb, item = render(pos, colors)
+    assert item.stats["exact"] is True and item.stats["max"] == 2 * half
+    mixed = rgb[pixel(3.0, 3.0)].astype(int)
+    blue, orange = (np.array([(c >> 16) & 255, (c >> 8) & 255, c & 255]) for c in (BLUE, ORANGE))
+    assert abs(mixed[0] / max(mixed[2], 1) - (blue[0] + orange[0]) / (blue[2] + orange[2])) < 0.15
+
+
+def test_white_points_keep_their_bytes_from_one_point_to_hundreds():
+    # Channel sums × factor must stay within a byte: an overflow would wrap white to black.
+    counts = [1, 7, 60, 500]
+    pos = np.concatenate([np.full((c, 2), (1.0 + 2.5 * i, 5.0)) for i, c in enumerate(counts)])
+    rgb, item = render(pos, np.full(len(pos), 0xFFFFFFFF, np.uint32), background=(0, 0, 0))
+    shades = [rgb[pixel(1.0 + 2.5 * i, 5.0)].astype(int) for i in range(len(counts))]
+    assert item.stats["exact"] is False
+    assert all(s[0] == s[1] == s[2] for s in shades), shades          # still grey: no channel wrapped
+    assert all(s[0] > 120 for s in shades), shades                     # and far from black
+    lone, _ = render([(2.0, 2.0)], [0xFFFFFFFF], background=(0, 0, 0))
+    assert (lone[pixel(2.0, 2.0)] == 255).all()                        # a lone white point is exactly white
+
+
+def test_a_pile_outside_the_view_changes_nothing_inside_it():
+    pile = np.full((3000, 2), (-30.0, 3.0))                             # left of the view, on the same rows
+    rgb, item = render(np.concatenate([pile, [(6.0, 3.0)]]), np.full(3001, ORANGE))
+    assert item.stats["exact"] is False and item.stats["max"] == 1
+    assert int((luminance(rgb) < 250).sum()) == 9                      # only the lone point, opaque and crisp
+    want = np.array([(ORANGE >> 16) & 255, (ORANGE >> 8) & 255, ORANGE & 255])
+    assert np.abs(rgb[pixel(6.0, 3.0)].astype(int) - want).max() <= 5
+
+
+def test_stamps_across_the_views_edges_are_drawn_up_to_them():
+    # Points on the first and last pixel rows and columns: the half of each stamp inside the view shows.
+    corners = np.array([(0.05, 0.05), (W - 0.95, 0.05), (0.05, H - 0.95), (W - 0.95, H - 0.95)])
+    pos = (corners - (20, H - 20)) * (1, -1) / SCALE
+    rgb, _ = render(pos, np.full(4, BLUE))
+    dark = luminance(rgb) < 250
+    assert int(dark.sum()) == 4 * 4
+    assert dark[:2, :2].all() and dark[:2, -2:].all() and dark[-2:, :2].all() and dark[-2:, -2:].all()
+
+
+def test_a_new_raster_keeps_nothing_of_the_previous_one():
+    item = PointCloudItem(size=3)
+    render([(2.0, 2.0), (12.0, 9.0), (16.0, 1.0)], np.full(3, BLUE), item=item)
+    rgb, _ = render([(6.0, 4.0)], np.full(1, ORANGE), item=item)
+    assert int((luminance(rgb) < 250).sum()) == 9
+    r, c = pixel(6.0, 4.0)
+    assert (luminance(rgb[r - 1:r + 2, c - 1:c + 2]) < 250).all()
+
+
+def test_a_rotated_view_puts_points_where_the_painter_maps_them_and_nan_nowhere():
+    t = QtGui.QTransform().translate(100, 80).rotate(90).scale(SCALE, -SCALE)
+    pos = np.array([(2.0, 3.0), (np.nan, 1.0), (np.inf, np.inf)])
+    rgb, _ = render(pos, np.full(3, BLUE), transform=t)
+    x, y = t.map(2.0, 3.0)
+    assert int((luminance(rgb) < 250).sum()) == 9
+    assert luminance(rgb[int(y), int(x)]) < 250
+
+
+@pytest.mark.parametrize("far", [(1e9, 1e9), (1e30, 5.0), (3e38, -3e38), (5.0, -1e12)])
+def test_points_only_far_outside_the_view_draw_nothing_and_do_not_fail(far):
+    # Their bounds in device pixels are beyond a QRect's int range.
+    rgb, item = render([far, far], np.full(2, BLUE))
+    assert (rgb == 255).all() and item.stats["max"] == 0
+
+
 def test_points_off_the_view_and_nan_draw_nothing_and_do_not_fail():
     pos = np.array([(-1e9, 0.0), (1e9, 1e9), (np.nan, 1.0), (-50.0, -50.0)])
     rgb, _ = render(pos, np.full(4, BLUE))
@@ -139,3 +210,29 @@ def test_nearest_and_count_keep_the_callers_order():
 
 def test_prior_circles_sit_above_the_points():
     assert PriorCircles().zValue() > PointCloudItem().zValue()
+
+
+@pytest.mark.parametrize("half", [3.5, 3.02, 50.0])
+def test_cached_prior_circles_draw_the_same_pixels_as_uncached_ones(qtbot, half):
+    # 3.02: the radius-3 circle runs along the view's edges, where the half of the pen outside the circles' bounds
+    # must survive the cache too.
+    def shot(cached):
+        widget = pg.PlotWidget(background="w")
+        qtbot.addWidget(widget)
+        widget.getPlotItem().setAspectLocked(True)
+        widget.resize(400, 320)
+        circles = PriorCircles()
+        if not cached:
+            circles.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.NoCache)
+        widget.addItem(circles)
+        widget.setRange(xRange=(-half, half), yRange=(-half, half), padding=0)
+        widget.show()
+        qtbot.waitExposed(widget)
+        img = widget.grab().toImage().convertToFormat(QtGui.QImage.Format.Format_RGB32)
+        return widget, circles.cacheMode(), np.frombuffer(img.constBits(), np.uint32, img.sizeInBytes() // 4).copy()
+
+    _, mode, cached = shot(True)
+    assert mode == QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
+    _, _, plain = shot(False)
+    assert int(((plain & 255) < 200).sum()) > 500                      # the circles are there
+    assert np.array_equal(cached, plain)
