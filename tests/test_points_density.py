@@ -7,7 +7,9 @@ import pyqtgraph as pg
 import pytest
 from PySide6 import QtGui, QtWidgets
 
-from latentlab.gui.points import PointCloudItem, PriorCircles, argb, label_colors
+from latentlab.gui.palette import argb, label_colors
+from latentlab.gui.points import PointCloudItem
+from latentlab.gui.prior_circles import PriorCircles
 
 W, H = 200, 160
 SCALE = 10.0   # pixels per data unit; data (0, 0) at pixel (20, 20), y up like a plot

@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 from superqt.utils import qthrottled
 
-from .points import label_colors
+from .palette import label_colors
 from .runs import RunController
 from .state import MANY_DIMS, ModelData
 

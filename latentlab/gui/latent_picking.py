@@ -55,6 +55,15 @@ class PickViewBox(pg.ViewBox):
             super().mouseDragEvent(ev, axis)
 
 
+class FewPoints(pg.ScatterPlotItem):
+    """A scatter item for a handful of markers that hides itself while it has none: drawn empty, each
+    still cost 0.2–0.5 ms of every latent-view frame."""
+
+    def setData(self, *args, **kwargs):
+        super().setData(*args, **kwargs)
+        self.setVisible(len(self.data) > 0)
+
+
 class SelectionLayer:
     """The selection drawn over the points. Make it after the plot's own handlers are connected, so
     that it redraws from the point cloud after the cloud has taken new points."""
@@ -65,7 +74,7 @@ class SelectionLayer:
         self.region = pg.PlotCurveItem(pen=pg.mkPen((20, 20, 20), width=1.5, style=QtCore.Qt.PenStyle.DashLine))
         self.region.setZValue(13)
         plot.addItem(self.region)
-        self.rings = pg.ScatterPlotItem(size=7, pen=pg.mkPen((0, 0, 0, 140), width=1), brush=None)
+        self.rings = FewPoints(size=7, pen=pg.mkPen((0, 0, 0, 140), width=1), brush=None)
         self.rings.setZValue(7)
         plot.addItem(self.rings)
         viewbox.outlined.connect(self.on_outlined)

@@ -9,9 +9,11 @@ from PySide6 import QtCore, QtWidgets
 
 from ..core.text import short
 from .images import HoverCard, to_pixmap
-from .latent_picking import PickViewBox, SelectionLayer
+from .latent_picking import FewPoints, PickViewBox, SelectionLayer
 from .manifold import ManifoldLayer
-from .points import PointCloudItem, PriorCircles, argb, colormap_argb, label_colors
+from .palette import argb, colormap_argb, label_colors
+from .points import PointCloudItem
+from .prior_circles import PriorCircles
 from .session import Session
 from .state import AnchorMode
 
@@ -38,7 +40,7 @@ class LatentPlot(pg.PlotWidget):
             axis.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.circles = PriorCircles()
         self.cloud = PointCloudItem(size=3)
-        self.marker = pg.ScatterPlotItem(size=18, symbol="+", pen=pg.mkPen("k", width=2.5), brush=None)
+        self.marker = FewPoints(size=18, symbol="+", pen=pg.mkPen("k", width=2.5), brush=None)
         plot.addItem(self.circles)
         plot.addItem(self.cloud)
         plot.addItem(self.marker)
@@ -61,10 +63,10 @@ class LatentPlot(pg.PlotWidget):
         self.holes.setParentItem(self.density)
         plot.addItem(self.density)
         self.density.hide()
-        self.samples = pg.ScatterPlotItem(size=8)
+        self.samples = FewPoints(size=8)
         self.samples.setZValue(12)
         plot.addItem(self.samples)
-        self.selected = pg.ScatterPlotItem(size=16, symbol="d", pen=pg.mkPen((0, 0, 0), width=2), brush=pg.mkBrush(255, 255, 0, 160))
+        self.selected = FewPoints(size=16, symbol="d", pen=pg.mkPen((0, 0, 0), width=2), brush=pg.mkBrush(255, 255, 0, 160))
         self.selected.setZValue(11)
         plot.addItem(self.selected)
         self.prior_wanted = True   # the View menu's switch; the circles also need a linear projection

@@ -15,35 +15,7 @@ import sys
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui, QtWidgets
-
-# Tableau's 10 categorical colours: distinct for the common 10-class datasets.
-TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-PRIOR_MASS = {r: 1.0 - math.exp(-r * r / 2.0) for r in (1, 2, 3)}  # share of N(0, I) mass inside radius r in 2D
-
-
-def label_colors(n: int) -> list[QtGui.QColor]:
-    if n <= len(TAB10):
-        return [QtGui.QColor(c) for c in TAB10[:n]]
-    return [pg.intColor(i, hues=n, values=1, maxValue=230) for i in range(n)]
-
-
-def argb(colors: list[QtGui.QColor]) -> np.ndarray:
-    return np.array([c.rgba() for c in colors], dtype=np.uint32)
-
-
-def colormap_argb(values: np.ndarray, name: str = "viridis") -> tuple[np.ndarray, float, float]:
-    """Continuous values -> packed ARGB colours, with the range used (robust 1..99 percentiles)."""
-    v = np.asarray(values, dtype=np.float64)
-    finite = v[np.isfinite(v)]
-    lo, hi = (np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0))
-    if hi <= lo:
-        hi = lo + 1.0
-    lut = pg.colormap.get(name).getLookupTable(0.0, 1.0, 256, alpha=False).astype(np.uint32)
-    idx = np.clip(((v - lo) / (hi - lo) * 255).round(), 0, 255).astype(np.intp)
-    rgb = lut[idx]
-    return (0xFF000000 | (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]).astype(np.uint32), float(lo), float(hi)
+from PySide6 import QtCore, QtGui
 
 
 class _Scratch:
@@ -372,38 +344,3 @@ class PointCloudItem(pg.GraphicsObject):
             return None
         with np.errstate(over="ignore"):   # parked points (see FAR) square to inf: never the nearest
             return int(np.argmin((self._x - np.float32(x)) ** 2 + (self._y - np.float32(y)) ** 2))
-
-
-class PriorCircles(pg.GraphicsObject):
-    """Circles of radius 1, 2, 3 around the origin, each labelled with the prior mass inside it."""
-
-    Z = 8   # above the points (z 0) and the density/manifold layers, below the path (9) and marker (10)
-
-    def __init__(self):
-        super().__init__()
-        self.setZValue(self.Z)
-        angles = np.linspace(0.0, 2 * np.pi, 181)
-        self._polys = [QtGui.QPolygonF([QtCore.QPointF(r * np.cos(a), r * np.sin(a)) for a in angles])
-                       for r in PRIOR_MASS]
-        self._labels = []
-        for r, mass in PRIOR_MASS.items():
-            text = pg.TextItem(f"{100 * mass:.0f}%", color=(90, 90, 90), anchor=(0, 1))
-            text.setParentItem(self)
-            text.setPos(r / math.sqrt(2), r / math.sqrt(2))
-            self._labels.append(text)
-        # Every live update of the points repaints the area the circles cover: while the view does not move,
-        # Qt draws them from a pixmap instead of stroking 540 dashed segments again (~1 ms a circle).
-        self.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
-
-    def boundingRect(self) -> QtCore.QRectF:
-        return QtCore.QRectF(-3, -3, 6, 6)
-
-    def paint(self, painter: QtGui.QPainter, option=None, widget=None) -> None:
-        # Polylines of 180 segments: antialiased dashed ellipses cost ~2 ms each per frame.
-        pen = QtGui.QPen(QtGui.QColor(80, 80, 80, 200))
-        pen.setCosmetic(True)
-        pen.setWidthF(1.2)
-        pen.setStyle(QtCore.Qt.PenStyle.DashLine)
-        painter.setPen(pen)
-        for poly in self._polys:
-            painter.drawPolyline(poly)

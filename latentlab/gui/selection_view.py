@@ -12,7 +12,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from . import work
 from .images import to_qimage
 from .lazy import LazyView
-from .points import label_colors
+from .palette import label_colors
 from .session import Session
 
 GRID_COLS, GRID_ROWS = 8, 5     # images shown: the first of a seeded shuffle of the selection
