@@ -544,9 +544,9 @@ def test_core_data_does_not_import_qt():
 def test_digits_fast_path_matches_scikit_learn():
     from sklearn.datasets import load_digits
 
-    from latentlab.core.data import _digits_arrays
+    from latentlab.core.embedded_data import digits_arrays
 
-    images, target = _digits_arrays()
+    images, target = digits_arrays()
     reference = load_digits()
     assert np.array_equal(images, reference.images) and np.array_equal(target, reference.target)
 
