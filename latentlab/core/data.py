@@ -1,7 +1,8 @@
 """Datasets: the embedded defaults and loaders for the user's own files, named by a spec string.
 
-Everything is loaded into memory as float32 arrays (N, C, H, W) in [0, 1]; the training loop
-slices batches straight out of them, so there is no per-sample Python code anywhere.
+Everything is loaded into memory as (N, C, H, W) arrays, uint8 where the source is 8-bit and float32
+otherwise, wrapped as core.pixels.Pixels: indexing them gives float32 batches in [0, 1], and the
+training loop gathers and converts whole batches on its device, so there is no per-sample Python code.
 
 A dataset is named by a spec string (see `describe_specs`). Every failure — a bad spec, a missing,
 truncated, corrupt or hostile file — raises `DatasetError` with one sentence naming the file or

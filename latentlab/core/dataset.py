@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from latentlab.core.errors import DatasetError
+from latentlab.core.pixels import Pixels, as_pixels
 
 TEST_FRACTION = 0.2
 # The split permutation has its own fixed seed, so the test set never depends on the training
@@ -17,22 +18,27 @@ SPLIT_SEED = 0
 # eq=False: comparing or hashing by value is meaningless (and fails) for numpy array fields.
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """A train/test pair of image arrays with integer labels.
+    """A train/test pair of images with integer labels.
 
-    x_* are float32 (N, C, H, W), C-contiguous, values in [0, 1], C is 1 or 3; y_* are int64 (N,)
-    indices into label_names. factors_* hold ground-truth generative factors where they are known
-    (sprites): factor name -> float32 (N,) array of factor values.
+    x_* are Pixels (core.pixels): (N, C, H, W) images, C is 1 or 3, stored as uint8 when the source
+    is 8-bit and as float32 otherwise; indexing them, x_train[rows], always gives float32 in [0, 1].
+    Arrays passed in are wrapped. y_* are int64 (N,) indices into label_names. factors_* hold
+    ground-truth generative factors where they are known (sprites): factor name -> float32 (N,).
     """
 
     spec: str
     name: str
-    x_train: np.ndarray
+    x_train: Pixels
     y_train: np.ndarray
-    x_test: np.ndarray
+    x_test: Pixels
     y_test: np.ndarray
     label_names: tuple[str, ...]
     factors_train: dict[str, np.ndarray] | None = None
     factors_test: dict[str, np.ndarray] | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "x_train", as_pixels(self.x_train))
+        object.__setattr__(self, "x_test", as_pixels(self.x_test))
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -60,9 +66,10 @@ def split_indices(n: int, where: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_dataset(spec, name, x_train, y_train, x_test, y_test, label_names, factors=(None, None)) -> Dataset:
-    """A Dataset from already validated arrays: images (N, H, W) or (N, C, H, W) in [0, 1], labels."""
+    """A Dataset from already validated arrays: images (N, H, W) or (N, C, H, W), uint8 (0..255) or
+    float in [0, 1] (stored as float32); labels."""
     def images(x):
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=None if x.dtype == np.uint8 else np.float32)
         return x[:, None] if x.ndim == 3 else x
 
     return Dataset(

@@ -15,7 +15,6 @@ import numpy as np
 from latentlab.core.data_files import check_memory, open_error, open_regular, reason, require_folder
 from latentlab.core.dataset import Dataset, make_dataset, split_dataset
 from latentlab.core.errors import DatasetError
-from latentlab.core.image_arrays import unit_float
 
 IDX_NAMES = {  # kind -> (display name, torchvision's folder, label names)
     "mnist": ("MNIST", "MNIST", tuple(str(i) for i in range(10))),
@@ -60,11 +59,11 @@ def load_idx_dataset(spec: str, kind: str, folder: Path) -> Dataset:
         loaded.append((x, y, images_path))
     if len(loaded) == 1:
         x, y, images_path = loaded[0]
-        return split_dataset(spec, name, unit_float(x), y, label_names, str(images_path))
+        return split_dataset(spec, name, x, y, label_names, str(images_path))
     (x_tr, y_tr, _), (x_te, y_te, _) = loaded
     if x_tr.shape[1:] != x_te.shape[1:]:
         raise DatasetError(f"The training images in {d} are {_size(x_tr)} but the test images are {_size(x_te)}.")
-    return make_dataset(spec, name, unit_float(x_tr), y_tr, unit_float(x_te), y_te, label_names)
+    return make_dataset(spec, name, x_tr, y_tr, x_te, y_te, label_names)
 
 
 def _idx_file(folder: Path, stem: str) -> Path | None:
@@ -108,15 +107,27 @@ def read_idx(path: Path, magic: int, what: str) -> np.ndarray:
                 if size > expected:
                     raise DatasetError(f"{path} has {size - expected} bytes beyond the {header_len + expected} "
                                        f"its header describes.")
-            # uint8 as read plus the float32 copy training uses.
-            check_memory(5 * expected, f"{path} (its header claims {_count(shape, what)})")
-            data = f.read(expected)
-            if len(data) < expected:
+            # The bytes as read (they stay uint8) plus the copy a train/test split makes.
+            check_memory(2 * expected, f"{path} (its header claims {_count(shape, what)})")
+            data = np.empty(expected, np.uint8)
+            got = _read_into(f, data)
+            if got < expected:
                 raise DatasetError(f"{path} is truncated: the header promises {header_len + expected} bytes "
-                                   f"but the file has {header_len + len(data)}.")
+                                   f"but the file has {header_len + got}.")
             if f.read(1):
                 raise DatasetError(f"{path} has bytes beyond the {header_len + expected} its header describes.")
-    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+    return data.reshape(shape)
+
+
+def _read_into(f, buffer: np.ndarray) -> int:
+    """Fill `buffer` from f (a gzip stream may hand it over in pieces); the bytes read."""
+    view, got = memoryview(buffer), 0
+    while got < len(view):
+        n = f.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
 
 
 def _count(shape, what) -> str:

@@ -12,7 +12,6 @@ import numpy as np
 from latentlab.core.data_files import check_memory, open_regular, reason, require_folder
 from latentlab.core.dataset import Dataset, split_dataset
 from latentlab.core.errors import Cancelled, DatasetError
-from latentlab.core.image_arrays import unit_float
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 # One image of a dataset: 4096×4096 is far past what a VAE here trains on, and far below a bomb.
@@ -58,8 +57,8 @@ def load_image_folder(spec: str, folder: Path, should_stop) -> Dataset:
                         if w * h > MAX_IMAGE_PIXELS:
                             raise DatasetError(f"{p} is {w:,}×{h:,} pixels; images of at most "
                                                f"{MAX_IMAGE_PIXELS:,} pixels can be used.")
-                        # uint8 RGB as decoded plus the float32 (N, C, H, W) copy.
-                        check_memory(len(paths) * w * h * 15, f"{len(paths):,} images of {w:,}×{h:,} in {folder}")
+                        # uint8 RGB as decoded plus the (N, C, H, W) copy a train/test split makes.
+                        check_memory(len(paths) * w * h * 6, f"{len(paths):,} images of {w:,}×{h:,} in {folder}")
                         first_size = (h, w, 3)
                     elif im.size != (first_size[1], first_size[0]):
                         raise DatasetError(
@@ -86,7 +85,7 @@ def load_image_folder(spec: str, folder: Path, should_stop) -> Dataset:
     else:
         x = x.transpose(0, 3, 1, 2)
     return split_dataset(
-        spec, f"images: {folder.name}", unit_float(x), y, [c.name for c in classes], str(folder)
+        spec, f"images: {folder.name}", x, y, [c.name for c in classes], str(folder)
     )
 
 

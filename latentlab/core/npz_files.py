@@ -109,7 +109,8 @@ def check_npz_headers(path: Path, plain: bool) -> None:
         if dtype.hasobject:
             raise DatasetError(f"{path} contains pickled Python objects ({name}), which are never loaded "
                                "because they can run code.")
-        return math.prod(shape) * (dtype.itemsize + 4)  # as stored plus the float32 copy
+        # As stored, plus what the Dataset keeps: one byte per value of integers, float32 of floats.
+        return math.prod(shape) * (dtype.itemsize + (1 if dtype.kind in "biu" else 4))
 
     total = 0
     try:

@@ -41,6 +41,7 @@ def encode_all(model, x, progress=None, should_stop=None, span=(0.0, 1.0)) -> En
     job's progress, should_stop() is polled between chunks."""
     from ..core.analysis import active_units, encode, mean_kl_per_dim
     from ..core.errors import Cancelled
+    from ..core.pixels import stored
 
     k = model.latent_dim
     mu, logvar = np.empty((len(x), k), np.float32), np.empty((len(x), k), np.float32)
@@ -50,7 +51,8 @@ def encode_all(model, x, progress=None, should_stop=None, span=(0.0, 1.0)) -> En
             raise Cancelled("Encoding was stopped.")
         if progress is not None:
             progress(lo + (hi - lo) * i / len(x), f"Encoding {len(x):,} images")
-        mu[i:i + ENCODE_CHUNK], logvar[i:i + ENCODE_CHUNK] = encode(model, x[i:i + ENCODE_CHUNK])
+        # Rows as stored (uint8 for 8-bit data): encode converts them a batch at a time.
+        mu[i:i + ENCODE_CHUNK], logvar[i:i + ENCODE_CHUNK] = encode(model, stored(x)[i:i + ENCODE_CHUNK])
     return Encoded(mu, logvar, {}, (mean_kl_per_dim(mu, logvar), active_units(mu)))
 
 
@@ -58,6 +60,7 @@ def point_stat(name: str, model, x, mu, logvar, progress=None, should_stop=None)
     """One of the per-point values to colour by (state.LAZY_STATS), in chunks with progress."""
     from ..core.analysis import point_kl, reconstruction_nll
     from ..core.errors import Cancelled
+    from ..core.pixels import stored
 
     out = np.empty(len(mu), np.float32)
     chunk = ENCODE_CHUNK if name != "KL per point" else 16 * ENCODE_CHUNK
@@ -67,7 +70,7 @@ def point_stat(name: str, model, x, mu, logvar, progress=None, should_stop=None)
         if progress is not None:
             progress(i / len(mu))
         j = slice(i, i + chunk)
-        out[j] = reconstruction_nll(model, x[j], mu[j]) if name == "reconstruction error" else point_kl(mu[j], logvar[j])
+        out[j] = reconstruction_nll(model, stored(x)[j], mu[j]) if name == "reconstruction error" else point_kl(mu[j], logvar[j])
     return out
 
 
