@@ -12,6 +12,10 @@ AGGREGATE_GRID = 160
 AGGREGATE_SAMPLES = 4000
 HOLE_RATIO = 0.1
 ENCODE_CHUNK = 65536   # images per progress step of a full encode, and between two looks at the stop flag
+# Images per encoder call in a full encode. The worker thread's malloc arena keeps much of what each
+# batch freed, so the batch size sets how much stays resident: encoding 400,000 28×28 images on a
+# thread kept about 360 MB at 4,096 and 130 MB at 1,024, which encodes as fast on the CPU.
+ENCODE_BATCH = 1024
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,8 @@ def encode_all(model, x, progress=None, should_stop=None, span=(0.0, 1.0)) -> En
         if progress is not None:
             progress(lo + (hi - lo) * i / len(x), f"Encoding {len(x):,} images")
         # Rows as stored (uint8 for 8-bit data): encode converts them a batch at a time.
-        mu[i:i + ENCODE_CHUNK], logvar[i:i + ENCODE_CHUNK] = encode(model, stored(x)[i:i + ENCODE_CHUNK])
+        mu[i:i + ENCODE_CHUNK], logvar[i:i + ENCODE_CHUNK] = encode(model, stored(x)[i:i + ENCODE_CHUNK],
+                                                                  batch=ENCODE_BATCH)
     return Encoded(mu, logvar, {}, (mean_kl_per_dim(mu, logvar), active_units(mu)))
 
 
