@@ -88,20 +88,22 @@ def _validated(lm, ds):
 def as_dataset(data, labels=None):
     """A latentlab Dataset from a SPEC, a Dataset, an array or tensor of images, or a torch Dataset;
     arrays are split 80/20 into train and test like any unsplit dataset."""
-    from .core import data as data_mod
+    from .core.data import Dataset, load_dataset
+    from .core.dataset import split_dataset
+    from .core.image_arrays import images_from_array, labels_from_array
 
-    if isinstance(data, data_mod.Dataset):
+    if isinstance(data, Dataset):
         return data
     if isinstance(data, str):
-        return data_mod.load_dataset(data)
+        return load_dataset(data)
     x, y = _arrays(data, labels)
     where = "the images passed to latentlab"
-    x = data_mod._npz_images(x, where, "the image array")
-    y = data_mod._npz_labels(y, len(x), where, "labels")
+    x = images_from_array(x, where, "the image array")
+    y = labels_from_array(y, len(x), where, "labels")
     if y is None:
         y = np.zeros(len(x), np.int64)
     names = tuple(str(i) for i in range(int(y.max()) + 1)) if len(y) else ("0",)
-    return data_mod._split_dataset("array", "your images", x, y, names, where)
+    return split_dataset("array", "your images", x, y, names, where)
 
 
 def _arrays(data, labels):

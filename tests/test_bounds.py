@@ -190,9 +190,9 @@ def test_an_image_bomb_is_refused_before_decoding(tmp_path):
 
 
 def test_a_walk_of_a_huge_tree_ends_in_one_sentence(tmp_path, monkeypatch):
-    import latentlab.core.data as data
+    import latentlab.core.image_folder as image_folder
 
-    monkeypatch.setattr(data, "MAX_FOLDER_ENTRIES", 20)
+    monkeypatch.setattr(image_folder, "MAX_FOLDER_ENTRIES", 20)
     d = tmp_path / "tree" / "a"
     d.mkdir(parents=True)
     for i in range(30):

@@ -20,10 +20,12 @@ from latentlab.core.errors import DatasetError
 
 def check_dataset(ds: Dataset, n_classes: int | None = None) -> None:
     for x, y in ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test)):
-        assert x.dtype == np.float32 and x.ndim == 4 and x.flags.c_contiguous
-        assert x.flags.writeable and y.flags.writeable  # torch.from_numpy warns on read-only arrays
+        stored = x.stored
+        assert stored.dtype in (np.uint8, np.float32) and stored.ndim == 4 and stored.flags.c_contiguous
+        assert stored.flags.writeable and y.flags.writeable  # torch.from_numpy warns on read-only arrays
         assert x.shape[1:] == ds.image_shape and ds.image_shape[0] in (1, 3)
-        assert 0.0 <= x.min() and x.max() <= 1.0
+        images = x[:]
+        assert images.dtype == np.float32 and 0.0 <= images.min() and images.max() <= 1.0
         assert y.dtype == np.int64 and y.shape == (len(x),)
         assert y.min() >= 0 and y.max() < len(ds.label_names)
     assert len(ds.x_test) > 0
@@ -40,7 +42,7 @@ def test_digits():
     assert ds.image_shape == (1, 8, 8)
     assert (len(ds.x_train), len(ds.x_test)) == (1438, 359)
     assert ds.label_names == tuple("0123456789") and ds.name == "digits" and ds.spec == "digits"
-    assert ds.x_train.max() == 1.0
+    assert ds.x_train[:].max() == 1.0
     again = load_dataset("digits", seed=5)  # the seed never changes a split
     np.testing.assert_array_equal(ds.x_test, again.x_test)
     np.testing.assert_array_equal(ds.y_train, again.y_train)
@@ -57,7 +59,8 @@ def test_sprites(sprites):
     assert ds.image_shape == (1, 32, 32)
     assert set(np.unique(ds.y_train)) == {0, 1, 2}
     assert not ds.continuous
-    for x, factors in ((ds.x_train, ds.factors_train), (ds.x_test, ds.factors_test)):
+    for pixels, factors in ((ds.x_train, ds.factors_train), (ds.x_test, ds.factors_test)):
+        x = pixels[:]
         assert set(factors) == {"shape", "scale", "rotation", "x", "y"}
         for values in factors.values():
             assert values.dtype == np.float32 and values.shape == (len(x),)
@@ -303,15 +306,15 @@ def test_npz_scaling(tmp_path):
     x8 = np.full((10, 4, 4), 255, dtype=np.uint8)
     x8[0] = 1  # uint8 is always bytes, even when every value is 0 or 1 ...
     ds = load_dataset(save_npz(tmp_path, x=np.ones((10, 4, 4), dtype=np.uint8)))
-    assert ds.x_train.max() == pytest.approx(1 / 255)
+    assert ds.x_train[:].max() == pytest.approx(1 / 255)
     ds = load_dataset(save_npz(tmp_path, x=x8))
-    assert ds.x_train.max() == 1.0
+    assert ds.x_train[:].max() == 1.0
     ds = load_dataset(save_npz(tmp_path, x=np.full((10, 4, 4), 127.5)))  # ... other types only when > 1
-    assert ds.x_train.max() == pytest.approx(0.5)
+    assert ds.x_train[:].max() == pytest.approx(0.5)
     ds = load_dataset(save_npz(tmp_path, x=np.full((10, 4, 4), 0.25, dtype=np.float64)))
-    assert ds.x_train.max() == pytest.approx(0.25) and ds.x_train.dtype == np.float32
+    assert ds.x_train[:].max() == pytest.approx(0.25) and ds.x_train.dtype == np.float32
     ds = load_dataset(save_npz(tmp_path, x=np.ones((10, 4, 4), dtype=bool)))
-    assert ds.x_train.max() == 1.0
+    assert ds.x_train[:].max() == 1.0
 
 
 def test_npz_labels(tmp_path):
@@ -544,9 +547,9 @@ def test_core_data_does_not_import_qt():
 def test_digits_fast_path_matches_scikit_learn():
     from sklearn.datasets import load_digits
 
-    from latentlab.core.data import _digits_arrays
+    from latentlab.core.embedded_data import digits_arrays
 
-    images, target = _digits_arrays()
+    images, target = digits_arrays()
     reference = load_digits()
     assert np.array_equal(images, reference.images) and np.array_equal(target, reference.target)
 

@@ -1,4 +1,7 @@
-"""What the GUI and the CLI ask of a trained model: encode, decode, diagnose, bound log p(x)."""
+"""What the GUI and the CLI ask of a trained model: encode, decode, diagnose, bound log p(x).
+
+Images come in as a Dataset stores them (core.pixels.Pixels) or as arrays, uint8 read as 0..255
+and floats in [0, 1]; each batch is converted to float32 on the model's device, never the whole set."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import numpy as np
 import torch
 
 from .objectives import elbo_mc, iwae_log_px, kl_per_dim, model_log_lik
+from .pixels import batch_tensor
 
 ACTIVE_THRESHOLD = 0.01
 DECODE_BUDGET = 1 << 24   # decoded pixel values per decoder call in `evaluate` (64 MB of float32)
@@ -25,12 +29,12 @@ def _batch(model, batch: int) -> int:
 
 
 @torch.no_grad()
-def encode(model, x: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def encode(model, x, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and log-variances, each (N, K) float32, computed in batches."""
     dev, batch = _device(model), _batch(model, batch)
     mus, lvs = [], []
     for i in range(0, len(x), batch):
-        mu, lv = model.encode(torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).to(dev))
+        mu, lv = model.encode(batch_tensor(x, i, i + batch, dev))
         mus.append(mu.float().cpu())
         lvs.append(lv.float().cpu())
     if not mus:
@@ -50,32 +54,56 @@ def decode(model, z: np.ndarray, batch: int = 4096) -> np.ndarray:
 
 
 @torch.no_grad()
-def reconstruction_nll(model, x: np.ndarray, z: np.ndarray, batch: int = 4096) -> np.ndarray:
+def reconstruction_nll(model, x, z: np.ndarray, batch: int = 4096) -> np.ndarray:
     """-log p(x | z) per example (nats), e.g. at the posterior means: how badly each point is rebuilt."""
     dev, batch = _device(model), _batch(model, batch)
     out = []
     for i in range(0, len(x), batch):
-        xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).to(dev)
+        xb = batch_tensor(x, i, i + batch, dev)
         zb = torch.from_numpy(np.ascontiguousarray(z[i:i + batch], dtype=np.float32)).to(dev)
         out.append(-model.log_likelihood(xb, model.decode(zb)).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
+# Statistics over all points are summed in float64 a slice of rows at a time, each slice holding at
+# most this many values: (N, K) float64 temporaries of a million points would cost more than the means.
+STAT_SLICE_VALUES = 1 << 20
+
+
+def _row_slices(n: int, k: int):
+    step = max(1, STAT_SLICE_VALUES // max(1, k))
+    return (slice(i, i + step) for i in range(0, n, step))
+
+
+def _kl_rows(mu: np.ndarray, logvar: np.ndarray, rows: slice) -> torch.Tensor:
+    return kl_per_dim(torch.from_numpy(mu[rows]).double(), torch.from_numpy(logvar[rows]).double())
+
+
 def point_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     """KL(q(z|x_i) || p(z)) of each data point, nats (N,)."""
-    return kl_per_dim(torch.from_numpy(mu).double(), torch.from_numpy(logvar).double()).sum(-1).numpy()
+    out = np.empty(len(mu), np.float64)
+    for rows in _row_slices(*mu.shape):
+        out[rows] = _kl_rows(mu, logvar, rows).sum(-1).numpy()
+    return out
 
 
 def mean_kl_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     """Average KL(q(z|x) || p(z)) of each latent dimension over the data, nats (K,)."""
-    return kl_per_dim(torch.from_numpy(mu).double(), torch.from_numpy(logvar).double()).mean(0).numpy()
+    total = np.zeros(mu.shape[1], np.float64)
+    for rows in _row_slices(*mu.shape):
+        total += _kl_rows(mu, logvar, rows).sum(0).numpy()
+    return total / len(mu) if len(mu) else np.full(mu.shape[1], np.nan)
 
 
 def active_units(mu: np.ndarray, threshold: float = ACTIVE_THRESHOLD) -> np.ndarray:
     """Burda et al.'s activity: a dimension is active when its posterior mean varies over the data."""
     if len(mu) < 2:
         return np.zeros(mu.shape[1], dtype=bool)
-    return np.var(mu.astype(np.float64), axis=0) > threshold
+    mean = mu.sum(0, dtype=np.float64) / len(mu)
+    squares = np.zeros(mu.shape[1], np.float64)
+    for rows in _row_slices(*mu.shape):
+        squares += np.square(mu[rows] - mean).sum(0)
+    return squares / len(mu) > threshold
 
 
 def log_prior(z: np.ndarray) -> np.ndarray:
@@ -85,7 +113,7 @@ def log_prior(z: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def evaluate(model, x: np.ndarray, *, iw_samples: int = 0, elbo_samples: int = 1, batch: int = 512,
+def evaluate(model, x, *, iw_samples: int = 0, elbo_samples: int = 1, batch: int = 512,
              seed: int = 0) -> dict:
     """Test-set ELBO, reconstruction, KL (total and per dimension), active units, and optionally
     the importance-weighted estimate of log p(x) with the gap log p(x) - ELBO; nats per example."""
@@ -102,7 +130,7 @@ def evaluate(model, x: np.ndarray, *, iw_samples: int = 0, elbo_samples: int = 1
     batch = max(1, min(batch, DECODE_BUDGET // (pixels * max(1, iw_samples))))
     chunk = max(1, min(iw_samples, 256, DECODE_BUDGET // (pixels * batch)))
     for i in range(0, n, batch):
-        xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).to(dev)
+        xb = batch_tensor(x, i, i + batch, dev)
         mu, lv = model.encode(xb)
         log_lik = model_log_lik(model, xb)
         elbo, rec, kl = elbo_mc(log_lik, mu, lv, samples=elbo_samples, generator=gen)

@@ -18,6 +18,7 @@ import numpy as np
 from .analysis import encode
 from .checkpoint import write_atomic
 from .errors import Cancelled, LatentLabError
+from .pixels import stored
 
 SPLITS = ("train", "test")
 FORMATS = (".csv", ".npz")
@@ -55,7 +56,7 @@ def encode_table(model, data, *, batch: int = 4096, progress: Callable[[float], 
         for i in range(0, len(x), batch):
             if should_stop is not None and should_stop():
                 raise Cancelled("Encoding was stopped.")
-            m, lv = encode(model, x[i:i + batch], batch=batch)
+            m, lv = encode(model, stored(x)[i:i + batch], batch=batch)   # converted on the model's device
             mu[done:done + len(m)], logvar[done:done + len(m)] = m, lv
             done += len(m)
             if progress is not None:

@@ -1,7 +1,8 @@
 """The training loop as a generator of small snapshots; it knows nothing of any GUI.
 
-The whole dataset lives on the device as one tensor and batches are gathered by index, which
-avoids per-sample Python work. The loop is cancellable between steps, starts from whatever
+The whole dataset lives on the device as one tensor, as the Dataset stores it (uint8 for 8-bit
+sources, a quarter of float32), and batches are gathered by index and converted to float there,
+which avoids per-sample Python work. The loop is cancellable between steps, starts from whatever
 weights the model has (warm start) and never leaves non-finite weights behind: a diverged run
 is rolled back to the last weights that were checked finite.
 """
@@ -20,6 +21,7 @@ from .config import TrainConfig
 from .data import Dataset
 from .device import resolve_device
 from .objectives import beta_at, elbo_terms, kl_penalty
+from .pixels import unit_tensor
 
 _OOM_ERRORS = tuple({getattr(torch, "OutOfMemoryError", MemoryError), torch.cuda.OutOfMemoryError, MemoryError})
 
@@ -96,9 +98,9 @@ def _train(model, data, cfg, history, should_stop, device, live_budget=None) -> 
     model.train()
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
-    x = torch.from_numpy(data.x_train).to(device)
+    x = torch.from_numpy(data.x_train.stored).to(device)
     n = x.shape[0]
-    x_test = torch.from_numpy(data.x_test).to(device) if len(data.x_test) else None
+    x_test = torch.from_numpy(data.x_test.stored).to(device) if len(data.x_test) else None
     subset = _LiveSubset(n, cfg.scatter_points, live_budget, device) if cfg.scatter_points or live_budget else None
     params = [p for p in model.parameters()]
     opt = _adam(params, cfg.lr)
@@ -131,6 +133,7 @@ def _train(model, data, cfg, history, should_stop, device, live_budget=None) -> 
     # drawn into reused buffers, the running sums are one reduction per term added to both windows,
     # and Adam uses torch's fused kernel where the build has one.
     xbuf = torch.empty((bs, *x.shape[1:]), dtype=x.dtype, device=device)
+    fbuf = torch.empty((bs, *x.shape[1:]), device=device) if x.dtype == torch.uint8 else None
     ebuf = torch.empty((bs, k), device=device)
     sums = torch.empty(1 + k, device=device, dtype=next((p.dtype for p in params if p.is_floating_point()), None))
     fixed_beta = cfg.warmup_steps <= 0
@@ -146,9 +149,11 @@ def _train(model, data, cfg, history, should_stop, device, live_budget=None) -> 
                 idx = perm[i:i + bs]
                 if idx.shape[0] == bs:
                     xb = torch.index_select(x, 0, idx, out=xbuf)
+                    if fbuf is not None:
+                        xb = unit_tensor(xb, out=fbuf)
                     eps = torch.randn((bs, k), generator=gen, device=device, out=ebuf)
                 else:
-                    xb = x[idx]
+                    xb = unit_tensor(x[idx])
                     eps = torch.randn((xb.shape[0], k), generator=gen, device=device)
                 if not fixed_beta:
                     beta = beta_at(step, cfg.beta, cfg.warmup_steps)
@@ -301,7 +306,7 @@ def _encode_subset(model, x, subset: _LiveSubset | None) -> np.ndarray | None:
         subset.budget.encoding_started()
     was_training = model.training
     model.eval()
-    mu = torch.cat([model.encode(x[rows[i:i + 4096]])[0] for i in range(0, len(rows), 4096)]).cpu().numpy()
+    mu = torch.cat([model.encode(unit_tensor(x[rows[i:i + 4096]]))[0] for i in range(0, len(rows), 4096)]).cpu().numpy()
     model.train(was_training)
     if subset.budget is not None:
         subset.budget.encoding_done(len(rows))
@@ -319,7 +324,7 @@ def _epoch_record(model, number, cfg, step, acc: _Window, x_test, seconds) -> di
         gen.manual_seed(1234)
         test = _Window(model.latent_dim, x_test.device)
         for i in range(0, x_test.shape[0], 2048):
-            xb = x_test[i:i + 2048]
+            xb = unit_tensor(x_test[i:i + 2048])
             eps = torch.randn((xb.shape[0], model.latent_dim), generator=gen, device=xb.device)
             _, _, rec, kl = elbo_terms(model, xb, eps)
             test.add(rec, kl)

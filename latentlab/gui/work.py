@@ -12,6 +12,10 @@ AGGREGATE_GRID = 160
 AGGREGATE_SAMPLES = 4000
 HOLE_RATIO = 0.1
 ENCODE_CHUNK = 65536   # images per progress step of a full encode, and between two looks at the stop flag
+# Images per encoder call in a full encode. The worker thread's malloc arena keeps much of what each
+# batch freed, so the batch size sets how much stays resident: encoding 400,000 28×28 images on a
+# thread kept about 360 MB at 4,096 and 130 MB at 1,024, which encodes as fast on the CPU.
+ENCODE_BATCH = 1024
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ def encode_all(model, x, progress=None, should_stop=None, span=(0.0, 1.0)) -> En
     job's progress, should_stop() is polled between chunks."""
     from ..core.analysis import active_units, encode, mean_kl_per_dim
     from ..core.errors import Cancelled
+    from ..core.pixels import stored
 
     k = model.latent_dim
     mu, logvar = np.empty((len(x), k), np.float32), np.empty((len(x), k), np.float32)
@@ -50,7 +55,9 @@ def encode_all(model, x, progress=None, should_stop=None, span=(0.0, 1.0)) -> En
             raise Cancelled("Encoding was stopped.")
         if progress is not None:
             progress(lo + (hi - lo) * i / len(x), f"Encoding {len(x):,} images")
-        mu[i:i + ENCODE_CHUNK], logvar[i:i + ENCODE_CHUNK] = encode(model, x[i:i + ENCODE_CHUNK])
+        # Rows as stored (uint8 for 8-bit data): encode converts them a batch at a time.
+        mu[i:i + ENCODE_CHUNK], logvar[i:i + ENCODE_CHUNK] = encode(model, stored(x)[i:i + ENCODE_CHUNK],
+                                                                  batch=ENCODE_BATCH)
     return Encoded(mu, logvar, {}, (mean_kl_per_dim(mu, logvar), active_units(mu)))
 
 
@@ -58,6 +65,7 @@ def point_stat(name: str, model, x, mu, logvar, progress=None, should_stop=None)
     """One of the per-point values to colour by (state.LAZY_STATS), in chunks with progress."""
     from ..core.analysis import point_kl, reconstruction_nll
     from ..core.errors import Cancelled
+    from ..core.pixels import stored
 
     out = np.empty(len(mu), np.float32)
     chunk = ENCODE_CHUNK if name != "KL per point" else 16 * ENCODE_CHUNK
@@ -67,7 +75,7 @@ def point_stat(name: str, model, x, mu, logvar, progress=None, should_stop=None)
         if progress is not None:
             progress(i / len(mu))
         j = slice(i, i + chunk)
-        out[j] = reconstruction_nll(model, x[j], mu[j]) if name == "reconstruction error" else point_kl(mu[j], logvar[j])
+        out[j] = reconstruction_nll(model, stored(x)[j], mu[j]) if name == "reconstruction error" else point_kl(mu[j], logvar[j])
     return out
 
 
