@@ -320,7 +320,8 @@ def _replace(src: Path, dst: Path) -> None:
 def _check_fits(model_cfg, data, batch_size: int, device) -> None:
     from .core.budget import check_training_fits
 
-    check_training_fits(model_cfg, data.x_train.shape[0] + data.x_test.shape[0], batch_size, device)
+    check_training_fits(model_cfg, data.x_train.shape[0] + data.x_test.shape[0], batch_size, device,
+                        pixel_bytes=data.pixel_bytes)
 
 
 def _warn(lines) -> None:

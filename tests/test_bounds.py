@@ -383,3 +383,22 @@ def test_no_data_when_the_default_does_not_fit():
 
     data, why = open_checkpoint_dataset("images:/", (3, 32, 32))
     assert data is None and "without data" in why
+
+
+def test_8_bit_data_counts_one_byte_a_pixel_in_the_training_budget(monkeypatch, tmp_path):
+    """950,000 MNIST-sized uint8 images (745 MB) fit where their float32 copy (2.9 GB) would not."""
+    import latentlab.core.budget as budget
+
+    cfg = ModelConfig(image_shape=(1, 28, 28), latent_dim=20, hidden=(400,))
+    n = 950_000
+    assert training_bytes(cfg, n, 128) - training_bytes(cfg, n, 128, pixel_bytes=1) == 3 * 784 * n
+    monkeypatch.setattr(budget, "available_bytes", lambda device="cpu": 2 * 1024 ** 3)
+    with pytest.raises(ResourceError):
+        check_training_fits(cfg, n, 128)
+    check_training_fits(cfg, n, 128, pixel_bytes=1)
+    from latentlab.core.dataset import Dataset
+
+    x = np.zeros((10, 1, 28, 28), np.uint8)
+    y = np.zeros(10, np.int64)
+    assert Dataset("s", "s", x, y, x, y, ("a",)).pixel_bytes == 1
+    assert Dataset("s", "s", x.astype(np.float32), y, x.astype(np.float32), y, ("a",)).pixel_bytes == 4

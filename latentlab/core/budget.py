@@ -104,21 +104,23 @@ def activation_bytes(cfg: ModelConfig, batch: int) -> int:
     return total[0] + 4 * batch * (cfg.latent_dim + x[0].numel()) * FLOAT  # z, eps, the loss terms
 
 
-def training_bytes(cfg: ModelConfig, n_examples: int, batch: int) -> int:
-    """About what training needs on its device: parameter copies, activations, the dataset itself."""
+def training_bytes(cfg: ModelConfig, n_examples: int, batch: int, pixel_bytes: int = FLOAT) -> int:
+    """About what training needs on its device: parameter copies, activations, the dataset itself
+    (`pixel_bytes` a pixel as stored: 1 for 8-bit images, which are converted a batch at a time)."""
     batch = max(1, min(batch, n_examples))
     pixels = cfg.image_shape[0] * cfg.image_shape[1] * cfg.image_shape[2]
     return (TRAINING_PARAM_COPIES * FLOAT * parameter_count(cfg)
             + TRAINING_ACTIVATION_COPIES * activation_bytes(cfg, batch)
-            + FLOAT * pixels * n_examples)
+            + pixel_bytes * pixels * n_examples)
 
 
 CLI_ADVICE = "Use a smaller --hidden, --latent-dim or --batch-size."
 
 
-def check_training_fits(cfg: ModelConfig, n_examples: int, batch: int, device="cpu", advice: str = CLI_ADVICE) -> None:
+def check_training_fits(cfg: ModelConfig, n_examples: int, batch: int, device="cpu", advice: str = CLI_ADVICE,
+                        pixel_bytes: int = FLOAT) -> None:
     """Raise ResourceError in one sentence (and `advice`) when training `cfg` cannot fit on `device`."""
-    need = training_bytes(cfg, n_examples, batch)
+    need = training_bytes(cfg, n_examples, batch, pixel_bytes)
     have = available_bytes(device)
     if have is not None and need > have:
         kind = str(device).split(":")[0]

@@ -46,6 +46,11 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
     @property
+    def pixel_bytes(self) -> int:
+        """Bytes a pixel takes in memory (1 for 8-bit sources), for the memory budget of training."""
+        return self.x_train.stored.dtype.itemsize
+
+    @property
     def continuous(self) -> bool:
         """True unless the pixels are nearly binary (more than 80% within 0.05 of 0 or 1).
 

@@ -144,7 +144,7 @@ class RunController(QtCore.QObject):
             # (A user's model exists already; its copy is the only new allocation besides the batch.)
             if cfg is not None:
                 check_training_fits(cfg, len(data.x_train) + len(data.x_test), tcfg.batch_size, device,
-                                    advice="Choose a smaller latent size or hidden widths.")
+                                    advice="Choose a smaller latent size or hidden widths.", pixel_bytes=data.pixel_bytes)
         except (ValueError, LatentLabError) as exc:
             self.session.jobs.report(str(exc))
             return None
