@@ -402,3 +402,30 @@ def test_8_bit_data_counts_one_byte_a_pixel_in_the_training_budget(monkeypatch, 
     y = np.zeros(10, np.int64)
     assert Dataset("s", "s", x, y, x, y, ("a",)).pixel_bytes == 1
     assert Dataset("s", "s", x.astype(np.float32), y, x.astype(np.float32), y, ("a",)).pixel_bytes == 4
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_activation_bytes_scale_with_the_batch_as_a_direct_count_does(arch):
+    """The budget counts one image's activations and scales them (cached per config, since Train
+    checks it on the GUI thread): equal to counting every module output of a whole batch."""
+    import torch
+
+    from latentlab.core.budget import activation_bytes
+    from latentlab.core.model import VAE
+
+    cfg = ModelConfig(image_shape=(1, 16, 16), latent_dim=3, hidden=(32, 16), arch=arch,
+                      **({"conv_channels": (4, 8)} if arch == "conv" else {}))
+    batch, total = 37, [0]
+
+    def count(_m, _i, out):
+        total[0] += sum(t.numel() * t.element_size() for t in (out if isinstance(out, tuple) else (out,))
+                        if isinstance(t, torch.Tensor))
+
+    with torch.device("meta"):
+        model = VAE(cfg)
+        for m in model.modules():
+            if not list(m.children()):
+                m.register_forward_hook(count)
+        mu, _ = model.encode(torch.empty((batch, *cfg.image_shape)))
+        model.decode(mu)
+    assert activation_bytes(cfg, batch) == total[0] + 4 * batch * (cfg.latent_dim + 256) * 4

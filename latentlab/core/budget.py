@@ -8,6 +8,8 @@ allocates nothing, so the estimate is exact for parameters and activations whate
 
 from __future__ import annotations
 
+import functools
+
 import os
 
 from .config import ModelConfig
@@ -82,6 +84,13 @@ def parameter_count(cfg: ModelConfig) -> int:
 
 def activation_bytes(cfg: ModelConfig, batch: int) -> int:
     """Bytes of every module output for one forward pass of `batch` images (counted, not run)."""
+    return batch * _activation_bytes_per_image(cfg)
+
+
+# Every output has the batch as its first dimension, so one image's count scales. Cached: the window
+# checks the budget on the GUI thread when Train is pressed, and a meta forward costs tens of ms.
+@functools.lru_cache(maxsize=64)
+def _activation_bytes_per_image(cfg: ModelConfig) -> int:
     import torch
 
     from .model import VAE
@@ -96,12 +105,12 @@ def activation_bytes(cfg: ModelConfig, batch: int) -> int:
     with torch.device("meta"):
         model = VAE(cfg)
         hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
-        x = torch.empty((batch, *cfg.image_shape))
+        x = torch.empty((1, *cfg.image_shape))
         mu, _ = model.encode(x)
         model.decode(mu)
         for h in hooks:
             h.remove()
-    return total[0] + 4 * batch * (cfg.latent_dim + x[0].numel()) * FLOAT  # z, eps, the loss terms
+    return total[0] + 4 * (cfg.latent_dim + x[0].numel()) * FLOAT  # z, eps, the loss terms
 
 
 def training_bytes(cfg: ModelConfig, n_examples: int, batch: int, pixel_bytes: int = FLOAT) -> int:

@@ -181,7 +181,8 @@ class Session(QtCore.QObject):
         gc.freeze()
         if not self._warmed:
             self._warmed = True
-            self.jobs.submit("warm-up", work.warm_up_training, on_result=lambda _: gc.freeze())
+            self.jobs.submit("warm-up", work.warm_up_training, getattr(result.model, "cfg", None),
+                             on_result=lambda _: gc.freeze())
         what = result.model.describe() if self.model_data.foreign else f"K = {result.model.latent_dim}"
         if result.data is None:
             self.status.emit(f"No data open, {what}")

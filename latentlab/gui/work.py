@@ -200,13 +200,20 @@ def _refuse_if_too_big(cfg, n_points: int) -> None:
         raise ResourceError(why)
 
 
-def warm_up_training() -> None:
+def warm_up_training(cfg=None) -> None:
     """Build one optimiser while the user is looking at the loaded model: the first torch.optim
     optimiser imports torch's compiler stack (seconds, and many objects for the collector to scan),
     which would otherwise land in the first training run."""
     import torch
 
+    from ..core.budget import activation_bytes
+    from ..core.config import ModelConfig
+
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+    # Train checks the memory budget on the GUI thread with a meta-device forward: the first one pays
+    # torch's one-time set-up (seconds), each new shape ~20 ms; both here instead (`cfg`: the loaded
+    # model's, which a warm start trains).
+    activation_bytes(cfg or ModelConfig(image_shape=(1, 8, 8), latent_dim=2, hidden=(8,)), 1)
 
 
 def aggregate_summary(mu2: np.ndarray, logvar2: np.ndarray, mu: np.ndarray, logvar: np.ndarray, box: float) -> dict:
