@@ -11,7 +11,7 @@ from ..core.text import short
 from .images import HoverCard, to_pixmap
 from .latent_picking import FewPoints, PickViewBox, SelectionLayer
 from .manifold import ManifoldLayer
-from .palette import argb, colormap_argb, label_colors
+from .palette import argb, colormap_argb, label_colors, show_colorbar
 from .points import PointCloudItem
 from .prior_circles import PriorCircles
 from .session import Session
@@ -76,6 +76,11 @@ class LatentPlot(pg.PlotWidget):
         self.color_by = "label"
         self.hover = HoverCard(self)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        # pyqtgraph sends hover events to every item under the mouse on each move and after each
+        # click (1–3 ms of a click here); nothing on this plot uses them: the hover card follows
+        # sigMouseMoved, and the auto-range button they would reveal is hidden (Fit and Home do that).
+        self.scene().sendHoverEvents = lambda *args, **kwargs: None
+        plot.hideButtons()
         self.viewbox.picked.connect(self._on_picked)
         self.latent, self.cursor, self.model_data = session.latent, session.cursor, session.model_data
         self.selection = session.selection
@@ -143,18 +148,7 @@ class LatentPlot(pg.PlotWidget):
         self.refresh_points()
 
     def _show_colorbar(self, lo, hi) -> None:
-        plot = self.getPlotItem()
-        if lo is None:
-            if self.colorbar is not None:
-                plot.layout.removeItem(self.colorbar)
-                self.colorbar.setParentItem(None)
-                self.colorbar = None
-            return
-        if self.colorbar is None:
-            self.colorbar = pg.ColorBarItem(values=(lo, hi), colorMap=pg.colormap.get("viridis"),
-                                            interactive=False, width=12, label=self.color_by)
-            plot.layout.addItem(self.colorbar, 2, 5)
-        self.colorbar.setLevels((lo, hi))
+        self.colorbar = show_colorbar(self.getPlotItem(), self.colorbar, lo, hi, self.color_by)
 
     def _rebuild_legend(self) -> None:
         self.legend.clear()

@@ -1,5 +1,5 @@
 """Point colours: a categorical palette for labels, a colormap for continuous values, both as the
-packed ARGB words the point cloud takes."""
+packed ARGB words the point cloud takes, and the colour bar that explains the colormap."""
 
 from __future__ import annotations
 
@@ -33,3 +33,19 @@ def colormap_argb(values: np.ndarray, name: str = "viridis") -> tuple[np.ndarray
     idx = np.clip(((v - lo) / (hi - lo) * 255).round(), 0, 255).astype(np.intp)
     rgb = lut[idx]
     return (0xFF000000 | (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]).astype(np.uint32), float(lo), float(hi)
+
+
+def show_colorbar(plot: pg.PlotItem, bar: pg.ColorBarItem | None, lo, hi, label: str) -> pg.ColorBarItem | None:
+    """The plot's viridis colour bar for values lo..hi (made or updated), or none when lo is None;
+    returns the bar now shown."""
+    if lo is None:
+        if bar is not None:
+            plot.layout.removeItem(bar)
+            bar.setParentItem(None)
+        return None
+    if bar is None:
+        bar = pg.ColorBarItem(values=(lo, hi), colorMap=pg.colormap.get("viridis"), interactive=False, width=12,
+                              label=label)
+        plot.layout.addItem(bar, 2, 5)
+    bar.setLevels((lo, hi))
+    return bar
