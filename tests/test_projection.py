@@ -221,3 +221,14 @@ def test_non_finite_or_too_few_means_are_one_sentence():
     bad[3, 1] = np.nan
     with pytest.raises(LatentLabError, match="not finite"):
         tsne_embedding(bad)
+
+
+@pytest.mark.parametrize("k, dims", [(1, (0, 1)), (2, (0, 1)), (2, (1, 0)), (5, (3, 1))])
+def test_dims_projection_equals_the_product_with_its_basis(k, dims):
+    from latentlab.core.projection import dims_projection
+
+    p = dims_projection(k, *dims)
+    z = np.random.default_rng(k).normal(size=(50, k)).astype(np.float32)
+    expected = z.astype(np.float64) @ p.basis
+    assert np.array_equal(p.to2d(z), expected) and np.array_equal(p.to2d(z[0]), expected[0])
+    assert p.to2d(z).dtype == np.float64

@@ -29,6 +29,8 @@ class Projection:
         return self.basis.shape[0]
 
     def to2d(self, z: np.ndarray) -> np.ndarray:
+        if self.kind == "dims" and self.latent_dim > 1:   # the product's numbers, at a third of the cost
+            return np.asarray(z)[..., list(self.dims)].astype(np.float64)
         return np.asarray(z, dtype=np.float64) @ self.basis
 
     def lift(self, p, anchor: np.ndarray) -> np.ndarray:

@@ -53,11 +53,10 @@ class AggregateView(QtWidgets.QWidget):
 
     def refresh(self) -> None:
         lp = self.latent
-        plane = lp.plane()
-        self.sample.setEnabled(plane is not None)
-        self.sample.setToolTip("Draw from N(0, I), mark the draws that land in holes and decode them" if plane is not None
+        self.sample.setEnabled(lp.has_plane)
+        self.sample.setToolTip("Draw from N(0, I), mark the draws that land in holes and decode them" if lp.has_plane
                                else "Needs the whole dataset encoded and a pair of coordinates shown (not the PCA view)")
-        if plane is None:
+        if not lp.has_plane:
             self.summary.setText("Available once the whole dataset is encoded, for a pair of coordinates "
                                  "(not the PCA view)." if lp.points is not None else "")
         elif lp.aggregate is None:

@@ -146,8 +146,7 @@ class LatentAnalyses:
     def update_aggregate(self, only_if_missing: bool = False) -> None:
         """q(z) over the shown plane follows every full encode and projection while it is shown
         anywhere (the overlay or the summary), whichever tab is in front."""
-        plane = self.latent.plane()
-        if plane is None:
+        if not self.latent.has_plane:
             self.jobs.cancel("aggregate")
             if self.latent.aggregate is not None or self.latent.prior_samples is not None:
                 self.latent.prior_samples = None
@@ -159,6 +158,7 @@ class LatentAnalyses:
             return
         if only_if_missing and self.latent.aggregate is not None:
             return
+        plane = self.latent.plane()
         box = max(4.0, float(np.percentile(np.abs(plane[0]), 99.5)) + 0.5)
         self.jobs.submit("aggregate", work.aggregate_summary, *plane, self.latent.points, self.latent.logvars, box,
                          on_result=self.latent.set_aggregate)

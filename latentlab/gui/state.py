@@ -224,9 +224,14 @@ class LatentPoints(QtCore.QObject):
     def shows_map(self) -> bool:
         return isinstance(self.projection, EmbeddedProjection)
 
+    @property
+    def has_plane(self) -> bool:
+        """plane() is not None, without making its arrays."""
+        return self.full and self.projection is not None and self.projection.kind == "dims"
+
     def plane(self):
         """Means and log-variances in the shown plane; None unless it is a pair of coordinates of a full encode."""
-        if not self.full or self.projection is None or self.projection.kind != "dims":
+        if not self.has_plane:
             return None
         if self.points.shape[1] == 1:
             zeros = np.zeros(len(self.points))
