@@ -258,3 +258,24 @@ def test_losses_legend_leaves_the_curves_visible(window, qtbot):
         x, y = curve.xData, curve.yData
         inside = (x >= box.left()) & (x <= box.right()) & (y >= box.top()) & (y <= box.bottom())
         assert not inside.any(), f"{curve.name()} passes under the legend"
+
+
+def test_missing_x11_cursor_library_is_one_sentence(monkeypatch, capsys):
+    """Qt's X11 plugin aborts the process without libxcb-cursor: latentlab says so first, in one line."""
+    import ctypes.util
+
+    from latentlab.gui import app
+
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None if name == "xcb-cursor" else "lib.so")
+    assert app.run() == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("latentlab: error: ") and "libxcb-cursor0" in err and "\n" not in err
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: "libxcb-cursor.so.0")
+    assert app._missing_display_library(False) is None
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    assert app._missing_display_library(False) is None   # no X11 plugin involved

@@ -19,6 +19,10 @@ def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: 
         print("latentlab: error: no display found (DISPLAY is not set); run it in a desktop session, "
               "or use `latentlab gui --screenshot out.png` to render off screen.", file=sys.stderr)
         return 2
+    missing = _missing_display_library(screenshot is not None)
+    if missing:
+        print(f"latentlab: error: {missing}", file=sys.stderr)
+        return 2
     from PySide6 import QtCore
 
     app = _application()
@@ -76,6 +80,21 @@ def _save_and_quit(window, path: Path, exit_code: dict) -> None:
         print(f"latentlab: error: could not write {path}.", file=sys.stderr)
         exit_code["code"] = 2
     window.close()
+
+
+def _missing_display_library(offscreen: bool) -> str | None:
+    """One sentence when Qt's X11 plugin would abort the process for want of a system library
+    (Qt 6.5 and newer need libxcb-cursor), instead of Qt's own multi-line abort."""
+    import ctypes.util
+
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if offscreen or not sys.platform.startswith("linux") or not os.environ.get("DISPLAY") or \
+            platform not in ("", "xcb") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    if ctypes.util.find_library("xcb-cursor") is None:
+        return ("Qt needs the system library libxcb-cursor to open a window on X11; install it "
+                "(Debian/Ubuntu: apt-get install libxcb-cursor0) or render off screen with --screenshot.")
+    return None
 
 
 def _splash():
