@@ -260,22 +260,33 @@ def test_losses_legend_leaves_the_curves_visible(window, qtbot):
         assert not inside.any(), f"{curve.name()} passes under the legend"
 
 
-def test_missing_x11_cursor_library_is_one_sentence(monkeypatch, capsys):
-    """Qt's X11 plugin aborts the process without libxcb-cursor: latentlab says so first, in one line."""
-    import ctypes.util
+def test_missing_x11_libraries_are_one_sentence(monkeypatch, capsys):
+    """Qt's X11 plugin aborts the process when a library it links is missing: latentlab names the
+    packages first, in one line, and opens nothing."""
+    import ctypes
 
     from latentlab.gui import app
+
+    real = ctypes.CDLL
+
+    def cdll(name, *args, **kwargs):
+        if name in ("libxcb-cursor.so.0", "libxcb-icccm.so.4"):
+            raise OSError(f"{name}: cannot open shared object file")
+        return real(name, *args, **kwargs)
 
     monkeypatch.setenv("DISPLAY", ":99")
     monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.setattr(sys, "platform", "linux")
-    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None if name == "xcb-cursor" else "lib.so")
+    monkeypatch.setattr(ctypes, "CDLL", cdll)
+    monkeypatch.setattr(app, "X11_LIBRARIES", {"libc.so.6": "libc6", "libxcb-cursor.so.0": "libxcb-cursor0",
+                                               "libxcb-icccm.so.4": "libxcb-icccm4"})
     assert app.run() == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("latentlab: error: ") and "libxcb-cursor0" in err and "\n" not in err
-    monkeypatch.setattr(ctypes.util, "find_library", lambda name: "libxcb-cursor.so.0")
+    assert err.startswith("latentlab: error: ") and "\n" not in err
+    assert "apt-get install libxcb-cursor0 libxcb-icccm4)" in err and "libc6" not in err
+    monkeypatch.setattr(app, "X11_LIBRARIES", {"libc.so.6": "libc6"})
     assert app._missing_display_library(False) is None
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
-    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    monkeypatch.setattr(app, "X11_LIBRARIES", {"libxcb-cursor.so.0": "libxcb-cursor0"})
     assert app._missing_display_library(False) is None   # no X11 plugin involved

@@ -82,18 +82,35 @@ def _save_and_quit(window, path: Path, exit_code: dict) -> None:
     window.close()
 
 
+# What Qt's X11 plugin links against (Qt 6.5+), with the Debian/Ubuntu package of each.
+X11_LIBRARIES = {
+    "libX11-xcb.so.1": "libx11-xcb1", "libxcb-cursor.so.0": "libxcb-cursor0", "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-image.so.0": "libxcb-image0", "libxcb-keysyms.so.1": "libxcb-keysyms1", "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-render-util.so.0": "libxcb-render-util0", "libxcb-render.so.0": "libxcb-render0",
+    "libxcb-shape.so.0": "libxcb-shape0", "libxcb-shm.so.0": "libxcb-shm0", "libxcb-sync.so.1": "libxcb-sync1",
+    "libxcb-util.so.1": "libxcb-util1", "libxcb-xfixes.so.0": "libxcb-xfixes0", "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxcb.so.1": "libxcb1", "libxkbcommon-x11.so.0": "libxkbcommon-x11-0", "libxkbcommon.so.0": "libxkbcommon0",
+}
+
+
 def _missing_display_library(offscreen: bool) -> str | None:
-    """One sentence when Qt's X11 plugin would abort the process for want of a system library
-    (Qt 6.5 and newer need libxcb-cursor), instead of Qt's own multi-line abort."""
-    import ctypes.util
+    """One sentence when Qt's X11 plugin would abort the process for want of a system library,
+    instead of Qt's own multi-line abort (which names only one of them)."""
+    import ctypes
 
     platform = os.environ.get("QT_QPA_PLATFORM", "")
     if offscreen or not sys.platform.startswith("linux") or not os.environ.get("DISPLAY") or \
             platform not in ("", "xcb") or os.environ.get("WAYLAND_DISPLAY"):
         return None
-    if ctypes.util.find_library("xcb-cursor") is None:
-        return ("Qt needs the system library libxcb-cursor to open a window on X11; install it "
-                "(Debian/Ubuntu: apt-get install libxcb-cursor0) or render off screen with --screenshot.")
+    missing = []
+    for soname, package in X11_LIBRARIES.items():
+        try:
+            ctypes.CDLL(soname)   # what Qt's plugin would load a moment later anyway
+        except OSError:
+            missing.append(package)
+    if missing:
+        return (f"Qt needs system libraries to open a window on X11 that this machine lacks; install them "
+                f"(Debian/Ubuntu: apt-get install {' '.join(missing)}) or render off screen with --screenshot.")
     return None
 
 
