@@ -76,6 +76,16 @@ class _Parser(argparse.ArgumentParser):
 
         self.exit(2, f"latentlab: error: {short(message)}\n")
 
+    def format_help(self):
+        # The SPEC lists live beside their loaders, which import torch: only --help pays for them,
+        # not every start of the window.
+        if self.epilog is None and self.prog == "latentlab":
+            from .core.data import describe_specs
+            from .core.model_spec import describe_model_specs
+
+            self.epilog = "Model SPEC forms:\n" + describe_model_specs() + "\n\nDataset SPEC forms:\n" + describe_specs()
+        return super().format_help()
+
 
 LIKELIHOOD_HELP = ("how to read the decoder's output: bernoulli (logits), bernoulli-probs or gaussian[:SIGMA] "
                    "(default: the model's own)")
@@ -98,14 +108,10 @@ def _add_model_and_data_args(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .core.data import describe_specs
-    from .core.model_spec import describe_model_specs
-
     p = _Parser(
         prog="latentlab",
         description="Look inside variational autoencoders. With no subcommand, opens the GUI on the "
                     "bundled pretrained model and the digits dataset.",
-        epilog="Model SPEC forms:\n" + describe_model_specs() + "\n\nDataset SPEC forms:\n" + describe_specs(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"latentlab {__version__}")

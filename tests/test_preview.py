@@ -201,3 +201,13 @@ def test_saving_from_the_window_stores_the_shown_means(window, tmp_path):
     p = read_preview(tmp_path / "w.safetensors", latent_dim=2)
     assert p is not None and np.array_equal(p.means, s.latent.points)
     assert np.array_equal(p.labels, s.model_data.data.y_train) and p.dataset == "digits"
+
+
+def test_the_latentlab_command_reaches_the_window_without_importing_torch():
+    """`latentlab` parses its arguments and hands over to the GUI with torch still unimported (the
+    help text's SPEC lists, which live beside torch-using loaders, are built only for --help)."""
+    code = ("import sys\nimport latentlab.gui.app as app\n"
+            "app.run = lambda **kw: print('TORCH', 'torch' in sys.modules) or 0\n"
+            "from latentlab.cli import main\nsys.exit(main([]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "TORCH False" in proc.stdout, proc.stdout + proc.stderr[-1000:]
