@@ -7,10 +7,10 @@ Every run is a new `python -c ...` process (offscreen Qt platform, settings in a
 The parent takes `time.time()` just before `subprocess.Popen`; the child prints `time.time()` at each
 mark; the table shows mark − launch, median over `--reps` runs, the kinds of run interleaved.
 
-  latentlab        `latentlab.gui.app.run()`, the application's own start-up (what `latentlab` runs):
+  latentlab        `latentlab.cli.main([])`, exactly what the `latentlab` command runs:
                    QApplication, the start-up splash, MainWindow, show, the checkpoint's stored latent
                    preview drawn, `session.load()` of the bundled model and digits scheduled on the
-                   event loop. An application-wide event filter, installed before run(), watches for
+                   event loop. An application-wide event filter, installed before main(), watches for
                    Paint events:
                      first window         the splash's first Paint (a single pixmap).
                      first drawn main window  the first Paint delivered to any widget of the main
@@ -128,8 +128,8 @@ watch.ticker.setInterval(5)
 watch.ticker.timeout.connect(watch.tick)
 app.installEventFilter(watch)
 QtCore.QTimer.singleShot(60000, app.quit)
-from latentlab.gui.app import run
-run()
+from latentlab.cli import main
+main([])
 _done()
 """
 
