@@ -102,24 +102,34 @@ def test_a_stopped_run_leaves_an_existing_checkpoint_intact(tmp_path, capsys, mo
 
 
 def test_two_ctrl_c_exit_quietly_and_keep_the_file(tmp_path):
+    """The first Ctrl+C stops after the step and saves; a second one during that save leaves at
+    once. The save is made to hang here, so only the second Ctrl+C can end the run in time."""
     import os
     import signal
     import subprocess
     import sys
+    import time
 
     out = tmp_path / "m.safetensors"
     assert main(["train", "--dataset", "digits", "--hidden", "32", "--epochs", "1", "--out", str(out), "--json"]) == 0
     good = out.read_bytes()
-    proc = subprocess.Popen([sys.executable, "-m", "latentlab", "train", "--dataset", "digits", "--hidden", "32",
+    hang = ("import sys, time\n"
+            "import latentlab.core.checkpoint as checkpoint\n"
+            "checkpoint.BackgroundWriter.flush = lambda self: time.sleep(120)\n"
+            "from latentlab.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", hang, "train", "--dataset", "digits", "--hidden", "32",
                              "--epochs", "1000000", "--out", str(out), "--device", "cpu"],
                             stderr=subprocess.PIPE, text=True, cwd=os.getcwd())
     try:
         assert proc.stderr.readline().startswith("Training ")  # the loop has started
         proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)   # handled on its own (two signals pending at once would be one)
+        assert proc.poll() is None   # the graceful stop is stuck in the save
         proc.send_signal(signal.SIGINT)
-        err = proc.communicate(timeout=120)[1]
+        err = proc.communicate(timeout=60)[1]
     finally:
         proc.kill()
     assert proc.returncode == 130
-    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err and "stopped early" not in err
     assert out.read_bytes() == good
