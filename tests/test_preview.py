@@ -211,3 +211,17 @@ def test_the_latentlab_command_reaches_the_window_without_importing_torch():
             "from latentlab.cli import main\nsys.exit(main([]))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "TORCH False" in proc.stdout, proc.stdout + proc.stderr[-1000:]
+
+
+def test_a_failed_first_load_drops_the_waiting_click(qtbot, tmp_path):
+    from latentlab.gui.session import Session
+
+    s = Session()
+    assert s.show_preview()
+    s.set_view_point(1.0, 1.0)
+    assert s._pending_point == (1.0, 1.0) and "click" in s.cursor.waiting
+    with qtbot.waitSignal(s.errorRaised, timeout=60000):
+        s.load(tmp_path / "missing.safetensors")
+    s.wait_until_idle()
+    assert s._pending_point is None and s.cursor.waiting == ""
+    s.shutdown()

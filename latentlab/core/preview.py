@@ -33,15 +33,20 @@ class Preview:
     dataset: str               # the dataset SPEC the means were computed on
 
 
+def _checks_out(means: np.ndarray, labels: np.ndarray, names) -> bool:
+    """What a preview must be, whether it is about to be written or has just been read."""
+    return (means.ndim == 2 and labels.shape == (len(means),) and 0 < len(names) <= MAX_LABELS
+            and means.nbytes + labels.nbytes <= MAX_PREVIEW_BYTES and bool(np.isfinite(means).all())
+            and not (len(labels) and (labels.min() < 0 or labels.max() >= len(names))))
+
+
 def preview_tensors(means, labels, label_names, dataset: str) -> tuple[dict[str, np.ndarray], dict[str, str]] | None:
     """The tensors and the metadata entry a checkpoint stores for a preview, or None when it would be
     too large to be worth storing (then the file is written without one)."""
     means = np.ascontiguousarray(means, dtype=np.float32)
     labels = np.ascontiguousarray(labels, dtype=np.int32)
     names = [str(n)[:MAX_LABEL_CHARS] for n in label_names]
-    if (means.ndim != 2 or labels.shape != (len(means),) or not 0 < len(names) <= MAX_LABELS
-            or means.nbytes + labels.nbytes > MAX_PREVIEW_BYTES or not np.isfinite(means).all()
-            or (len(labels) and (labels.min() < 0 or labels.max() >= len(names)))):
+    if not _checks_out(means, labels, names):
         return None
     return {MEANS: means, LABELS: labels}, {META: json.dumps({"label_names": names, "dataset": dataset})}
 
@@ -77,10 +82,9 @@ def read_preview(path, latent_dim: int | None = None) -> Preview | None:
     if not isinstance(info, dict):
         return None
     names, dataset = info.get("label_names"), info.get("dataset")
-    if (not isinstance(names, list) or not 0 < len(names) <= MAX_LABELS or not isinstance(dataset, str) or len(dataset) > MAX_LABEL_CHARS * 5
-            or not all(isinstance(n, str) and len(n) <= MAX_LABEL_CHARS for n in names)):
-        return None
-    if not np.isfinite(means).all() or (len(labels) and (labels.min() < 0 or labels.max() >= len(names))):
+    if (not isinstance(names, list) or not isinstance(dataset, str) or len(dataset) > MAX_LABEL_CHARS * 5
+            or not all(isinstance(n, str) and len(n) <= MAX_LABEL_CHARS for n in names)
+            or not _checks_out(means, labels, names)):
         return None
     return Preview(means, labels.astype(np.int64), tuple(names), dataset)
 

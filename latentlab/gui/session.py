@@ -48,7 +48,7 @@ class Session(QtCore.QObject):
         self._pending_point: tuple[float, float] | None = None   # a click made before the first model was ready
         self._slow_decode = False   # the current model decodes on a worker (see set_z)
         self._slow_decodes = 0
-        self.jobs.errorRaised.connect(lambda _: self.model_data.model is None and self.cursor.set_waiting(""))
+        self.jobs.errorRaised.connect(self._on_error)
         self.analyses = LatentAnalyses(self.jobs, self.model_data, self.latent, self.selection, self.anchor)
         self.model_data.datasetChanged.connect(self.selection.clear)
 
@@ -60,6 +60,11 @@ class Session(QtCore.QObject):
     @property
     def status(self):
         return self.jobs.status
+
+    def _on_error(self, _message: str) -> None:
+        if self.model_data.model is None:   # the first load failed: no model is coming for a waiting click
+            self._pending_point = None
+            self.cursor.set_waiting("")
 
     def report_error(self, message: str) -> None:
         self.jobs.report(message)
