@@ -243,7 +243,7 @@ class LatentPlot(pg.PlotWidget):
             self.session.pick_endpoint_at(x, y)
         else:
             self.session.set_view_point(x, y)
-            if self.model_data.model is None and self.cursor.waiting:
+            if self.session.awaiting_model:
                 self.marker.setData([x], [y])   # where the click will be decoded once the model is ready
 
     def refresh_path(self) -> None:

@@ -61,6 +61,11 @@ class Session(QtCore.QObject):
     def status(self):
         return self.jobs.status
 
+    @property
+    def awaiting_model(self) -> bool:
+        """No model yet, but one is loading (the decoded view says so): clicks wait for it."""
+        return self.model_data.model is None and bool(self.cursor.waiting)
+
     def _on_error(self, _message: str) -> None:
         if self.model_data.model is None:   # the first load failed: no model is coming for a waiting click
             self._pending_point = None
@@ -296,7 +301,7 @@ class Session(QtCore.QObject):
         """A position in the 2D view, lifted to a full z through the anchor (for a UMAP or t-SNE map,
         through the map's own way back, which the decoded view's caption names)."""
         projection = self.latent.projection
-        if self.model_data.model is None and self.cursor.waiting:
+        if self.awaiting_model:
             self._pending_point = (u, v)   # decoded as soon as the model is ready
             self.cursor.set_waiting("Loading model… (your click is decoded when it is ready)")
             return
