@@ -312,7 +312,7 @@ def test_npz_scaling(tmp_path):
     ds = load_dataset(save_npz(tmp_path, x=np.full((10, 4, 4), 127.5)))  # ... other types only when > 1
     assert ds.x_train[:].max() == pytest.approx(0.5)
     ds = load_dataset(save_npz(tmp_path, x=np.full((10, 4, 4), 0.25, dtype=np.float64)))
-    assert ds.x_train[:].max() == pytest.approx(0.25) and ds.x_train.dtype == np.float32
+    assert ds.x_train[:].max() == pytest.approx(0.25) and ds.x_train.stored.dtype == np.float32
     ds = load_dataset(save_npz(tmp_path, x=np.ones((10, 4, 4), dtype=bool)))
     assert ds.x_train[:].max() == 1.0
 

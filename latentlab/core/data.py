@@ -17,21 +17,20 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from latentlab.core.dataset import TEST_FRACTION, Dataset
-from latentlab.core.embedded_data import SPRITES_COUNT, load_digits, load_sprites
+from latentlab.core.dataset import Dataset
+from latentlab.core.embedded_data import load_digits, load_sprites
 from latentlab.core.errors import Cancelled, DatasetError
+from latentlab.core.metadata import MAX_SPEC_CHARS
 from latentlab.core.idx_files import load_idx_dataset
-from latentlab.core.image_folder import IMAGE_SUFFIXES, MAX_FOLDER_ENTRIES, MAX_IMAGE_PIXELS, load_image_folder
-from latentlab.core.npz_files import MAX_NPZ_ARRAYS, load_npz
+from latentlab.core.image_folder import load_image_folder
+from latentlab.core.npz_files import load_npz
 from latentlab.core.text import quote, short
 
 __all__ = [
-    "DATASET_KINDS", "EMBEDDED_DEFAULT", "IMAGE_SUFFIXES", "MAX_FOLDER_ENTRIES", "MAX_IMAGE_PIXELS", "MAX_NPZ_ARRAYS",
-    "MAX_SPEC_CHARS", "SPRITES_COUNT", "TEST_FRACTION", "Dataset", "checkpoint_dataset_refusal", "describe_specs",
+    "DATASET_KINDS", "EMBEDDED_DEFAULT", "MAX_SPEC_CHARS", "Dataset", "checkpoint_dataset_refusal", "describe_specs",
     "load_dataset", "open_checkpoint_dataset", "parse_spec",
 ]
 
-MAX_SPEC_CHARS = 4096
 
 DATASET_KINDS = ("digits", "sprites", "mnist", "fashion-mnist", "kmnist", "npz", "images")
 

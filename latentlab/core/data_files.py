@@ -8,6 +8,7 @@ import stat
 from contextlib import contextmanager
 from pathlib import Path
 
+from latentlab.core.text import reason
 from latentlab.core.errors import DatasetError
 
 
@@ -47,9 +48,3 @@ def open_error(path: Path):
         yield
     except OSError as e:
         raise DatasetError(f"Cannot read {path} ({reason(e)}).") from None
-
-
-def reason(e: BaseException) -> str:
-    """The first line of an exception's message, for quoting inside one of our sentences."""
-    lines = str(getattr(e, "strerror", None) or e).strip().splitlines()
-    return lines[0].rstrip(".") if lines else type(e).__name__

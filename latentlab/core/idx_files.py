@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from latentlab.core.data_files import check_memory, open_error, open_regular, reason, require_folder
+from latentlab.core.text import reason
+from latentlab.core.data_files import check_memory, open_error, open_regular, require_folder
 from latentlab.core.dataset import Dataset, make_dataset, split_dataset
 from latentlab.core.errors import DatasetError
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from latentlab.core.data_files import check_memory, open_error, open_regular, reason
+from latentlab.core.text import reason
+from latentlab.core.data_files import check_memory, open_error, open_regular
 from latentlab.core.dataset import Dataset, make_dataset, split_dataset
 from latentlab.core.errors import DatasetError
 from latentlab.core.image_arrays import images_from_array, labels_from_array

@@ -86,25 +86,11 @@ class Pixels:
         """What indexing returns (the storage may be narrower: see `stored`)."""
         return np.dtype(np.float32)
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes held in memory."""
-        return self.stored.nbytes
-
     def __len__(self) -> int:
         return len(self.stored)
 
     def __getitem__(self, key) -> np.ndarray:
         return unit_float(self.stored[key])
-
-    def rows(self, start: int, stop: int) -> Pixels:
-        """Rows start:stop as Pixels, sharing the store (nothing is converted or copied)."""
-        return Pixels(self.stored[start:stop])
-
-    def batches(self, size: int):
-        """(start, float32 batch) for consecutive batches of at most `size` images."""
-        for i in range(0, len(self.stored), size):
-            yield i, self[i:i + size]
 
     def __array__(self, dtype=None, copy=None):
         out = unit_float(self.stored)
