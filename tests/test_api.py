@@ -61,7 +61,7 @@ def test_image_forms(digits, layout):
     }[layout]
     ds = as_dataset(data, labels)
     assert ds.image_shape == (1, 8, 8) and len(ds.x_train) + len(ds.x_test) == 50
-    assert ds.x_train.stored.dtype == np.float32 and 0 <= ds.x_train[:].min() and ds.x_train[:].max() <= 1
+    assert ds.x_train.stored.dtype == (np.uint8 if layout == "uint8" else np.float32) and 0 <= ds.x_train[:].min() and ds.x_train[:].max() <= 1
     assert sorted(np.concatenate([ds.y_train, ds.y_test])) == sorted(y)
     stats = latentlab.evaluate(Flat(), data if layout == "torch_dataset" else ds, iw_samples=0)
     assert np.isfinite(stats["elbo"])
