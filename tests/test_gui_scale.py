@@ -239,6 +239,10 @@ def test_selection_csv_round_trips(window, tmp_path):
     np.testing.assert_array_equal(table[:, 1].astype(int), s.model_data.data.y_train[rows])
     np.testing.assert_allclose(table[:, 2:4], s.latent.projection.to2d(s.latent.points[rows]), rtol=1e-6)
     np.testing.assert_array_equal(table[:, 4:].astype(np.float32), s.latent.points[rows])
+    errors = []
+    s.errorRaised.connect(errors.append)
+    assert not s.analyses.export_selection(tmp_path / "no such folder" / "sel.csv")   # one sentence, no exception
+    assert len(errors) == 1 and "\n" not in errors[0]
 
 
 def test_latent_view_exports_as_png_and_svg(window, tmp_path):

@@ -116,6 +116,7 @@ class LatentAnalyses:
     def export_selection(self, path) -> bool:
         """The selection as CSV: index, label, view coordinates, latent mean per dimension."""
         from ..core.checkpoint import write_atomic
+        from ..core.errors import LatentLabError
 
         table = self.selection_table()
         if table is None:
@@ -127,8 +128,8 @@ class LatentAnalyses:
             lines.append(f"{r},{int(y)}," + ",".join(f"{v:.9g}" for v in (*p, *m)))
         try:
             write_atomic(Path(path), ("\n".join(lines) + "\n").encode())
-        except OSError as exc:
-            self.jobs.report(f"Could not write {path}: {exc.strerror or exc}.")
+        except LatentLabError as exc:   # write_atomic's one sentence (a missing folder, no permission, a full disk)
+            self.jobs.report(str(exc))
             return False
         self.jobs.status.emit(f"Wrote {len(rows):,} selected points to {path}.")
         return True
