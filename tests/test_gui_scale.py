@@ -373,3 +373,16 @@ def test_a_single_epoch_of_history_shows_markers(window):
     s.model_data.history[:] = [record, {**record, "epoch": 2}]
     s.model_data.historyChanged.emit()
     assert all(c.opts["symbol"] is None for c in curves.curves.values())
+
+
+def test_a_statistic_on_its_way_is_not_restarted_by_redraws(window):
+    """Every redraw while the colouring waits asks for the statistic again; the job already on its
+    way for these points keeps going (restarting would throw its progress away at scale)."""
+    s, panel = window.session, window.latent
+    tasks = _record_tasks(s)
+    panel.color_combo.setCurrentText("KL per point")
+    for _ in range(3):
+        panel.plot.refresh_points()   # before the GUI thread has taken the result
+    wait_idle(s)
+    ends = [f for key, _, f in tasks if key == "stat KL per point" and f < 0]
+    assert len(ends) == 1 and "KL per point" in s.latent.stats

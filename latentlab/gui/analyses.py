@@ -24,6 +24,7 @@ class LatentAnalyses:
         self._anchor = anchor        # () -> the full z supplying the coordinates a plane does not show
         self._maps = None            # core.projection.EmbeddingCache, made on first use
         self._prior_seed = 0
+        self._stat_points: dict[str, object] = {}   # statistic -> the points its running job computes it for
         latent.changed.connect(self.update_aggregate)
         latent.projectionChanged.connect(self.update_aggregate)
         latent.aggregateWanted.connect(lambda: self.update_aggregate(only_if_missing=True))
@@ -78,8 +79,11 @@ class LatentAnalyses:
         lp, md = self.latent, self.model_data
         if not lp.missing_stat(name) or md.model is None:
             return
-        points = lp.points
-        self.jobs.submit_tracked(f"stat {name}", f"Computing the {name} of {len(points):,} points", work.point_stat,
+        points, key = lp.points, f"stat {name}"
+        if key in self.jobs.tracked_keys() and self._stat_points.get(name) is points:
+            return   # already on its way for these points: every redraw asks again, none restarts it
+        self._stat_points[name] = points
+        self.jobs.submit_tracked(key, f"Computing the {name} of {len(points):,} points", work.point_stat,
                                  name, self.model_copy(), md.data.x_train, points, lp.logvars,
                                  on_result=lambda values: lp.set_stat(name, values, points))
 
