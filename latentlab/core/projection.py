@@ -142,7 +142,13 @@ class Embedding:
     means: np.ndarray          # (N, K) the latent means it was computed from
     fitted: np.ndarray         # indices of the means the map was fitted on (all when N <= the cap)
     model: object = None       # the fitted umap.UMAP (None for t-SNE)
-    _tree: object = field(default=None, repr=False)
+    _tree: object = field(default=None, init=False, repr=False)
+
+    def __post_init__(self):
+        # Built where the map is made (a worker), not on the first click: ~1 s at a million points.
+        from scipy.spatial import cKDTree
+
+        object.__setattr__(self, "_tree", cKDTree(self.coords))
 
     @property
     def latent_dim(self) -> int:
@@ -162,13 +168,7 @@ class Embedding:
 
     def nearest(self, p, k: int = 1) -> int | np.ndarray:
         """Index of the shown point nearest to the 2-D point p (the k nearest, nearest first, for k > 1)."""
-        tree = self._tree
-        if tree is None:
-            from scipy.spatial import cKDTree
-
-            tree = cKDTree(self.coords)
-            object.__setattr__(self, "_tree", tree)
-        found = tree.query(np.asarray(p, dtype=np.float64).reshape(2), k=min(k, len(self.coords)))[1]
+        found = self._tree.query(np.asarray(p, dtype=np.float64).reshape(2), k=min(k, len(self.coords)))[1]
         return int(found) if k == 1 else np.atleast_1d(found)
 
     def lift(self, p) -> np.ndarray:
