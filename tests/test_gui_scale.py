@@ -65,6 +65,7 @@ def test_umap_view_decodes_clicks_through_the_inverse_and_is_cached(window, qtbo
     target = emb.coords[emb.fitted[3]]
     click_view(plot, *target)
     assert where
+    wait_idle(s)   # UMAP's inverse runs on a worker
     z, note = emb.lift_with_note(where[-1])
     np.testing.assert_allclose(s.cursor.z, z, atol=1e-6)
     np.testing.assert_allclose(s.cursor.z, emb.lift(where[-1]), atol=1e-6)

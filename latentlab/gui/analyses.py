@@ -99,7 +99,7 @@ class LatentAnalyses:
         outline = np.asarray(outline, dtype=np.float64)
         inside = in_rectangle(xy, outline[0], outline[-1]) if shape == "rectangle" else in_polygon(xy, outline)
         found = np.flatnonzero(inside)
-        rows = found if lp.rows is None else np.asarray(lp.rows)[found]
+        rows = lp.rows_of(found)
         self.selection.set(np.sort(rows), shape)
         self.jobs.status.emit(f"Selected {len(rows):,} points.")
 
@@ -110,8 +110,8 @@ class LatentAnalyses:
         sel = self.selection.rows
         if not len(sel) or lp.points is None or data is None:
             return None
-        shown = sel[sel < len(lp.points)] if lp.rows is None else np.flatnonzero(np.isin(lp.rows, sel))
-        rows = shown if lp.rows is None else np.asarray(lp.rows)[shown]
+        shown = lp.shown_of(sel)
+        rows = lp.rows_of(shown)
         xy = lp.projection.to2d(lp.points)[shown]
         mu = lp.points[shown]
         header = ["index", "label", "view_x", "view_y", *(f"mu_{d}" for d in range(mu.shape[1]))]

@@ -93,7 +93,7 @@ class SelectionLayer:
             self.rings.setData([], [])
             self.region.setData([], [])
             return
-        shown = rows[rows < len(lp.points)] if lp.rows is None else np.flatnonzero(np.isin(lp.rows, rows))
+        shown = lp.shown_of(rows)
         if len(shown) > SELECTED_SHOWN:
             shown = np.sort(np.random.default_rng(0).choice(shown, SELECTED_SHOWN, replace=False))
         xy = self.cloud.positions(shown) if self.cloud.count() == len(lp.points) \

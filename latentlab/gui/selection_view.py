@@ -56,7 +56,6 @@ class SelectionView(LazyView):
         layout.addLayout(buttons)
         layout.addLayout(body, 1)
         self.numbers: dict | None = None   # the last summary job's mean KL and reconstruction error
-        self.shown_rows = np.zeros(0, np.int64)
         session.selection.changed.connect(self.request_refresh)
         session.model_data.weightsChanged.connect(self.request_refresh)
 
@@ -71,14 +70,12 @@ class SelectionView(LazyView):
             self.summary.setText(HINT)
             self.grid.clear()
             self.bars.setOpts(x=[], height=[])
-            self.shown_rows = np.zeros(0, np.int64)
             return
         data = md.data
         self.summary.setText(f"<b>{len(rows):,}</b> points selected ({s.selection.shape}) · computing mean KL "
                              "and reconstruction…")
         order = np.random.default_rng(0).permutation(len(rows))[:GRID_COLS * GRID_ROWS]
-        self.shown_rows = rows[np.sort(order)]
-        self.grid.setPixmap(self._mosaic(data.x_train[self.shown_rows]))
+        self.grid.setPixmap(self._mosaic(data.x_train[rows[np.sort(order)]]))
         counts = np.bincount(data.y_train[rows], minlength=len(data.label_names))
         colors = label_colors(len(counts))
         self.bars.setOpts(x=np.arange(len(counts)), height=counts, width=0.8, brushes=[pg.mkBrush(c) for c in colors],
@@ -91,16 +88,16 @@ class SelectionView(LazyView):
         s, lp, md = self.session, self.session.latent, self.session.model_data
         if lp.points is None or md.model is None:
             return
-        shown = rows[rows < len(lp.points)] if lp.rows is None else np.flatnonzero(np.isin(lp.rows, rows))
+        shown = lp.shown_of(rows)
         mu = lp.points[shown]
         logvar = lp.logvars[shown] if lp.logvars is not None else None
-        data_rows = shown if lp.rows is None else np.asarray(lp.rows)[shown]
+        data_rows = lp.rows_of(shown)
         s.jobs.submit("selection summary", work.selection_summary, s.model_copy(), md.data.x_train, data_rows, mu,
                       logvar, on_result=self._show_numbers)
 
     def _show_numbers(self, numbers: dict) -> None:
         rows = self.session.selection.rows
-        if not np.array_equal(np.isin(numbers["rows"], rows), np.ones(len(numbers["rows"]), bool)):
+        if not np.isin(numbers["rows"], rows).all():
             return
         self.numbers = numbers
         sample = "" if numbers["recon_n"] >= len(numbers["rows"]) else f" (a sample of {numbers['recon_n']:,})"

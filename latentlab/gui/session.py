@@ -16,10 +16,11 @@ from PySide6 import QtCore
 
 from . import work
 from .analyses import LatentAnalyses
+from .interpolation_path import InterpolationPath
 from .jobs import JobRunner
 from .point_selection import PointSelection
 from .runs import RunController, TrainRequest
-from .state import MANY_DIMS, AnchorMode, Cursor, Endpoint, InterpolationPath, LatentPoints, ModelData
+from .state import MANY_DIMS, AnchorMode, Cursor, Endpoint, LatentPoints, ModelData
 
 __all__ = ["Session", "TrainRequest", "Endpoint"]
 
@@ -308,9 +309,15 @@ class Session(QtCore.QObject):
         if projection is None or self.model_data.model is None:
             return
         if hasattr(projection, "lift_with_note"):
-            z, note = projection.lift_with_note((u, v))
-            projection.place(z, (u, v))
-            self.set_z(z, note)
+            def lifted(found) -> None:
+                if self.latent.projection is projection:
+                    projection.place(found[0], (u, v))
+                    self.set_z(*found)
+
+            if projection.kind == "umap":   # its inverse transform takes a second or more: on a worker, newest wins
+                self.jobs.submit("lift", projection.lift_with_note, (u, v), on_result=lifted)
+            else:
+                lifted(projection.lift_with_note((u, v)))
         else:
             self.set_z(projection.lift((u, v), self.anchor()))
 
