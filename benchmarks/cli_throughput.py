@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     labels = np.random.default_rng(0).integers(0, 10, 10_000)
     with tempfile.TemporaryDirectory(prefix="latentlab-bench-idx-") as folder:
         write_idx(folder, images, labels)
-        from latentlab.core.data import load_dataset
+        from latentlab.core.data.specs import load_dataset
 
         # The very split the CLI trains on, for the other two sides.
         data = load_dataset(f"mnist:{folder}")

@@ -48,19 +48,19 @@ from benchmarks.common import (
     write_json,
     yes_no,
 )
-from latentlab.core import analysis
-from latentlab.core.adapters import validate
-from latentlab.core.bundled import default_checkpoint
-from latentlab.core.data import load_dataset
-from latentlab.core.model_spec import load_model
+from latentlab.core.data.specs import load_dataset
+from latentlab.core.files.bundled import default_checkpoint
+from latentlab.core.files.model_spec import load_model
+from latentlab.core.inference import analysis
+from latentlab.core.models.adapters import validate
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "mlp_vae"
 
 COLD = """
 import sys, time, torch
-from latentlab.core.adapters import validate
-from latentlab.core.data import load_dataset
-from latentlab.core.model_spec import load_model
+from latentlab.core.models.adapters import validate
+from latentlab.core.data.specs import load_dataset
+from latentlab.core.files.model_spec import load_model
 x = load_dataset("digits").x_train[:8]
 spec, weights = sys.argv[1], (sys.argv[2] or None)
 t = time.perf_counter()

@@ -13,7 +13,7 @@ asks for the CPU dry run. Every row has a baseline measured in the same run:
 - click-to-decode as the window does it (one latent code in, one CPU image out), p50/p95 over
   repeated calls, beside the same decode on the CPU;
 - encoding 1,000,000 8×8 images (latent means and log-variances back on the host) through
-  `latentlab.core.analysis.encode`, beside a bare torch loop over the same data (whole array on
+  `latentlab.core.inference.analysis.encode`, beside a bare torch loop over the same data (whole array on
   the device, large batches, one copy back).
 """
 
@@ -31,10 +31,10 @@ from torchvision import transforms
 
 from benchmarks.common import fmt, machine_line, percentile, print_table, summary_row, write_json
 from benchmarks.train_throughput import BaselineVAE, StrokeDigits, latentlab_data, loss_function, make_images
-from latentlab.core.analysis import decode, encode
-from latentlab.core.config import ModelConfig, TrainConfig
-from latentlab.core.model import build_model
-from latentlab.core.training import train
+from latentlab.core.inference.analysis import decode, encode
+from latentlab.core.models.config import ModelConfig, TrainConfig
+from latentlab.core.models.vae import build_model
+from latentlab.core.training.loop import train
 
 LR = 1e-3
 MLP = ModelConfig(image_shape=(1, 28, 28), latent_dim=20, hidden=(400,), arch="mlp")

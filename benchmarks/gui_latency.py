@@ -24,7 +24,7 @@ the point it aimed at (session.cursor.z within a pixel of the target; a click th
 end point, so it is counted and left out of the times) and that each was followed by the paint waited for.
 
 Baselines, interleaved with the clicks (one of each per click, on the same z):
-  decode only         `latentlab.core.analysis.decode(model, z[None])`: the model's work alone, no Qt;
+  decode only         `latentlab.core.inference.analysis.decode(model, z[None])`: the model's work alone, no Qt;
                       the floor of any click-to-decode path, and the ratio column is against it.
   bare QLabel         the same decode, `to_pixmap`, `setPixmap` on a plain 224-px QLabel in its own
                       window and the events until it has painted: the least GUI work that shows the
@@ -100,9 +100,9 @@ def stats_ms(values) -> tuple[float, float, float]:
 
 
 def click_to_decode(app, window, clicks: int, seed: int = 0) -> dict:
-    from latentlab.core.analysis import decode
-    from latentlab.gui.decoded_view import IMAGE_PX
-    from latentlab.gui.images import to_pixmap
+    from latentlab.core.inference.analysis import decode
+    from latentlab.gui.views.decoded import IMAGE_PX
+    from latentlab.gui.widgets.images import to_pixmap
 
     s = window.session
     plot = window.latent.plot
@@ -248,7 +248,7 @@ class GcLog:
 def stall_probe(app, window, seconds: float) -> dict:
     import gc
 
-    from latentlab.gui.session import TrainRequest
+    from latentlab.gui.state.session import TrainRequest
 
     s = window.session
     probe = Probe()

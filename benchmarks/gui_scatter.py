@@ -76,8 +76,8 @@ import numpy as np  # noqa: E402
 import pyqtgraph as pg  # noqa: E402
 from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
 
-from latentlab.gui.palette import argb, label_colors  # noqa: E402
-from latentlab.gui.points import PointCloudItem  # noqa: E402
+from latentlab.gui.widgets.palette import argb, label_colors  # noqa: E402
+from latentlab.gui.widgets.point_cloud import PointCloudItem  # noqa: E402
 
 TARGET_MS = 10.0
 MILLION = 1_000_000

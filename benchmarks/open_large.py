@@ -49,9 +49,9 @@ def peak_rss_gb() -> float:
 def make_inputs(folder: Path, n: int) -> tuple[Path, Path]:
     import numpy as np
 
-    from latentlab.core.checkpoint import save_checkpoint
-    from latentlab.core.config import ModelConfig
-    from latentlab.core.model import build_model
+    from latentlab.core.files.checkpoint import save_checkpoint
+    from latentlab.core.models.config import ModelConfig
+    from latentlab.core.models.vae import build_model
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 10, n)
@@ -73,7 +73,7 @@ def child_bare(npz: str, ckpt: str) -> dict:
     import numpy as np
     import torch
 
-    from latentlab.core.checkpoint import load_checkpoint
+    from latentlab.core.files.checkpoint import load_checkpoint
 
     t0 = time.perf_counter()
     with np.load(npz, allow_pickle=False) as z:

@@ -28,11 +28,11 @@ import numpy as np
 import torch
 
 from benchmarks.common import interleaved, machine_line, median, print_table, spread, summary_row, write_json
-from latentlab.core.bundled import default_checkpoint
-from latentlab.core.checkpoint import load_checkpoint
-from latentlab.core.data import load_dataset
-from latentlab.core.objectives import log_std_normal, model_log_lik
-from latentlab.core.posterior import posterior_for_image
+from latentlab.core.data.specs import load_dataset
+from latentlab.core.files.bundled import default_checkpoint
+from latentlab.core.files.checkpoint import load_checkpoint
+from latentlab.core.inference.objectives import log_std_normal, model_log_lik
+from latentlab.core.inference.posterior import posterior_for_image
 
 TARGET_MS = 250.0
 SIZE = 200

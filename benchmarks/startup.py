@@ -161,14 +161,14 @@ _done()
 LOAD_CHILD = _PRELUDE + r"""
 import torch
 _mark("torch_imported")
-from latentlab.core.bundled import default_checkpoint
-from latentlab.core.checkpoint import load_checkpoint
+from latentlab.core.files.bundled import default_checkpoint
+from latentlab.core.files.checkpoint import load_checkpoint
 ckpt = load_checkpoint(default_checkpoint())
 _mark("checkpoint_loaded")
-from latentlab.core.data import load_dataset
+from latentlab.core.data.specs import load_dataset
 data = load_dataset(ckpt.dataset or "digits")
 _mark("dataset_loaded")
-from latentlab.core.analysis import encode, point_kl, reconstruction_nll
+from latentlab.core.inference.analysis import encode, point_kl, reconstruction_nll
 mu, logvar = encode(ckpt.model, data.x_train)
 reconstruction_nll(ckpt.model, data.x_train, mu)
 point_kl(mu, logvar)

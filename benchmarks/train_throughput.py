@@ -45,10 +45,10 @@ from torch.utils.data import Dataset as TorchDataset
 from torchvision import transforms
 
 from benchmarks.common import fmt, interleaved, machine_line, median, print_table, summary_row, write_json
-from latentlab.core.config import ModelConfig, TrainConfig
-from latentlab.core.data import Dataset
-from latentlab.core.model import build_model
-from latentlab.core.training import train
+from latentlab.core.data.specs import Dataset
+from latentlab.core.models.config import ModelConfig, TrainConfig
+from latentlab.core.models.vae import build_model
+from latentlab.core.training.loop import train
 
 BATCH = 128
 LR = 1e-3

@@ -5,7 +5,7 @@
     latentlab.explore(my_vae, images, labels)   # the window, on your model and images
 
 `model` is an nn.Module with encode(x) and decode(z) (see the README's "Explore your own VAE"),
-a `core.adapters.LatentModel`, or a model SPEC string. `data` is a numpy array or tensor of images
+a `latentlab.LatentModel`, or a model SPEC string. `data` is a numpy array or tensor of images
 (N×H×W, N×C×H×W or N×H×W×C; values in 0..1, or 0..255 for integers), a torch Dataset yielding
 (image, label), a latentlab dataset SPEC string, or a `core.data.Dataset`.
 """
@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.errors import DatasetError, LatentLabError
+from latentlab.core.errors import DatasetError, LatentLabError
 
 
 def evaluate(model, data, *, likelihood=None, iw_samples: int = 100, device: str = "cpu") -> dict:
     """Test-set ELBO, reconstruction, KL (total and per dimension), active units, and the
     importance-weighted log p(x) with the gap; the same dict `latentlab eval --json` prints."""
-    from .core import analysis
+    from latentlab.core.inference import analysis
 
     if int(iw_samples) < 0:
         raise ValueError("iw_samples must be 0 or more.")
@@ -43,7 +43,7 @@ def explore(model, data=None, labels=None, *, likelihood=None):
     ds = as_dataset("digits" if data is None else data, labels)
     _validated(lm, ds)
     try:
-        from .gui.app import open_window
+        from latentlab.gui.app import open_window
     except ImportError:
         raise LatentLabError("latentlab.explore needs a window that can open a model object, which this version "
                              "of the GUI does not have yet; use latentlab.evaluate or `latentlab eval --model`.") from None
@@ -70,8 +70,8 @@ def _ipython():
 
 def _model(model, likelihood, device):
     """(LatentModel, the label `eval --json` reports as its model) for whatever the caller passed."""
-    from .core.adapters import as_latent_model
-    from .core.model_spec import load_model
+    from latentlab.core.files.model_spec import load_model
+    from latentlab.core.models.adapters import as_latent_model
 
     if isinstance(model, (str, Path)):
         return load_model(str(model), likelihood=likelihood, device=device), str(model)
@@ -80,7 +80,7 @@ def _model(model, likelihood, device):
 
 
 def _validated(lm, ds):
-    from .core.adapters import validate
+    from latentlab.core.models.adapters import validate
 
     return validate(lm, ds.x_train[:8])
 
@@ -88,9 +88,9 @@ def _validated(lm, ds):
 def as_dataset(data, labels=None):
     """A latentlab Dataset from a SPEC, a Dataset, an array or tensor of images, or a torch Dataset;
     arrays are split 80/20 into train and test like any unsplit dataset."""
-    from .core.data import Dataset, load_dataset
-    from .core.dataset import split_dataset
-    from .core.image_arrays import images_from_array, labels_from_array
+    from latentlab.core.data.dataset import split_dataset
+    from latentlab.core.data.image_arrays import images_from_array, labels_from_array
+    from latentlab.core.data.specs import Dataset, load_dataset
 
     if isinstance(data, Dataset):
         return data

@@ -13,7 +13,7 @@ from torch import nn
 import latentlab
 from latentlab.api import as_dataset
 from latentlab.cli import main
-from latentlab.core.data import load_dataset
+from latentlab.core.data.specs import load_dataset
 from latentlab.core.errors import LatentLabError
 
 

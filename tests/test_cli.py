@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from latentlab.cli import main
-from latentlab.core.checkpoint import load_checkpoint
+from latentlab.core.files.checkpoint import load_checkpoint
 
 
 def run(capsys, *args):
@@ -36,13 +36,13 @@ def test_train_json_then_eval_json(tmp_path, capsys):
     assert stats["kl"] == pytest.approx(sum(stats["kl_per_dim"]), rel=1e-6)
     assert stats["log_px_iw"] > stats["elbo"] - 0.5 and stats["gap"] == pytest.approx(stats["log_px_iw"] - stats["elbo"])
     # Active units as the model itself gives them: dimensions whose test-set means vary.
-    from latentlab.core.analysis import active_units, encode
-    from latentlab.core.data import load_dataset
+    from latentlab.core.data.specs import load_dataset
+    from latentlab.core.inference.analysis import active_units, encode
 
     mu, _ = encode(ckpt.model, load_dataset("digits").x_test)
     assert stats["active_units"] == int(active_units(mu).sum())
     # The finished checkpoint carries its latent preview: the training images' means under its weights.
-    from latentlab.core.preview import read_preview
+    from latentlab.core.files.preview import read_preview
 
     data = load_dataset("digits")
     preview = read_preview(out, latent_dim=3)
@@ -60,7 +60,7 @@ def test_resume_continues_the_history(tmp_path, capsys):
 
 
 def test_human_readable_eval_of_the_bundled_model(capsys):
-    from latentlab.core.bundled import default_checkpoint
+    from latentlab.core.files.bundled import default_checkpoint
 
     code, stdout, _ = run(capsys, "eval", str(default_checkpoint()), "--iw-samples", "20")
     assert code == 0 and "ELBO" in stdout and "active units  2 of 2" in stdout

@@ -5,10 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from latentlab.core.adapters import validate
-from latentlab.core.analysis import evaluate
-from latentlab.core.data import load_dataset
-from latentlab.core.model_spec import load_model
+from latentlab.core.data.specs import load_dataset
+from latentlab.core.files.model_spec import load_model
+from latentlab.core.inference.analysis import evaluate
+from latentlab.core.models.adapters import validate
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

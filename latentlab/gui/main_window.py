@@ -7,24 +7,24 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from .._version import __version__
-from ..core.settings import usable_recent
-from ..core.text import short
-from .aggregate_view import AggregateView
-from .collapse_view import CollapseView
-from .controls import TrainingControls
-from .curves_view import CurvesView
-from .decoded_view import DecodedView
-from .interpolation_view import InterpolationView
-from .latent_view import LatentPanel
-from .open_model_dialog import OpenModelDialog
-from .posterior_view import PosteriorView
-from .selection_view import SelectionView
-from .session import Session
-from .status_widgets import ErrorBanner, TaskProgress
-from .sweep_view import SweepView
-from .traversal_view import TraversalView
-from .window_settings import add_recent_file, recent_files, saved_settings, settings
+from latentlab._version import __version__
+from latentlab.core.files.settings import usable_recent
+from latentlab.core.text import short
+from latentlab.gui.state.session import Session
+from latentlab.gui.state.window_settings import add_recent_file, recent_files, saved_settings, settings
+from latentlab.gui.tabs.aggregate import AggregateView
+from latentlab.gui.tabs.collapse import CollapseView
+from latentlab.gui.tabs.curves import CurvesView
+from latentlab.gui.tabs.interpolation import InterpolationView
+from latentlab.gui.tabs.posterior import PosteriorView
+from latentlab.gui.tabs.selection import SelectionView
+from latentlab.gui.tabs.sweep import SweepView
+from latentlab.gui.tabs.traversals import TraversalView
+from latentlab.gui.views.decoded import DecodedView
+from latentlab.gui.views.latent import LatentPanel
+from latentlab.gui.views.open_model import OpenModelDialog
+from latentlab.gui.views.training import TrainingControls
+from latentlab.gui.widgets.status import ErrorBanner, TaskProgress
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -152,7 +152,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._refresh_recent()
 
     def _build_examples_menu(self, menu) -> None:
-        from ..core.bundled import examples
+        from latentlab.core.files.bundled import examples
 
         menu.setToolTipsVisible(True)
         for example in examples():
@@ -331,7 +331,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.progress.setValue(0)
 
     def _on_points(self) -> None:
-        from ..core.analysis import ACTIVE_THRESHOLD
+        from latentlab.core.inference.analysis import ACTIVE_THRESHOLD
 
         if self.session.model_data.model is None:
             return
@@ -362,7 +362,7 @@ class MainWindow(QtWidgets.QMainWindow):
         import torch
         from PySide6 import __version__ as pyside_version
 
-        from ..core.device import describe, resolve_device
+        from latentlab.core.training.device import describe, resolve_device
 
         QtWidgets.QMessageBox.about(self, "About latentlab", (
             f"<b>latentlab {__version__}</b><br>Look inside variational autoencoders.<br><br>"

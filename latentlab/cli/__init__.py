@@ -1,0 +1,63 @@
+"""The `latentlab` command: the GUI by default, plus headless `train`, `eval` and `encode`.
+
+arguments  the parser: subcommands, options and their range checks
+train      `latentlab train`
+evaluate   `latentlab eval` and `latentlab encode`
+output     warnings, numbers and progress bars on stderr
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .arguments import build_parser
+
+__all__ = ["build_parser", "main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from latentlab.core.errors import LatentLabError
+    from latentlab.core.text import short
+
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors; main() returns codes, it does not exit
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        if args.command == "train":
+            from .train import cmd_train
+
+            return cmd_train(args)
+        if args.command == "eval":
+            from .evaluate import cmd_eval
+
+            return cmd_eval(args)
+        if args.command == "encode":
+            from .evaluate import cmd_encode
+
+            return cmd_encode(args)
+        return cmd_gui(args)
+    except (LatentLabError, ValueError) as exc:  # ValueError: configuration values rejected by the dataclasses
+        print(f"latentlab: error: {short(str(exc))}", file=sys.stderr)
+        return 2
+
+
+def cmd_gui(args) -> int:
+    try:
+        from latentlab.gui.app import run
+    except ImportError as exc:
+        print(f"latentlab: error: the GUI could not start ({exc}).", file=sys.stderr)
+        return 2
+    checkpoint = getattr(args, "checkpoint", None)
+    spec, weights, likelihood = (getattr(args, name, None) for name in ("model", "weights", "likelihood"))
+    if spec is not None and checkpoint is not None:
+        raise ValueError("gui opens one model: give --checkpoint PATH or --model SPEC, not both")
+    if spec is None and (weights is not None or likelihood is not None):
+        raise ValueError("--weights and --likelihood go with --model SPEC")
+    if spec is not None:
+        from latentlab.core.files.model_spec import spec_kind
+
+        spec_kind(spec)  # a malformed SPEC is refused here, before a window opens
+    return run(checkpoint=checkpoint, dataset=getattr(args, "dataset", None),
+               screenshot=getattr(args, "screenshot", None), model=spec, weights=weights, likelihood=likelihood,
+               projection=getattr(args, "projection", None))

@@ -1,0 +1,147 @@
+"""The latent means table: every image's posterior mean and log-variance, as CSV or NPZ.
+
+Columns: index (within its split), split (train or test), label, mu_0 .. mu_{K-1},
+logvar_0 .. logvar_{K-1}. The NPZ holds the same as plain arrays (mu and logvar as (N, K) float32,
+label_names as a string array), readable with np.load(allow_pickle=False). Encoding runs in batches
+with progress and can be stopped between batches; files are written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from latentlab.core.data.pixels import stored
+from latentlab.core.errors import Cancelled, LatentLabError
+from latentlab.core.inference.analysis import encode
+
+from .atomic import write_atomic
+
+SPLITS = ("train", "test")
+FORMATS = (".csv", ".npz")
+_NPZ_KEYS = ("index", "split", "label", "mu", "logvar", "label_names")
+
+
+@dataclass(frozen=True, eq=False)
+class LatentTable:
+    index: np.ndarray        # (N,) int64, position within its split
+    split: np.ndarray        # (N,) str, "train" or "test"
+    label: np.ndarray        # (N,) int64
+    mu: np.ndarray           # (N, K) float32
+    logvar: np.ndarray       # (N, K) float32
+    label_names: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def columns(self) -> list[str]:
+        k = self.mu.shape[1]
+        return ["index", "split", "label", *(f"mu_{d}" for d in range(k)), *(f"logvar_{d}" for d in range(k))]
+
+
+def encode_table(model, data, *, batch: int = 4096, progress: Callable[[float], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> LatentTable:
+    """Encode the train then the test images of `data` in batches; raises Cancelled when should_stop()."""
+    parts = [(name, getattr(data, f"x_{name}"), getattr(data, f"y_{name}")) for name in SPLITS]
+    total = sum(len(x) for _, x, _ in parts)
+    k = model.latent_dim
+    mu = np.empty((total, k), np.float32)
+    logvar = np.empty((total, k), np.float32)
+    done = 0
+    for _, x, _ in parts:
+        for i in range(0, len(x), batch):
+            if should_stop is not None and should_stop():
+                raise Cancelled("Encoding was stopped.")
+            m, lv = encode(model, stored(x)[i:i + batch], batch=batch)   # converted on the model's device
+            mu[done:done + len(m)], logvar[done:done + len(m)] = m, lv
+            done += len(m)
+            if progress is not None:
+                progress(done / total)
+    return LatentTable(
+        index=np.concatenate([np.arange(len(x), dtype=np.int64) for _, x, _ in parts]),
+        split=np.concatenate([np.full(len(x), name) for name, x, _ in parts]).astype("<U5"),
+        label=np.concatenate([np.asarray(y, np.int64) for _, _, y in parts]),
+        mu=mu, logvar=logvar, label_names=tuple(data.label_names))
+
+
+def write_table(path, table: LatentTable, *, rows_per_chunk: int = 65536) -> Path:
+    """Write `table` to path.csv or path.npz (chosen by the suffix), atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise LatentLabError(f"Cannot tell the format of {path}: name it .csv or .npz.")
+    if suffix == ".npz":
+        buf = io.BytesIO()
+        np.savez(buf, index=table.index, split=table.split.astype("<U5"), label=table.label, mu=table.mu,
+                 logvar=table.logvar, label_names=np.array(table.label_names, dtype=str))
+        write_atomic(path, buf.getvalue())
+        return path
+    chunks = [(",".join(table.columns) + "\n").encode()]
+    numbers = np.concatenate([table.mu, table.logvar], axis=1)
+    for i in range(0, len(table), rows_per_chunk):
+        j = min(i + rows_per_chunk, len(table))
+        text = io.StringIO()
+        # %.9g round-trips float32 exactly.
+        np.savetxt(text, numbers[i:j], fmt="%.9g", delimiter=",")
+        lead = [f"{a},{b},{c}," for a, b, c in zip(table.index[i:j], table.split[i:j], table.label[i:j])]
+        lines = text.getvalue().splitlines()
+        chunks.append(("".join(f"{p}{q}\n" for p, q in zip(lead, lines))).encode())
+    write_atomic(path, b"".join(chunks))
+    return path
+
+
+def read_table(path) -> LatentTable:
+    """Read a table written by write_table, validating every column; one-sentence errors."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise LatentLabError(f"Cannot tell the format of {path}: name it .csv or .npz.")
+    try:
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                missing = [key for key in _NPZ_KEYS if key not in z.files]
+                if missing:
+                    raise LatentLabError(f"{path} is not a latent table: it has no {', '.join(missing)}.")
+                cols = {key: z[key] for key in _NPZ_KEYS}
+            names = tuple(str(v) for v in cols.pop("label_names"))
+        else:
+            cols, names = _read_csv(path), ()
+    except (OSError, ValueError) as exc:
+        raise LatentLabError(f"Cannot read {path}: {exc}.") from None
+    return _validated(path, cols, names)
+
+
+def _read_csv(path: Path) -> dict[str, np.ndarray]:
+    with open(path, encoding="utf-8") as f:
+        header = f.readline().strip().split(",")
+        k = (len(header) - 3) // 2
+        want = LatentTable(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros((0, k)), np.zeros((0, k))).columns
+        if header != want:
+            raise LatentLabError(f"{path} is not a latent table: its header is not {','.join(want[:4])},...")
+        rows = np.loadtxt(f, delimiter=",", dtype=str, ndmin=2)
+    if rows.size == 0:
+        rows = np.zeros((0, len(header)), str)
+    numbers = rows[:, 3:].astype(np.float32)
+    return {"index": rows[:, 0].astype(np.int64), "split": rows[:, 1], "label": rows[:, 2].astype(np.int64),
+            "mu": numbers[:, :k], "logvar": numbers[:, k:]}
+
+
+def _validated(path: Path, cols: dict, names: tuple[str, ...]) -> LatentTable:
+    n = len(cols["index"])
+    mu, logvar = cols["mu"], cols["logvar"]
+    if mu.ndim != 2 or mu.shape != logvar.shape or len(mu) != n:
+        raise LatentLabError(f"{path} is not a latent table: mu and logvar are not two (N, K) arrays for {n} rows.")
+    if any(len(cols[key]) != n or cols[key].ndim != 1 for key in ("split", "label")):
+        raise LatentLabError(f"{path} is not a latent table: its columns have different lengths.")
+    if not np.isin(cols["split"], SPLITS).all():
+        raise LatentLabError(f"{path} is not a latent table: split holds values other than train and test.")
+    if not (np.issubdtype(cols["index"].dtype, np.integer) and np.issubdtype(cols["label"].dtype, np.integer)):
+        raise LatentLabError(f"{path} is not a latent table: index and label must be integers.")
+    return LatentTable(index=cols["index"].astype(np.int64), split=cols["split"].astype("<U5"),
+                       label=cols["label"].astype(np.int64), mu=mu.astype(np.float32),
+                       logvar=logvar.astype(np.float32), label_names=names)

@@ -1,0 +1,9 @@
+"""What a trained model says about its data: the numbers and maps every view and command reports.
+
+objectives    the ELBO, KL, IWAE bound, in nats per example
+analysis      encode, decode, evaluate, KL per dimension, active units, traversals, paths
+posterior     the exact 2-D posterior on a grid and the IWAE curve
+aggregate     the aggregate posterior q(z), its holes, KL(q(z) || p(z))
+projection    how K dimensions are shown in 2-D (pair, PCA, UMAP, t-SNE) and a click lifted back
+selection     which 2-D points lie in a rectangle or a lasso
+"""

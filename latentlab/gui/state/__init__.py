@@ -1,0 +1,11 @@
+"""The window's state: no widget here. Views read these parts and call their methods.
+
+session       Session: owns the parts, actions that span several of them, model loading
+parts         ModelData, LatentPoints, Cursor and the mode enums
+analyses      maps, per-point statistics, selections, exports, the aggregate q(z)
+runs          RunController: training requests, runs, sweeps, publishing snapshots
+interpolation_path, point_selection   the path's endpoints; the rows picked on the latent view
+jobs          JobRunner: background jobs, newest result per key, progress and Stop
+work          the functions jobs run on worker threads (numpy in, numpy out)
+window_settings   saved geometry, form defaults and recent files
+"""

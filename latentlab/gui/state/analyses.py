@@ -1,0 +1,179 @@
+"""Work on the shown latent points that no single view owns: UMAP and t-SNE maps, per-point
+statistics computed when first asked for, rectangle and lasso selections and their export, the
+export of every latent mean, the aggregate posterior over the shown plane and prior samples.
+
+Each runs as a background job of the session's runner and lands in the state part it fills.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import work
+from .jobs import JobRunner
+from .parts import LatentPoints, ModelData
+from .point_selection import PointSelection
+
+
+class LatentAnalyses:
+    def __init__(self, jobs: JobRunner, model_data: ModelData, latent: LatentPoints, selection: PointSelection,
+                 anchor):
+        self.jobs, self.model_data, self.latent, self.selection = jobs, model_data, latent, selection
+        self._anchor = anchor        # () -> the full z supplying the coordinates a plane does not show
+        self._maps = None            # core.inference.projection.EmbeddingCache, made on first use
+        self._prior_seed = 0
+        self._stat_points: dict[str, object] = {}   # statistic -> the points its running job computes it for
+        latent.changed.connect(self.update_aggregate)
+        latent.projectionChanged.connect(self.update_aggregate)
+        latent.aggregateWanted.connect(lambda: self.update_aggregate(only_if_missing=True))
+        latent.changed.connect(self.update_map)
+
+    def model_copy(self):
+        md = self.model_data
+        return self.jobs.model_copy(md.model, md.version)
+
+    # ----- UMAP and t-SNE maps, per-point statistics ---------------------------------------------
+    def set_projection_method(self, method: str) -> None:
+        """Show a pair of coordinates, the PCA plane, or a UMAP or t-SNE map (computed off the GUI
+        thread with progress, kept per weights version)."""
+        from latentlab.core.inference.projection import unavailable
+
+        missing = unavailable(method)
+        if missing is not None:
+            self.jobs.report(missing)
+            return
+        self.latent.set_method(method)
+        self.update_map()
+
+    def update_map(self) -> None:
+        lp, md = self.latent, self.model_data
+        if not lp.nonlinear or lp.shows_map:
+            self.jobs.cancel("map")
+            return
+        if not lp.full:
+            return   # live training frames: the map follows the full encode after the run
+        from latentlab.core.inference.projection import EmbeddingCache
+
+        if self._maps is None:
+            self._maps = EmbeddingCache()
+        key = (lp.method, md.version, 0, len(lp.points))
+        cached = self._maps.get(key)
+        if cached is not None:
+            lp.set_embedding(cached)
+            return
+        name = "UMAP" if lp.method == "umap" else "t-SNE"
+        points = lp.points
+
+        def done(embedding) -> None:
+            self._maps.put(key, embedding)
+            if lp.points is points and lp.set_embedding(embedding):
+                self.jobs.status.emit(f"{name} of {len(points):,} latent means.")
+
+        self.jobs.submit_tracked("map", f"{name} of {len(points):,} means", work.embedding, lp.method, points, 0,
+                                 on_result=done)
+
+    def request_stat(self, name: str) -> None:
+        """Compute a per-point statistic (state.LAZY_STATS) of the shown points, once, with progress."""
+        lp, md = self.latent, self.model_data
+        if not lp.missing_stat(name) or md.model is None:
+            return
+        points, key = lp.points, f"stat {name}"
+        if key in self.jobs.tracked_keys() and self._stat_points.get(name) is points:
+            return   # already on its way for these points: every redraw asks again, none restarts it
+        self._stat_points[name] = points
+        self.jobs.submit_tracked(key, f"Computing the {name} of {len(points):,} points", work.point_stat,
+                                 name, self.model_copy(), md.data.x_train, points, lp.logvars,
+                                 on_result=lambda values: lp.set_stat(name, values, points))
+
+    # ----- selections and exports ---------------------------------------------------------------
+    def select_region(self, outline, shape: str = "lasso") -> None:
+        """Select the shown points inside a rectangle (two opposite corners) or a lasso polygon."""
+        from latentlab.core.inference.selection import in_polygon, in_rectangle
+
+        lp = self.latent
+        if lp.points is None or lp.projection is None:
+            return
+        xy = lp.projection.to2d(lp.points)
+        outline = np.asarray(outline, dtype=np.float64)
+        inside = in_rectangle(xy, outline[0], outline[-1]) if shape == "rectangle" else in_polygon(xy, outline)
+        found = np.flatnonzero(inside)
+        rows = lp.rows_of(found)
+        self.selection.set(np.sort(rows), shape)
+        self.jobs.status.emit(f"Selected {len(rows):,} points.")
+
+    def selection_table(self):
+        """Index, label, the 2-D view coordinates and the latent mean of each selected point, for a
+        CSV: (header, rows as a float array) or None when nothing shown is selected."""
+        lp, data = self.latent, self.model_data.data
+        sel = self.selection.rows
+        if not len(sel) or lp.points is None or data is None:
+            return None
+        shown = lp.shown_of(sel)
+        rows = lp.rows_of(shown)
+        xy = lp.projection.to2d(lp.points)[shown]
+        mu = lp.points[shown]
+        header = ["index", "label", "view_x", "view_y", *(f"mu_{d}" for d in range(mu.shape[1]))]
+        return header, rows, data.y_train[rows], xy, mu
+
+    def export_selection(self, path) -> bool:
+        """The selection as CSV: index, label, view coordinates, latent mean per dimension."""
+        from latentlab.core.errors import LatentLabError
+        from latentlab.core.files.atomic import write_atomic
+
+        table = self.selection_table()
+        if table is None:
+            self.jobs.report("Select some points first (Alt+drag a rectangle, Alt+Shift+drag a lasso).")
+            return False
+        header, rows, labels, xy, mu = table
+        lines = [",".join(header)]
+        for r, y, p, m in zip(rows, labels, xy, mu):
+            lines.append(f"{r},{int(y)}," + ",".join(f"{v:.9g}" for v in (*p, *m)))
+        try:
+            write_atomic(Path(path), ("\n".join(lines) + "\n").encode())
+        except LatentLabError as exc:   # write_atomic's one sentence (a missing folder, no permission, a full disk)
+            self.jobs.report(str(exc))
+            return False
+        self.jobs.status.emit(f"Wrote {len(rows):,} selected points to {path}.")
+        return True
+
+    def export_latent_means(self, path) -> None:
+        """Encode the train and test images and write their means and log-variances (CSV or NPZ)."""
+        md = self.model_data
+        if md.model is None or md.data is None:
+            self.jobs.report("There is no model to encode with yet.")
+            return
+        self.jobs.submit_tracked("export means", "Exporting latent means", work.export_latent_means, self.model_copy(),
+                                 md.data, str(path), on_result=lambda p: self.jobs.status.emit(f"Wrote {p}."))
+
+    # ----- the aggregate posterior --------------------------------------------------------------
+    def update_aggregate(self, only_if_missing: bool = False) -> None:
+        """q(z) over the shown plane follows every full encode and projection while it is shown
+        anywhere (the overlay or the summary), whichever tab is in front."""
+        if not self.latent.has_plane:
+            self.jobs.cancel("aggregate")
+            if self.latent.aggregate is not None or self.latent.prior_samples is not None:
+                self.latent.prior_samples = None
+                self.latent.set_aggregate(None)
+            return
+        if not self.latent.wants_aggregate:
+            self.jobs.cancel("aggregate")
+            self.latent.aggregate = None   # out of date from here on: recomputed when shown again
+            return
+        if only_if_missing and self.latent.aggregate is not None:
+            return
+        plane = self.latent.plane()
+        box = max(4.0, float(np.percentile(np.abs(plane[0]), 99.5)) + 0.5)
+        self.jobs.submit("aggregate", work.aggregate_summary, *plane, self.latent.points, self.latent.logvars, box,
+                         on_result=self.latent.set_aggregate)
+
+    def sample_prior(self, n: int) -> None:
+        """Draw n prior samples in the shown plane, mark those in holes and decode them."""
+        plane = self.latent.plane()
+        md = self.model_data
+        if plane is None or md.model is None:
+            return
+        self._prior_seed += 1
+        self.jobs.submit("prior samples", work.prior_samples, self.jobs.model_copy(md.model, md.version), *plane, n,
+                         self._prior_seed, self.latent.projection, self._anchor(), on_result=self.latent.set_prior_samples)

@@ -1,0 +1,366 @@
+"""The window's state, in small evented parts. Each part holds plain values and says when they
+change; it starts no work and knows no widget. The Session (session.py) owns one of each and holds
+the actions that change several at once; views listen to the parts they show."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+from PySide6 import QtCore
+
+from latentlab.core.inference.projection import EmbeddedProjection
+
+# Above this many latent dimensions the scatter starts on the PCA of the means and the traversals
+# show the top dimensions by KL: K in the thousands has too many pairs and rows to show them all.
+MANY_DIMS = 32
+
+
+class AnchorMode(str, Enum):
+    """Where the coordinates a 2D view (or a traversal row) does not set come from."""
+    ORIGIN = "origin"
+    MARKER = "marker"
+    ENDPOINT_A = "endpoint A"
+
+
+class PathMode(str, Enum):
+    LINEAR = "linear"
+    SLERP = "slerp"   # a great circle: keeps the norm, so the path stays where the prior has its mass
+
+
+class SweepRange(str, Enum):
+    """The values a traversal row sweeps one dimension through."""
+    SIGMA = "-3σ … 3σ"
+    QUANTILES = "prior quantiles"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One end of an interpolation: a latent code, and the data image it came from if any."""
+    z: np.ndarray
+    image: np.ndarray | None = None
+    label: str = ""
+
+
+class ModelData(QtCore.QObject):
+    """The model and the dataset it explores, the model's training history and where it came from."""
+
+    datasetChanged = QtCore.Signal()
+    modelChanged = QtCore.Signal()      # a different model (replace_model)
+    weightsChanged = QtCore.Signal()    # new weights for the same model, from training
+    historyChanged = QtCore.Signal()
+    evaluationChanged = QtCore.Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.model = None           # decodes in the GUI thread; workers get copies from the job runner
+        # The test-set evaluation (core.inference.analysis.evaluate's dict) of the current weights; None until
+        # the full encode after a load or a run has been followed by one.
+        self.evaluation: dict | None = None
+        self.data = None            # core.data.Dataset
+        self.history: list[dict] = []
+        # The checkpoint file the model came from, or a foreign model's weights file, if any.
+        self.source: Path | None = None
+        self.version = 0            # bumped on every change of model or weights
+
+    @property
+    def dataset_spec(self) -> str:
+        return self.data.spec if self.data is not None else ""
+
+    @property
+    def foreign(self) -> bool:
+        """The model is not one of latentlab's own VAEs (a user's nn.Module, a diffusers autoencoder):
+        its shape is its own, so only what the LatentModel protocol offers applies to it."""
+        return self.model is not None and getattr(self.model, "cfg", None) is None
+
+    @property
+    def spec(self) -> str:
+        """The model SPEC a foreign model was opened from ('' when it was handed over as an object)."""
+        return str(getattr(self.model, "spec", "") or "")
+
+    @property
+    def title(self) -> str:
+        if self.foreign:
+            return self.model.describe() + (f" + {self.source.name}" if self.source is not None else "")
+        return self.source.name if self.source is not None else "untrained model"
+
+    def replace(self, model, data, history: list, source: Path | None) -> None:
+        dataset_changed = data is not self.data
+        self.model, self.data, self.history, self.source = model, data, list(history), source
+        self.version += 1
+        self.set_evaluation(None)
+        if dataset_changed:
+            self.datasetChanged.emit()
+        self.modelChanged.emit()
+        self.historyChanged.emit()
+
+    def load_weights(self, weights: dict) -> None:
+        """Copy numpy weights from a training snapshot into the shown model."""
+        import torch
+
+        self.model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+        self.version += 1
+        if self.evaluation is not None:
+            self.set_evaluation(None)
+        self.weightsChanged.emit()
+
+    def set_evaluation(self, evaluation: dict | None) -> None:
+        self.evaluation = evaluation
+        self.evaluationChanged.emit()
+
+
+NONLINEAR = ("umap", "tsne")
+METHODS = ("pair", "pca", *NONLINEAR)
+# Per-point values to colour by that cost a pass of the decoder (or a sweep over every point): computed
+# the first time a view asks for them, not on every load.
+LAZY_STATS = ("reconstruction error", "KL per point")
+
+
+class LatentPoints(QtCore.QObject):
+    """The encoded points the latent view shows, how they are projected to 2D, their statistics and
+    the aggregate posterior q(z) over the shown plane."""
+
+    changed = QtCore.Signal()
+    projectionChanged = QtCore.Signal()
+    aggregateChanged = QtCore.Signal()    # the q(z) summary, the overlay switch or prior samples
+    aggregateWanted = QtCore.Signal()     # the overlay or the summary started or stopped being shown
+    statsChanged = QtCore.Signal()        # a per-point statistic arrived (see LAZY_STATS)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.points: np.ndarray | None = None    # (n, K) posterior means
+        self.rows: np.ndarray | None = None      # their rows in data.x_train; None: all rows, in order
+        self.logvars: np.ndarray | None = None   # (n, K), after a full encode only
+        self.stats: dict[str, np.ndarray] = {}   # per-point values to colour by, after a full encode
+        self.dim_stats: tuple | None = None      # (KL per dimension, active mask) of that encode
+        self.projection = None                   # core.inference.projection.Projection or an EmbeddedProjection
+        self.method = "pair"                     # one of METHODS: what the view shows for K > 2
+        self.aggregate: dict | None = None       # q(z) density, holes and summary over the shown plane
+        self.show_overlay = False                # draw that density on the latent view
+        self.summary_shown = False               # a view shows the q(z) summary numbers
+        self.prior_samples: dict | None = None   # prior draws, which fall in holes, their decodes
+        self.preview = None                      # core.files.preview.Preview: shown until the model's own points arrive
+
+    @property
+    def full(self) -> bool:
+        """Every training image is encoded, with log-variances (not a live training frame)."""
+        return self.points is not None and self.logvars is not None and self.rows is None
+
+    @property
+    def use_pca(self) -> bool:
+        return self.method == "pca"
+
+    @property
+    def nonlinear(self) -> bool:
+        """A UMAP or t-SNE map is asked for (it may still be on its way)."""
+        return self.method in NONLINEAR
+
+    def set_points(self, mu: np.ndarray, rows: np.ndarray | None, logvars=None, stats=None, dim_stats=None) -> None:
+        k_changed = self.projection is None or self.projection.latent_dim != mu.shape[1]
+        stale_map = isinstance(self.projection, EmbeddedProjection)
+        self.points, self.rows, self.logvars = mu, rows, logvars
+        self.preview = None
+        self.stats = stats or {}
+        self.dim_stats = dim_stats
+        if k_changed or stale_map or (self.method != "pair" and rows is None):
+            self.set_projection()
+        self.changed.emit()
+
+    def clear(self) -> None:
+        """No points: the model is open without data."""
+        self.points = self.rows = self.logvars = self.dim_stats = self.preview = None
+        self.stats = {}
+        self.aggregate = self.prior_samples = None
+        self.changed.emit()
+
+    def set_preview(self, preview) -> None:
+        """A checkpoint's stored means (core.files.preview.Preview), shown while its model loads, in the plane
+        its own points will open on."""
+        from latentlab.core.inference.projection import dims_projection, pca_projection
+
+        self.preview, k = preview, preview.means.shape[1]
+        self.projection = pca_projection(preview.means) if k > MANY_DIMS else dims_projection(k, 0, 1 if k > 1 else 0)
+        self.projectionChanged.emit()
+
+    def set_projection(self, pair: tuple[int, int] | None = None, pca: bool | None = None) -> None:
+        """Show a pair of coordinates or the PCA plane; for a UMAP or t-SNE method, its map once it
+        covers these points (set_embedding) and the PCA plane meanwhile."""
+        from latentlab.core.inference.projection import dims_projection, pca_projection
+
+        if self.points is None:
+            return
+        k = self.points.shape[1]
+        if pca is not None:
+            self.method = "pca" if pca else "pair"
+        if isinstance(self.projection, EmbeddedProjection) and self.nonlinear and \
+                self.projection.kind == self.method and self.projection.covers(self.points):
+            return
+        if self.method != "pair" and k > 2:
+            self.projection = pca_projection(self.points)
+        else:
+            keep = self.projection is not None and self.projection.latent_dim == k and self.projection.kind == "dims"
+            i, j = pair if pair is not None else (self.projection.dims if keep else (0, 1))
+            self.projection = dims_projection(k, i, j if k > 1 else 0)
+        self.projectionChanged.emit()
+
+    def set_method(self, method: str) -> None:
+        if method not in METHODS:
+            raise ValueError(f"unknown projection {method!r}")
+        self.method = method
+        self.set_projection()
+
+    def set_embedding(self, embedding) -> bool:
+        """Show a UMAP or t-SNE map of the current points; False (and nothing changes) if it is of
+        other points or another method than the one asked for."""
+        if self.points is None or embedding.kind != self.method or embedding.means.shape != self.points.shape:
+            return False
+        self.projection = EmbeddedProjection(embedding, self.points)
+        self.projectionChanged.emit()
+        return True
+
+    @property
+    def shows_map(self) -> bool:
+        return isinstance(self.projection, EmbeddedProjection)
+
+    @property
+    def has_plane(self) -> bool:
+        """plane() is not None, without making its arrays."""
+        return self.full and self.projection is not None and self.projection.kind == "dims"
+
+    def plane(self):
+        """Means and log-variances in the shown plane; None unless it is a pair of coordinates of a full encode."""
+        if not self.has_plane:
+            return None
+        if self.points.shape[1] == 1:
+            zeros = np.zeros(len(self.points))
+            return np.c_[self.points[:, 0], zeros], np.c_[self.logvars[:, 0], zeros]
+        i, j = self.projection.dims
+        return self.points[:, [i, j]], self.logvars[:, [i, j]]
+
+    def set_aggregate(self, aggregate: dict | None) -> None:
+        self.aggregate = aggregate
+        self.aggregateChanged.emit()
+
+    @property
+    def wants_aggregate(self) -> bool:
+        """q(z) is shown somewhere: it is kept current (and costs nothing while it is not)."""
+        return self.show_overlay or self.summary_shown
+
+    def set_show_overlay(self, on: bool) -> None:
+        self.show_overlay = on
+        self.aggregateChanged.emit()
+        self.aggregateWanted.emit()
+
+    def set_summary_shown(self, shown: bool) -> None:
+        if shown != self.summary_shown:
+            self.summary_shown = shown
+            self.aggregateWanted.emit()
+
+    def set_prior_samples(self, samples: dict | None) -> None:
+        self.prior_samples = samples
+        self.aggregateChanged.emit()
+
+    def row(self, i: int) -> int:
+        """The training-set row of shown point i."""
+        return i if self.rows is None else int(self.rows[i])
+
+    def rows_of(self, shown: np.ndarray) -> np.ndarray:
+        """The training-set rows of shown points (indices into points)."""
+        return shown if self.rows is None else np.asarray(self.rows)[shown]
+
+    def shown_of(self, rows: np.ndarray) -> np.ndarray:
+        """Indices into points of those training-set rows that are shown (ascending rows in, ascending out)."""
+        return rows[rows < len(self.points)] if self.rows is None else np.flatnonzero(np.isin(self.rows, rows))
+
+    def nearest(self, u: float, v: float) -> int | None:
+        if self.points is None or self.projection is None or not len(self.points):
+            return None
+        pos = self.projection.to2d(self.points)
+        return int(np.argmin((pos[:, 0] - u) ** 2 + (pos[:, 1] - v) ** 2))
+
+    def labels(self, data) -> np.ndarray | None:
+        if data is None or self.points is None:
+            return None
+        return data.y_train if self.rows is None else data.y_train[self.rows]
+
+    def image(self, i: int, data) -> np.ndarray | None:
+        return None if data is None else data.x_train[self.row(i)]
+
+    def color_options(self, data) -> list[str]:
+        """What points can be coloured by besides their label."""
+        factors = [n for n in (data.factors_train or {}) if n != "shape"] if data is not None else []
+        lazy = [n for n in LAZY_STATS if self.full and n not in self.stats]
+        return factors + list(self.stats) + lazy
+
+    def missing_stat(self, name: str) -> bool:
+        """`name` is a per-point statistic that is not computed yet for these points."""
+        return name in LAZY_STATS and self.full and name not in self.stats
+
+    def set_stat(self, name: str, values: np.ndarray, points: np.ndarray) -> None:
+        """A per-point statistic computed for `points` (dropped if the points changed meanwhile)."""
+        if points is self.points and len(values) == len(points):
+            self.stats[name] = values
+            self.statsChanged.emit()
+
+    def values(self, name: str, data) -> np.ndarray | None:
+        """A continuous per-point value (a ground-truth factor, or a statistic of the full encode)."""
+        if self.points is None or data is None:
+            return None
+        if name in self.stats:
+            return self.stats[name]
+        factors = data.factors_train or {}
+        if name not in factors:
+            return None
+        return factors[name] if self.rows is None else factors[name][self.rows]
+
+    def dimension_stats(self, k: int, history: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+        """KL per dimension (nats, averaged over the data) and which dimensions are active, from the
+        newest full encode, falling back to the training history while a run is going."""
+        from latentlab.core.inference.analysis import ACTIVE_THRESHOLD, active_units
+
+        if self.dim_stats is not None and len(self.dim_stats[0]) == k:
+            return self.dim_stats
+        kl = np.zeros(k)
+        if history and len(history[-1].get("kl_per_dim", [])) == k:
+            kl = np.asarray(history[-1]["kl_per_dim"], dtype=float)
+        pts = self.points
+        # Live frames come many times a second: a strided 5,000 points estimate the variance well enough.
+        live = pts[:: max(1, len(pts) // 5000)] if pts is not None and pts.shape[1] == k else None
+        active = active_units(live) if live is not None else kl > ACTIVE_THRESHOLD
+        return kl, active
+
+
+class Cursor(QtCore.QObject):
+    """The decoded point (z and its image), the anchor mode, and the data point under inspection."""
+
+    changed = QtCore.Signal()            # z and its image
+    anchorChanged = QtCore.Signal()
+    selectionChanged = QtCore.Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.z: np.ndarray | None = None
+        self.image: np.ndarray | None = None
+        self.note = ""                       # how z was found, when a view cannot invert exactly
+        self.waiting = ""                    # "Loading model…" before the first model is ready
+        self.anchor_mode = AnchorMode.ORIGIN
+        self.selected: int | None = None     # row of data.x_train under inspection
+
+    def set(self, z: np.ndarray, image: np.ndarray, note: str = "") -> None:
+        self.z, self.image, self.note, self.waiting = z, image, note, ""
+        self.changed.emit()
+
+    def set_waiting(self, text: str) -> None:
+        """What the decoded view says while there is no model to decode with yet."""
+        self.waiting = text
+        self.changed.emit()
+
+    def set_anchor_mode(self, mode) -> None:
+        self.anchor_mode = AnchorMode(mode)
+        self.anchorChanged.emit()
+
+    def select(self, row: int | None) -> None:
+        self.selected = row
+        self.selectionChanged.emit()
