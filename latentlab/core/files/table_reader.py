@@ -1,0 +1,280 @@
+"""Reading a latent table for the window: the means, log-variances, labels and data rows of every
+encoded image, from Parquet (memory-mapped, one column of one row group at a time) or from the CSV
+and NPZ tables `latentlab encode` writes.
+
+Columns: `index` (row within its split), `split` ("train" or "test", plain or dictionary-encoded),
+an optional integer `label`, `mu_0 .. mu_{K-1}` and `logvar_0 .. logvar_{K-1}` (floats, kept as
+float32), label names as a JSON list under the schema metadata key `latentlab.label_names`. Every
+field is checked before anything large is allocated; a file that does not check out is refused in
+one sentence. Rows whose mean or log-variance is not a finite number are dropped, and the result
+says how many. pyarrow is an optional extra, imported only here and only when a Parquet table is
+opened.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from latentlab.core.errors import Cancelled, LatentLabError
+from latentlab.core.memory import check_fits
+from latentlab.core.text import quote, reason, short
+
+MAX_K = 4096                 # latent dimensions a table may have (the window's own limit)
+MAX_LABELS = 10_000          # label values (and names) a table may use
+MAX_ROWS = 2 ** 31 - 1       # rows: int32 row numbers throughout the window
+MAX_NAMES_JSON = 1 << 20     # bytes of the label-names metadata
+MAX_INDEX = 2 ** 40          # a row within its split
+# exp(logvar) overflows float32 beyond this: such a row is as unusable as a NaN
+MAX_ABS_LOGVAR = 88.0
+NAMES_KEY = b"latentlab.label_names"
+INSTALL_HINT = "pip install 'latentlab[tables]'"
+SUFFIXES = (".parquet", ".csv", ".npz")
+SPLIT_NAMES = ("train", "test")
+_DIM = re.compile(r"(mu|logvar)_(\d{1,6})")
+
+
+@dataclass(frozen=True, eq=False)
+class TableColumns:
+    """A latent table as the window holds it: mu and logvar (N, K) float32 in column-major order
+    (each dimension one contiguous column, as it was read), split 0 (train) or 1 (test) as uint8,
+    index int64, label int32, the label names, and how many unusable rows were dropped."""
+
+    mu: np.ndarray
+    logvar: np.ndarray
+    split: np.ndarray
+    index: np.ndarray
+    label: np.ndarray
+    label_names: tuple[str, ...]
+    has_labels: bool
+    dropped: int = 0
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.mu.shape[1]
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Sentences for the banner about what was left out."""
+        if not self.dropped:
+            return ()
+        return (f"{self.source}: {self.dropped:,} row(s) whose mean or log-variance is not a finite number were left out.",)
+
+
+def read_latent_table(path, progress: Callable[[float], None] | None = None,
+                      should_stop: Callable[[], bool] | None = None) -> TableColumns:
+    """The table at `path` (.parquet, .csv or .npz), validated; LatentLabError (one sentence) otherwise."""
+    path = Path(path)
+    name = short(path.name, 80)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise LatentLabError(f"Cannot open {name} as a latent table: name it .parquet, .csv or .npz.")
+    if not path.is_file():
+        raise LatentLabError(f"Cannot open {name}: there is no such file.")
+    if suffix == ".parquet":
+        return _read_parquet(path, name, progress, should_stop)
+    from .latent_table import read_table
+
+    t = read_table(path)
+    if t.mu.shape[1] < 1 or t.mu.shape[1] > MAX_K:
+        raise LatentLabError(f"{name} has {t.mu.shape[1]} latent dimensions; a table may have 1 to {MAX_K}.")
+    if len(t) > MAX_ROWS:
+        raise LatentLabError(f"{name} has {len(t):,} rows; at most {MAX_ROWS:,} can be shown.")
+    split = (t.split == "test").astype(np.uint8)
+    names = tuple(short(n, 200) for n in t.label_names)
+    label = _checked_labels(np.asarray(t.label), names, name)
+    return _finite_rows(TableColumns(np.asfortranarray(t.mu), np.asfortranarray(t.logvar), split,
+                                     _checked_index(t.index, name), label, names or _default_names(label),
+                                     True, source=name))
+
+
+def _pyarrow():
+    try:
+        import pyarrow
+        import pyarrow.compute  # noqa: F401  (the submodule, loaded with the package below)
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise LatentLabError(f"Opening a Parquet table needs pyarrow, which is not installed: {INSTALL_HINT}.") from None
+    return pyarrow
+
+
+def _read_parquet(path: Path, name: str, progress, should_stop) -> TableColumns:
+    pa = _pyarrow()
+    try:
+        pf = pa.parquet.ParquetFile(path, memory_map=True)
+        schema, meta = pf.schema_arrow, pf.metadata
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise LatentLabError(f"{name} is not a readable Parquet file ({reason(exc, 100)}).") from None
+    k, types = _checked_schema(pa, schema, name)
+    names = _label_names(schema.metadata or {}, name)
+    has_labels = "label" in types
+    n = int(meta.num_rows)
+    groups = [int(meta.row_group(i).num_rows) for i in range(meta.num_row_groups)]
+    if n < 1:
+        raise LatentLabError(f"{name} holds no rows.")
+    if n > MAX_ROWS or sum(groups) != n or min(groups) < 0:
+        raise LatentLabError(f"{name} is not a latent table: its row groups do not add up to its {n:,} rows.")
+    # two (N, K) float32 arrays, the index, split and label, and one column of one row group in flight
+    check_fits(n * (8 * k + 13) + 4 * max(groups) * 2, f"Opening {name} ({n:,} rows, K = {k})")
+    mu = np.empty((n, k), np.float32, order="F")
+    logvar = np.empty((n, k), np.float32, order="F")
+    index = np.empty(n, np.int64)
+    split = np.empty(n, np.uint8)
+    label = np.zeros(n, np.int32)
+    columns = ["index", "split", *(["label"] if has_labels else []), *(f"mu_{d}" for d in range(k)),
+               *(f"logvar_{d}" for d in range(k))]
+    targets = {"index": index, "split": split, "label": label,
+               **{f"mu_{d}": mu[:, d] for d in range(k)}, **{f"logvar_{d}": logvar[:, d] for d in range(k)}}
+    steps, done, start = len(groups) * len(columns), 0, 0
+    for g, rows in enumerate(groups):
+        for column in columns:
+            if should_stop is not None and should_stop():
+                raise Cancelled("Opening the table was stopped.")
+            try:
+                chunk = pf.read_row_group(g, columns=[column], use_threads=False).column(0)
+            except (pa.ArrowException, OSError, ValueError, MemoryError) as exc:
+                raise LatentLabError(f"{name} is damaged: row group {g} of column {column} cannot be read "
+                                     f"({reason(exc, 100)}).") from None
+            if len(chunk) != rows:
+                raise LatentLabError(f"{name} is damaged: row group {g} of column {column} holds {len(chunk):,} "
+                                     f"rows instead of {rows:,}.")
+            _copy_column(pa, column, chunk, targets[column][start:start + rows], name)
+            done += 1
+            if progress is not None:
+                progress(done / steps)
+        start += rows
+    label = _checked_labels(label, names, name) if has_labels else label
+    _checked_index(index, name)
+    if not has_labels:
+        names = ("no label",)
+    return _finite_rows(TableColumns(mu, logvar, split, index, label, names or _default_names(label), has_labels,
+                                     source=name))
+
+
+def _checked_schema(pa, schema, name: str) -> tuple[int, dict]:
+    """K and each column's Arrow type; one sentence for a schema that is not a latent table's."""
+    names = list(schema.names)
+    if len(names) != len(set(names)):
+        raise LatentLabError(f"{name} is not a latent table: some column names appear twice.")
+    types = dict(zip(names, schema.types))
+    missing = [c for c in ("index", "split", "mu_0", "logvar_0") if c not in types]
+    if missing:
+        raise LatentLabError(f"{name} is not a latent table: it has no {', '.join(missing)} column.")
+    dims: dict[str, list[int]] = {"mu": [], "logvar": []}
+    for column in names:
+        m = _DIM.fullmatch(column)
+        if m:
+            dims[m.group(1)].append(int(m.group(2)))
+        elif column.startswith(("mu_", "logvar_")):
+            raise LatentLabError(f"{name} is not a latent table: it has a column named {quote(column)}.")
+    k = len(dims["mu"])
+    if k > MAX_K:
+        raise LatentLabError(f"{name} has {k:,} latent dimensions; a table may have at most {MAX_K:,}.")
+    for kind in ("mu", "logvar"):
+        if sorted(dims[kind]) != list(range(k)):
+            raise LatentLabError(f"{name} is not a latent table: its columns are not mu_0..mu_{k - 1} and "
+                                 f"logvar_0..logvar_{k - 1} (it has {len(dims['mu'])} mu and {len(dims['logvar'])} "
+                                 "logvar columns).")
+    t = pa.types
+    for column, typ in types.items():
+        if column in ("index", "label") and not t.is_integer(typ):
+            raise LatentLabError(f"{name} is not a latent table: column {column} holds {quote(str(typ))}, not integers.")
+        if column == "split":
+            value = typ.value_type if t.is_dictionary(typ) else typ
+            if not (t.is_string(value) or t.is_large_string(value)):
+                raise LatentLabError(f"{name} is not a latent table: column split holds {quote(str(typ))}, not text.")
+        if _DIM.fullmatch(column) and not t.is_floating(typ):
+            raise LatentLabError(f"{name} is not a latent table: column {column} holds {quote(str(typ))}, not numbers.")
+    return k, types
+
+
+def _label_names(metadata: dict, name: str) -> tuple[str, ...]:
+    raw = metadata.get(NAMES_KEY)
+    if raw is None:
+        return ()
+    if len(raw) > MAX_NAMES_JSON:
+        raise LatentLabError(f"{name}: its label names take {len(raw):,} bytes; at most {MAX_NAMES_JSON:,} are read.")
+    try:
+        names = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise LatentLabError(f"{name}: its label names are not a JSON list.") from None
+    if not isinstance(names, list) or len(names) > MAX_LABELS or not all(isinstance(v, str) for v in names):
+        raise LatentLabError(f"{name}: its label names are not a JSON list of at most {MAX_LABELS:,} strings.")
+    return tuple(short(v, 200) for v in names)
+
+
+def _copy_column(pa, column: str, chunk, out: np.ndarray, name: str) -> None:
+    """One row group of one column into `out`, converted and checked."""
+    if column == "split":
+        at = 0
+        for part in chunk.chunks:
+            # a dictionary's few values are looked up once, then its indices taken
+            values = part.dictionary if pa.types.is_dictionary(part.type) else part
+            codes = pa.compute.index_in(values, value_set=pa.array(SPLIT_NAMES, values.type))
+            if codes.null_count or (pa.types.is_dictionary(part.type) and part.indices.null_count):
+                raise LatentLabError(f"{name} is not a latent table: split holds values other than train and test.")
+            codes = codes.to_numpy()
+            out[at:at + len(part)] = codes[part.indices.to_numpy()] if pa.types.is_dictionary(part.type) else codes
+            at += len(part)
+        return
+    if chunk.null_count and not column.startswith(("mu_", "logvar_")):
+        raise LatentLabError(f"{name} is not a latent table: column {column} has missing values.")
+    values = chunk.to_numpy()   # float nulls become NaN, and those rows are dropped with the other non-finite ones
+    if column in ("index", "label"):
+        lo, hi = (int(values.min()), int(values.max())) if len(values) else (0, 0)
+        bound = MAX_INDEX if column == "index" else MAX_LABELS
+        if lo < 0 or hi >= bound:
+            raise LatentLabError(f"{name} is not a latent table: column {column} holds {lo if lo < 0 else hi:,}, "
+                                 f"outside 0..{bound - 1:,}.")
+    np.copyto(out, values, casting="unsafe")
+
+
+def _checked_labels(label: np.ndarray, names: tuple[str, ...], name: str) -> np.ndarray:
+    label = np.asarray(label)
+    if not np.issubdtype(label.dtype, np.integer):
+        raise LatentLabError(f"{name} is not a latent table: its labels are not integers.")
+    top = int(label.max()) if len(label) else 0
+    if len(label) and (int(label.min()) < 0 or top >= MAX_LABELS):
+        raise LatentLabError(f"{name} is not a latent table: its labels are not in 0..{MAX_LABELS - 1:,}.")
+    if names and top >= len(names):
+        raise LatentLabError(f"{name}: label {top} has no name ({len(names)} label names are given).")
+    return label.astype(np.int32, copy=False)
+
+
+def _checked_index(index: np.ndarray, name: str) -> np.ndarray:
+    index = np.asarray(index, np.int64)
+    if len(index) and (int(index.min()) < 0 or int(index.max()) >= MAX_INDEX):
+        raise LatentLabError(f"{name} is not a latent table: its index column holds rows below 0 or beyond {MAX_INDEX:,}.")
+    return index
+
+
+def _default_names(label: np.ndarray) -> tuple[str, ...]:
+    return tuple(str(v) for v in range(int(label.max()) + 1 if len(label) else 1))
+
+
+def _finite_rows(t: TableColumns) -> TableColumns:
+    """The table without rows whose mean or log-variance is not finite (or a log-variance whose exp
+    overflows), compacted in place one column at a time: no second copy of the table."""
+    keep = np.ones(len(t), bool)
+    for d in range(t.latent_dim):
+        keep &= np.isfinite(t.mu[:, d])
+        keep &= np.abs(t.logvar[:, d]) <= MAX_ABS_LOGVAR   # False for NaN as well
+    kept = int(keep.sum())
+    if kept == len(t):
+        return t
+    if kept == 0:
+        raise LatentLabError(f"{t.source} holds no row whose mean and log-variance are finite numbers.")
+    for column in (*(t.mu[:, d] for d in range(t.latent_dim)), *(t.logvar[:, d] for d in range(t.latent_dim)),
+                   t.split, t.index, t.label):
+        column[:kept] = column[keep]
+    return TableColumns(t.mu[:kept], t.logvar[:kept], t.split[:kept], t.index[:kept], t.label[:kept], t.label_names,
+                        t.has_labels, dropped=len(t) - kept, source=t.source)
