@@ -54,10 +54,13 @@ def cmd_gui(args) -> int:
         raise ValueError("gui opens one model: give --checkpoint PATH or --model SPEC, not both")
     if spec is None and (weights is not None or likelihood is not None):
         raise ValueError("--weights and --likelihood go with --model SPEC")
+    table = getattr(args, "table", None)
+    if table is not None and spec is None and checkpoint is None:
+        raise ValueError("--table needs the model that encoded it: add --model SPEC or --checkpoint PATH")
     if spec is not None:
         from latentlab.core.files.model_spec import spec_kind
 
         spec_kind(spec)  # a malformed SPEC is refused here, before a window opens
     return run(checkpoint=checkpoint, dataset=getattr(args, "dataset", None),
                screenshot=getattr(args, "screenshot", None), model=spec, weights=weights, likelihood=likelihood,
-               projection=getattr(args, "projection", None))
+               projection=getattr(args, "projection", None), table=table)

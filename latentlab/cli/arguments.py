@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(g)
     g.add_argument("--likelihood", metavar="KIND", help=LIKELIHOOD_HELP)
     g.add_argument("--dataset", metavar="SPEC", help="dataset to show (default: the checkpoint's own)")
+    g.add_argument("--table", type=Path, metavar="FILE.parquet",
+                   help="show a latent table's means (as `latentlab encode` writes them: .parquet, .csv or .npz) with "
+                        "the model that encoded them (--model or --checkpoint), without loading images; --dataset "
+                        "gives the images views ask for. Parquet needs `pip install 'latentlab[tables]'`")
     g.add_argument("--projection", choices=("pair", "pca", "umap", "tsne"),
                    help="what the latent view shows first: a pair of dimensions (the default), the PCA plane of "
                         "the means, or a UMAP or t-SNE map of them (these need `pip install 'latentlab[projections]'`)")

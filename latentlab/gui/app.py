@@ -9,9 +9,10 @@ from pathlib import Path
 
 def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: Path | None = None, *,
         model: str | None = None, weights: Path | None = None, likelihood: str | None = None,
-        projection: str | None = None) -> int:
+        projection: str | None = None, table: Path | None = None) -> int:
     """The window on a checkpoint (default: the bundled model) or on a model SPEC with optional
-    fine-tuned weights and likelihood; with `screenshot`, render it off screen and exit."""
+    fine-tuned weights and likelihood, showing its dataset or a latent `table`; with `screenshot`,
+    render it off screen and exit."""
     if screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # a screenshot needs no screen
     elif sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
@@ -49,7 +50,9 @@ def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: 
         window.session.errorRaised.connect(failed)
     if projection is not None:
         start_with_projection(window, projection)
-    if model is not None:
+    if table is not None:   # a latent table's means, no images encoded (gui/state/table_source.py)
+        QtCore.QTimer.singleShot(0, lambda: window.session.open_table(table, checkpoint, model, weights, likelihood, dataset))
+    elif model is not None:
         QtCore.QTimer.singleShot(0, lambda: window.session.open_model(model, weights, likelihood, dataset))
     else:
         # The checkpoint's stored latent means are on screen with the window's first paint; the model

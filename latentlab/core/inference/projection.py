@@ -17,6 +17,8 @@ import numpy as np
 
 from latentlab.core.errors import Cancelled, LatentLabError
 
+from .plane import covariance
+
 
 @dataclass(frozen=True)
 class Projection:
@@ -73,16 +75,14 @@ def _top2_randomized(centred: np.ndarray, oversample: int = 10, power_iters: int
 
 def pca_projection(means: np.ndarray) -> Projection:
     """The first two principal directions of the posterior means (no whitening, so the prior stays N(0, I))."""
-    means = np.asarray(means, dtype=np.float64)
-    k = means.shape[1]
+    k = np.shape(means)[1]
     if k < 2 or len(means) < 2:
         return dims_projection(k)
-    centred = means - means.mean(0)
     if k > EXACT_PCA_MAX_K:
-        basis = _top2_randomized(centred)
-    else:
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        basis = vt[:2].T.copy()
+        means = np.asarray(means, dtype=np.float64)
+        basis = _top2_randomized(means - means.mean(0))
+    else:   # the covariance's top eigenvectors, summed in float64 chunks: no (N, K) float64 copy of the means
+        basis = np.linalg.eigh(covariance(means))[1][:, :-3:-1].copy()
     # Fix the sign so the same model always gives the same picture.
     basis *= np.sign(basis[np.abs(basis).argmax(0), [0, 1]])
     return Projection(basis=basis, kind="pca")

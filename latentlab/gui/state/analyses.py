@@ -95,10 +95,13 @@ class LatentAnalyses:
         lp = self.latent
         if lp.points is None or lp.projection is None:
             return
-        xy = lp.projection.to2d(lp.points)
         outline = np.asarray(outline, dtype=np.float64)
-        inside = in_rectangle(xy, outline[0], outline[-1]) if shape == "rectangle" else in_polygon(xy, outline)
-        found = np.flatnonzero(inside)
+        if lp.density is not None:   # millions of points: only those in the outline's cells are looked at
+            found = lp.density.select_rectangle(outline[0], outline[-1]) if shape == "rectangle" \
+                else lp.density.select_polygon(outline)
+        else:
+            xy = lp.projection.to2d(lp.points)
+            found = np.flatnonzero(in_rectangle(xy, outline[0], outline[-1]) if shape == "rectangle" else in_polygon(xy, outline))
         rows = lp.rows_of(found)
         self.selection.set(np.sort(rows), shape)
         self.jobs.status.emit(f"Selected {len(rows):,} points.")
@@ -112,7 +115,7 @@ class LatentAnalyses:
             return None
         shown = lp.shown_of(sel)
         rows = lp.rows_of(shown)
-        xy = lp.projection.to2d(lp.points)[shown]
+        xy = lp.projection.to2d(lp.points)[shown] if lp.shows_map else lp.projection.to2d(lp.points[shown]).reshape(-1, 2)
         mu = lp.points[shown]
         header = ["index", "label", "view_x", "view_y", *(f"mu_{d}" for d in range(mu.shape[1]))]
         return header, rows, data.y_train[rows], xy, mu

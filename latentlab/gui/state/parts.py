@@ -142,6 +142,8 @@ class LatentPoints(QtCore.QObject):
         self.summary_shown = False               # a view shows the q(z) summary numbers
         self.prior_samples: dict | None = None   # prior draws, which fall in holes, their decodes
         self.preview = None                      # core.files.preview.Preview: shown until the model's own points arrive
+        self.density = None                      # the points' DensityPyramid in the shown plane (millions of them)
+        self.known_pca = None                    # (points, their PCA Projection) worked out off the GUI thread
 
     @property
     def full(self) -> bool:
@@ -198,7 +200,8 @@ class LatentPoints(QtCore.QObject):
                 self.projection.kind == self.method and self.projection.covers(self.points):
             return
         if self.method != "pair" and k > 2:
-            self.projection = pca_projection(self.points)
+            known = self.known_pca   # computed off the GUI thread for these points, when there are millions
+            self.projection = known[1] if known is not None and known[0] is self.points else pca_projection(self.points)
         else:
             keep = self.projection is not None and self.projection.latent_dim == k and self.projection.kind == "dims"
             i, j = pair if pair is not None else (self.projection.dims if keep else (0, 1))
@@ -277,6 +280,8 @@ class LatentPoints(QtCore.QObject):
     def nearest(self, u: float, v: float) -> int | None:
         if self.points is None or self.projection is None or not len(self.points):
             return None
+        if self.density is not None:
+            return self.density.nearest(u, v)
         pos = self.projection.to2d(self.points)
         return int(np.argmin((pos[:, 0] - u) ** 2 + (pos[:, 1] - v) ** 2))
 
@@ -286,12 +291,13 @@ class LatentPoints(QtCore.QObject):
         return data.y_train if self.rows is None else data.y_train[self.rows]
 
     def image(self, i: int, data) -> np.ndarray | None:
-        return None if data is None else data.x_train[self.row(i)]
+        return None if data is None or not getattr(data, "has_images", True) else data.x_train[self.row(i)]
 
     def color_options(self, data) -> list[str]:
         """What points can be coloured by besides their label."""
         factors = [n for n in (data.factors_train or {}) if n != "shape"] if data is not None else []
-        lazy = [n for n in LAZY_STATS if self.full and n not in self.stats]
+        lazy = [n for n in LAZY_STATS if self.full and n not in self.stats
+                and (n != "reconstruction error" or getattr(data, "has_images", True))]   # it decodes the images
         return factors + list(self.stats) + lazy
 
     def missing_stat(self, name: str) -> bool:

@@ -79,8 +79,9 @@ class RunController(QtCore.QObject):
         """Start a run; a run still going is cancelled first and this one starts when it has stopped."""
         s = self.session
         request = request or self.request
-        if s.model_data.data is None:
-            s.jobs.report("Load a dataset before training.")
+        if s.model_data.data is None or hasattr(s.model_data.data, "table"):
+            s.jobs.report("Load a dataset before training." if s.model_data.data is None else
+                          "A latent table's points are fixed: open the model on its dataset to train it.")
             return
         if self.busy:
             self._queued = request
@@ -227,8 +228,9 @@ class RunController(QtCore.QObject):
     def start_sweep(self, betas: list[float], epochs: int) -> None:
         """Train one fresh model per β, with the shape and learning rate of the current request."""
         s = self.session
-        if s.model_data.data is None or self.busy:
-            s.jobs.report("Stop the current run before starting a β sweep.")
+        if s.model_data.data is None or self.busy or hasattr(s.model_data.data, "table"):
+            s.jobs.report("A β sweep trains on a dataset: open one (not a latent table) first." if not self.busy and
+                          s.model_data.data is not None else "Stop the current run before starting a β sweep.")
             return
         from latentlab.core.training.sweep import run_sweep
 

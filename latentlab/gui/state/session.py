@@ -19,8 +19,10 @@ from .analyses import LatentAnalyses
 from .interpolation_path import InterpolationPath
 from .jobs import JobRunner
 from .parts import MANY_DIMS, AnchorMode, Cursor, Endpoint, LatentPoints, ModelData
+from .point_density import PointDensity
 from .point_selection import PointSelection
 from .runs import RunController, TrainRequest
+from .table_source import attach_dataset, open_table
 
 __all__ = ["Session", "TrainRequest", "Endpoint"]
 
@@ -41,6 +43,7 @@ class Session(QtCore.QObject):
         self.jobs = JobRunner(self)
         self.model_data = ModelData(self)
         self.latent = LatentPoints(self)
+        self.density = PointDensity(self.jobs, self.latent, self)   # before any view listens to latent
         self.cursor = Cursor(self)
         self.path = InterpolationPath(self)
         self.runs = RunController(self, self)
@@ -171,10 +174,18 @@ class Session(QtCore.QObject):
         self.status.emit(f"{data.name}: {len(data.x_train):,} training images, {model.describe()}")
         self.loaded.emit()
 
+    def open_table(self, path, checkpoint=None, spec: str | None = None, weights=None, likelihood=None, dataset=None) -> None:
+        """A latent table's means with the model that encoded them; a dataset gives its rows' images (table_source)."""
+        self.runs.stop()
+        self.jobs.submit_tracked("load", "Opening", open_table, str(path), checkpoint, spec, weights, likelihood, dataset,
+                                 on_result=self._on_loaded)
+
     def open_dataset(self, spec: str) -> None:
         self.runs.stop()
         self.status.emit(f"Loading dataset {spec}…")
         md = self.model_data
+        if getattr(md.data, "table", None) is not None:   # a table: the dataset only supplies its rows' images
+            return self.jobs.submit_tracked("load", "Opening", attach_dataset, md.data, spec, md.model, on_result=self._on_loaded)
         model = self.jobs.model_copy(md.model, md.version) if md.model is not None else None
         self.jobs.submit_tracked("load", "Opening", work.load_data_for, spec, model, on_result=self._on_loaded)
 
@@ -233,7 +244,8 @@ class Session(QtCore.QObject):
             if md.foreign and md.spec:
                 refuse_overwrite(path, md.spec, md.source)
             lp = self.latent   # the shown means of these weights, if complete, for the file's latent preview
-            preview = (lp.points, md.data.y_train, md.data.label_names) if lp.full and md.data is not None else None
+            preview = (lp.points, md.data.y_train, md.data.label_names) if lp.full and md.data is not None and not \
+                hasattr(md.data, "table") else None
             save_model(path, md.model, dataset=md.dataset_spec, history=md.history, preview=preview)
         except LatentLabError as exc:
             self.report_error(str(exc).replace("--out ", "", 1))
@@ -258,6 +270,8 @@ class Session(QtCore.QObject):
         self.status.emit(f"Encoded {len(encoded.means):,} points.")
 
     def _show_encoded(self, e: work.Encoded) -> None:
+        pca = getattr(self.model_data.data, "pca", None)   # a table's PCA plane, worked out where it was read
+        self.latent.known_pca = (e.means, pca) if pca is not None else None
         self.latent.set_points(e.means, None, e.logvars, e.stats, e.dim_stats)
         self.evaluate()
 
@@ -265,7 +279,7 @@ class Session(QtCore.QObject):
         """The test-set evaluation of the current weights, off the GUI thread; a result for weights
         that changed meanwhile is dropped."""
         md = self.model_data
-        if md.model is None or md.data is None:
+        if md.model is None or md.data is None or not getattr(md.data, "has_images", True):
             return
         version = md.version
         self.jobs.submit("evaluate", work.evaluate_test, self.model_copy(), md.data,
@@ -360,6 +374,8 @@ class Session(QtCore.QObject):
         row, md = self.cursor.selected, self.model_data
         if row is None or md.model is None:
             return None
+        if hasattr(md.data, "table"):   # a table's row: the mean it holds
+            return self.latent.points[row]
         from latentlab.core.inference.analysis import encode
 
         return encode(md.model, md.data.x_train[row:row + 1])[0][0]

@@ -10,11 +10,11 @@ from PySide6 import QtCore, QtWidgets
 from latentlab.core.text import short
 from latentlab.gui.state.parts import AnchorMode
 from latentlab.gui.state.session import Session
+from latentlab.gui.widgets.density_cloud import DensityCloudItem, DensityLayer
 from latentlab.gui.widgets.images import HoverCard, to_pixmap
 from latentlab.gui.widgets.latent_picking import FewPoints, PickViewBox, SelectionLayer
 from latentlab.gui.widgets.manifold import ManifoldLayer
 from latentlab.gui.widgets.palette import argb, colormap_argb, label_colors, show_colorbar
-from latentlab.gui.widgets.point_cloud import PointCloudItem
 from latentlab.gui.widgets.prior_circles import PriorCircles
 
 HOVER_PX = 12  # the hover card shows the nearest point only if it is this close on screen
@@ -39,7 +39,7 @@ class LatentPlot(pg.PlotWidget):
             # Replaying an axis' text costs ~8 ms per frame; a pixmap cache redraws it only when it changes.
             axis.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.circles = PriorCircles()
-        self.cloud = PointCloudItem(size=3)
+        self.cloud = DensityCloudItem(size=3)
         self.marker = FewPoints(size=18, symbol="+", pen=pg.mkPen("k", width=2.5), brush=None)
         plot.addItem(self.circles)
         plot.addItem(self.cloud)
@@ -94,6 +94,7 @@ class LatentPlot(pg.PlotWidget):
         for signal in (self.cursor.selectionChanged, self.model_data.weightsChanged, self.model_data.modelChanged):
             signal.connect(self.refresh_selected)
         self.selection_layer = SelectionLayer(plot, self.viewbox, self.cloud, session)
+        self.density = DensityLayer(self.cloud, session, self._show_colorbar)   # millions of points
         self.setRange(xRange=(-3.5, 3.5), yRange=(-3.5, 3.5), padding=0)
         self._fitted = False
 
@@ -107,6 +108,8 @@ class LatentPlot(pg.PlotWidget):
         if s.points is None or s.projection is None or self.model_data.data is None:
             self.cloud.setData(np.zeros((0, 2)), np.zeros(0, np.uint32))   # no data open: no points
             return
+        if self.density.wanted():   # millions: drawn from their density pyramid, aggregated off the GUI thread
+            return self.density.refresh(self.color_by)
         pos = s.projection.to2d(s.points)
         colors = self._colors()
         if len(colors) != len(pos):
@@ -121,7 +124,7 @@ class LatentPlot(pg.PlotWidget):
         lo, hi = (np.inf, -np.inf) if s.shows_map else (-3.3, 3.3)
         points = s.points if s.points is not None else s.preview.means if s.preview is not None else None
         if points is not None and len(points) and s.projection is not None:
-            pos = s.projection.to2d(points)
+            pos = s.projection.to2d(points[::max(1, len(points) // 1_000_000)])   # a million tell the percentiles
             lo = min(lo, float(np.percentile(pos, 0.5)))
             hi = max(hi, float(np.percentile(pos, 99.5)))
         if np.isfinite(lo) and np.isfinite(hi):

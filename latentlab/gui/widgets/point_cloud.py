@@ -150,18 +150,22 @@ class PointCloudItem(pg.GraphicsObject):
         w, h = device.width(), device.height()
         if w <= 0 or h <= 0:
             return
-        t = painter.transform()
+        image, at = self.raster(painter.transform(), w, h)
+        if image is None:
+            return
+        painter.save()
+        painter.resetTransform()
+        painter.drawImage(at, image)
+        painter.restore()
+
+    def raster(self, t: QtGui.QTransform, w: int, h: int) -> tuple[QtGui.QImage | None, QtCore.QPoint]:
+        """The shaded points on a w×h device under transform t, and where its top-left corner goes."""
         key = (w, h, t.m11(), t.m12(), t.m21(), t.m22(), t.m31(), t.m32(), self.size)
         if key != self._cache_key:
             # Marker moves and hover cards repaint the view without moving it: reuse the raster.
             self._cache, self._cache_at = self._rasterise(t, w, h)
             self._cache_key = key
-        if self._cache is None:
-            return
-        painter.save()
-        painter.resetTransform()
-        painter.drawImage(self._cache_at, self._cache)
-        painter.restore()
+        return self._cache, self._cache_at
 
     def _region(self, t: QtGui.QTransform, w: int, h: int, s: int) -> QtCore.QRect:
         """The part of the w×h view the points' s×s stamps can reach (their bounding box in device pixels,
