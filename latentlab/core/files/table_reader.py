@@ -110,7 +110,7 @@ def _pyarrow():
 def _read_parquet(path: Path, name: str, progress, should_stop) -> TableColumns:
     pa = _pyarrow()
     try:
-        pf = pa.parquet.ParquetFile(path, memory_map=True)
+        pf = pa.parquet.ParquetFile(path)   # read column chunk by chunk: a memory map would count the whole file as resident
         schema, meta = pf.schema_arrow, pf.metadata
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise LatentLabError(f"{name} is not a readable Parquet file ({reason(exc, 100)}).") from None

@@ -8,8 +8,8 @@
   per device pixel, computed once instead of per frame. A frame draws the part of the level whose
   cells are about one device pixel wide, scaled;
 - the points sorted by the cell of a coarse index grid (2**INDEX_BITS a side, row-major) and where
-  each cell's run starts, so that the points of a small region (a zoomed-in view, the neighbourhood of the mouse, a selection rectangle) are found without
-  looking at the others.
+  each cell's run starts, so that the points of a small region (a zoomed-in view, the neighbourhood
+  of the mouse, a selection rectangle) are found without looking at the others.
 
 The grid covers the points' extent without the farthest ten-thousandth on each side; those few
 points are kept apart (`far`) and always drawn one by one. Nothing here imports Qt.

@@ -253,7 +253,7 @@ SUMMARY_RECON_SAMPLE = 2000   # selected images decoded for the selection's mean
 
 
 def selection_summary(model, x, rows: np.ndarray, mu: np.ndarray, logvar: np.ndarray | None) -> dict:
-    """Mean KL and mean reconstruction error of selected points (rows of x; mu, logvar theirs).
+    """Mean KL and mean reconstruction error of selected points (rows of x, None when there are no images; mu, logvar theirs).
     The reconstruction error is over a seeded sample of at most SUMMARY_RECON_SAMPLE of them."""
     from latentlab.core.inference.analysis import point_kl, reconstruction_nll
 
@@ -261,6 +261,6 @@ def selection_summary(model, x, rows: np.ndarray, mu: np.ndarray, logvar: np.nda
     sample = np.arange(len(rows))
     if len(rows) > SUMMARY_RECON_SAMPLE:
         sample = np.sort(np.random.default_rng(0).choice(len(rows), SUMMARY_RECON_SAMPLE, replace=False))
-    recon = reconstruction_nll(model, x[rows[sample]], mu[sample]) if len(sample) else np.zeros(0)
+    recon = reconstruction_nll(model, x[rows[sample]], mu[sample]) if len(sample) and x is not None else np.zeros(0)
     return {"rows": rows, "kl": kl, "recon": float(recon.mean()) if len(recon) else float("nan"),
-            "recon_n": len(sample)}
+            "recon_n": len(recon)}

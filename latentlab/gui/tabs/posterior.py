@@ -8,6 +8,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from latentlab.gui.state.session import Session
+from latentlab.gui.state.table_source import NO_IMAGES
 from latentlab.gui.widgets.images import to_pixmap
 from latentlab.gui.widgets.lazy import LazyView
 
@@ -104,6 +105,10 @@ class PosteriorView(LazyView):
         self.index.blockSignals(True)
         self.index.setValue(row)
         self.index.blockSignals(False)
+        if not getattr(md.data, "has_images", True):   # a latent table opened without its dataset
+            self.image.clear()
+            self.numbers.setText(NO_IMAGES)
+            return
         x = md.data.x_train[row]
         self.image.setPixmap(to_pixmap(x, 96))
         self.numbers.setText("Computing…")

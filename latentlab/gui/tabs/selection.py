@@ -11,6 +11,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from latentlab.gui.state import work
 from latentlab.gui.state.session import Session
+from latentlab.gui.state.table_source import NO_IMAGES
 from latentlab.gui.widgets.images import to_qimage
 from latentlab.gui.widgets.lazy import LazyView
 from latentlab.gui.widgets.palette import label_colors
@@ -75,7 +76,10 @@ class SelectionView(LazyView):
         self.summary.setText(f"<b>{len(rows):,}</b> points selected ({s.selection.shape}) · computing mean KL "
                              "and reconstruction…")
         order = np.random.default_rng(0).permutation(len(rows))[:GRID_COLS * GRID_ROWS]
-        self.grid.setPixmap(self._mosaic(data.x_train[rows[np.sort(order)]]))
+        if getattr(data, "has_images", True):
+            self.grid.setPixmap(self._mosaic(data.x_train[rows[np.sort(order)]]))
+        else:   # a latent table opened without its dataset
+            self.grid.setText(f"<span style='color:#ddd'>{NO_IMAGES}</span>")
         counts = np.bincount(data.y_train[rows], minlength=len(data.label_names))
         colors = label_colors(len(counts))
         self.bars.setOpts(x=np.arange(len(counts)), height=counts, width=0.8, brushes=[pg.mkBrush(c) for c in colors],
@@ -92,7 +96,8 @@ class SelectionView(LazyView):
         mu = lp.points[shown]
         logvar = lp.logvars[shown] if lp.logvars is not None else None
         data_rows = lp.rows_of(shown)
-        s.jobs.submit("selection summary", work.selection_summary, s.model_copy(), md.data.x_train, data_rows, mu,
+        x = md.data.x_train if getattr(md.data, "has_images", True) else None
+        s.jobs.submit("selection summary", work.selection_summary, s.model_copy(), x, data_rows, mu,
                       logvar, on_result=self._show_numbers)
 
     def _show_numbers(self, numbers: dict) -> None:
@@ -102,8 +107,9 @@ class SelectionView(LazyView):
         self.numbers = numbers
         sample = "" if numbers["recon_n"] >= len(numbers["rows"]) else f" (a sample of {numbers['recon_n']:,})"
         kl = "n/a while training" if np.isnan(numbers["kl"]) else f"{numbers['kl']:.2f} nats"
+        recon = f"{numbers['recon']:.2f} nats{sample}" if numbers["recon_n"] else "n/a (no images)"
         self.summary.setText(f"<b>{len(rows):,}</b> points selected ({self.session.selection.shape}) · mean KL {kl}"
-                             f" · mean reconstruction error {numbers['recon']:.2f} nats{sample}")
+                             f" · mean reconstruction error {recon}")
 
     @staticmethod
     def _mosaic(images: np.ndarray) -> QtGui.QPixmap:

@@ -274,8 +274,9 @@ class LatentPlot(pg.PlotWidget):
         if (near - scene_pos).manhattanLength() > 2 * HOVER_PX:
             self.hover.hide()
             return
-        self.hover.show_near(self.mapFromScene(scene_pos), to_pixmap(s.image(i, data), 64),
-                             f"label {short(data.label_names[int(s.labels(data)[i])], 40)}")
+        image = s.image(i, data)   # None for a latent table opened without its dataset
+        self.hover.show_near(self.mapFromScene(scene_pos), to_pixmap(image, 64), f"label {short(data.label_names[int(s.labels(data)[i])], 40)}"
+                             + ("" if image is not None else " · no image (no dataset)"))
 
     def leaveEvent(self, ev) -> None:
         self.hover.hide()

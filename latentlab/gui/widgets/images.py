@@ -21,7 +21,9 @@ def to_qimage(img: np.ndarray) -> QtGui.QImage:
 
 
 def to_pixmap(img: np.ndarray, size: int) -> QtGui.QPixmap:
-    """Largest integer-free nearest-neighbour scaling of the image that fits in size x size."""
+    """Largest integer-free nearest-neighbour scaling of the image that fits in size x size (none for None)."""
+    if img is None:
+        return QtGui.QPixmap()
     q = to_qimage(img)
     return QtGui.QPixmap.fromImage(q.scaled(size, size, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
                                             QtCore.Qt.TransformationMode.FastTransformation))
