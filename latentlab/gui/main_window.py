@@ -23,6 +23,7 @@ from latentlab.gui.tabs.traversals import TraversalView
 from latentlab.gui.views.decoded import DecodedView
 from latentlab.gui.views.latent import LatentPanel
 from latentlab.gui.views.open_model import OpenModelDialog
+from latentlab.gui.views.open_table import OpenTableDialog
 from latentlab.gui.views.training import TrainingControls
 from latentlab.gui.widgets.status import ErrorBanner, TaskProgress
 
@@ -120,6 +121,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(file, "Open &dataset…", self.open_dataset_dialog, "Ctrl+D")
         self._action(file, "&Open checkpoint…", self.open_checkpoint_dialog, QtGui.QKeySequence.StandardKey.Open)
         self._action(file, "Open &model…", self.open_model_dialog, "Ctrl+Shift+O")
+        self._action(file, "Open latent &table…", self.open_table_dialog)
         self.save_action = self._action(file, "&Save checkpoint as…", self.save_checkpoint_dialog,
                                         QtGui.QKeySequence.StandardKey.Save)
         file.setToolTipsVisible(True)  # a disabled Save says why
@@ -186,6 +188,12 @@ class MainWindow(QtWidgets.QMainWindow):
             spec, weights, likelihood = dialog.values()
             if spec:
                 self.open_model(spec, weights, likelihood)
+
+    def open_table_dialog(self) -> None:
+        table, spec, weights, dataset = OpenTableDialog.ask(self._last_dir(), self.session.model_data, self)
+        if table and spec:
+            self.banner.hide()
+            self.session.open_table(table, spec=spec, weights=weights, dataset=dataset)
 
     def open_dataset_spec(self, spec: str) -> None:
         if spec and spec != self.session.model_data.dataset_spec:

@@ -5,6 +5,7 @@ model_spec    open_model(SPEC): checkpoints, a user's code, diffusers folders; w
 metadata      the one validator for a checkpoint's JSON metadata
 preview       the latent preview a checkpoint carries, read with numpy alone
 latent_table  the table of every image's latent mean and log-variance (CSV, NPZ)
+table_reader  reading a latent table (Parquet, CSV, NPZ) for the window, checked column by column
 atomic        write_atomic and BackgroundWriter: temporary file, fsync, replace
 export        PNG grids and GIFs of decoded images
 settings      the window's saved settings, validated as input

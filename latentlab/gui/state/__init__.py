@@ -7,5 +7,7 @@ runs          RunController: training requests, runs, sweeps, publishing snapsho
 interpolation_path, point_selection   the path's endpoints; the rows picked on the latent view
 jobs          JobRunner: background jobs, newest result per key, progress and Stop
 work          the functions jobs run on worker threads (numpy in, numpy out)
+table_source  a latent table opened as the window's points, its rows' images read on demand
+point_density millions of shown points aggregated into a density pyramid off the GUI thread
 window_settings   saved geometry, form defaults and recent files
 """
