@@ -46,7 +46,7 @@ class DensityPyramid:
     colors: np.ndarray         # (m,) uint32 packed ARGB of the sorted points
     offsets: np.ndarray        # (4**INDEX_BITS + 1,) int64: where each index cell's run starts (row-major)
     counts: np.ndarray         # (2**count_bits, 2**count_bits) uint32 points per cell, row 0 at y0
-    far: np.ndarray            # int32 points outside the grid (finite ones), drawn one by one
+    far: np.ndarray            # int32 points outside the grid: indexed in its nearest border cell, drawn one by one
     far_xy: np.ndarray         # (f, 2) float32 their positions
     far_colors: np.ndarray
     images: list               # per level: (2**l, 2**l) uint32 premultiplied ARGB, row 0 at the top (y0 + span)
@@ -90,10 +90,8 @@ class DensityPyramid:
         x_lo, x_hi, y_lo, y_hi = min(xa, xb), max(xa, xb), min(ya, yb), max(ya, yb)
         s = self.sorted_in(x_lo, x_hi, y_lo, y_hi)
         x, y = self.xs[s], self.ys[s]
-        found = self.order[s[(x >= x_lo) & (x <= x_hi) & (y >= y_lo) & (y <= y_hi)]]
-        fx, fy = self.far_xy[:, 0], self.far_xy[:, 1]
-        far = self.far[(fx >= x_lo) & (fx <= x_hi) & (fy >= y_lo) & (fy <= y_hi)]
-        return np.sort(np.concatenate([found, far]).astype(np.int64))
+        # far points sit in the border cells nearest them, so a rectangle reaching them reaches those cells
+        return np.sort(self.order[s[(x >= x_lo) & (x <= x_hi) & (y >= y_lo) & (y <= y_hi)]].astype(np.int64))
 
     def select_polygon(self, polygon) -> np.ndarray:
         """Points (caller's order, ascending) inside a closed polygon, by the even-odd rule."""
