@@ -7,14 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from table_files import table_columns, write_parquet
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from table_files import table_columns, write_parquet  # noqa: E402
-
-from latentlab.core.errors import LatentLabError  # noqa: E402
-from latentlab.core.files import table_reader  # noqa: E402
-from latentlab.core.files.latent_table import LatentTable, write_table  # noqa: E402
-from latentlab.core.files.table_reader import read_latent_table  # noqa: E402
+from latentlab.core.errors import LatentLabError
+from latentlab.core.files import table_reader
+from latentlab.core.files.latent_table import LatentTable, write_table
+from latentlab.core.files.table_reader import read_latent_table
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
