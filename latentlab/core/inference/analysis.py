@@ -91,9 +91,13 @@ def point_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
 def mean_kl_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     """Average KL(q(z|x) || p(z)) of each latent dimension over the data, nats (K,)."""
     total = np.zeros(mu.shape[1], np.float64)
-    for rows in _row_slices(*mu.shape):
-        total += _kl_rows(mu, logvar, rows).sum(0).numpy()
-    return total / len(mu) if len(mu) else np.full(mu.shape[1], np.nan)
+    for rows in _row_slices(*mu.shape):   # exp(logvar) + mu² − logvar per value in float32, summed in float64
+        m, lv = np.asarray(mu[rows], np.float32), np.asarray(logvar[rows], np.float32)
+        t = np.exp(lv)
+        t += m * m
+        t -= lv
+        total += t.sum(0, dtype=np.float64)
+    return 0.5 * (total / len(mu) - 1.0) if len(mu) else np.full(mu.shape[1], np.nan)
 
 
 def active_units(mu: np.ndarray, threshold: float = ACTIVE_THRESHOLD) -> np.ndarray:
