@@ -13,5 +13,5 @@ def test_mean_kl_per_dim_matches_the_closed_form_over_many_slices():
     m, lv = mu.astype(np.float64), logvar.astype(np.float64)
     want = (0.5 * (m ** 2 + np.exp(lv) - lv - 1)).mean(0)
     np.testing.assert_allclose(mean_kl_per_dim(mu, logvar), want, rtol=1e-7)   # float32 inputs: their own precision
-    np.testing.assert_allclose(mean_kl_per_dim(np.asfortranarray(mu), np.asfortranarray(logvar)), want, rtol=1e-7)   # float32 inputs: their own precision
+    np.testing.assert_allclose(mean_kl_per_dim(np.asfortranarray(mu), np.asfortranarray(logvar)), want, rtol=1e-7)
     assert np.isnan(mean_kl_per_dim(mu[:0], logvar[:0])).all()
