@@ -195,9 +195,17 @@ def start_with_projection(window, method: str) -> None:
 def when_shown(window, method: str | None, callback) -> None:
     """Call back once the window shows the loaded model, in the projection asked for (a UMAP or t-SNE
     map arrives after the load)."""
+    from PySide6 import QtCore
+
     session = window.session
     if method not in ("umap", "tsne"):
-        session.loaded.connect(callback)
+        def loaded() -> None:   # millions of points: once their density pyramid is drawn
+            if session.density.wanted() and session.density.pyramid is None:
+                session.density.ready.connect(callback, QtCore.Qt.ConnectionType.SingleShotConnection)
+            else:
+                callback()
+
+        session.loaded.connect(loaded)
         return
 
     def check() -> None:

@@ -29,7 +29,7 @@ MAX_K = 4096                 # latent dimensions a table may have (the window's 
 MAX_LABELS = 10_000          # label values (and names) a table may use
 MAX_ROWS = 2 ** 31 - 1       # rows: int32 row numbers throughout the window
 MAX_NAMES_JSON = 1 << 20     # bytes of the label-names metadata
-MAX_INDEX = 2 ** 40          # a row within its split
+MAX_INDEX = 2 ** 31 - 1      # a row within its split (int32)
 # exp(logvar) overflows float32 beyond this: such a row is as unusable as a NaN
 MAX_ABS_LOGVAR = 88.0
 NAMES_KEY = b"latentlab.label_names"
@@ -43,7 +43,7 @@ _DIM = re.compile(r"(mu|logvar)_(\d{1,6})")
 class TableColumns:
     """A latent table as the window holds it: mu and logvar (N, K) float32 in column-major order
     (each dimension one contiguous column, as it was read), split 0 (train) or 1 (test) as uint8,
-    index int64, label int32, the label names, and how many unusable rows were dropped."""
+    index int32, label int32, the label names, and how many unusable rows were dropped."""
 
     mu: np.ndarray
     logvar: np.ndarray
@@ -124,10 +124,10 @@ def _read_parquet(path: Path, name: str, progress, should_stop) -> TableColumns:
     if n > MAX_ROWS or sum(groups) != n or min(groups) < 0:
         raise LatentLabError(f"{name} is not a latent table: its row groups do not add up to its {n:,} rows.")
     # two (N, K) float32 arrays, the index, split and label, and one column of one row group in flight
-    check_fits(n * (8 * k + 13) + 4 * max(groups) * 2, f"Opening {name} ({n:,} rows, K = {k})")
+    check_fits(n * (8 * k + 9) + 4 * max(groups) * 2, f"Opening {name} ({n:,} rows, K = {k})")
     mu = np.empty((n, k), np.float32, order="F")
     logvar = np.empty((n, k), np.float32, order="F")
-    index = np.empty(n, np.int64)
+    index = np.empty(n, np.int32)
     split = np.empty(n, np.uint8)
     label = np.zeros(n, np.int32)
     columns = ["index", "split", *(["label"] if has_labels else []), *(f"mu_{d}" for d in range(k)),
@@ -228,14 +228,17 @@ def _copy_column(pa, column: str, chunk, out: np.ndarray, name: str) -> None:
         return
     if chunk.null_count and not column.startswith(("mu_", "logvar_")):
         raise LatentLabError(f"{name} is not a latent table: column {column} has missing values.")
-    values = chunk.to_numpy()   # float nulls become NaN, and those rows are dropped with the other non-finite ones
-    if column in ("index", "label"):
-        lo, hi = (int(values.min()), int(values.max())) if len(values) else (0, 0)
-        bound = MAX_INDEX if column == "index" else MAX_LABELS
-        if lo < 0 or hi >= bound:
-            raise LatentLabError(f"{name} is not a latent table: column {column} holds {lo if lo < 0 else hi:,}, "
-                                 f"outside 0..{bound - 1:,}.")
-    np.copyto(out, values, casting="unsafe")
+    at = 0
+    for part in chunk.chunks:   # each Arrow array as numpy without a copy (ChunkedArray.to_numpy copies slowly)
+        values = part.to_numpy(zero_copy_only=False)   # float nulls become NaN: dropped with the other non-finite rows
+        if column in ("index", "label") and len(values):
+            lo, hi = int(values.min()), int(values.max())
+            bound = MAX_INDEX if column == "index" else MAX_LABELS
+            if lo < 0 or hi >= bound:
+                raise LatentLabError(f"{name} is not a latent table: column {column} holds {lo if lo < 0 else hi:,}, "
+                                     f"outside 0..{bound - 1:,}.")
+        np.copyto(out[at:at + len(values)], values, casting="unsafe")
+        at += len(values)
 
 
 def _checked_labels(label: np.ndarray, names: tuple[str, ...], name: str) -> np.ndarray:
@@ -251,10 +254,10 @@ def _checked_labels(label: np.ndarray, names: tuple[str, ...], name: str) -> np.
 
 
 def _checked_index(index: np.ndarray, name: str) -> np.ndarray:
-    index = np.asarray(index, np.int64)
+    index = np.asarray(index)
     if len(index) and (int(index.min()) < 0 or int(index.max()) >= MAX_INDEX):
         raise LatentLabError(f"{name} is not a latent table: its index column holds rows below 0 or beyond {MAX_INDEX:,}.")
-    return index
+    return index.astype(np.int32, copy=False)
 
 
 def _default_names(label: np.ndarray) -> tuple[str, ...]:

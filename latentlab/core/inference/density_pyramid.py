@@ -40,8 +40,8 @@ class DensityPyramid:
     y0: float
     span: float
     bits: int
-    xs: np.ndarray             # (m,) float32 positions of the points inside the grid, by index cell
-    ys: np.ndarray
+    x: np.ndarray              # (N,) float32 positions in the caller's order (its own arrays: no copy)
+    y: np.ndarray
     order: np.ndarray          # (m,) int32: the point (in the caller's order) at each sorted position
     colors: np.ndarray         # (m,) uint32 packed ARGB of the sorted points
     offsets: np.ndarray        # (4**INDEX_BITS + 1,) int64: where each index cell's run starts (row-major)
@@ -84,12 +84,17 @@ class DensityPyramid:
         first = (np.arange(r0, r1 + 1, dtype=np.int64) << q) + c0
         return _ranges(self.offsets[first], self.offsets[first + (c1 - c0 + 1)])
 
+    def sorted_xy(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of the points at sorted positions s."""
+        i = self.order[s]
+        return self.x[i], self.y[i]
+
     def select_rectangle(self, corner_a, corner_b) -> np.ndarray:
         """Points (caller's order, ascending) inside the axis-aligned rectangle with these corners."""
         (xa, ya), (xb, yb) = corner_a, corner_b
         x_lo, x_hi, y_lo, y_hi = min(xa, xb), max(xa, xb), min(ya, yb), max(ya, yb)
         s = self.sorted_in(x_lo, x_hi, y_lo, y_hi)
-        x, y = self.xs[s], self.ys[s]
+        x, y = self.sorted_xy(s)
         # far points sit in the border cells nearest them, so a rectangle reaching them reaches those cells
         return np.sort(self.order[s[(x >= x_lo) & (x <= x_hi) & (y >= y_lo) & (y <= y_hi)]].astype(np.int64))
 
@@ -112,7 +117,7 @@ class DensityPyramid:
             d = (self.far_xy[:, 0] - x) ** 2 + (self.far_xy[:, 1] - y) ** 2
             i = int(np.argmin(d))
             best, best_d = int(self.far[i]), float(d[i])
-        if not len(self.xs):
+        if not len(self.order):
             return best
         cell = self.cell(INDEX_BITS)
         # the distance from (x, y) to the grid, so that a far-away mouse starts with a ring that reaches it
@@ -122,7 +127,8 @@ class DensityPyramid:
             half = reach * cell
             s = self.sorted_in(x - half, x + half, y - half, y + half)
             if len(s):
-                d = (self.xs[s] - np.float32(x)) ** 2 + (self.ys[s] - np.float32(y)) ** 2
+                xs, ys = self.sorted_xy(s)
+                d = (xs - np.float32(x)) ** 2 + (ys - np.float32(y)) ** 2
                 i = int(np.argmin(d))
                 if float(d[i]) < best_d:
                     best, best_d = int(self.order[s[i]]), float(d[i])
@@ -178,6 +184,7 @@ def build_pyramid(x: np.ndarray, y: np.ndarray, colors: np.ndarray, *, bits: int
     step(0.0)
     bits = int(np.clip(bits, INDEX_BITS, 12))
     x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+    given = x, y
     finite = np.isfinite(x) & np.isfinite(y)
     keep = None if bool(finite.all()) else np.flatnonzero(finite)   # points with a NaN are never drawn
     if keep is not None:
@@ -192,25 +199,32 @@ def build_pyramid(x: np.ndarray, y: np.ndarray, colors: np.ndarray, *, bits: int
     # so they are found where they are); they are left out of the pictures and drawn one by one.
     np.clip(col, 0, side - 1, out=col)
     np.clip(row, 0, side - 1, out=row)
-    col, row = col.astype(np.uint16), row.astype(np.uint16)
+    col16 = col.astype(np.uint16)
+    del col
+    row16 = row.astype(np.uint16)
+    del row
     step(0.2)
     # Sorted by the index cells only (row-major, 16-bit keys): a stable radix sort, a fraction of the
     # cost of a full one; the finer cells are counted below, run by run.
     down = bits - INDEX_BITS
-    cell = ((row >> down) << INDEX_BITS) | (col >> down)
+    cell = ((row16 >> down) << INDEX_BITS) | (col16 >> down)
     offsets = np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=1 << 2 * INDEX_BITS))]).astype(np.int64)
-    order = np.argsort(cell, kind="stable")
+    order = np.argsort(cell, kind="stable").astype(np.int32)
     del cell
-    flat = row.astype(np.int32) * np.int32(side) + col
-    del row, col
+    flat = row16.astype(np.int32)
+    del row16
+    flat *= np.int32(side)
+    flat += col16
+    del col16
     flat[far] = side * side          # a bin past the picture
     step(0.4)
-    flat, xs, ys, cs = flat[order], x[order], y[order], np.asarray(colors, np.uint32)[order]
+    flat = flat[order]
+    cs = np.asarray(colors, np.uint32)[order]
     step(0.55)
     images, counts = _level_images(flat, cs, bits, stamp, step)
     del flat
-    source = order if keep is None else keep[order]
-    return DensityPyramid(x0=x0, y0=y0, span=span, bits=bits, xs=xs, ys=ys, order=source.astype(np.int32), colors=cs,
+    source = order if keep is None else keep[order].astype(np.int32)
+    return DensityPyramid(x0=x0, y0=y0, span=span, bits=bits, x=given[0], y=given[1], order=source, colors=cs,
                           offsets=offsets, counts=counts, far=(far if keep is None else keep[far]).astype(np.int32),
                           far_xy=np.c_[x[far], y[far]], far_colors=np.asarray(colors, np.uint32)[far], images=images,
                           total=len(x))
@@ -229,12 +243,15 @@ def _level_images(flat: np.ndarray, colors: np.ndarray, bits: int, stamp: int, s
     if len(flat) and count.max() > PACKED_MAX:   # a cell too full for the packed fields: one pass per channel
         sums = [np.bincount(flat, weights=(colors >> np.uint32(s)) & np.uint32(255), minlength=cells)[:-1]
                 .astype(np.float32) for s in (16, 8, 0)]
-    else:
-        packed = np.zeros(len(flat), np.float64)
-        for s, field in ((16, 2 * FIELD), (8, FIELD), (0, 0)):
-            packed += ((colors >> np.uint32(s)) & np.uint32(255)).astype(np.float64) * float(1 << field)
-        total = np.bincount(flat, weights=packed, minlength=cells)[:-1].astype(np.int64)
-        del packed
+    else:   # the three channel sums in one pass, a million points at a time
+        total = np.zeros(cells, np.float64)
+        for i in range(0, len(flat), 1 << 20):
+            c = colors[i:i + (1 << 20)]
+            packed = np.zeros(len(c), np.float64)
+            for s, field in ((16, 2 * FIELD), (8, FIELD), (0, 0)):
+                packed += ((c >> np.uint32(s)) & np.uint32(255)).astype(np.float64) * float(1 << field)
+            total += np.bincount(flat[i:i + (1 << 20)], weights=packed, minlength=cells)
+        total = total[:-1].astype(np.int64)
         sums = [((total >> field) & ((1 << FIELD) - 1)).astype(np.float32) for field in (2 * FIELD, FIELD, 0)]
         del total
     count, sums = count.reshape(side, side), [v.reshape(side, side) for v in sums]

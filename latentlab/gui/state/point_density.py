@@ -26,11 +26,13 @@ def build_density(points: np.ndarray, projection, colors: Callable, bits: int, p
     """The pyramid of `points` in `projection`'s plane, coloured by colors() -> (packed ARGB (N,), lo, hi)."""
     from latentlab.core.inference.density_pyramid import build_pyramid
     from latentlab.core.inference.plane import plane_coords
+    from latentlab.core.memory import trim_heap
 
     packed, lo, hi = colors()
     x, y = plane_coords(projection, points)
     pyramid = build_pyramid(x, y, packed, bits=bits, progress=progress, should_stop=should_stop)
     del packed, x, y
+    trim_heap()
 
     def coords(indices: np.ndarray) -> np.ndarray:
         indices = np.asarray(indices, np.int64)

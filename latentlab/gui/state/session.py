@@ -201,7 +201,7 @@ class Session(QtCore.QObject):
         # Everything loaded so far lives as long as the app: keep the collector from rescanning it,
         # which otherwise costs a few hundred milliseconds per full collection in any thread.
         gc.freeze()
-        if not self._warmed:
+        if not self._warmed and not hasattr(result.data, "table"):   # a table's model is never trained
             self._warmed = True
             self.jobs.submit("warm-up", work.warm_up_training, getattr(result.model, "cfg", None),
                              on_result=lambda _: gc.freeze())

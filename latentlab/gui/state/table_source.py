@@ -115,12 +115,14 @@ def open_table(path, checkpoint, spec, weights, likelihood, dataset, progress=No
     optional weights and likelihood) and, if named, the dataset whose images its rows are."""
     from latentlab.core.errors import LatentLabError
     from latentlab.core.files.table_reader import read_latent_table
+    from latentlab.core.memory import trim_heap
     from latentlab.core.text import short
 
     def part(lo: float, hi: float):
         return None if progress is None else (lambda f, *_: progress(lo + (hi - lo) * f, f"Reading {short(Path(path).name, 60)}"))
 
     table = read_latent_table(path, progress=part(0.0, 0.6), should_stop=should_stop)
+    trim_heap()   # the column chunks read and freed
     if progress is not None:
         progress(0.6, "Opening the model")
     model, history, source, notes = _open_model(checkpoint, spec, weights, likelihood)

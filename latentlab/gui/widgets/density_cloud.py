@@ -86,7 +86,8 @@ class DensityCloudItem(PointCloudItem):
         painter.resetTransform()
         if p.count_in(x_lo, x_hi, y_lo, y_hi) <= POINTS_MAX:
             s = p.sorted_in(x_lo, x_hi, y_lo, y_hi)
-            self._visible.setData(np.c_[p.xs[s], p.ys[s]], p.colors[s])
+            xs, ys = p.sorted_xy(s)
+            self._visible.setData(np.c_[xs, ys], p.colors[s])
             image, at = self._visible.raster(t, w, h)
             self.mode = "points"
         else:
