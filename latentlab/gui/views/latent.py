@@ -94,7 +94,7 @@ class LatentPlot(pg.PlotWidget):
         for signal in (self.cursor.selectionChanged, self.model_data.weightsChanged, self.model_data.modelChanged):
             signal.connect(self.refresh_selected)
         self.selection_layer = SelectionLayer(plot, self.viewbox, self.cloud, session)
-        self.density = DensityLayer(self.cloud, session, self._show_colorbar)   # millions of points
+        self.density = DensityLayer(self.cloud, session, self._show_colorbar, lambda: self._fitted or self.fit())
         self.setRange(xRange=(-3.5, 3.5), yRange=(-3.5, 3.5), padding=0)
         self._fitted = False
 

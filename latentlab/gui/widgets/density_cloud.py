@@ -122,10 +122,11 @@ class DensityCloudItem(PointCloudItem):
 
 class DensityLayer:
     """Asks for the density pyramid of the shown points when there are millions of them, and puts
-    it on the cloud (and the colour range on the colour bar, through `show_colorbar(lo, hi)`)."""
+    it on the cloud (the colour range on the colour bar through `show_colorbar(lo, hi)`, then `arrived()`,
+    where the view fits itself to new points)."""
 
-    def __init__(self, cloud: DensityCloudItem, session, show_colorbar):
-        self.cloud, self.session, self.show_colorbar = cloud, session, show_colorbar
+    def __init__(self, cloud: DensityCloudItem, session, show_colorbar, arrived=lambda: None):
+        self.cloud, self.session, self.show_colorbar, self.arrived = cloud, session, show_colorbar, arrived
         self.density = session.density
         self.density.ready.connect(self._on_ready)
 
@@ -157,3 +158,4 @@ class DensityLayer:
         if pyramid is not None and self.wanted():
             self.cloud.set_pyramid(pyramid)
             self.show_colorbar(*pyramid.color_range)
+            self.arrived()
