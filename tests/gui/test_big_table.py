@@ -143,8 +143,30 @@ def test_without_a_dataset_views_say_there_are_no_images_and_the_rest_works(bare
     s.pick_endpoint_at(*cols["mu"][5])   # Shift-click: the nearest row becomes endpoint A
     assert s.path.endpoints["A"].image is None and np.allclose(s.path.endpoints["A"].z, cols["mu"][5])
 
+    check_sampled_aggregate(s)
+
     s.runs.train()   # a table's points are fixed: training says why instead
     assert w.banner.isVisible() and "latent table" in w.banner.label.text()
+
+
+def check_sampled_aggregate(s, sample=20_000):
+    """q(z) of a table's points from every k-th of them (as for millions) against q(z) of all of them."""
+    import latentlab.gui.state.point_density as density
+    from latentlab.gui.state import work
+
+    full = density.sampled_plane(s.latent)
+    density.AGGREGATE_COMPONENTS = sample
+    try:
+        s.latent.set_show_overlay(True)
+        wait_idle(s)
+    finally:
+        density.AGGREGATE_COMPONENTS = 500_000
+    got = s.latent.aggregate
+    assert got is not None and len(full[0]) == ROWS
+    want = work.aggregate_summary(*full[:2], full[2][:4000], full[3][:4000], float(got["xs"][-1]))
+    cell = (got["xs"][1] - got["xs"][0]) ** 2
+    assert abs(got["density"].sum() * cell - 1) < 0.02   # a density over the plane, from 10,000 of the 200,000
+    assert np.abs(got["density"] - want["density"]).sum() * cell < 0.05
 
 
 def _banner_after(window, qtbot, path, **kw):

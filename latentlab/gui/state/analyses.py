@@ -14,6 +14,7 @@ import numpy as np
 from . import work
 from .jobs import JobRunner
 from .parts import LatentPoints, ModelData
+from .point_density import sampled_plane
 from .point_selection import PointSelection
 
 
@@ -166,17 +167,17 @@ class LatentAnalyses:
             return
         if only_if_missing and self.latent.aggregate is not None:
             return
-        plane = self.latent.plane()
-        box = max(4.0, float(np.percentile(np.abs(plane[0]), 99.5)) + 0.5)
-        self.jobs.submit("aggregate", work.aggregate_summary, *plane, self.latent.points, self.latent.logvars, box,
-                         on_result=self.latent.set_aggregate)
+        mu2, logvar2, mu, logvar = sampled_plane(self.latent)   # millions of points: a sample of them
+        box = max(4.0, float(np.percentile(np.abs(mu2), 99.5)) + 0.5)
+        self.jobs.submit("aggregate", work.aggregate_summary, mu2, logvar2, mu, logvar, box, on_result=self.latent.set_aggregate)
 
     def sample_prior(self, n: int) -> None:
         """Draw n prior samples in the shown plane, mark those in holes and decode them."""
-        plane = self.latent.plane()
+        plane = sampled_plane(self.latent)
         md = self.model_data
         if plane is None or md.model is None:
             return
+        plane = plane[:2]
         self._prior_seed += 1
         self.jobs.submit("prior samples", work.prior_samples, self.jobs.model_copy(md.model, md.version), *plane, n,
                          self._prior_seed, self.latent.projection, self._anchor(), on_result=self.latent.set_prior_samples)

@@ -22,6 +22,30 @@ from .parts import LatentPoints
 DENSITY_MIN_POINTS = 2_000_000
 
 
+# q(z) is the mean of the points' Gaussians: past this many points, an evenly strided sample of them
+# estimates it, at a cost (the grid, the holes, the prior samples) that does not grow with the table.
+AGGREGATE_COMPONENTS = 500_000
+
+
+def sampled_plane(latent: LatentPoints):
+    """(means, log-variances) in the shown plane and in full, as LatentPoints.plane() and its points and
+    log-variances, of every k-th point when there are more than AGGREGATE_COMPONENTS (taken on the GUI
+    thread in a few milliseconds, where a random sample of ten million costs half a second); None
+    without a plane."""
+    if not latent.has_plane:
+        return None
+    n = len(latent.points)
+    if n <= AGGREGATE_COMPONENTS:
+        return (*latent.plane(), latent.points, latent.logvars)
+    step = -(-n // AGGREGATE_COMPONENTS)
+    mu, logvar = np.ascontiguousarray(latent.points[::step]), np.ascontiguousarray(latent.logvars[::step])
+    dims = list(latent.projection.dims) if mu.shape[1] > 1 else [0, 0]
+    mu2, logvar2 = mu[:, dims], logvar[:, dims]
+    if mu.shape[1] == 1:
+        mu2[:, 1] = logvar2[:, 1] = 0.0
+    return mu2, logvar2, mu, logvar
+
+
 def build_density(points: np.ndarray, projection, colors: Callable, bits: int, progress=None, should_stop=None):
     """The pyramid of `points` in `projection`'s plane, coloured by colors() -> (packed ARGB (N,), lo, hi)."""
     from latentlab.core.inference.density_pyramid import build_pyramid

@@ -94,7 +94,7 @@ class LatentPlot(pg.PlotWidget):
         for signal in (self.cursor.selectionChanged, self.model_data.weightsChanged, self.model_data.modelChanged):
             signal.connect(self.refresh_selected)
         self.selection_layer = SelectionLayer(plot, self.viewbox, self.cloud, session)
-        self.density = DensityLayer(self.cloud, session, self._show_colorbar, lambda: self._fitted or self.fit())
+        self.pyramid = DensityLayer(self.cloud, session, self._show_colorbar, lambda: self._fitted or self.fit())
         self.setRange(xRange=(-3.5, 3.5), yRange=(-3.5, 3.5), padding=0)
         self._fitted = False
 
@@ -108,8 +108,8 @@ class LatentPlot(pg.PlotWidget):
         if s.points is None or s.projection is None or self.model_data.data is None:
             self.cloud.setData(np.zeros((0, 2)), np.zeros(0, np.uint32))   # no data open: no points
             return
-        if self.density.wanted():   # millions: drawn from their density pyramid, aggregated off the GUI thread
-            return self.density.refresh(self.color_by)
+        if self.pyramid.wanted():   # millions: drawn from their density pyramid, aggregated off the GUI thread
+            return self.pyramid.refresh(self.color_by)
         pos = s.projection.to2d(s.points)
         colors = self._colors()
         if len(colors) != len(pos):
