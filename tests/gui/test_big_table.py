@@ -152,7 +152,7 @@ def test_without_a_dataset_views_say_there_are_no_images_and_the_rest_works(bare
 def check_sampled_aggregate(s, sample=20_000):
     """q(z) of a table's points from every k-th of them (as for millions) against q(z) of all of them."""
     import latentlab.gui.state.point_density as density
-    from latentlab.gui.state import work
+    from latentlab.core.inference.aggregate import aggregate_density
 
     full = density.sampled_plane(s.latent)
     density.AGGREGATE_COMPONENTS = sample
@@ -163,10 +163,10 @@ def check_sampled_aggregate(s, sample=20_000):
         density.AGGREGATE_COMPONENTS = 500_000
     got = s.latent.aggregate
     assert got is not None and len(full[0]) == ROWS
-    want = work.aggregate_summary(*full[:2], full[2][:4000], full[3][:4000], float(got["xs"][-1]))
+    want = aggregate_density(*full[:2], got["xs"], got["ys"], cell_average=True)
     cell = (got["xs"][1] - got["xs"][0]) ** 2
-    assert abs(got["density"].sum() * cell - 1) < 0.02   # a density over the plane, from 10,000 of the 200,000
-    assert np.abs(got["density"] - want["density"]).sum() * cell < 0.05
+    assert abs(got["density"].sum() * cell - 1) < 0.02   # a density over the plane, from 20,000 of the 200,000
+    assert np.abs(got["density"] - want).sum() * cell < 0.05
 
 
 def _banner_after(window, qtbot, path, **kw):

@@ -27,6 +27,7 @@ class DensityCloudItem(PointCloudItem):
         super().__init__(size)
         self.pyramid = None
         self.mode = ""                          # of the last frame: "points", "level N", or "" (the plain cloud)
+        self.drawn_points = 0                   # points the last frame drew one by one
         self._levels: list[QtGui.QImage] = []
         self._visible = PointCloudItem(size)    # the points in view, at deep zoom (never in a scene)
         self._far = PointCloudItem(size)        # the pyramid's few points outside its grid
@@ -89,7 +90,7 @@ class DensityCloudItem(PointCloudItem):
             xs, ys = p.sorted_xy(s)
             self._visible.setData(np.c_[xs, ys], p.colors[s])
             image, at = self._visible.raster(t, w, h)
-            self.mode = "points"
+            self.mode, self.drawn_points = "points", len(s)
         else:
             self._draw_level(painter, t, view)
             image, at = self._far.raster(t, w, h) if self._far.count() else (None, None)
