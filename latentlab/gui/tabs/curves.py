@@ -84,7 +84,8 @@ class CurvesView(QtWidgets.QTabWidget):
     def _show_evaluation(self) -> None:
         e = self.model_data.evaluation
         if e is None:
-            self.evaluation.setText("evaluating…" if not self.runs.busy else "")
+            images = getattr(self.model_data.data, "has_images", True)   # a latent table without its dataset: none to come
+            self.evaluation.setText("evaluating…" if not self.runs.busy and images else "")
             self.evaluation.setToolTip("")
         else:
             self.evaluation.setText(f"{e['split']} set: ELBO {e['elbo']:.2f} nats · reconstruction {e['recon']:.2f} · "
