@@ -8,8 +8,8 @@ import pytest
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    """The main window with the bundled model and digits loaded, settings kept in tmp_path."""
+def bare_window(qtbot, tmp_path):
+    """The main window with nothing loaded, settings kept in tmp_path."""
     from PySide6 import QtCore
 
     QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(tmp_path / "settings"))
@@ -18,10 +18,16 @@ def window(qtbot, tmp_path):
     w = MainWindow()
     qtbot.addWidget(w)
     w.show()
-    with qtbot.waitSignal(w.session.loaded, timeout=60000):
-        w.session.load()
     yield w
     w.session.shutdown()
+
+
+@pytest.fixture
+def window(bare_window, qtbot):
+    """The main window with the bundled model and digits loaded, settings kept in tmp_path."""
+    with qtbot.waitSignal(bare_window.session.loaded, timeout=60000):
+        bare_window.session.load()
+    return bare_window
 
 
 @pytest.fixture(scope="session", autouse=True)

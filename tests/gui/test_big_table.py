@@ -25,18 +25,6 @@ def table(tmp_path_factory):
     return path, cols
 
 
-@pytest.fixture
-def bare_window(qtbot, tmp_path):
-    QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(tmp_path / "settings"))
-    from latentlab.gui.main_window import MainWindow
-
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.session.shutdown()
-
-
 @pytest.fixture(params=["pyramid", "points"])
 def drawn(request, monkeypatch):
     """Which way the window draws the table's 200,000 points."""
