@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PySide6 import QtCore
 
+from latentlab.core.training.live_budget import FLOOR as LIVE_POINTS  # the budget allows more
+
 PUBLISH_MS = 100      # at most 10 view updates a second during training
-LIVE_POINTS = 2000    # the fewest training points re-encoded for a live scatter frame; the budget allows more
 LIVE_SECONDS = 0.25   # a live frame at least this often, however slow the steps
 RUN = "run"           # the job runner's key for the one training run or sweep
 
@@ -114,7 +115,7 @@ class RunController(QtCore.QObject):
         n = len(md.data.x_train)
         self._live_order, self._live_rows = scatter_order(n), None
         # As many live points as 10% of the training time encodes (all of them on a GPU), never fewer than LIVE_POINTS.
-        self.live_budget = LiveBudget(n, floor=LIVE_POINTS, on_gpu=device.type == "cuda", clock=self.live_clock)
+        self.live_budget = LiveBudget(n, on_gpu=device.type == "cuda", clock=self.live_clock)
         s.jobs.run_generator(RUN, train, model, md.data, tcfg, history=history, should_stop=self._stop.is_set,
                              live_budget=self.live_budget,
                              on_yield=self._on_snapshot, on_finished=self._on_train_finished,
