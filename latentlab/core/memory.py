@@ -23,9 +23,11 @@ def available_bytes(device="cpu") -> int | None:
         import torch
 
         try:
-            return int(torch.cuda.mem_get_info(device)[0])
+            free = int(torch.cuda.mem_get_info(device)[0])
         except (RuntimeError, AssertionError):
             return None
+        # What torch's allocator keeps cached after earlier work (a finished run) is free to this process.
+        return free + max(0, int(torch.cuda.memory_reserved(device)) - int(torch.cuda.memory_allocated(device)))
     found = []
     try:
         with open("/proc/meminfo") as f:

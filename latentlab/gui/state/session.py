@@ -168,6 +168,7 @@ class Session(QtCore.QObject):
     def open_model_object(self, model, data) -> None:
         """A model object already checked on `data` (latentlab.explore) becomes the window's model."""
         self.replace_model(model, data, [], None)
+        self._warm_up(model)
         self.status.emit(f"{data.name}: {len(data.x_train):,} training images, {model.describe()}")
         self.loaded.emit()
 
@@ -190,10 +191,7 @@ class Session(QtCore.QObject):
         # Everything loaded so far lives as long as the app: keep the collector from rescanning it,
         # which otherwise costs a few hundred milliseconds per full collection in any thread.
         gc.freeze()
-        if not self._warmed:
-            self._warmed = True
-            self.jobs.submit("warm-up", work.warm_up_training, getattr(result.model, "cfg", None),
-                             on_result=lambda _: gc.freeze())
+        self._warm_up(result.model)
         what = result.model.describe() if self.model_data.foreign else f"K = {result.model.latent_dim}"
         if result.data is None:
             self.status.emit(f"No data open, {what}")
@@ -204,6 +202,13 @@ class Session(QtCore.QObject):
             from latentlab.core.text import short
 
             self.notice.emit(short(" ".join(result.notes)))
+
+    def _warm_up(self, model) -> None:
+        """Once, after the first model: what the first training run would otherwise pay, on workers."""
+        if not self._warmed:
+            self._warmed = True
+            self.jobs.submit("warm-up", work.warm_up_training, getattr(model, "cfg", None), on_result=lambda _: gc.freeze())
+            self.runs.measure_device()
 
     def use_sweep_point(self, point) -> None:
         """Make one model of the sweep the explorer's model."""

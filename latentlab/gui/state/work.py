@@ -208,6 +208,16 @@ def warm_up_training(cfg=None) -> None:
     activation_bytes(cfg or ModelConfig(image_shape=(1, 8, 8), latent_dim=2, hidden=(8,)), 1)
 
 
+def device_free(name: str) -> dict:
+    """{device: free bytes} for the training device `name` resolves to when it is a CUDA GPU, else {}.
+    Run on a worker: CUDA's first query creates the device's context, which takes seconds."""
+    from latentlab.core.memory import available_bytes
+    from latentlab.core.training.device import resolve_device
+
+    device = resolve_device(name)
+    return {str(device): available_bytes(device)} if device.type == "cuda" else {}
+
+
 def aggregate_summary(mu2: np.ndarray, logvar2: np.ndarray, mu: np.ndarray, logvar: np.ndarray, box: float) -> dict:
     """Density of q(z) on the shown pair of coordinates, its holes, the share of prior samples in
     holes and KL(q(z) || p(z)) over the full latent."""
