@@ -22,7 +22,7 @@ class LatentAnalyses:
                  anchor):
         self.jobs, self.model_data, self.latent, self.selection = jobs, model_data, latent, selection
         self._anchor = anchor        # () -> the full z supplying the coordinates a plane does not show
-        self._maps = None            # core.inference.projection.EmbeddingCache, made on first use
+        self._maps = None            # core.inference.maps.EmbeddingCache, made on first use
         self._prior_seed = 0
         self._stat_points: dict[str, object] = {}   # statistic -> the points its running job computes it for
         latent.changed.connect(self.update_aggregate)
@@ -38,7 +38,7 @@ class LatentAnalyses:
     def set_projection_method(self, method: str) -> None:
         """Show a pair of coordinates, the PCA plane, or a UMAP or t-SNE map (computed off the GUI
         thread with progress, kept per weights version)."""
-        from latentlab.core.inference.projection import unavailable
+        from latentlab.core.inference.maps import unavailable
 
         missing = unavailable(method)
         if missing is not None:
@@ -54,7 +54,7 @@ class LatentAnalyses:
             return
         if not lp.full:
             return   # live training frames: the map follows the full encode after the run
-        from latentlab.core.inference.projection import EmbeddingCache
+        from latentlab.core.inference.maps import EmbeddingCache
 
         if self._maps is None:
             self._maps = EmbeddingCache()

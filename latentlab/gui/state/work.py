@@ -72,8 +72,8 @@ def point_stat(name: str, model, x, mu, logvar, progress=None, should_stop=None)
 
 
 def embedding(method: str, means: np.ndarray, seed: int, progress=None, should_stop=None):
-    """A UMAP or t-SNE map of the means (core.inference.projection)."""
-    from latentlab.core.inference.projection import tsne_embedding, umap_embedding
+    """A UMAP or t-SNE map of the means (core.inference.maps)."""
+    from latentlab.core.inference.maps import tsne_embedding, umap_embedding
 
     fn = umap_embedding if method == "umap" else tsne_embedding
     return fn(means, seed=seed, progress=progress, should_stop=should_stop)
@@ -239,7 +239,7 @@ def prior_samples(model, mu2, logvar2, n: int, seed: int, projection, anchor) ->
     from latentlab.core.inference.analysis import decode
 
     z2, in_hole = prior_samples_in_holes(mu2, logvar2, n, np.random.default_rng(seed), ratio=HOLE_RATIO)
-    codes = np.stack([projection.lift(p, anchor) for p in z2])
+    codes = projection.lift_many(z2, anchor)
     return {"z2": z2, "in_hole": in_hole, "images": decode(model, codes)}
 
 
