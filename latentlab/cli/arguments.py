@@ -4,7 +4,6 @@ before torch sees it."""
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from latentlab._version import __version__
@@ -32,46 +31,20 @@ def _hidden(text: str) -> tuple[int, ...]:
     return widths
 
 
-def _bounded(name: str):
-    """An option holding the config field `name`: the range is the config's own."""
+def _bounded(field):
+    """The type of a numeric option: a number within the range of the config field `field`
+    (core.models.config.BOUNDS), or within (lo, hi) for a number no config holds."""
     def parse(text: str):
-        from latentlab.core.models.config import BOUNDS
-
-        bound = BOUNDS[name]
-        if bound.whole:
-            return _int_in(bound.lo, bound.hi)(text)
-        return _float_in(bound.lo, bound.hi, above=bound.above)(text)
-
-    return parse
-
-
-def _int_in(lo: int, hi: int):
-    def parse(text: str) -> int:
+        from latentlab.core.models.config import BOUNDS, Bound
         from latentlab.core.text import quote
 
+        bound = BOUNDS[field] if isinstance(field, str) else Bound(*field)
         try:
-            value = int(text[:40])
+            value = int(text[:40]) if bound.whole else float(text[:60])
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number from {lo:,} to {hi:,}, not {quote(text)}") from None
-        if not lo <= value <= hi or len(text) > 40:
-            raise argparse.ArgumentTypeError(f"expected a whole number from {lo:,} to {hi:,}, not {quote(text)}")
-        return value
-
-    return parse
-
-
-def _float_in(lo: float, hi: float, *, above: bool = False):
-    """A finite float in [lo, hi] (or (lo, hi] with above=True)."""
-    def parse(text: str) -> float:
-        from latentlab.core.text import quote
-
-        bounds = f"above {lo:g} and at most {hi:g}" if above else f"from {lo:g} to {hi:g}"
-        try:
-            value = float(text[:60])
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number {bounds}, not {quote(text)}") from None
-        if not math.isfinite(value) or value < lo or value > hi or (above and value == lo):
-            raise argparse.ArgumentTypeError(f"expected a finite number {bounds}, not {quote(text)}")
+            value = None
+        if value is None or not bound.holds(value) or (bound.whole and len(text) > 40):
+            raise argparse.ArgumentTypeError(f"expected {bound.describe()}, not {quote(text)}")
         return value
 
     return parse
@@ -161,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="test-set ELBO, KL per dimension, active units, log p(x) estimate",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_model_and_data_args(e)
-    e.add_argument("--iw-samples", type=_int_in(0, 1_000_000), default=100, help="importance samples for the log p(x) estimate (0: skip)")
+    e.add_argument("--iw-samples", type=_bounded((0, 1_000_000)), default=100, help="importance samples for the log p(x) estimate (0: skip)")
     e.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu")
     e.add_argument("--json", action="store_true")
 

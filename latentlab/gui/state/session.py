@@ -50,7 +50,8 @@ class Session(QtCore.QObject):
         self._slow_decode = False   # the current model decodes on a worker (see set_z)
         self._slow_decodes = 0
         self.jobs.errorRaised.connect(self._on_error)
-        self.analyses = LatentAnalyses(self.jobs, self.model_data, self.latent, self.selection, self.anchor)
+        self.analyses = LatentAnalyses(self.jobs, self.model_data, self.latent, self.selection, self.anchor,
+                                       self.model_copy)
         self.model_data.datasetChanged.connect(self.selection.clear)
 
     # The window's one error and status channel is the job runner's.
@@ -176,7 +177,7 @@ class Session(QtCore.QObject):
         self.runs.stop()
         self.status.emit(f"Loading dataset {spec}…")
         md = self.model_data
-        model = self.jobs.model_copy(md.model, md.version) if md.model is not None else None
+        model = self.model_copy() if md.model is not None else None
         self.jobs.submit_tracked("load", "Opening", work.load_data_for, spec, model, on_result=self._on_loaded)
 
     def _on_loaded(self, result: work.Loaded) -> None:
@@ -253,7 +254,7 @@ class Session(QtCore.QObject):
         if md.model is None or md.data is None:
             return
         self.status.emit(f"Encoding {len(md.data.x_train):,} points…")
-        self.jobs.submit_tracked("encode", "Encoding", work.encode_all, self.jobs.model_copy(md.model, md.version),
+        self.jobs.submit_tracked("encode", "Encoding", work.encode_all, self.model_copy(),
                                  md.data.x_train, on_result=self._on_encoded)
 
     def _on_encoded(self, encoded: work.Encoded) -> None:
