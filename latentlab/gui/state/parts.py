@@ -201,7 +201,8 @@ class LatentPoints(QtCore.QObject):
             return
         if self.method != "pair" and k > 2:
             known = self.known_pca   # computed off the GUI thread for these points, when there are millions
-            self.projection = known[1] if known is not None and known[0] is self.points else pca_projection(self.points)
+            self.projection = known[1] if known is not None and known[0] is self.points and known[1] is not None \
+                else pca_projection(self.points)
         else:
             keep = self.projection is not None and self.projection.latent_dim == k and self.projection.kind == "dims"
             i, j = pair if pair is not None else (self.projection.dims if keep else (0, 1))

@@ -53,7 +53,8 @@ class Session(QtCore.QObject):
         self._slow_decode = False   # the current model decodes on a worker (see set_z)
         self._slow_decodes = 0
         self.jobs.errorRaised.connect(self._on_error)
-        self.analyses = LatentAnalyses(self.jobs, self.model_data, self.latent, self.selection, self.anchor)
+        self.analyses = LatentAnalyses(self.jobs, self.model_data, self.latent, self.selection, self.anchor,
+                                       self.model_copy)
         self.model_data.datasetChanged.connect(self.selection.clear)
 
     # The window's one error and status channel is the job runner's.
@@ -171,14 +172,13 @@ class Session(QtCore.QObject):
     def open_model_object(self, model, data) -> None:
         """A model object already checked on `data` (latentlab.explore) becomes the window's model."""
         self.replace_model(model, data, [], None)
+        self._warm_up(model)
         self.status.emit(f"{data.name}: {len(data.x_train):,} training images, {model.describe()}")
         self.loaded.emit()
 
     def open_table(self, path, checkpoint=None, spec: str | None = None, weights=None, likelihood=None, dataset=None) -> None:
         """A latent table's means with the model that encoded them; a dataset gives its rows' images (table_source)."""
-        self.runs.stop()
-        self.jobs.submit_tracked("load", "Opening", open_table, str(path), checkpoint, spec, weights, likelihood, dataset,
-                                 on_result=self._on_loaded)
+        self.jobs.submit_tracked("load", "Opening", open_table, str(path), checkpoint, spec, weights, likelihood, dataset, on_result=self._on_loaded)
 
     def open_dataset(self, spec: str) -> None:
         self.runs.stop()
@@ -186,7 +186,7 @@ class Session(QtCore.QObject):
         md = self.model_data
         if getattr(md.data, "table", None) is not None:   # a table: the dataset only supplies its rows' images
             return self.jobs.submit_tracked("load", "Opening", attach_dataset, md.data, spec, md.model, on_result=self._on_loaded)
-        model = self.jobs.model_copy(md.model, md.version) if md.model is not None else None
+        model = self.model_copy() if md.model is not None else None
         self.jobs.submit_tracked("load", "Opening", work.load_data_for, spec, model, on_result=self._on_loaded)
 
     def _on_loaded(self, result: work.Loaded) -> None:
@@ -201,10 +201,7 @@ class Session(QtCore.QObject):
         # Everything loaded so far lives as long as the app: keep the collector from rescanning it,
         # which otherwise costs a few hundred milliseconds per full collection in any thread.
         gc.freeze()
-        if not self._warmed and not hasattr(result.data, "table"):   # a table's model is never trained
-            self._warmed = True
-            self.jobs.submit("warm-up", work.warm_up_training, getattr(result.model, "cfg", None),
-                             on_result=lambda _: gc.freeze())
+        self._warm_up(result.model)
         what = result.model.describe() if self.model_data.foreign else f"K = {result.model.latent_dim}"
         if result.data is None:
             self.status.emit(f"No data open, {what}")
@@ -215,6 +212,13 @@ class Session(QtCore.QObject):
             from latentlab.core.text import short
 
             self.notice.emit(short(" ".join(result.notes)))
+
+    def _warm_up(self, model) -> None:
+        """Once, after the first model: what the first training run would otherwise pay, on workers."""
+        if not self._warmed and not hasattr(self.model_data.data, "table"):   # a table's model is never trained
+            self._warmed = True
+            self.jobs.submit("warm-up", work.warm_up_training, getattr(model, "cfg", None), on_result=lambda _: gc.freeze())
+            self.runs.measure_device()
 
     def use_sweep_point(self, point) -> None:
         """Make one model of the sweep the explorer's model."""
@@ -244,8 +248,7 @@ class Session(QtCore.QObject):
             if md.foreign and md.spec:
                 refuse_overwrite(path, md.spec, md.source)
             lp = self.latent   # the shown means of these weights, if complete, for the file's latent preview
-            preview = (lp.points, md.data.y_train, md.data.label_names) if lp.full and md.data is not None and not \
-                hasattr(md.data, "table") else None
+            preview = (lp.points, md.data.y_train, md.data.label_names) if lp.full and md.data is not None and not hasattr(md.data, "table") else None
             save_model(path, md.model, dataset=md.dataset_spec, history=md.history, preview=preview)
         except LatentLabError as exc:
             self.report_error(str(exc).replace("--out ", "", 1))
@@ -260,7 +263,7 @@ class Session(QtCore.QObject):
         if md.model is None or md.data is None:
             return
         self.status.emit(f"Encoding {len(md.data.x_train):,} points…")
-        self.jobs.submit_tracked("encode", "Encoding", work.encode_all, self.jobs.model_copy(md.model, md.version),
+        self.jobs.submit_tracked("encode", "Encoding", work.encode_all, self.model_copy(),
                                  md.data.x_train, on_result=self._on_encoded)
 
     def _on_encoded(self, encoded: work.Encoded) -> None:
@@ -270,8 +273,7 @@ class Session(QtCore.QObject):
         self.status.emit(f"Encoded {len(encoded.means):,} points.")
 
     def _show_encoded(self, e: work.Encoded) -> None:
-        pca = getattr(self.model_data.data, "pca", None)   # a table's PCA plane, worked out where it was read
-        self.latent.known_pca = (e.means, pca) if pca is not None else None
+        self.latent.known_pca = (e.means, getattr(self.model_data.data, "pca", None))   # a table's, worked out where it was read
         self.latent.set_points(e.means, None, e.logvars, e.stats, e.dim_stats)
         self.evaluate()
 
@@ -372,10 +374,8 @@ class Session(QtCore.QObject):
     def selected_mean(self) -> np.ndarray | None:
         """The encoder's mean for the selected image, with the current model (one encode, cheap)."""
         row, md = self.cursor.selected, self.model_data
-        if row is None or md.model is None:
-            return None
-        if hasattr(md.data, "table"):   # a table's row: the mean it holds
-            return self.latent.points[row]
+        if row is None or md.model is None or hasattr(md.data, "table"):   # a table's row: the mean it holds
+            return None if row is None or md.model is None else self.latent.points[row]
         from latentlab.core.inference.analysis import encode
 
         return encode(md.model, md.data.x_train[row:row + 1])[0][0]
