@@ -31,15 +31,16 @@ class DensityCloudItem(PointCloudItem):
         self._levels: list[QtGui.QImage] = []
         self._visible = PointCloudItem(size)    # the points in view, at deep zoom (never in a scene)
         self._far = PointCloudItem(size)        # the pyramid's few points outside its grid
+        self._held = None                       # the region whose points _visible holds
 
     def setData(self, pos: np.ndarray, colors: np.ndarray) -> None:
-        self.pyramid, self._levels = None, []
+        self.pyramid, self._levels, self._held = None, [], None
         super().setData(pos, colors)
 
     def set_pyramid(self, pyramid) -> None:
         """Draw from `pyramid` (core.inference.density_pyramid.DensityPyramid) from now on."""
         super().setData(np.zeros((0, 2), np.float32), np.zeros(0, np.uint32))
-        self.pyramid = pyramid
+        self.pyramid, self._held = pyramid, None
         fmt = QtGui.QImage.Format.Format_ARGB32_Premultiplied
         # each QImage borrows its picture's memory, which the pyramid keeps alive
         self._levels = [QtGui.QImage(a.data, a.shape[1], a.shape[0], 4 * a.shape[1], fmt) for a in pyramid.images]
@@ -86,11 +87,16 @@ class DensityCloudItem(PointCloudItem):
         painter.save()
         painter.resetTransform()
         if p.count_in(x_lo, x_hi, y_lo, y_hi) <= POINTS_MAX:
-            s = p.sorted_in(x_lo, x_hi, y_lo, y_hi)
-            xs, ys = p.sorted_xy(s)
-            self._visible.setData(np.c_[xs, ys], p.colors[s])
+            held = self._held
+            if held is None or not (held[0] <= x_lo and x_hi <= held[1] and held[2] <= y_lo and y_hi <= held[3]):
+                # the points of a region an eighth wider on each side: the next frames of a pan reuse them
+                gx, gy = (x_hi - x_lo) / 8, (y_hi - y_lo) / 8
+                held = self._held = (x_lo - gx, x_hi + gx, y_lo - gy, y_hi + gy)
+                s = p.sorted_in(*held)
+                xs, ys = p.sorted_xy(s)
+                self._visible.setData(np.c_[xs, ys], p.colors[s])
             image, at = self._visible.raster(t, w, h)
-            self.mode, self.drawn_points = "points", len(s)
+            self.mode, self.drawn_points = "points", self._visible.count()
         else:
             self._draw_level(painter, t, view)
             image, at = self._far.raster(t, w, h) if self._far.count() else (None, None)
