@@ -212,7 +212,9 @@ class TorchVAE(LatentModel):
         key = (getattr(self.net, "prior", None), getattr(self.net, "log_prior", None), self.latent_shape)
         if self._prior_cache is None or any(a is not b for a, b in zip(self._prior_cache[0], key)):
             try:
-                prior = declared_prior(self.net, self.latent_shape) or standard_normal(False)
+                p = next(self.net.parameters(), None)
+                dtype = p.dtype if p is not None and p.is_floating_point() else None
+                prior = declared_prior(self.net, self.latent_shape, dtype) or standard_normal(False)
             except ValueError as exc:
                 raise ModelError(f"{self.name}: {exc}.") from None
             self._prior_cache = (key, prior)

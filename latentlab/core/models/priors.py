@@ -123,11 +123,12 @@ class DistributionPrior(Prior):
         self.shape = tuple(dist.batch_shape) + tuple(dist.event_shape)
         self.batch_dims = len(dist.batch_shape)
         self.name = type(dist).__name__
+        self.dtype = _dtype_of(dist)
         self.can_sample = bool(getattr(dist, "has_rsample", False) or _can_sample(dist))
 
     def log_prob(self, z):
         lead = z.shape[:-1]
-        lp = self.dist.log_prob(z.reshape(*lead, *self.shape))
+        lp = self.dist.log_prob(z.reshape(*lead, *self.shape).to(self.dtype)).to(z.dtype)
         if self.batch_dims:
             lp = lp.flatten(len(lead)).sum(-1)
         return lp
@@ -149,20 +150,34 @@ class CallablePrior(Prior):
     closed_form = factorised = False
 
     def __init__(self, fn, latent_shape: tuple[int, ...], *, name: str = "log_prior(z)", sampler=None,
-                 constant: float = 0.0):
+                 constant: float = 0.0, dtype: torch.dtype | None = None):
         self.fn, self.latent_shape, self.sampler, self.constant = fn, tuple(latent_shape), sampler, constant
+        self.dtype = dtype   # what the model's own code computes in (its weights' dtype)
         self.name = name
         self.can_sample = sampler is not None
 
     def log_prob(self, z):
         lead = z.shape[:-1]
-        out = self.fn(z.reshape(-1, *self.latent_shape)) + self.constant
-        return out.reshape(lead)
+        zz = z.reshape(-1, *self.latent_shape)
+        out = self.fn(zz if self.dtype is None else zz.to(self.dtype)) + self.constant
+        return out.reshape(lead).to(z.dtype)
 
     def sample(self, n, k, generator=None, device=None, dtype=torch.float32):
         if self.sampler is None:
             raise ValueError(f"the prior {self.name} cannot be sampled")
         return self.sampler(int(n), generator).reshape(int(n), -1).to(device=device, dtype=dtype)
+
+
+def _dtype_of(dist) -> torch.dtype:
+    """The floating dtype a distribution computes in (its mean's, else a sample's, else float32)."""
+    for get in (lambda: dist.mean, lambda: dist.sample((1,))):
+        try:
+            t = get()
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue
+        if isinstance(t, torch.Tensor) and t.is_floating_point():
+            return t.dtype
+    return torch.float32
 
 
 def _can_sample(dist) -> bool:
@@ -181,7 +196,7 @@ def standard_normal(declared: bool = True) -> StandardNormal:
     return _STANDARD if declared else _ASSUMED
 
 
-def declared_prior(obj, latent_shape: tuple[int, ...]) -> Prior | None:
+def declared_prior(obj, latent_shape: tuple[int, ...], dtype: torch.dtype | None = None) -> Prior | None:
     """The prior `obj` declares (a `prior` torch distribution or a `log_prior(z)` method), or None.
     Raises ValueError (one sentence) when the declaration does not fit the latent."""
     k = math.prod(latent_shape) if latent_shape else None
@@ -205,7 +220,7 @@ def declared_prior(obj, latent_shape: tuple[int, ...]) -> Prior | None:
     fn = getattr(obj, "log_prior", None)
     if callable(fn):
         sampler = getattr(obj, "sample_prior", None)
-        return CallablePrior(fn, latent_shape, sampler=sampler if callable(sampler) else None)
+        return CallablePrior(fn, latent_shape, sampler=sampler if callable(sampler) else None, dtype=dtype)
     return None
 
 

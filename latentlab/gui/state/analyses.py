@@ -165,8 +165,11 @@ class LatentAnalyses:
             return
         plane = self.latent.plane()
         box = max(4.0, float(np.percentile(np.abs(plane[0]), 99.5)) + 0.5)
+        md = self.model_data
+        model = self.jobs.model_copy(md.model, md.version) if md.model is not None else None
+        dims = getattr(self.latent.projection, "dims", (0, 1))
         self.jobs.submit("aggregate", work.aggregate_summary, *plane, self.latent.points, self.latent.logvars, box,
-                         on_result=self.latent.set_aggregate)
+                         model, dims, on_result=self.latent.set_aggregate)
 
     def sample_prior(self, n: int) -> None:
         """Draw n prior samples in the shown plane, mark those in holes and decode them."""

@@ -347,6 +347,7 @@ class Cursor(QtCore.QObject):
         self.waiting = ""                    # "Loading model…" before the first model is ready
         self.anchor_mode = AnchorMode.ORIGIN
         self.selected: int | None = None     # row of data.x_train under inspection
+        self.prior = None                    # the model's p(z) (core.models.priors); None: no log p(z) to show
 
     def set(self, z: np.ndarray, image: np.ndarray, note: str = "") -> None:
         self.z, self.image, self.note, self.waiting = z, image, note, ""

@@ -58,7 +58,7 @@ def encode_all(model, x, progress=None, should_stop=None, span=(0.0, 1.0)) -> En
         # Rows as stored (uint8 for 8-bit data): encode converts them a batch at a time.
         mu[i:i + ENCODE_CHUNK], logvar[i:i + ENCODE_CHUNK] = encode(model, stored(x)[i:i + ENCODE_CHUNK],
                                                                   batch=ENCODE_BATCH)
-    return Encoded(mu, logvar, {}, (mean_kl_per_dim(mu, logvar), active_units(mu)))
+    return Encoded(mu, logvar, {}, (mean_kl_per_dim(mu, logvar, model.latent_prior()), active_units(mu)))
 
 
 def point_stat(name: str, model, x, mu, logvar, progress=None, should_stop=None) -> np.ndarray:
@@ -75,7 +75,8 @@ def point_stat(name: str, model, x, mu, logvar, progress=None, should_stop=None)
         if progress is not None:
             progress(i / len(mu))
         j = slice(i, i + chunk)
-        out[j] = reconstruction_nll(model, stored(x)[j], mu[j]) if name == "reconstruction error" else point_kl(mu[j], logvar[j])
+        out[j] = (reconstruction_nll(model, stored(x)[j], mu[j]) if name == "reconstruction error"
+                  else point_kl(mu[j], logvar[j], model.latent_prior()))
     return out
 
 
@@ -216,27 +217,61 @@ def warm_up_training(cfg=None) -> None:
     activation_bytes(cfg or ModelConfig(image_shape=(1, 8, 8), latent_dim=2, hidden=(8,)), 1)
 
 
-def aggregate_summary(mu2: np.ndarray, logvar2: np.ndarray, mu: np.ndarray, logvar: np.ndarray, box: float) -> dict:
+def _plane_prior(model, dims):
+    """The model's prior on the shown pair of coordinates (None: N(0, I)), and a sentence when it is
+    not exact or not available."""
+    from latentlab.core.inference.aggregate import PlanePrior
+    from latentlab.core.models.priors import StandardNormal
+
+    prior = model.latent_prior() if model is not None else None
+    if prior is None or (isinstance(prior, StandardNormal)):
+        return None, prior, ""
+    try:
+        plane = PlanePrior(prior, model.latent_dim, dims)
+    except ValueError as exc:
+        return False, prior, f"The prior's holes are not shown: {exc}."
+    note = "" if plane.exact else "The declared prior's marginal on these two coordinates is a histogram of its draws."
+    return plane, prior, note
+
+
+def aggregate_summary(mu2: np.ndarray, logvar2: np.ndarray, mu: np.ndarray, logvar: np.ndarray, box: float,
+                      model=None, dims=(0, 1)) -> dict:
     """Density of q(z) on the shown pair of coordinates, its holes, the share of prior samples in
-    holes and KL(q(z) || p(z)) over the full latent."""
+    holes and KL(q(z) || p(z)) over the full latent, against the model's prior (N(0, I) by default)."""
     from latentlab.core.inference.aggregate import aggregate_density, holes, kl_aggregate_prior, prior_density, prior_samples_in_holes
 
     xs = ys = np.linspace(-box, box, AGGREGATE_GRID)
     density = aggregate_density(mu2, logvar2, xs, ys, cell_average=True)
-    mask = holes(density, prior_density(xs, ys), ratio=HOLE_RATIO)
+    plane, prior, note = _plane_prior(model, dims)
     rng = np.random.default_rng(0)
-    _, in_hole = prior_samples_in_holes(mu2, logvar2, AGGREGATE_SAMPLES, rng, ratio=HOLE_RATIO)
-    kl = kl_aggregate_prior(mu, logvar, 4000, rng)
-    return {"xs": xs, "ys": ys, "density": density, "holes": mask, "hole_share": float(in_hole.mean()), "kl": kl}
+    out = {"xs": xs, "ys": ys, "density": density, "note": note, "prior_grid": None,
+           "prior": prior.describe() if prior is not None else "N(0, I)"}
+    if plane is None:
+        mask = holes(density, prior_density(xs, ys), ratio=HOLE_RATIO)
+        _, in_hole = prior_samples_in_holes(mu2, logvar2, AGGREGATE_SAMPLES, rng, ratio=HOLE_RATIO)
+    elif plane is False:
+        mask, in_hole = np.zeros_like(density, bool), np.zeros(1, bool)
+    else:
+        grid = plane.density(xs, ys)
+        mask = holes(density, grid, ratio=HOLE_RATIO, prior_level=plane.level(grid, 0.95))
+        _, in_hole = prior_samples_in_holes(mu2, logvar2, AGGREGATE_SAMPLES, rng, ratio=HOLE_RATIO, plane=plane)
+        out["prior_grid"] = grid
+    kl = kl_aggregate_prior(mu, logvar, 4000, rng, prior=None if plane is None else prior)
+    out.update(holes=mask, hole_share=float(in_hole.mean()) if plane is not False else float("nan"), kl=kl)
+    return out
 
 
 def prior_samples(model, mu2, logvar2, n: int, seed: int, projection, anchor) -> dict:
     """Draw n points from the prior in the shown plane, mark those in holes, decode them (lifted
     through the anchor, so for K > 2 the unseen coordinates are the anchor's)."""
+    from latentlab.core.errors import LatentLabError
     from latentlab.core.inference.aggregate import prior_samples_in_holes
     from latentlab.core.inference.analysis import decode
 
-    z2, in_hole = prior_samples_in_holes(mu2, logvar2, n, np.random.default_rng(seed), ratio=HOLE_RATIO)
+    plane, _, note = _plane_prior(model, getattr(projection, "dims", (0, 1)))
+    if plane is False:
+        raise LatentLabError(note)
+    z2, in_hole = prior_samples_in_holes(mu2, logvar2, n, np.random.default_rng(seed), ratio=HOLE_RATIO, plane=plane)
     codes = np.stack([projection.lift(p, anchor) for p in z2])
     return {"z2": z2, "in_hole": in_hole, "images": decode(model, codes)}
 
@@ -257,7 +292,7 @@ def selection_summary(model, x, rows: np.ndarray, mu: np.ndarray, logvar: np.nda
     The reconstruction error is over a seeded sample of at most SUMMARY_RECON_SAMPLE of them."""
     from latentlab.core.inference.analysis import point_kl, reconstruction_nll
 
-    kl = float(point_kl(mu, logvar).mean()) if logvar is not None and len(mu) else float("nan")
+    kl = float(point_kl(mu, logvar, model.latent_prior()).mean()) if logvar is not None and len(mu) else float("nan")
     sample = np.arange(len(rows))
     if len(rows) > SUMMARY_RECON_SAMPLE:
         sample = np.sort(np.random.default_rng(0).choice(len(rows), SUMMARY_RECON_SAMPLE, replace=False))
