@@ -12,7 +12,6 @@ import numpy as np
 import torch
 
 from latentlab.core.data.pixels import batch_tensor
-
 from latentlab.core.models.priors import Prior, standard_normal
 
 from .objectives import elbo_mc, iwae_log_px, model_log_lik

@@ -53,7 +53,7 @@ class Likelihood:
     def __str__(self) -> str:
         return f"gaussian:{self.sigma:g}" if self.kind == "gaussian" else self.kind
 
-    def log_prob(self, model: LatentModel, x01: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    def log_prob(self, model, x01: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         x01 = x01.expand_as(params)
         if self.kind == "bernoulli":
             return -F.binary_cross_entropy_with_logits(params, x01, reduction="none").flatten(1).sum(1)
@@ -66,7 +66,7 @@ class Likelihood:
         n = params[0].numel()
         return -0.5 * sq - n * (math.log(self.sigma) + 0.5 * LOG_2PI)
 
-    def mean(self, model: LatentModel, params: torch.Tensor) -> torch.Tensor:
+    def mean(self, model, params: torch.Tensor) -> torch.Tensor:
         if self.kind == "bernoulli":
             return torch.sigmoid(params)
         if self.kind == "bernoulli-probs":

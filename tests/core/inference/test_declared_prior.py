@@ -8,10 +8,16 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from linear_gaussian import (
-    X, LinearGaussianModel, gauss_kl, lg_exact, lg_expected_log_lik, lg_log_lik, lg_log_px_gaussian_prior,
-    lg_log_px_mixture, mixture_prior,
+    LinearGaussianModel,
+    X,
+    gauss_kl,
+    lg_exact,
+    lg_expected_log_lik,
+    lg_log_lik,
+    lg_log_px_gaussian_prior,
+    lg_log_px_mixture,
+    mixture_prior,
 )
 
 from latentlab.core.inference.aggregate import PlanePrior, kl_aggregate_prior
