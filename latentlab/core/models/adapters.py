@@ -32,11 +32,11 @@ import math
 import torch
 from torch import nn
 
-from latentlab.core.errors import ModelError
+from latentlab.core.errors import ModelError, with_cause
 
-from .likelihoods import LIKELIHOOD_FORMS, Likelihood, likelihood_mismatch, resolve_likelihood
-from .outputs import _kind, decoder_tensor, deterministic_code, posterior_params
+from .likelihoods import LIKELIHOOD_FORMS, Likelihood, last_layer, likelihood_mismatch, resolve_likelihood
 from .priors import Prior, declared_prior, standard_normal
+from .user_outputs import decoder_tensor, deterministic_code, kind_of, posterior_params
 
 __all__ = ["LIKELIHOOD_FORMS", "POINT_LOGVAR", "LatentModel", "Likelihood", "TorchVAE", "as_latent_model",
            "decoder_tensor", "likelihood_mismatch", "one_line", "posterior_params", "resolve_likelihood",
@@ -276,7 +276,7 @@ def as_latent_model(obj, *, likelihood=None, name: str = "") -> LatentModel:
         return obj
     if isinstance(obj, nn.Module):
         return TorchVAE(obj, likelihood=likelihood, name=name)
-    raise ModelError(f"{name or 'The model'} is {_kind(obj)}, not a torch nn.Module with encode() and decode().")
+    raise ModelError(f"{name or 'The model'} is {kind_of(obj)}, not a torch nn.Module with encode() and decode().")
 
 
 # --------------------------------------------------------------------------------------------
@@ -327,7 +327,7 @@ def validate(model: LatentModel, x_batch) -> LatentModel:
             _finite(lp, "The declared prior's log p(z)")
         model.likelihood_note = likelihood_mismatch(
             getattr(model, "likelihood", None) if not getattr(model, "own_log_lik", False) else None,
-            x, params, chosen=getattr(model, "likelihood_chosen", True))
+            x, params, chosen=getattr(model, "likelihood_chosen", True), last_layer=last_layer(model.weights_module()))
     finally:
         model.train(was_training)
     return model
@@ -339,13 +339,14 @@ def _call(fn, doing: str):
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - the user's code can raise anything: one sentence says what
-        raise ModelError(f"The model failed while {doing}: {type(exc).__name__}: {one_line(exc)}.") from None
+        raise with_cause(ModelError(f"The model failed while {doing}: {type(exc).__name__}: {one_line(exc)}."),
+                         exc) from None
 
 
 def one_line(exc: BaseException) -> str:
     """The first line of an exception's message, short, without a final full stop."""
     text = str(exc).strip()
-    return (text.splitlines()[0][:200] if text else type(exc).__name__).rstrip(".")
+    return (text.splitlines()[0][:200] if text else type(exc).__name__).rstrip(".:")
 
 
 def _finite(t: torch.Tensor, what: str) -> None:

@@ -86,10 +86,12 @@ def resolve_likelihood(override, model_attr, default: str = "bernoulli") -> Like
 
 @torch.no_grad()
 def likelihood_mismatch(likelihood: Likelihood | None, x01: torch.Tensor, params: torch.Tensor,
-                        *, chosen: bool = False) -> str:
+                        *, chosen: bool = False, last_layer: str = "") -> str:
     """One sentence when the decoder's outputs `params` on images `x01` (in [0, 1]) do not look like
     what `likelihood` reads, naming the `--likelihood` that fits; '' when they do. `chosen`: the user
-    named this likelihood, so only the data's own range is checked."""
+    named this likelihood, so only the data's own range is checked. `last_layer`: the class name of
+    the model's last layer ("Tanh", "Sigmoid"), evidence besides the values: an untrained decoder's
+    logits are small too, and only a Tanh layer (or outputs pressed against ±1) tells them apart."""
     if likelihood is None or likelihood.kind != "bernoulli" or not params.is_floating_point():
         return ""
     lo, hi = float(x01.min()), float(x01.max())
@@ -99,12 +101,23 @@ def likelihood_mismatch(likelihood: Likelihood | None, x01: torch.Tensor, params
     if chosen or params.numel() < 16:
         return ""
     plo, phi = float(params.min()), float(params.max())
-    if plo >= 0.0 and phi <= 1.0:
+    if plo >= 0.0 and phi <= 1.0 and last_layer != "Tanh":
         return (f"The decoder's outputs on the first images all lie in [0, 1] (from {plo:.3g} to {phi:.3g}), like "
                 "probabilities, but are read as Bernoulli logits, so reconstruction and ELBO would be wrong; pass "
                 "--likelihood bernoulli-probs (or gaussian:SIGMA for a decoder trained with a squared error).")
-    if plo < 0.0 and plo >= -1.0 and phi <= 1.0:
+    saturated = max(-plo, phi) >= 0.99
+    if plo < 0.0 and plo >= -1.0 and phi <= 1.0 and (last_layer == "Tanh" or saturated):
         return (f"The decoder's outputs on the first images lie in [-1, 1] (from {plo:.3g} to {phi:.3g}), a Tanh "
                 "range, but are read as Bernoulli logits, so reconstruction and ELBO would be wrong; pass "
                 "--likelihood gaussian:SIGMA (e.g. gaussian:0.1), with the model's input_range if it reads [-1, 1].")
     return ""
+
+
+def last_layer(net: torch.nn.Module) -> str:
+    """The class name of the last leaf module a network registers (its output layer, in the usual
+    order of a constructor), or ''."""
+    last = ""
+    for m in net.modules():
+        if next(m.children(), None) is None:
+            last = type(m).__name__
+    return last

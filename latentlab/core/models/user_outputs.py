@@ -38,7 +38,7 @@ def posterior_params(out, where: str = "encode(x)") -> tuple[torch.Tensor, torch
             v = getattr(out, name, None)
             if isinstance(v, torch.Tensor):
                 return mu, to_logvar(v)
-    raise ModelError(f"{where} returned {_kind(out)}; latentlab needs (mu, logvar), a torch.distributions.Normal, "
+    raise ModelError(f"{where} returned {kind_of(out)}; latentlab needs (mu, logvar), a torch.distributions.Normal, "
                      "a dict with mean and logvar, or an object with .mean and .logvar, .std or .var.")
 
 
@@ -55,7 +55,7 @@ def decoder_tensor(out, where: str = "decode(z)") -> torch.Tensor:
             return found
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
         return out[0]
-    raise ModelError(f"{where} returned {_kind(out)}; latentlab needs a tensor or an object with .sample.")
+    raise ModelError(f"{where} returned {kind_of(out)}; latentlab needs a tensor or an object with .sample.")
 
 
 def deterministic_code(out) -> torch.Tensor | None:
@@ -75,7 +75,7 @@ def _first(d: dict, names):
     return next((d[n] for n in names if isinstance(d.get(n), torch.Tensor)), None)
 
 
-def _kind(v) -> str:
+def kind_of(v) -> str:
     if isinstance(v, torch.Tensor):
         return f"a tensor of shape {tuple(v.shape)}"
     if isinstance(v, (tuple, list)):
