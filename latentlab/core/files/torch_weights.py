@@ -107,8 +107,8 @@ def fit_to(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) 
 
 
 def _keys(keys) -> str:
-    shown = ", ".join(repr(k) for k in keys[:4])
-    return shown + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+    shown = ", ".join(repr(k) for k in keys[:3])
+    return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
 
 
 def load_torch_weights(module: torch.nn.Module, path) -> str:

@@ -101,15 +101,19 @@ def likelihood_mismatch(likelihood: Likelihood | None, x01: torch.Tensor, params
     if chosen or params.numel() < 16:
         return ""
     plo, phi = float(params.min()), float(params.max())
-    if plo >= 0.0 and phi <= 1.0 and last_layer != "Tanh":
+    tanh = (f"The decoder's outputs on the first images lie in [-1, 1] (from {plo:.3g} to {phi:.3g}"
+            f"{', after a Tanh layer' if last_layer == 'Tanh' else ''}), a Tanh range, but are read as Bernoulli "
+            "logits, so reconstruction and ELBO would be wrong; pass --likelihood gaussian:SIGMA (e.g. gaussian:0.1), "
+            "with the model's input_range if it reads [-1, 1].")
+    within = plo >= -1.0 and phi <= 1.0
+    if within and last_layer == "Tanh":
+        return tanh
+    if plo >= 0.0 and phi <= 1.0:
         return (f"The decoder's outputs on the first images all lie in [0, 1] (from {plo:.3g} to {phi:.3g}), like "
                 "probabilities, but are read as Bernoulli logits, so reconstruction and ELBO would be wrong; pass "
                 "--likelihood bernoulli-probs (or gaussian:SIGMA for a decoder trained with a squared error).")
-    saturated = max(-plo, phi) >= 0.99
-    if plo < 0.0 and plo >= -1.0 and phi <= 1.0 and (last_layer == "Tanh" or saturated):
-        return (f"The decoder's outputs on the first images lie in [-1, 1] (from {plo:.3g} to {phi:.3g}), a Tanh "
-                "range, but are read as Bernoulli logits, so reconstruction and ELBO would be wrong; pass "
-                "--likelihood gaussian:SIGMA (e.g. gaussian:0.1), with the model's input_range if it reads [-1, 1].")
+    if within and max(-plo, phi) >= 0.99:   # pressed against ±1: saturating, as only a Tanh does
+        return tanh
     return ""
 
 
