@@ -61,7 +61,7 @@ class PythaeVAE(TorchVAE):
         if name in REFUSED:
             raise ModelError(f"pythae's {name} has {REFUSED[name]}, not a diagonal Gaussian one, which latentlab "
                              "cannot measure.")
-        loss = str(getattr(model.model_config, "reconstruction_loss", "") or "")
+        loss = str(getattr(model.model_config, "reconstruction_loss", "mse") or "mse")   # AE and its kin: mse
         self.loss = loss
         super().__init__(_Halves(model), likelihood=likelihood or LIKELIHOODS.get(loss), name=name)
         self.likelihood_chosen = likelihood is not None
