@@ -170,6 +170,11 @@ class Session(QtCore.QObject):
         """A model object already checked on `data` (latentlab.explore) becomes the window's model."""
         self.replace_model(model, data, [], None)
         self.status.emit(f"{data.name}: {len(data.x_train):,} training images, {model.describe()}")
+        notes = model.notes() if hasattr(model, "notes") else ()
+        if notes:
+            from latentlab.core.text import short
+
+            self.notice.emit(short(" ".join(f"{n}." for n in notes), 600))
         self.loaded.emit()
 
     def open_dataset(self, spec: str) -> None:
@@ -204,7 +209,7 @@ class Session(QtCore.QObject):
         if result.notes:   # one banner line: the data shown first, then what the file's metadata lost
             from latentlab.core.text import short
 
-            self.notice.emit(short(" ".join(result.notes)))
+            self.notice.emit(short(" ".join(result.notes), 600))
 
     def use_sweep_point(self, point) -> None:
         """Make one model of the sweep the explorer's model."""

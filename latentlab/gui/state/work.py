@@ -160,7 +160,8 @@ def open_model_and_data(spec, weights, likelihood, dataset, current_data, progre
         data = current_data if current_data is not None else load_dataset(opened.dataset or "digits", should_stop=should_stop)
     model = validate(opened.model, data.x_train[:8])
     source = Path(weights) if weights is not None else (Path(spec) if spec.lower().endswith(".safetensors") else None)
-    notes = tuple(f"{short(spec, 80)}: {w}." for w in opened.warnings)
+    # What the numbers assume (a prior, a likelihood that does not fit the decoder) is said in the banner.
+    notes = tuple(f"{short(spec, 80)}: {w}." for w in opened.warnings) + tuple(f"{n}." for n in model.notes())
     return Loaded(model, data, list(opened.history), source, encode_all(model, data.x_train, progress, should_stop, span=(0.4, 1.0)), notes)
 
 

@@ -100,6 +100,11 @@ class PosteriorView(LazyView):
         s, md = self.session, self.session.model_data
         if md.model is None or md.data is None:
             return
+        if getattr(md.model, "deterministic", False):
+            self.numbers.setText(f"{md.model.display_name()} is a deterministic autoencoder: its encoder gives one "
+                                 "code, not q(z|x), so there is no posterior, ELBO or log p(x) to inspect.")
+            self.heat.clear()
+            return
         row = s.cursor.selected if s.cursor.selected is not None else self.index.value()
         self.index.blockSignals(True)
         self.index.setValue(row)
