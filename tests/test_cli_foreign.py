@@ -146,3 +146,33 @@ def test_ctrl_c_stops_eval_without_a_traceback(capsys, tmp_path, when):
     code, out, err = run(capsys, ["eval", "--model", f"foreign_models:interrupted_while_{when}", "--dataset",
                                   f"npz:{tmp_path / 'many.npz'}", "--iw-samples", "0", "--json"])
     assert code == 130 and out == "" and "stopped" in err and "Traceback" not in err
+
+
+def test_fine_tuned_diffusers_and_pythae_models_go_back_to_their_own_folders(tmp_path, capsys):
+    diffusers = pytest.importorskip("diffusers")
+    pythae_models = pytest.importorskip("pythae.models")
+    torch.manual_seed(0)
+    src = tmp_path / "kl"
+    diffusers.AutoencoderKL(in_channels=1, out_channels=1, down_block_types=("DownEncoderBlock2D",) * 2,
+                            up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), latent_channels=2,
+                            norm_num_groups=4, sample_size=8, layers_per_block=1).save_pretrained(str(src))
+    out = tmp_path / "kl-tuned"
+    code, _, err = run(capsys, ["train", "--model", f"diffusers:{src}", "--dataset", "digits", "--out", str(out),
+                                "--epochs", "1", "--batch-size", "256", "--json"])
+    assert code == 0, err
+    assert (out / "config.json").is_file() and list(out.glob("*.safetensors"))
+    tuned = diffusers.AutoencoderKL.from_pretrained(str(out))
+    before = diffusers.AutoencoderKL.from_pretrained(str(src))
+    assert not torch.equal(tuned.encoder.conv_in.weight, before.encoder.conv_in.weight)
+    vamp_src = tmp_path / "vamp"
+    pythae_models.VAMP(pythae_models.VAMPConfig(input_dim=(1, 8, 8), latent_dim=2, number_components=4)).save(str(vamp_src))
+    vamp_out = tmp_path / "vamp-tuned"
+    code, _, err = run(capsys, ["train", "--model", f"pythae:{vamp_src}", "--dataset", "digits", "--out", str(vamp_out),
+                                "--epochs", "1", "--batch-size", "256"])
+    assert code == 0, err
+    reopened = pythae_models.AutoModel.load_from_folder(str(vamp_out))
+    assert type(reopened).__name__ == "VAMP"
+    # its own folder is never the output
+    code, _, err = run(capsys, ["train", "--model", f"pythae:{vamp_src}", "--dataset", "digits", "--out", str(vamp_src),
+                                "--epochs", "1"])
+    assert code == 2 and "write the fine-tuned copy elsewhere" in err
