@@ -16,16 +16,16 @@ def cmd_train(args) -> int:
     from latentlab.core.data.specs import load_dataset
     from latentlab.core.files.atomic import BackgroundWriter, prepare_out
     from latentlab.core.files.checkpoint import load_checkpoint
+
+    # The save path is checked before anything else, so a bad one costs no training; a run that
+    # would replace an existing file writes beside it until it has finished (see _Outcome).
+    from latentlab.core.files.model_folders import save_home, wants_folder
     from latentlab.core.files.model_spec import model_bytes
     from latentlab.core.files.preview import compute_preview
     from latentlab.core.models.config import ModelConfig, TrainConfig
     from latentlab.core.models.vae import VAE, build_model
     from latentlab.core.training.device import describe, resolve_device
     from latentlab.core.training.loop import train
-
-    # The save path is checked before anything else, so a bad one costs no training; a run that
-    # would replace an existing file writes beside it until it has finished (see _Outcome).
-    from latentlab.core.files.model_folders import save_home, wants_folder
 
     # A fine-tuned diffusers or pythae model named without .safetensors goes back to its own folder format.
     home = bool(args.model) and wants_folder(args.out)
@@ -178,6 +178,9 @@ def _foreign_for_training(args, data, device):
     refuse_overwrite(args.out, args.model, args.weights)
     opened = open_model(args.model, weights=args.weights, likelihood=args.likelihood, device=device)
     model = validate(opened.model, data.x_train[:8])
+    if model.deterministic:
+        raise ModelError(f"{model.describe()} is a deterministic autoencoder: latentlab fine-tunes with the ELBO, "
+                         "which needs q(z|x).")
     if not model.trainable:
         raise ModelError(f"{model.describe()} has no trainable parameters, so there is nothing to fine-tune.")
     return model, opened.history

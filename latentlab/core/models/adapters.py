@@ -168,6 +168,8 @@ class TorchVAE(LatentModel):
         if self._encoder_kind is None:
             self._encoder_kind = "point" if deterministic_code(out) is not None else "gaussian"
             self.deterministic = self._encoder_kind == "point"
+            if self.deterministic:   # the ELBO latentlab trains with needs q(z|x)
+                self.trainable = False
         if self.deterministic:
             mu = deterministic_code(out)
             if mu is None:
