@@ -130,3 +130,22 @@ def interrupted_while_opening():
 
 def interrupted_while_evaluating():
     return Interrupting(3)
+
+
+class MixturePriorVAE(nn.Module):
+    """An MLP VAE that declares a three-component mixture prior over its 2-D latent."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.enc = nn.Linear(64, 4)
+        self.dec = nn.Linear(2, 64)
+        d = torch.distributions
+        comps = d.Independent(d.Normal(torch.tensor([[-3.0, 0.0], [3.0, 0.0], [0.0, 3.0]]), torch.full((3, 2), 0.5)), 1)
+        self.prior = d.MixtureSameFamily(d.Categorical(torch.tensor([0.3, 0.3, 0.4])), comps)
+
+    def encode(self, x):
+        return self.enc(x.flatten(1)).chunk(2, 1)
+
+    def decode(self, z):
+        return self.dec(z)

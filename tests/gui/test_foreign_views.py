@@ -97,3 +97,18 @@ def test_an_assumed_prior_and_a_tanh_decoder_are_said_in_the_banner(window, qtbo
     text = window.banner.label.text()
     assert window.banner.isVisible() and "N(0, I) is assumed" in text and "Tanh" in text
     assert "N(0, I) assumed" in window.decoded.z_label.text()
+
+
+def test_a_declared_prior_is_drawn_as_its_contours_instead_of_the_circles(window, qtbot):
+    circles = window.latent.plot.circles
+    assert circles.boundingRect().width() == pytest.approx(6.0)   # the N(0, I) circles of radius 3
+    open_spec(window, qtbot, "foreign_models:MixturePriorVAE")
+    s = window.session
+    wait_idle(s)
+    contours = s.latent.prior_contours
+    assert contours is not None and len(contours["lines"]) >= 3 and set(contours["masses"]) == {0.39, 0.86, 0.99}
+    rect = circles.boundingRect()
+    # the mixture's components at (±3, 0) and (0, 3) lie inside its 99% contour
+    assert rect.left() < -3 and rect.right() > 3 and rect.bottom() > 3
+    assert "N(0, I) assumed" not in window.decoded.z_label.text() and "log p(z)" in window.decoded.z_label.text()
+    assert "N(0, I) is assumed" not in window.banner.label.text()

@@ -29,6 +29,9 @@ class LatentAnalyses:
         latent.projectionChanged.connect(self.update_aggregate)
         latent.aggregateWanted.connect(lambda: self.update_aggregate(only_if_missing=True))
         latent.changed.connect(self.update_map)
+        latent.projectionChanged.connect(self.update_prior_contours)
+        model_data.modelChanged.connect(self.update_prior_contours)
+        model_data.weightsChanged.connect(self.update_prior_contours)
 
     def model_copy(self):
         md = self.model_data
@@ -146,6 +149,26 @@ class LatentAnalyses:
             return
         self.jobs.submit_tracked("export means", "Exporting latent means", work.export_latent_means, self.model_copy(),
                                  md.data, str(path), on_result=lambda p: self.jobs.status.emit(f"Wrote {p}."))
+
+    # ----- the declared prior on the latent view -------------------------------------------------
+    def update_prior_contours(self) -> None:
+        """Contours of a declared prior on the shown pair of coordinates replace the N(0, I) circles;
+        on the PCA plane or a map a declared prior draws nothing (its projection is not computed)."""
+        md = self.model_data
+        prior = md.model.latent_prior() if md.model is not None and not getattr(md.model, "deterministic", False) else None
+        from latentlab.core.models.priors import StandardNormal
+
+        if prior is None or isinstance(prior, StandardNormal):
+            self.jobs.cancel("prior contours")
+            if self.latent.prior_contours is not None:
+                self.latent.set_prior_contours(None)
+            return
+        projection = self.latent.projection
+        if projection is None or projection.kind != "dims":
+            self.latent.set_prior_contours({"lines": [], "masses": [], "note": ""})
+            return
+        self.jobs.submit("prior contours", work.prior_contours, self.model_copy(), projection.dims,
+                         on_result=self.latent.set_prior_contours)
 
     # ----- the aggregate posterior --------------------------------------------------------------
     def update_aggregate(self, only_if_missing: bool = False) -> None:

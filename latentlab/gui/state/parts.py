@@ -127,6 +127,7 @@ class LatentPoints(QtCore.QObject):
     aggregateChanged = QtCore.Signal()    # the q(z) summary, the overlay switch or prior samples
     aggregateWanted = QtCore.Signal()     # the overlay or the summary started or stopped being shown
     statsChanged = QtCore.Signal()        # a per-point statistic arrived (see LAZY_STATS)
+    priorChanged = QtCore.Signal()        # the declared prior's contours on the shown pair (prior_contours)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -137,6 +138,7 @@ class LatentPoints(QtCore.QObject):
         self.dim_stats: tuple | None = None      # (KL per dimension, active mask) of that encode
         self.projection = None                   # core.inference.projection.Projection or an EmbeddedProjection
         self.method = "pair"                     # one of METHODS: what the view shows for K > 2
+        self.prior_contours: dict | None = None
         self.aggregate: dict | None = None       # q(z) density, holes and summary over the shown plane
         self.show_overlay = False                # draw that density on the latent view
         self.summary_shown = False               # a view shows the q(z) summary numbers
@@ -238,6 +240,11 @@ class LatentPoints(QtCore.QObject):
             return np.c_[self.points[:, 0], zeros], np.c_[self.logvars[:, 0], zeros]
         i, j = self.projection.dims
         return self.points[:, [i, j]], self.logvars[:, [i, j]]
+
+    def set_prior_contours(self, contours: dict | None) -> None:
+        """None: N(0, I), drawn as circles; else {"lines": [(n, 2) arrays], "masses": [...]} of a declared prior."""
+        self.prior_contours = contours
+        self.priorChanged.emit()
 
     def set_aggregate(self, aggregate: dict | None) -> None:
         self.aggregate = aggregate

@@ -262,6 +262,34 @@ def aggregate_summary(mu2: np.ndarray, logvar2: np.ndarray, mu: np.ndarray, logv
     return out
 
 
+PRIOR_MASSES = (0.39, 0.86, 0.99)   # the shares of N(0, I) inside the circles of radius 1, 2, 3 in 2-D
+
+
+def prior_contours(model, dims) -> dict | None:
+    """Where a declared prior's marginal on the shown pair of coordinates holds PRIOR_MASSES of its
+    mass, as polylines (None: the prior is N(0, I), drawn as circles)."""
+    import pyqtgraph as pg
+
+    plane, _, note = _plane_prior(model, dims)
+    if plane is None:
+        return None
+    if plane is False:
+        return {"lines": [], "masses": [], "note": note}
+    z = plane.sample(20_000, np.random.default_rng(0))
+    lo, hi = np.percentile(z, 0.05, axis=0), np.percentile(z, 99.95, axis=0)
+    pad = 0.15 * (hi - lo)
+    xs, ys = np.linspace(lo[0] - pad[0], hi[0] + pad[0], 160), np.linspace(lo[1] - pad[1], hi[1] + pad[1], 160)
+    grid = plane.density(xs, ys)
+    lines, masses = [], []
+    for mass in PRIOR_MASSES:
+        for curve in pg.isocurve(grid, plane.level(grid, mass), connected=True):
+            rc = np.asarray(curve, np.float64)   # (row, column) indices into the grid
+            if len(rc) > 2:
+                lines.append(np.c_[xs[0] + rc[:, 1] * (xs[1] - xs[0]), ys[0] + rc[:, 0] * (ys[1] - ys[0])])
+                masses.append(mass)
+    return {"lines": lines, "masses": masses, "note": note}
+
+
 def prior_samples(model, mu2, logvar2, n: int, seed: int, projection, anchor) -> dict:
     """Draw n points from the prior in the shown plane, mark those in holes, decode them (lifted
     through the anchor, so for K > 2 the unseen coordinates are the anchor's)."""
