@@ -43,8 +43,23 @@ def _model_and_data(args):
     return model, spec, spec_ds, data
 
 
+def _stoppable(run, stopped: str):
+    """run(should_stop) with Ctrl+C setting the flag it polls; None, after saying `stopped`, when it stopped."""
+    from latentlab.core.errors import Cancelled
+
+    stop = {"flag": False}
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("flag", True))
+    try:
+        return run(lambda: stop["flag"])
+    except Cancelled:
+        print(f"\nlatentlab: {stopped}", file=sys.stderr)
+        return None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def cmd_encode(args) -> int:
-    from latentlab.core.errors import Cancelled, LatentLabError
+    from latentlab.core.errors import LatentLabError
     from latentlab.core.files.latent_table import FORMATS, encode_table, write_table
 
     if args.out.suffix.lower() not in FORMATS:
@@ -60,16 +75,10 @@ def cmd_encode(args) -> int:
             sys.stderr.write(f"\rencoding {len(data.x_train) + len(data.x_test):,} images {_bar(fraction)} ")
             sys.stderr.flush()
 
-    stop = {"flag": False}
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("flag", True))
-    try:
-        table = encode_table(model, data, batch=args.batch_size, progress=progress,
-                             should_stop=lambda: stop["flag"])
-    except Cancelled:
-        print("\nlatentlab: encoding stopped; nothing written.", file=sys.stderr)
+    table = _stoppable(lambda stop: encode_table(model, data, batch=args.batch_size, progress=progress,
+                                                 should_stop=stop), "encoding stopped; nothing written.")
+    if table is None:
         return 130
-    finally:
-        signal.signal(signal.SIGINT, previous)
     if not quiet:
         print(file=sys.stderr)
     write_table(args.out, table)
@@ -80,7 +89,6 @@ def cmd_encode(args) -> int:
 
 def cmd_eval(args) -> int:
     from latentlab.core.data.pixels import as_pixels, stored
-    from latentlab.core.errors import Cancelled
     from latentlab.core.inference.analysis import evaluate
 
     model, spec, spec_ds, data = _model_and_data(args)
@@ -104,15 +112,10 @@ def cmd_eval(args) -> int:
             sys.stderr.write(f"\revaluating {n:,} images (IW-{iw}) {_bar(done / max(n, 1))} ")
             sys.stderr.flush()
 
-    stop = {"flag": False}
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("flag", True))
-    try:
-        stats = evaluate(model, x, iw_samples=iw, progress=progress, should_stop=lambda: stop["flag"])
-    except Cancelled:
-        print("\nlatentlab: evaluation stopped; nothing printed.", file=sys.stderr)
+    stats = _stoppable(lambda stop: evaluate(model, x, iw_samples=iw, progress=progress, should_stop=stop),
+                       "evaluation stopped; nothing printed.")
+    if stats is None:
         return 130
-    finally:
-        signal.signal(signal.SIGINT, previous)
     if not quiet:
         print(file=sys.stderr)
     stats.update(checkpoint=spec, model=spec, description=model.describe(), dataset=spec_ds,

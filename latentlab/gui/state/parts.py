@@ -139,6 +139,7 @@ class LatentPoints(QtCore.QObject):
         self.projection = None                   # core.inference.projection.Projection or an EmbeddedProjection
         self.method = "pair"                     # one of METHODS: what the view shows for K > 2
         self.prior_contours: dict | None = None
+        self.no_kl = False   # a deterministic autoencoder's points have no KL to colour by
         self.aggregate: dict | None = None       # q(z) density, holes and summary over the shown plane
         self.show_overlay = False                # draw that density on the latent view
         self.summary_shown = False               # a view shows the q(z) summary numbers
@@ -298,7 +299,7 @@ class LatentPoints(QtCore.QObject):
     def color_options(self, data) -> list[str]:
         """What points can be coloured by besides their label."""
         factors = [n for n in (data.factors_train or {}) if n != "shape"] if data is not None else []
-        lazy = [n for n in LAZY_STATS if self.full and n not in self.stats]
+        lazy = [n for n in LAZY_STATS if self.full and n not in self.stats and not (self.no_kl and n == "KL per point")]
         return factors + list(self.stats) + lazy
 
     def missing_stat(self, name: str) -> bool:

@@ -96,6 +96,7 @@ class Session(QtCore.QObject):
         self._slow_decode, self._slow_decodes = False, 0
         md.replace(model, data, history, source)
         self.cursor.prior = None if getattr(model, "deterministic", False) else model.latent_prior()
+        self.latent.no_kl = bool(getattr(model, "deterministic", False))
         k = model.latent_dim
         if old_k != k:
             # Thousands of coordinates make a poor pair of axes: a wide latent opens on the PCA of its means.

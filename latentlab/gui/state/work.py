@@ -58,7 +58,10 @@ def encode_all(model, x, progress=None, should_stop=None, span=(0.0, 1.0)) -> En
         # Rows as stored (uint8 for 8-bit data): encode converts them a batch at a time.
         mu[i:i + ENCODE_CHUNK], logvar[i:i + ENCODE_CHUNK] = encode(model, stored(x)[i:i + ENCODE_CHUNK],
                                                                   batch=ENCODE_BATCH)
-    return Encoded(mu, logvar, {}, (mean_kl_per_dim(mu, logvar, model.latent_prior()), active_units(mu)))
+    # A deterministic autoencoder has no q(z|x): its KL per dimension is not a number to show.
+    kl = (np.full(k, np.nan) if getattr(model, "deterministic", False)
+          else mean_kl_per_dim(mu, logvar, model.latent_prior()))
+    return Encoded(mu, logvar, {}, (kl, active_units(mu)))
 
 
 def point_stat(name: str, model, x, mu, logvar, progress=None, should_stop=None) -> np.ndarray:
