@@ -129,10 +129,12 @@ def test_evaluate_scores_every_image_it_is_given():
 
 
 def test_eval_progress_limit_and_iw_for_a_costly_decoder(capsys, monkeypatch):
+    import latentlab.cli.evaluate as cli_eval
+
+    monkeypatch.setattr(cli_eval, "LOG_PROGRESS_AFTER_S", 0.0)   # a log shows progress once an evaluation is long
     code, out, err = run(capsys, [*EVAL, "--model", "foreign_models:ViewConvVAE", "--limit", "50", "--iw-samples", "3"])
     stats = json.loads(out)
     assert code == 0 and stats["examples"] == 50 and "evaluating: 50 of 50 images" in err
-    import latentlab.cli.evaluate as cli_eval
 
     monkeypatch.setattr(cli_eval, "_decode_seconds", lambda model, n=16: 0.01)   # 10 ms a decode
     code, out, err = run(capsys, [*EVAL, "--model", "foreign_models:ViewConvVAE", "--limit", "200"])

@@ -99,12 +99,13 @@ def cmd_eval(args) -> int:
     iw = _iw_samples(args, model, x)
     quiet = not sys.stderr.isatty()
     last = [0.0, -1]
+    start = time.monotonic()
 
     def progress(done: int, n: int) -> None:
         now = time.monotonic()
-        if quiet:   # a log: a line at each tenth
+        if quiet:   # a log: a line at each tenth, once the evaluation is long enough to need one
             tenth = 10 * done // max(n, 1)
-            if tenth > last[1]:
+            if tenth > last[1] and now - start >= LOG_PROGRESS_AFTER_S:
                 last[1] = tenth
                 print(f"evaluating: {done:,} of {n:,} images", file=sys.stderr, flush=True)
         elif done >= n or now - last[0] >= 0.1:
@@ -145,6 +146,7 @@ def cmd_eval(args) -> int:
     return 0
 
 
+LOG_PROGRESS_AFTER_S = 2.0   # a log gets progress lines only from an evaluation that lasts this long
 DEFAULT_IW = 100
 IW_BUDGET_S = 120.0   # the default IW estimate is cut to fit about this long on this machine
 
