@@ -97,21 +97,20 @@ def likelihood_mismatch(likelihood: Likelihood | None, x01: torch.Tensor, params
     lo, hi = float(x01.min()), float(x01.max())
     if lo < 0.0 or hi > 1.0:
         return (f"The data lies in [{lo:.3g}, {hi:.3g}], outside [0, 1], so a Bernoulli likelihood does not fit it; "
-                "pass --likelihood gaussian:SIGMA.")
+                "pass --likelihood gaussian:SIGMA")
     if chosen or params.numel() < 16:
         return ""
     plo, phi = float(params.min()), float(params.max())
-    tanh = (f"The decoder's outputs on the first images lie in [-1, 1] (from {plo:.3g} to {phi:.3g}"
-            f"{', after a Tanh layer' if last_layer == 'Tanh' else ''}), a Tanh range, but are read as Bernoulli "
-            "logits, so reconstruction and ELBO would be wrong; pass --likelihood gaussian:SIGMA (e.g. gaussian:0.1), "
-            "with the model's input_range if it reads [-1, 1].")
+    tanh = (f"Decoder outputs in [-1, 1], a Tanh range ({plo:.2g} to {phi:.2g}), "
+            "are read as Bernoulli logits, so reconstruction and ELBO would be wrong; pass --likelihood gaussian:SIGMA "
+            "(e.g. gaussian:0.1)")
     within = plo >= -1.0 and phi <= 1.0
     if within and last_layer == "Tanh":
         return tanh
     if plo >= 0.0 and phi <= 1.0:
-        return (f"The decoder's outputs on the first images all lie in [0, 1] (from {plo:.3g} to {phi:.3g}), like "
-                "probabilities, but are read as Bernoulli logits, so reconstruction and ELBO would be wrong; pass "
-                "--likelihood bernoulli-probs (or gaussian:SIGMA for a decoder trained with a squared error).")
+        return (f"Decoder outputs all in [0, 1] ({plo:.2g} to {phi:.2g}), like probabilities, are read as Bernoulli "
+                "logits, so reconstruction and ELBO would be wrong; pass --likelihood bernoulli-probs (or gaussian:SIGMA "
+                "for a squared-error decoder)")
     if within and max(-plo, phi) >= 0.99:   # pressed against ±1: saturating, as only a Tanh does
         return tanh
     return ""

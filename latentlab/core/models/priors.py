@@ -20,8 +20,7 @@ import math
 import torch
 
 LOG_2PI = math.log(2 * math.pi)
-ASSUMED_NOTE = ("N(0, I) is assumed as the prior: the model declares none (a `prior` distribution or a "
-                "`log_prior(z)` method)")
+ASSUMED_NOTE = "N(0, I) is assumed as the prior (the model declares no `prior` or `log_prior(z)`)"
 
 
 def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -155,6 +155,8 @@ class LatentAnalyses:
         """Contours of a declared prior on the shown pair of coordinates replace the N(0, I) circles;
         on the PCA plane or a map a declared prior draws nothing (its projection is not computed)."""
         md = self.model_data
+        if md.model is None and self.latent.prior_contours is None:
+            return   # the preview before the model: nothing to draw, and torch is not imported for it
         prior = md.model.latent_prior() if md.model is not None and not getattr(md.model, "deterministic", False) else None
         from latentlab.core.models.priors import StandardNormal
 

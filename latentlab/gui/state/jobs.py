@@ -170,7 +170,7 @@ class JobRunner(QtCore.QObject):
             msg = f"{type(error).__name__}: {error}"
         if not isinstance(error, str):
             self.status.emit("")
-        self.errorRaised.emit(short(msg, 600))
+        self.errorRaised.emit(short(msg))
 
     # ----- lifetime -----------------------------------------------------------------------------
     @property

@@ -175,7 +175,7 @@ class Session(QtCore.QObject):
         if notes:
             from latentlab.core.text import short
 
-            self.notice.emit(short(" ".join(f"{n}." for n in notes), 600))
+            self.notice.emit(short(" ".join(f"{n}." for n in notes)))
         self.loaded.emit()
 
     def open_dataset(self, spec: str) -> None:
@@ -210,7 +210,7 @@ class Session(QtCore.QObject):
         if result.notes:   # one banner line: the data shown first, then what the file's metadata lost
             from latentlab.core.text import short
 
-            self.notice.emit(short(" ".join(result.notes), 600))
+            self.notice.emit(short(" ".join(result.notes)))
 
     def use_sweep_point(self, point) -> None:
         """Make one model of the sweep the explorer's model."""

@@ -28,7 +28,7 @@ class ErrorBanner(QtWidgets.QFrame):
         self.hide()
 
     def show_message(self, text: str) -> None:
-        self.label.setText(short(text, 600))   # a load's notes (prior, likelihood) can take two sentences
+        self.label.setText(short(text))
         self.show()
 
 
