@@ -108,3 +108,37 @@ def test_gui_without_a_display_says_so(monkeypatch, capsys):
     monkeypatch.setattr(sys, "platform", "linux")
     code, _, err = run(capsys, "gui")
     assert code == 2 and "no display" in err
+
+
+@pytest.mark.parametrize("flag, field", [
+    ("--latent-dim", "latent_dim"), ("--epochs", "epochs"), ("--batch-size", "batch_size"), ("--lr", "lr"),
+    ("--beta", "beta"), ("--warmup-steps", "warmup_steps"), ("--free-bits", "free_bits"), ("--seed", "seed"),
+])
+def test_train_options_take_exactly_what_the_configs_take(flag, field):
+    """The command line and the configs checked at both ends of each range: what one accepts the other does."""
+    from latentlab.cli.arguments import build_parser
+    from latentlab.core.models.config import BOUNDS, ModelConfig, TrainConfig
+
+    def config(value):
+        if field == "latent_dim":
+            return ModelConfig(image_shape=(1, 8, 8), latent_dim=value)
+        return TrainConfig(**{field: value})
+
+    def parsed(value) -> bool:
+        try:
+            build_parser().parse_args(["train", "--dataset", "digits", "--out", "m.safetensors", flag, repr(value)])
+        except SystemExit:
+            return False
+        return True
+
+    bound = BOUNDS[field]
+    step = 1 if bound.whole else bound.hi * 1e-3
+    inside = [bound.hi, bound.lo + step if bound.above else bound.lo]
+    outside = [bound.hi + step, bound.lo if bound.above else bound.lo - step]
+    for value in inside:
+        assert parsed(value)
+        config(value)
+    for value in outside:
+        assert not parsed(value)
+        with pytest.raises(ValueError, match=field):
+            config(value)

@@ -4,59 +4,47 @@ before torch sees it."""
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from latentlab._version import __version__
 
 
 # Every number is range-checked here, before torch sees it: torch answers an absurd width with a C++
-# traceback and numpy an out-of-range seed with a ValueError from deep inside.
+# traceback and numpy an out-of-range seed with a ValueError from deep inside. The ranges of what a
+# config holds are its own (core.models.config.BOUNDS), read when an option is parsed.
 def _hidden(text: str) -> tuple[int, ...]:
-    from latentlab.core.models.config import MAX_LAYERS, MAX_WIDTH
+    from latentlab.core.models.config import BOUNDS
     from latentlab.core.text import quote
 
+    layers, width = BOUNDS["layers"].hi, BOUNDS["width"].hi
     if len(text) > 1000:
-        raise argparse.ArgumentTypeError(f"--hidden takes up to {MAX_LAYERS} comma-separated widths, not {quote(text)}")
+        raise argparse.ArgumentTypeError(f"--hidden takes up to {layers} comma-separated widths, not {quote(text)}")
     try:
         widths = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"--hidden takes comma-separated layer widths like 512,256, not {quote(text)}")
     if not widths or min(widths) < 1:
         raise argparse.ArgumentTypeError(f"--hidden takes positive layer widths like 512,256, not {quote(text)}")
-    if len(widths) > MAX_LAYERS or max(widths) > MAX_WIDTH:
-        raise argparse.ArgumentTypeError(f"--hidden takes at most {MAX_LAYERS} widths of at most {MAX_WIDTH:,} each, "
+    if len(widths) > layers or max(widths) > width:
+        raise argparse.ArgumentTypeError(f"--hidden takes at most {layers} widths of at most {width:,} each, "
                                          f"not {quote(text)}")
     return widths
 
 
-def _int_in(lo: int, hi: int):
-    def parse(text: str) -> int:
+def _bounded(field):
+    """The type of a numeric option: a number within the range of the config field `field`
+    (core.models.config.BOUNDS), or within (lo, hi) for a number no config holds."""
+    def parse(text: str):
+        from latentlab.core.models.config import BOUNDS, Bound
         from latentlab.core.text import quote
 
+        bound = BOUNDS[field] if isinstance(field, str) else Bound(*field)
         try:
-            value = int(text[:40])
+            value = int(text[:40]) if bound.whole else float(text[:60])
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number from {lo:,} to {hi:,}, not {quote(text)}") from None
-        if not lo <= value <= hi or len(text) > 40:
-            raise argparse.ArgumentTypeError(f"expected a whole number from {lo:,} to {hi:,}, not {quote(text)}")
-        return value
-
-    return parse
-
-
-def _float_in(lo: float, hi: float, *, above: bool = False):
-    """A finite float in [lo, hi] (or (lo, hi] with above=True)."""
-    def parse(text: str) -> float:
-        from latentlab.core.text import quote
-
-        bounds = f"above {lo:g} and at most {hi:g}" if above else f"from {lo:g} to {hi:g}"
-        try:
-            value = float(text[:60])
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number {bounds}, not {quote(text)}") from None
-        if not math.isfinite(value) or value < lo or value > hi or (above and value == lo):
-            raise argparse.ArgumentTypeError(f"expected a finite number {bounds}, not {quote(text)}")
+            value = None
+        if value is None or not bound.holds(value) or (bound.whole and len(text) > 40):
+            raise argparse.ArgumentTypeError(f"expected {bound.describe()}, not {quote(text)}")
         return value
 
     return parse
@@ -129,19 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--dataset", metavar="SPEC", required=True)
     t.add_argument("--out", type=Path, required=True, help="checkpoint to write (.safetensors), saved at every epoch end")
-    t.add_argument("--latent-dim", type=_int_in(1, 1_000_000), default=2)
+    t.add_argument("--latent-dim", type=_bounded("latent_dim"), default=2)
     t.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
     t.add_argument("--hidden", type=_hidden, default=(512, 256), help="hidden layer widths, e.g. 512,256")
     t.add_argument("--likelihood", metavar="KIND", help="bernoulli or gaussian for a new model (default bernoulli); "
                    "with --model: " + LIKELIHOOD_HELP)
     _add_model_args(t)
-    t.add_argument("--beta", type=_float_in(0.0, 1e6), default=1.0)
-    t.add_argument("--warmup-steps", type=_int_in(0, 10**12), default=0, help="linear KL warm-up over this many steps")
-    t.add_argument("--free-bits", type=_float_in(0.0, 1e6), default=0.0, help="per-dimension free nats of KL")
-    t.add_argument("--epochs", type=_int_in(1, 1_000_000), default=20)
-    t.add_argument("--batch-size", type=_int_in(1, 10_000_000), default=128)
-    t.add_argument("--lr", type=_float_in(0.0, 1e6, above=True), default=1e-3)
-    t.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=0)
+    t.add_argument("--beta", type=_bounded("beta"), default=1.0)
+    t.add_argument("--warmup-steps", type=_bounded("warmup_steps"), default=0, help="linear KL warm-up over this many steps")
+    t.add_argument("--free-bits", type=_bounded("free_bits"), default=0.0, help="per-dimension free nats of KL")
+    t.add_argument("--epochs", type=_bounded("epochs"), default=20)
+    t.add_argument("--batch-size", type=_bounded("batch_size"), default=128)
+    t.add_argument("--lr", type=_bounded("lr"), default=1e-3)
+    t.add_argument("--seed", type=_bounded("seed"), default=0)
     t.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     t.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="warm start from this checkpoint's weights")
     t.add_argument("--json", action="store_true", help="print one JSON object with the results at the end")
@@ -149,10 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="test-set ELBO, KL per dimension, active units, log p(x) estimate",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_model_and_data_args(e)
-    e.add_argument("--iw-samples", type=_int_in(0, 1_000_000), default=None,
+    e.add_argument("--iw-samples", type=_bounded((0, 1_000_000)), default=None,
                    help="importance samples for the log p(x) estimate (0: skip; default 100, fewer, with a note, "
                         "when the decoder is costly)")
-    e.add_argument("--limit", type=_int_in(1, 10**12), metavar="N", help="evaluate only the first N test images")
+    e.add_argument("--limit", type=_bounded((1, 10**12)), metavar="N", help="evaluate only the first N test images")
     e.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu")
     e.add_argument("--json", action="store_true")
 
@@ -161,6 +149,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_and_data_args(n)
     n.add_argument("--out", type=Path, required=True, metavar="FILE.csv|FILE.npz",
                    help="columns: index, split, label, mu_0.., logvar_0..")
-    n.add_argument("--batch-size", type=_int_in(1, 10_000_000), default=4096)
+    n.add_argument("--batch-size", type=_bounded("batch_size"), default=4096)
     n.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     return p

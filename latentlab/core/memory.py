@@ -23,36 +23,36 @@ def available_bytes(device="cpu") -> int | None:
         import torch
 
         try:
-            return int(torch.cuda.mem_get_info(device)[0])
+            free = int(torch.cuda.mem_get_info(device)[0])
         except (RuntimeError, AssertionError):
             return None
+        # What torch's allocator keeps cached after earlier work (a finished run) is free to this process.
+        return free + max(0, int(torch.cuda.memory_reserved(device)) - int(torch.cuda.memory_allocated(device)))
     found = []
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    found.append(int(line.split()[1]) * 1024)
-                    break
-    except (OSError, ValueError, IndexError):
+    kib = proc_field("/proc/meminfo", "MemAvailable")
+    if kib is not None:
+        found.append(kib * 1024)
+    else:
         try:
             found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
         except (ValueError, OSError, AttributeError):
             pass
     soft = resource.getrlimit(resource.RLIMIT_AS)[0] if resource else -1
     if resource and soft != resource.RLIM_INFINITY:
-        found.append(max(0, soft - _address_space_used()))
+        found.append(max(0, soft - (proc_field("/proc/self/status", "VmSize") or 0) * 1024))
     return min(found) if found else None
 
 
-def _address_space_used() -> int:
+def proc_field(path: str, key: str, base: int = 10) -> int | None:
+    """The number after `key:` in a /proc file such as /proc/meminfo (None where there is none)."""
     try:
-        with open("/proc/self/status") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
+                if line.startswith(key + ":"):
+                    return int(line.split()[1], base)
     except (OSError, ValueError, IndexError):
         pass
-    return 0
+    return None
 
 
 def check_fits(need: int, what: str) -> None:

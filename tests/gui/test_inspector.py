@@ -129,3 +129,32 @@ def test_manifold_tiles_follow_the_view(window, qtbot):
     assert len(layer.items) == 15 * 15
     panel.manifold.setChecked(False)
     assert layer.items == []
+
+
+def test_manifold_tiles_and_prior_samples_on_a_umap_map_take_one_inverse_transform():
+    """UMAP's inverse triangulates the whole map on every call (seconds): the grid of tiles and the prior
+    draws are lifted in one call, not one per point, and decoded from what that call gave."""
+    from latentlab.core.inference.projection import EmbeddedProjection, Embedding
+    from latentlab.core.models.config import ModelConfig
+    from latentlab.core.models.vae import build_model
+    from latentlab.gui.state import work
+    from latentlab.gui.widgets.manifold import manifold_job
+
+    calls = []
+
+    class Inverse:   # a fitted UMAP's face: a code inside the data for each 2-D point
+        def inverse_transform(self, p):
+            calls.append(len(p))
+            return np.c_[p, 0.0 * p[:, :1]]
+
+    means = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
+    means[:, 2] = 0.0
+    projection = EmbeddedProjection(Embedding("umap", means[:, :2].copy(), means, np.arange(300), Inverse()), means)
+    model = build_model(ModelConfig(image_shape=(1, 8, 8), latent_dim=3, hidden=(8,)), seed=0).eval()
+    tiles = manifold_job(model, projection, None, 5, (-1.0, 1.0), (-1.0, 1.0), False)
+    assert calls == [len(tiles["centres"])] and len(tiles["images"]) == len(tiles["centres"]) == 25
+    expected = work.decode_codes(model, np.c_[tiles["centres"], np.zeros(25)].astype(np.float32))
+    np.testing.assert_allclose(tiles["images"], expected, atol=1e-6)
+    calls.clear()
+    drawn = work.prior_samples(model, means[:, :2], np.zeros((300, 2), np.float32), 40, 0, projection, None)
+    assert calls == [40] and drawn["images"].shape == (40, 1, 8, 8)

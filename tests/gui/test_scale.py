@@ -115,7 +115,7 @@ def test_a_map_can_be_stopped_from_the_status_bar(window, qtbot, monkeypatch):
         raise Cancelled("The projection was stopped.")
 
     monkeypatch.setattr(work, "embedding", slow_map)
-    monkeypatch.setattr("latentlab.core.inference.projection.unavailable", lambda method: None)
+    monkeypatch.setattr("latentlab.core.inference.maps.unavailable", lambda method: None)
     s = _wide_model(window)
     window.latent.set_method("umap")
     qtbot.waitUntil(lambda: window.tasks.bar.isVisible() and "UMAP" in window.tasks.bar.format(), timeout=30000)

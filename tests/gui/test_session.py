@@ -201,3 +201,35 @@ def test_aggregate_overlay_is_not_stale_when_its_tab_is_hidden(window, qtbot):
     assert shown.isVisible()
     log_d = np.log(np.maximum(expected, 1e-300))
     assert np.allclose(shown.image, log_d)
+
+
+def test_train_on_cuda_never_asks_the_gpu_for_memory_on_the_gui_thread(qapp, monkeypatch):
+    """CUDA's first memory query creates the device's context (seconds): Train's check uses the figure a
+    worker measured after the model opened. On the CPU, torch's CUDA functions are stubbed to say
+    where they were called from and that the GPU has 1 kB free."""
+    import torch
+
+    asked_from = []
+
+    def mem_get_info(device=None):
+        asked_from.append(threading.current_thread())
+        return 1000, 80 * 1024 ** 3
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+    s = Session()
+    messages = []
+    s.errorRaised.connect(messages.append)
+    try:
+        s.open_model_object(small_model(), small_data())
+        wait_idle(s)
+        asked = len(asked_from)
+        s.runs.train(TrainRequest(latent_dim=2, hidden=(32,), epochs=1, warm_start=False))
+        assert threading.main_thread() not in asked_from
+        assert asked > 0 and len(asked_from) == asked and s.runs.device_free == {"cuda": 1000}
+        # The worker's figure refused the run, in the usual sentence.
+        assert not s.runs.busy and len(messages) == 1 and "the cuda device has" in messages[0]
+        wait_idle(s)
+    finally:
+        s.shutdown()
+    assert threading.main_thread() not in asked_from

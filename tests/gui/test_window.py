@@ -136,7 +136,7 @@ def test_broken_checkpoint_shows_error_and_keeps_model(window, qtbot, tmp_path):
 def test_divergence_in_the_gui_keeps_finite_weights(window, qtbot):
     s = window.session
     with qtbot.waitSignal(s.errorRaised, timeout=30000) as blocker:
-        s.runs.train(TrainRequest(epochs=5, lr=1e9, beta=1.0))
+        s.runs.train(TrainRequest(epochs=5, lr=1e6, beta=1.0))
     assert "diverged" in blocker.args[0]
     wait_idle(s)
     import torch

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from latentlab.core.errors import CheckpointError
+from latentlab.core.memory import proc_field
 from latentlab.core.text import reason, short
 
 try:
@@ -147,13 +148,10 @@ def _set_mode(fd: int, path: Path) -> None:
 
 
 def _umask() -> int:
-    try:  # read without changing it: os.umask can only be read by setting it, which races other threads
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
+    # Read without changing it where Linux says it: os.umask can only be read by setting it, which races other threads.
+    mask = proc_field("/proc/self/status", "Umask", base=8)
+    if mask is not None:
+        return mask
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

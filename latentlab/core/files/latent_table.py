@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from latentlab.core.data.pixels import stored
-from latentlab.core.errors import Cancelled, LatentLabError
-from latentlab.core.inference.analysis import encode
+from latentlab.core.errors import LatentLabError
+from latentlab.core.inference.batches import encode_rows
 
 from .atomic import write_atomic
 
@@ -54,14 +53,11 @@ def encode_table(model, data, *, batch: int = 4096, progress: Callable[[float], 
     logvar = np.empty((total, k), np.float32)
     done = 0
     for _, x, _ in parts:
-        for i in range(0, len(x), batch):
-            if should_stop is not None and should_stop():
-                raise Cancelled("Encoding was stopped.")
-            m, lv = encode(model, stored(x)[i:i + batch], batch=batch)   # converted on the model's device
-            mu[done:done + len(m)], logvar[done:done + len(m)] = m, lv
-            done += len(m)
-            if progress is not None:
-                progress(done / total)
+        n = len(x)
+        # This split's share of the whole table's progress; its rows land in their place of mu and logvar.
+        encode_rows(model, x, batch=batch, should_stop=should_stop, out=(mu[done:done + n], logvar[done:done + n]),
+                    progress=progress and (lambda f, done=done, n=n: progress((done + f * n) / total)))
+        done += n
     return LatentTable(
         index=np.concatenate([np.arange(len(x), dtype=np.int64) for _, x, _ in parts]),
         split=np.concatenate([np.full(len(x), name) for name, x, _ in parts]).astype("<U5"),

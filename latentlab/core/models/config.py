@@ -10,9 +10,48 @@ from dataclasses import dataclass
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-MAX_LATENT_DIM = 1_000_000
-MAX_LAYERS = 32
-MAX_WIDTH = 1_000_000
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The range one number may take: from lo to hi, lo itself excluded when `above`. Whole numbers
+    when both ends are ints."""
+    lo: float
+    hi: float
+    above: bool = False
+
+    @property
+    def whole(self) -> bool:
+        return isinstance(self.lo, int) and isinstance(self.hi, int)
+
+    def holds(self, value) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        return (value > self.lo if self.above else value >= self.lo) and value <= self.hi   # exact for huge ints too
+
+    def describe(self) -> str:
+        if self.whole:
+            return f"a whole number from {self.lo:,} to {self.hi:,}"
+        return f"a number above {self.lo:g} and at most {self.hi:g}" if self.above else f"a number from {self.lo:g} to {self.hi:g}"
+
+
+# Every number a config holds, whether it comes from the command line, the window or a file, is
+# checked against this one table (the command line's option types read it too). Past the upper ends
+# torch or numpy fail in C++ or a run never ends; the lower ends are what the numbers mean.
+BOUNDS = {
+    "latent_dim": Bound(1, 1_000_000),
+    "width": Bound(1, 1_000_000),          # a hidden or conv layer, an image side
+    "layers": Bound(1, 32),                # hidden layers (conv layers: at most as many)
+    "epochs": Bound(1, 10 ** 6),
+    "batch_size": Bound(1, 10 ** 7),
+    "lr": Bound(0.0, 1e6, above=True),
+    "beta": Bound(0.0, 1e6),
+    "warmup_steps": Bound(0, 10 ** 12),
+    "free_bits": Bound(0.0, 1e6),
+    "seed": Bound(0, 2 ** 63 - 1),
+    "snapshot_every": Bound(1, 10 ** 9),
+    "scatter_points": Bound(0, 10 ** 7),
+}
 
 
 @dataclass(frozen=True)
@@ -40,17 +79,16 @@ class ModelConfig:
         object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
         object.__setattr__(self, "hidden", tuple(int(v) for v in self.hidden))
         object.__setattr__(self, "conv_channels", tuple(int(v) for v in self.conv_channels))
-        problems = _too_large(self, latent_dim=MAX_LATENT_DIM)
-        if len(self.hidden) > MAX_LAYERS or len(self.conv_channels) > MAX_LAYERS:
-            problems.append(f"at most {MAX_LAYERS} layers")
-        if max((*self.hidden, *self.conv_channels, *self.image_shape), default=0) > MAX_WIDTH:
-            problems.append(f"widths and image sides are at most {MAX_WIDTH:,}")
+        problems = _out_of_bounds(self, ("latent_dim",))
+        layers, width = BOUNDS["layers"], BOUNDS["width"]
+        if len(self.hidden) > layers.hi or len(self.conv_channels) > layers.hi:
+            problems.append(f"at most {layers.hi} layers")
+        if max((*self.hidden, *self.conv_channels, *self.image_shape), default=0) > width.hi:
+            problems.append(f"widths and image sides are at most {width.hi:,}")
         if not (math.isfinite(self.logvar_min) and math.isfinite(self.logvar_max)):
             problems.append("logvar bounds must be finite")
         if len(self.image_shape) != 3 or self.image_shape[0] not in (1, 3) or min(self.image_shape) < 1:
             problems.append(f"image_shape must be (1 or 3, H, W), got {self.image_shape}")
-        if self.latent_dim < 1:
-            problems.append(f"latent_dim must be at least 1, got {self.latent_dim}")
         if self.arch not in ARCHS:
             problems.append(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         if self.likelihood not in LIKELIHOODS:
@@ -91,39 +129,24 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_types(self, ints=("epochs", "batch_size", "warmup_steps", "seed", "snapshot_every", "scatter_points"),
                      floats=("lr", "beta", "free_bits"), strs=("device",))
-        problems = _too_large(self, epochs=10 ** 6, batch_size=10 ** 7, warmup_steps=10 ** 12, seed=2 ** 63 - 1,
-                              snapshot_every=10 ** 9, scatter_points=10 ** 7, lr=1e15, beta=1e6, free_bits=1e6)
-        if self.seed < 0 or self.scatter_points < 0:
-            problems.append("seed and scatter_points must be non-negative")
+        problems = _out_of_bounds(self, ("epochs", "batch_size", "lr", "beta", "warmup_steps", "free_bits", "seed",
+                                         "snapshot_every", "scatter_points"))
         if self.snapshot_seconds is not None and not (isinstance(self.snapshot_seconds, (int, float))
                                                       and not isinstance(self.snapshot_seconds, bool)
                                                       and 0 <= self.snapshot_seconds <= 1e6):
             problems.append("snapshot_seconds must be None or a number of seconds")
         if self.threads is not None and not (type(self.threads) is int and 1 <= self.threads <= 4096):
             problems.append("threads must be None or from 1 to 4096")
-        if self.epochs < 1:
-            problems.append(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            problems.append(f"batch size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0:
-            problems.append(f"learning rate must be positive, got {self.lr}")
-        if not self.beta >= 0:
-            problems.append(f"beta must be non-negative, got {self.beta}")
-        if self.warmup_steps < 0 or self.free_bits < 0:
-            problems.append("warm-up steps and free bits must be non-negative")
         if self.device not in DEVICES:
             problems.append(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        if self.snapshot_every < 1:
-            problems.append("snapshot_every must be at least 1")
         if problems:
             raise ValueError("; ".join(problems) + ".")
 
 
-def _too_large(cfg, **limits) -> list[str]:
-    """Upper bounds (and finiteness) for values from files: past them torch or numpy fail in C++."""
-    bad = [name for name, hi in limits.items()
-           if not (math.isfinite(getattr(cfg, name)) and getattr(cfg, name) <= hi)]
-    return [f"{', '.join(bad)} out of range"] if bad else []
+def _out_of_bounds(cfg, names) -> list[str]:
+    """What of cfg's fields `names` lies outside BOUNDS, one phrase each."""
+    return [f"{name} must be {BOUNDS[name].describe()}, got {getattr(cfg, name)!r:.40}"
+            for name in names if not BOUNDS[name].holds(getattr(cfg, name))]
 
 
 def _check_types(cfg, ints=(), floats=(), strs=(), int_tuples=()) -> None:
@@ -153,4 +176,4 @@ def from_json(cls, text: str):
     return cls(**{k: v for k, v in raw.items() if k in names})
 
 
-__all__ = ["ModelConfig", "TrainConfig", "to_json", "from_json", "ARCHS", "LIKELIHOODS", "DEVICES"]
+__all__ = ["ModelConfig", "TrainConfig", "to_json", "from_json", "ARCHS", "LIKELIHOODS", "DEVICES", "BOUNDS", "Bound"]

@@ -79,10 +79,12 @@ CLI_ADVICE = "Use a smaller --hidden, --latent-dim or --batch-size."
 
 
 def check_training_fits(cfg: ModelConfig, n_examples: int, batch: int, device="cpu", advice: str = CLI_ADVICE,
-                        pixel_bytes: int = FLOAT) -> None:
-    """Raise ResourceError in one sentence (and `advice`) when training `cfg` cannot fit on `device`."""
+                        pixel_bytes: int = FLOAT, free_bytes=None) -> None:
+    """Raise ResourceError in one sentence (and `advice`) when training `cfg` cannot fit on `device`.
+    free_bytes(device) says what the device has free (None: unknown, nothing is refused); by default
+    it is asked here (core.memory.available_bytes), which on CUDA first creates the device's context."""
     need = training_bytes(cfg, n_examples, batch, pixel_bytes)
-    have = available_bytes(device)
+    have = (free_bytes or available_bytes)(device)
     if have is not None and need > have:
         kind = str(device).split(":")[0]
         where = "this machine has" if kind == "cpu" else f"the {kind} device has"

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 SHARE = 0.10
-FLOOR = 2_000
+FLOOR = 2_000   # the fewest training points re-encoded for a live scatter frame
 
 
 def live_points(total: int, seconds_per_point: float | None, training_seconds: float, *, share: float = SHARE,
@@ -43,21 +43,17 @@ class LiveBudget:
         self.clock, self.smoothing = clock, smoothing
         self.seconds_per_point: float | None = None
         self.training_seconds = 0.0
-        self.encoding_seconds = 0.0      # all encoding so far (for reporting the share actually used)
-        self.trained_seconds = 0.0       # all training so far
         self._mark = clock()
         self._encode_start: float | None = None
 
     def encoding_started(self) -> None:
         now = self.clock()
         self.training_seconds = now - self._mark
-        self.trained_seconds += self.training_seconds
         self._encode_start = now
 
     def encoding_done(self, n: int) -> None:
         now = self.clock()
         elapsed = now - (self._encode_start if self._encode_start is not None else now)
-        self.encoding_seconds += elapsed
         if n > 0 and elapsed > 0:
             cost = elapsed / n
             old = self.seconds_per_point
@@ -69,7 +65,3 @@ class LiveBudget:
         return live_points(self.total, self.seconds_per_point, self.training_seconds, share=self.share,
                            floor=self.floor, on_gpu=self.on_gpu)
 
-    @property
-    def used_share(self) -> float:
-        """Encoding time as a share of training time so far."""
-        return self.encoding_seconds / self.trained_seconds if self.trained_seconds > 0 else 0.0

@@ -19,10 +19,11 @@ from .point_selection import PointSelection
 
 class LatentAnalyses:
     def __init__(self, jobs: JobRunner, model_data: ModelData, latent: LatentPoints, selection: PointSelection,
-                 anchor):
+                 anchor, model_copy):
         self.jobs, self.model_data, self.latent, self.selection = jobs, model_data, latent, selection
         self._anchor = anchor        # () -> the full z supplying the coordinates a plane does not show
-        self._maps = None            # core.inference.projection.EmbeddingCache, made on first use
+        self.model_copy = model_copy   # () -> the read-only copy of the current weights that workers share
+        self._maps = None            # core.inference.maps.EmbeddingCache, made on first use
         self._prior_seed = 0
         self._stat_points: dict[str, object] = {}   # statistic -> the points its running job computes it for
         latent.changed.connect(self.update_aggregate)
@@ -33,15 +34,11 @@ class LatentAnalyses:
         model_data.modelChanged.connect(self.update_prior_contours)
         model_data.weightsChanged.connect(self.update_prior_contours)
 
-    def model_copy(self):
-        md = self.model_data
-        return self.jobs.model_copy(md.model, md.version)
-
     # ----- UMAP and t-SNE maps, per-point statistics ---------------------------------------------
     def set_projection_method(self, method: str) -> None:
         """Show a pair of coordinates, the PCA plane, or a UMAP or t-SNE map (computed off the GUI
         thread with progress, kept per weights version)."""
-        from latentlab.core.inference.projection import unavailable
+        from latentlab.core.inference.maps import unavailable
 
         missing = unavailable(method)
         if missing is not None:
@@ -57,7 +54,7 @@ class LatentAnalyses:
             return
         if not lp.full:
             return   # live training frames: the map follows the full encode after the run
-        from latentlab.core.inference.projection import EmbeddingCache
+        from latentlab.core.inference.maps import EmbeddingCache
 
         if self._maps is None:
             self._maps = EmbeddingCache()
@@ -203,5 +200,5 @@ class LatentAnalyses:
         if plane is None or md.model is None:
             return
         self._prior_seed += 1
-        self.jobs.submit("prior samples", work.prior_samples, self.jobs.model_copy(md.model, md.version), *plane, n,
+        self.jobs.submit("prior samples", work.prior_samples, self.model_copy(), *plane, n,
                          self._prior_seed, self.latent.projection, self._anchor(), on_result=self.latent.set_prior_samples)

@@ -41,11 +41,12 @@ class JobRunner(QtCore.QObject):
     def submit(self, key: str, fn: Callable, *args, on_result: Callable | None = None) -> None:
         """Run fn(*args) on the thread pool; on_result(result) runs in this thread unless a newer
         job was submitted under the same key (or the key was cancelled) meanwhile."""
+        if not self._closed:
+            self._start(key, self._supersede(key), fn, args, on_result)
+
+    def _start(self, key: str, seq: int, fn: Callable, args: tuple, on_result: Callable | None) -> None:
         from superqt.utils import create_worker  # slow to import: on first use
 
-        if self._closed:
-            return
-        seq = self._supersede(key)
         # superqt keeps a started worker alive until it finishes; holding it here as well would keep
         # its arguments (a model copy, the data) alive after it is done.
         worker = create_worker(fn, *args, _start_thread=False, _ignore_errors=True)
@@ -62,7 +63,7 @@ class JobRunner(QtCore.QObject):
         self._stop_work(key)
         stop = threading.Event()
         self._stops[key] = (stop, label)
-        seq = self._latest.get(key, 0) + 1   # the number submit gives it
+        seq = self._supersede(key)
 
         def report(fraction: float, phase: str | None = None) -> None:
             self._progressed.emit(key, seq, phase or label, min(max(float(fraction), 0.0), 1.0))
@@ -74,7 +75,7 @@ class JobRunner(QtCore.QObject):
                 self._progressed.emit(key, seq, label, -1.0)
 
         self.task.emit(key, label, 0.0)
-        self.submit(key, tracked, on_result=on_result)
+        self._start(key, seq, tracked, (), on_result)
 
     def _on_progressed(self, key: str, seq: int, label: str, fraction: float) -> None:
         if self.is_current(key, seq):

@@ -16,10 +16,18 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PySide6 import QtCore
 
+from latentlab.core.training.live_budget import FLOOR as LIVE_POINTS  # the budget allows more
+
+from . import work
+
 PUBLISH_MS = 100      # at most 10 view updates a second during training
-LIVE_POINTS = 2000    # the fewest training points re-encoded for a live scatter frame; the budget allows more
 LIVE_SECONDS = 0.25   # a live frame at least this often, however slow the steps
 RUN = "run"           # the job runner's key for the one training run or sweep
+
+
+def device_name() -> str:
+    """The training device the window asks for (resolved by core.training.device.resolve_device)."""
+    return os.environ.get("LATENTLAB_DEVICE", "auto")
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class RunController(QtCore.QObject):
         self._live_rows = None
         self.live_budget = None          # core.training.live_budget.LiveBudget of the run going
         self.live_clock = time.perf_counter   # what the budget times with (tests inject their own)
+        self.device_free: dict[str, int | None] = {}   # a GPU's free bytes, measured on a worker (measure_device)
         self._sweep_count = 0
         self._publish = qthrottled(self._publish_pending, timeout=PUBLISH_MS, leading=False, parent=self)
 
@@ -114,7 +123,7 @@ class RunController(QtCore.QObject):
         n = len(md.data.x_train)
         self._live_order, self._live_rows = scatter_order(n), None
         # As many live points as 10% of the training time encodes (all of them on a GPU), never fewer than LIVE_POINTS.
-        self.live_budget = LiveBudget(n, floor=LIVE_POINTS, on_gpu=device.type == "cuda", clock=self.live_clock)
+        self.live_budget = LiveBudget(n, on_gpu=device.type == "cuda", clock=self.live_clock)
         s.jobs.run_generator(RUN, train, model, md.data, tcfg, history=history, should_stop=self._stop.is_set,
                              live_budget=self.live_budget,
                              on_yield=self._on_snapshot, on_finished=self._on_train_finished,
@@ -137,18 +146,26 @@ class RunController(QtCore.QObject):
             cfg = None if md.foreign else ModelConfig(
                 image_shape=data.image_shape, latent_dim=request.latent_dim, arch=request.arch,
                 hidden=tuple(request.hidden), likelihood=request.likelihood)
-            device = resolve_device(os.environ.get("LATENTLAB_DEVICE", "auto"))
+            device = resolve_device(device_name())
             # Leave the GUI thread a core: torch's pool would otherwise take them all.
             tcfg = TrainConfig(device=device.type, threads=max(1, (os.cpu_count() or 2) - 1), **train_fields)
             # Before any model or batch is built: a size that cannot fit is one sentence, not a stall.
             # (A user's model exists already; its copy is the only new allocation besides the batch.)
             if cfg is not None:
+                # A GPU's free memory comes from the last measure_device (none yet: not refused here).
+                free = (lambda d: self.device_free.get(str(d))) if device.type == "cuda" else None
                 check_training_fits(cfg, len(data.x_train) + len(data.x_test), tcfg.batch_size, device,
-                                    advice="Choose a smaller latent size or hidden widths.", pixel_bytes=data.pixel_bytes)
+                                    advice="Choose a smaller latent size or hidden widths.", pixel_bytes=data.pixel_bytes,
+                                    free_bytes=free)
         except (ValueError, LatentLabError) as exc:
             self.session.jobs.report(str(exc))
             return None
         return cfg, tcfg, device
+
+    def measure_device(self) -> None:
+        """Measure the training GPU's free memory on a worker, for Train's check: on CUDA the first query
+        creates the device's context (seconds), which the GUI thread must never wait for."""
+        self.session.jobs.submit("device memory", work.device_free, device_name(), on_result=self.device_free.update)
 
     def stop(self) -> None:
         """The user's Stop: end the running job and forget any run queued behind it."""
@@ -218,6 +235,7 @@ class RunController(QtCore.QObject):
         queued, self._queued = self._queued, None
         if self.session.jobs.closed or not current:
             return
+        self.measure_device()   # what the run used is free again, and other processes may have come or gone
         if queued is not None:
             self.train(queued)
         elif encode:

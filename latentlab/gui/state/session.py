@@ -50,7 +50,8 @@ class Session(QtCore.QObject):
         self._slow_decode = False   # the current model decodes on a worker (see set_z)
         self._slow_decodes = 0
         self.jobs.errorRaised.connect(self._on_error)
-        self.analyses = LatentAnalyses(self.jobs, self.model_data, self.latent, self.selection, self.anchor)
+        self.analyses = LatentAnalyses(self.jobs, self.model_data, self.latent, self.selection, self.anchor,
+                                       self.model_copy)
         self.model_data.datasetChanged.connect(self.selection.clear)
 
     # The window's one error and status channel is the job runner's.
@@ -170,6 +171,7 @@ class Session(QtCore.QObject):
     def open_model_object(self, model, data) -> None:
         """A model object already checked on `data` (latentlab.explore) becomes the window's model."""
         self.replace_model(model, data, [], None)
+        self._warm_up(model)
         self.status.emit(f"{data.name}: {len(data.x_train):,} training images, {model.describe()}")
         notes = model.notes() if hasattr(model, "notes") else ()
         if notes:
@@ -182,7 +184,7 @@ class Session(QtCore.QObject):
         self.runs.stop()
         self.status.emit(f"Loading dataset {spec}…")
         md = self.model_data
-        model = self.jobs.model_copy(md.model, md.version) if md.model is not None else None
+        model = self.model_copy() if md.model is not None else None
         self.jobs.submit_tracked("load", "Opening", work.load_data_for, spec, model, on_result=self._on_loaded)
 
     def _on_loaded(self, result: work.Loaded) -> None:
@@ -197,10 +199,7 @@ class Session(QtCore.QObject):
         # Everything loaded so far lives as long as the app: keep the collector from rescanning it,
         # which otherwise costs a few hundred milliseconds per full collection in any thread.
         gc.freeze()
-        if not self._warmed:
-            self._warmed = True
-            self.jobs.submit("warm-up", work.warm_up_training, getattr(result.model, "cfg", None),
-                             on_result=lambda _: gc.freeze())
+        self._warm_up(result.model)
         what = result.model.describe() if self.model_data.foreign else f"K = {result.model.latent_dim}"
         if result.data is None:
             self.status.emit(f"No data open, {what}")
@@ -211,6 +210,13 @@ class Session(QtCore.QObject):
             from latentlab.core.text import short
 
             self.notice.emit(short(" ".join(result.notes)))
+
+    def _warm_up(self, model) -> None:
+        """Once, after the first model: what the first training run would otherwise pay, on workers."""
+        if not self._warmed:
+            self._warmed = True
+            self.jobs.submit("warm-up", work.warm_up_training, getattr(model, "cfg", None), on_result=lambda _: gc.freeze())
+            self.runs.measure_device()
 
     def use_sweep_point(self, point) -> None:
         """Make one model of the sweep the explorer's model."""
@@ -255,7 +261,7 @@ class Session(QtCore.QObject):
         if md.model is None or md.data is None:
             return
         self.status.emit(f"Encoding {len(md.data.x_train):,} points…")
-        self.jobs.submit_tracked("encode", "Encoding", work.encode_all, self.jobs.model_copy(md.model, md.version),
+        self.jobs.submit_tracked("encode", "Encoding", work.encode_all, self.model_copy(),
                                  md.data.x_train, on_result=self._on_encoded)
 
     def _on_encoded(self, encoded: work.Encoded) -> None:

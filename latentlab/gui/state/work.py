@@ -43,23 +43,17 @@ class Loaded:
 def encode_all(model, x, progress=None, should_stop=None, span=(0.0, 1.0)) -> Encoded:
     """Means and log-variances of every image, in chunks: progress(f) maps them onto `span` of the
     job's progress, should_stop() is polled between chunks."""
-    from latentlab.core.data.pixels import stored
-    from latentlab.core.errors import Cancelled
-    from latentlab.core.inference.analysis import active_units, encode, mean_kl_per_dim
+    from latentlab.core.inference.analysis import active_units, mean_kl_per_dim
+    from latentlab.core.inference.batches import encode_rows
 
-    k = model.latent_dim
-    mu, logvar = np.empty((len(x), k), np.float32), np.empty((len(x), k), np.float32)
     lo, hi = span
-    for i in range(0, len(x), ENCODE_CHUNK):
-        if should_stop is not None and should_stop():
-            raise Cancelled("Encoding was stopped.")
-        if progress is not None:
-            progress(lo + (hi - lo) * i / len(x), f"Encoding {len(x):,} images")
-        # Rows as stored (uint8 for 8-bit data): encode converts them a batch at a time.
-        mu[i:i + ENCODE_CHUNK], logvar[i:i + ENCODE_CHUNK] = encode(model, stored(x)[i:i + ENCODE_CHUNK],
-                                                                  batch=ENCODE_BATCH)
+    phase = f"Encoding {len(x):,} images"
+    if progress is not None:
+        progress(lo, phase)
+    mu, logvar = encode_rows(model, x, batch=ENCODE_BATCH, chunk=ENCODE_CHUNK, should_stop=should_stop,
+                             progress=progress and (lambda f: progress(lo + (hi - lo) * f, phase)))
     # A deterministic autoencoder has no q(z|x): its KL per dimension is not a number to show.
-    kl = (np.full(k, np.nan) if getattr(model, "deterministic", False)
+    kl = (np.full(model.latent_dim, np.nan) if getattr(model, "deterministic", False)
           else mean_kl_per_dim(mu, logvar, model.latent_prior()))
     return Encoded(mu, logvar, {}, (kl, active_units(mu)))
 
@@ -67,25 +61,23 @@ def encode_all(model, x, progress=None, should_stop=None, span=(0.0, 1.0)) -> En
 def point_stat(name: str, model, x, mu, logvar, progress=None, should_stop=None) -> np.ndarray:
     """One of the per-point values to colour by (state.LAZY_STATS), in chunks with progress."""
     from latentlab.core.data.pixels import stored
-    from latentlab.core.errors import Cancelled
     from latentlab.core.inference.analysis import point_kl, reconstruction_nll
+    from latentlab.core.inference.batches import each_chunk
 
     out = np.empty(len(mu), np.float32)
-    chunk = ENCODE_CHUNK if name != "KL per point" else 16 * ENCODE_CHUNK
-    for i in range(0, len(mu), chunk):
-        if should_stop is not None and should_stop():
-            raise Cancelled(f"Computing the {name} was stopped.")
-        if progress is not None:
-            progress(i / len(mu))
-        j = slice(i, i + chunk)
+
+    def step(j: slice) -> None:
         out[j] = (reconstruction_nll(model, stored(x)[j], mu[j]) if name == "reconstruction error"
                   else point_kl(mu[j], logvar[j], model.latent_prior()))
+
+    each_chunk(len(mu), ENCODE_CHUNK if name != "KL per point" else 16 * ENCODE_CHUNK, step, progress=progress,
+               should_stop=should_stop, stopped=f"Computing the {name} was stopped.")
     return out
 
 
 def embedding(method: str, means: np.ndarray, seed: int, progress=None, should_stop=None):
-    """A UMAP or t-SNE map of the means (core.inference.projection)."""
-    from latentlab.core.inference.projection import tsne_embedding, umap_embedding
+    """A UMAP or t-SNE map of the means (core.inference.maps)."""
+    from latentlab.core.inference.maps import tsne_embedding, umap_embedding
 
     fn = umap_embedding if method == "umap" else tsne_embedding
     return fn(means, seed=seed, progress=progress, should_stop=should_stop)
@@ -221,6 +213,16 @@ def warm_up_training(cfg=None) -> None:
     activation_bytes(cfg or ModelConfig(image_shape=(1, 8, 8), latent_dim=2, hidden=(8,)), 1)
 
 
+def device_free(name: str) -> dict:
+    """{device: free bytes} for the training device `name` resolves to when it is a CUDA GPU, else {}.
+    Run on a worker: CUDA's first query creates the device's context, which takes seconds."""
+    from latentlab.core.memory import available_bytes
+    from latentlab.core.training.device import resolve_device
+
+    device = resolve_device(name)
+    return {str(device): available_bytes(device)} if device.type == "cuda" else {}
+
+
 def _plane_prior(model, dims):
     """The model's prior on the shown pair of coordinates (None: N(0, I)), and a sentence when it is
     not exact or not available."""
@@ -304,7 +306,7 @@ def prior_samples(model, mu2, logvar2, n: int, seed: int, projection, anchor) ->
     if plane is False:
         raise LatentLabError(note)
     z2, in_hole = prior_samples_in_holes(mu2, logvar2, n, np.random.default_rng(seed), ratio=HOLE_RATIO, plane=plane)
-    codes = np.stack([projection.lift(p, anchor) for p in z2])
+    codes = projection.lift_many(z2, anchor)
     return {"z2": z2, "in_hole": in_hole, "images": decode(model, codes)}
 
 

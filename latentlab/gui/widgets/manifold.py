@@ -37,7 +37,7 @@ def manifold_job(model, projection, anchor, n, x_range, y_range, quantiles):
 
     xs, ys, w, h = grid_positions(n, x_range, y_range, quantiles)
     centres = np.array([(x, y) for y in ys for x in xs])
-    codes = np.stack([projection.lift(c, anchor) for c in centres])
+    codes = projection.lift_many(centres, anchor)
     return {"centres": centres, "w": w, "h": h, "images": decode(model, codes)}
 
 

@@ -247,3 +247,13 @@ def test_concurrent_saves_of_the_same_target_never_fail_or_mix(tmp_path):
     assert seen == {True}  # the target was always one whole payload
     assert target.read_bytes() in payloads
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_a_new_file_gets_the_mode_the_umask_gives_and_the_umask_is_left_alone(tmp_path):
+    old = os.umask(0o027)
+    try:
+        write_atomic(tmp_path / "new.bin", b"x")
+        assert os.umask(0o027) == 0o027     # still what it was: read, not set
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.bin").stat().st_mode & 0o777 == 0o640

@@ -29,14 +29,17 @@ def test_budget_follows_measured_times_and_holds_the_share():
     budget = LiveBudget(950_000, clock=clock)
     assert budget.points() == FLOOR
     cost = 2e-6   # seconds per point on this fake machine
+    trained = encoded = 0.0
     for _ in range(30):
         clock.now += 0.4                       # training between snapshots
+        trained += 0.4
         budget.encoding_started()
         n = budget.points()
         clock.now += n * cost                  # encoding n points
+        encoded += n * cost
         budget.encoding_done(n)
     assert budget.points() == pytest.approx(0.1 * 0.4 / cost, rel=0.01)     # 20,000
-    assert budget.used_share == pytest.approx(0.1, abs=0.01)
+    assert encoded / trained == pytest.approx(0.1, abs=0.01)
 
 
 def test_budget_adapts_when_encoding_gets_slower():
