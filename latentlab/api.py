@@ -19,19 +19,46 @@ import numpy as np
 from latentlab.core.errors import DatasetError, LatentLabError
 
 
-def evaluate(model, data, *, likelihood=None, iw_samples: int = 100, device: str = "cpu") -> dict:
-    """Test-set ELBO, reconstruction, KL (total and per dimension), active units, and the
-    importance-weighted log p(x) with the gap; the same dict `latentlab eval --json` prints."""
+def evaluate(model, data, *, likelihood=None, iw_samples: int = 100, device: str = "cpu",
+             split: str | None = None) -> dict:
+    """ELBO, reconstruction, KL (total and per dimension), active units, and the importance-weighted
+    log p(x) with the gap; the same dict `latentlab eval --json` prints.
+
+    Arrays, tensors and torch Datasets are scored whole (`examples` says how many); a dataset SPEC
+    or a Dataset on its test split, as `latentlab eval` does. `split="test"` or `"train"` picks a
+    split of an array too (its seeded 80/20 division). What the numbers assumed (a prior, a
+    likelihood that does not fit the decoder's outputs) is in `notes` and raised as warnings."""
+    import warnings
+
     from latentlab.core.inference import analysis
 
     if int(iw_samples) < 0:
         raise ValueError("iw_samples must be 0 or more.")
+    if split not in (None, "all", "test", "train"):
+        raise ValueError(f"split must be 'all', 'test' or 'train', not {split!r}.")
     lm, spec = _model(model, likelihood, device)
     ds = as_dataset(data)
-    x = ds.x_test if len(ds.x_test) else ds.x_train
+    whole = split == "all" or (split is None and ds.spec == "array")
+    if whole:
+        x, which = _all_images(ds), "all"
+    elif split == "train" or not len(ds.x_test):
+        x, which = ds.x_train, "train"
+    else:
+        x, which = ds.x_test, "test"
     stats = analysis.evaluate(_validated(lm, ds), x, iw_samples=int(iw_samples))
-    stats.update(checkpoint=spec, model=spec, description=lm.describe(), dataset=ds.spec)
+    stats.update(checkpoint=spec, model=spec, description=lm.describe(), dataset=ds.spec, split=which)
+    for note in stats.get("notes", ()):
+        warnings.warn(note, stacklevel=2)
     return stats
+
+
+def _all_images(ds):
+    """Every image of a dataset, train and test together, as Pixels (one copy)."""
+    from latentlab.core.data.pixels import as_pixels, stored
+
+    if not len(ds.x_test):
+        return ds.x_train
+    return as_pixels(np.concatenate([stored(ds.x_train), stored(ds.x_test)]))
 
 
 def explore(model, data=None, labels=None, *, likelihood=None):
@@ -71,11 +98,12 @@ def _ipython():
 def _model(model, likelihood, device):
     """(LatentModel, the label `eval --json` reports as its model) for whatever the caller passed."""
     from latentlab.core.files.model_spec import load_model
-    from latentlab.core.models.adapters import as_latent_model
+    from latentlab.core.models.foreign import as_model
 
     if isinstance(model, (str, Path)):
         return load_model(str(model), likelihood=likelihood, device=device), str(model)
-    lm = as_latent_model(model, likelihood=likelihood, name=type(model).__name__)
+    # The same wrapper a SPEC gets: a diffusers AutoencoderKL reads [-1, 1], a pythae model its halves.
+    lm = as_model(model, likelihood=likelihood, name=type(model).__name__)
     return lm.to(device).eval(), getattr(lm, "spec", None) or type(model).__name__
 
 

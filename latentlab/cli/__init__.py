@@ -37,9 +37,27 @@ def main(argv: list[str] | None = None) -> int:
 
             return cmd_encode(args)
         return cmd_gui(args)
+    except KeyboardInterrupt:   # Ctrl+C while a model or a dataset loads: no traceback
+        print("\nlatentlab: stopped.", file=sys.stderr)
+        return 130
     except (LatentLabError, ValueError) as exc:  # ValueError: configuration values rejected by the dataclasses
         print(f"latentlab: error: {short(str(exc))}", file=sys.stderr)
+        _explain(exc, getattr(args, "verbose", False))
         return 2
+
+
+def _explain(exc: BaseException, verbose: bool) -> None:
+    """After the sentence: the first lines of its cause's message, and with --verbose the traceback
+    of the user's code that raised it."""
+    from latentlab.core.text import short
+
+    for line in getattr(exc, "detail", ()):
+        print(f"  {short(line, 200)}", file=sys.stderr)
+    cause = getattr(exc, "cause", None)
+    if verbose and cause is not None:
+        import traceback
+
+        traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
 
 
 def cmd_gui(args) -> int:

@@ -75,9 +75,12 @@ LIKELIHOOD_HELP = ("how to read the decoder's output: bernoulli (logits), bernou
 
 def _add_model_args(parser, *, required: bool = False) -> None:
     parser.add_argument("--model", metavar="SPEC", required=required,
-                        help="the model to open: PATH.safetensors, PATH.py:NAME, package.module:NAME or diffusers:DIR")
+                        help="the model to open: PATH.safetensors, PATH.py:NAME, package.module:NAME, diffusers:DIR "
+                             "or pythae:DIR")
     parser.add_argument("--weights", type=Path, metavar="FILE",
-                        help="fine-tuned weights (.safetensors) for a Python or diffusers --model")
+                        help="weights for a Python, diffusers or pythae --model: .safetensors, or a Lightning .ckpt / "
+                             "torch.save state dict you name (read weights-only, no code runs)")
+    parser.add_argument("--verbose", action="store_true", help="on an error, also show the traceback of your model's code")
 
 
 def _add_model_and_data_args(parser) -> None:
@@ -138,7 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="test-set ELBO, KL per dimension, active units, log p(x) estimate",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_model_and_data_args(e)
-    e.add_argument("--iw-samples", type=_bounded((0, 1_000_000)), default=100, help="importance samples for the log p(x) estimate (0: skip)")
+    e.add_argument("--iw-samples", type=_bounded((0, 1_000_000)), default=None,
+                   help="importance samples for the log p(x) estimate (0: skip; default 100, fewer, with a note, "
+                        "when the decoder is costly)")
+    e.add_argument("--limit", type=_bounded((1, 10**12)), metavar="N", help="evaluate only the first N test images")
     e.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu")
     e.add_argument("--json", action="store_true")
 

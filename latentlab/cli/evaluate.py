@@ -38,11 +38,28 @@ def _model_and_data(args):
         raise ValueError(f"{_short(spec)} expects images of shape {tuple(expects)}, "
                          f"but {_short(spec_ds)} has {tuple(data.image_shape)}")
     x = data.x_test if len(data.x_test) else data.x_train
-    return validate(opened.model, x[:8]), spec, spec_ds, data
+    model = validate(opened.model, x[:8])
+    _warn(model.notes())
+    return model, spec, spec_ds, data
+
+
+def _stoppable(run, stopped: str):
+    """run(should_stop) with Ctrl+C setting the flag it polls; None, after saying `stopped`, when it stopped."""
+    from latentlab.core.errors import Cancelled
+
+    stop = {"flag": False}
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("flag", True))
+    try:
+        return run(lambda: stop["flag"])
+    except Cancelled:
+        print(f"\nlatentlab: {stopped}", file=sys.stderr)
+        return None
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def cmd_encode(args) -> int:
-    from latentlab.core.errors import Cancelled, LatentLabError
+    from latentlab.core.errors import LatentLabError
     from latentlab.core.files.latent_table import FORMATS, encode_table, write_table
 
     if args.out.suffix.lower() not in FORMATS:
@@ -58,16 +75,10 @@ def cmd_encode(args) -> int:
             sys.stderr.write(f"\rencoding {len(data.x_train) + len(data.x_test):,} images {_bar(fraction)} ")
             sys.stderr.flush()
 
-    stop = {"flag": False}
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("flag", True))
-    try:
-        table = encode_table(model, data, batch=args.batch_size, progress=progress,
-                             should_stop=lambda: stop["flag"])
-    except Cancelled:
-        print("\nlatentlab: encoding stopped; nothing written.", file=sys.stderr)
+    table = _stoppable(lambda stop: encode_table(model, data, batch=args.batch_size, progress=progress,
+                                                 should_stop=stop), "encoding stopped; nothing written.")
+    if table is None:
         return 130
-    finally:
-        signal.signal(signal.SIGINT, previous)
     if not quiet:
         print(file=sys.stderr)
     write_table(args.out, table)
@@ -77,24 +88,101 @@ def cmd_encode(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from latentlab.core.data.pixels import as_pixels, stored
     from latentlab.core.inference.analysis import evaluate
 
     model, spec, spec_ds, data = _model_and_data(args)
     x = data.x_test if len(data.x_test) else data.x_train
-    stats = evaluate(model, x, iw_samples=args.iw_samples)
-    stats.update(checkpoint=spec, model=spec, description=model.describe(), dataset=spec_ds)
+    total = len(x)
+    if args.limit and args.limit < total:
+        x = as_pixels(stored(x)[:args.limit])
+    iw = _iw_samples(args, model, x)
+    quiet = not sys.stderr.isatty()
+    last = [0.0, -1]
+    start = time.monotonic()
+
+    def progress(done: int, n: int) -> None:
+        now = time.monotonic()
+        if quiet:   # a log: a line at each tenth, once the evaluation is long enough to need one
+            tenth = 10 * done // max(n, 1)
+            if tenth > last[1] and now - start >= LOG_PROGRESS_AFTER_S:
+                last[1] = tenth
+                print(f"evaluating: {done:,} of {n:,} images", file=sys.stderr, flush=True)
+        elif done >= n or now - last[0] >= 0.1:
+            last[0] = now
+            sys.stderr.write(f"\revaluating {n:,} images (IW-{iw}) {_bar(done / max(n, 1))} ")
+            sys.stderr.flush()
+
+    stats = _stoppable(lambda stop: evaluate(model, x, iw_samples=iw, progress=progress, should_stop=stop),
+                       "evaluation stopped; nothing printed.")
+    if stats is None:
+        return 130
+    if not quiet:
+        print(file=sys.stderr)
+    stats.update(checkpoint=spec, model=spec, description=model.describe(), dataset=spec_ds,
+                 split="test" if len(data.x_test) else "train")
     if args.json:
         print(json.dumps(stats))
         return 0
-    print(f"{_short(spec)} on {_short(spec_ds)} ({stats['examples']:,} test examples), nats per example:")
+    what = f"{stats['examples']:,} of {total:,}" if stats["examples"] < total else f"{total:,}"
+    print(f"{_short(spec)} on {_short(spec_ds)} ({what} {stats['split']} examples), nats per example:")
+    if stats["deterministic"]:
+        print(f"  recon NLL at the code  {stats['recon']:10.3f}   (a deterministic autoencoder: no ELBO)")
+        print(f"  active units  {stats['active_units']} of {stats['latent_dim']}")
+        return 0
+    kl_how = "" if stats["kl_method"] == "closed form" else f"   ({stats['kl_method']})"
     print(f"  ELBO          {stats['elbo']:10.3f}")
     print(f"  recon NLL     {stats['recon']:10.3f}")
-    print(f"  KL            {stats['kl']:10.3f}")
-    if args.iw_samples:
-        print(f"  log p(x) IW-{args.iw_samples:<5d}{stats['log_px_iw']:10.3f}")
+    print(f"  KL            {stats['kl']:10.3f}{kl_how}")
+    if iw:
+        print(f"  log p(x) IW-{iw:<5d}{stats['log_px_iw']:10.3f}")
         print(f"  gap           {stats['gap']:10.3f}   (log p(x) - ELBO = KL(q(z|x) || p(z|x)), estimated)")
     print(f"  active units  {stats['active_units']} of {stats['latent_dim']}")
+    print(f"  prior         {stats['prior']}")
     kl_dims = stats["kl_per_dim"]
     more = f" ... ({len(kl_dims) - 32} more; --json lists all)" if len(kl_dims) > 32 else ""
-    print("  KL per dim    " + " ".join(f"{v:.2f}" for v in kl_dims[:32]) + more)
+    against = "" if stats["kl_per_dim_against"] == "the prior" else " (each against N(0, 1))"
+    print(f"  KL per dim{against}  " + " ".join(f"{v:.2f}" for v in kl_dims[:32]) + more)
     return 0
+
+
+LOG_PROGRESS_AFTER_S = 2.0   # a log gets progress lines only from an evaluation that lasts this long
+DEFAULT_IW = 100
+IW_BUDGET_S = 120.0   # the default IW estimate is cut to fit about this long on this machine
+
+
+def _iw_samples(args, model, x) -> int:
+    """--iw-samples when given; else IW-100, made smaller (said on stderr) when this model's decoder
+    would take more than about IW_BUDGET_S for these images."""
+    if args.iw_samples is not None:
+        return args.iw_samples
+    if getattr(model, "deterministic", False):
+        return 0
+    seconds = _decode_seconds(model)
+    wanted = len(x) * (DEFAULT_IW + 1) * seconds
+    if wanted <= IW_BUDGET_S:
+        return DEFAULT_IW
+    k = int(IW_BUDGET_S / max(len(x) * seconds, 1e-12)) - 1
+    k = max(1, max(v for v in (1, 2, 5, 10, 20, 50) if v <= max(k, 1)))
+    _warn([f"IW-{DEFAULT_IW} would decode for about {_duration(wanted)} here, so the log p(x) estimate uses "
+           f"IW-{k}; pass --iw-samples {DEFAULT_IW} to insist, or --limit N to score fewer images"])
+    return k
+
+
+def _decode_seconds(model, n: int = 16) -> float:
+    """Seconds per decoded code, timed on a few codes (after one warm-up call)."""
+    import torch
+
+    from latentlab.core.models.adapters import LatentModel
+
+    dev = LatentModel.device(model)
+    z = torch.zeros((n, model.latent_dim), device=dev)
+    with torch.no_grad():
+        model.decode(z[:1])
+        t = time.perf_counter()
+        model.decode(z)
+    return (time.perf_counter() - t) / n
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"

@@ -16,6 +16,10 @@ def cmd_train(args) -> int:
     from latentlab.core.data.specs import load_dataset
     from latentlab.core.files.atomic import BackgroundWriter, prepare_out
     from latentlab.core.files.checkpoint import load_checkpoint
+
+    # The save path is checked before anything else, so a bad one costs no training; a run that
+    # would replace an existing file writes beside it until it has finished (see _Outcome).
+    from latentlab.core.files.model_folders import save_home, wants_folder
     from latentlab.core.files.model_spec import model_bytes
     from latentlab.core.files.preview import compute_preview
     from latentlab.core.models.config import ModelConfig, TrainConfig
@@ -23,9 +27,9 @@ def cmd_train(args) -> int:
     from latentlab.core.training.device import describe, resolve_device
     from latentlab.core.training.loop import train
 
-    # The save path is checked before anything else, so a bad one costs no training; a run that
-    # would replace an existing file writes beside it until it has finished (see _Outcome).
-    target = prepare_out(args.out)
+    # A fine-tuned diffusers or pythae model named without .safetensors goes back to its own folder format.
+    home = bool(args.model) and wants_folder(args.out)
+    target = args.out if home else prepare_out(args.out)
     device = resolve_device(args.device)
     data = load_dataset(args.dataset, seed=args.seed)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
@@ -34,6 +38,10 @@ def cmd_train(args) -> int:
     history: list = []
     if args.model:
         model, history = _foreign_for_training(args, data, device)
+        if home:
+            from latentlab.core.files.model_folders import check_folder_out
+
+            check_folder_out(model, args.out)
     elif args.resume:
         ckpt = load_checkpoint(args.resume)
         _warn(ckpt.warnings)
@@ -76,8 +84,11 @@ def cmd_train(args) -> int:
                 if snap.record is not None or (snap.done and not snap.diverged):
                     # The finished model also carries its latent preview, for a window's first light.
                     final = snap.done and not snap.cancelled and isinstance(model, VAE)
-                    writer.submit(target, model_bytes(model, dataset=data.spec, history=history, train_config=cfg,
-                                                      preview=compute_preview(model, data) if final else None))
+                    if home:
+                        save_home(model, args.out)
+                    else:
+                        writer.submit(target, model_bytes(model, dataset=data.spec, history=history, train_config=cfg,
+                                                          preview=compute_preview(model, data) if final else None))
                     saved = True
                 _progress(snap, live)
         finally:
@@ -167,6 +178,9 @@ def _foreign_for_training(args, data, device):
     refuse_overwrite(args.out, args.model, args.weights)
     opened = open_model(args.model, weights=args.weights, likelihood=args.likelihood, device=device)
     model = validate(opened.model, data.x_train[:8])
+    if model.deterministic:
+        raise ModelError(f"{model.describe()} is a deterministic autoencoder: latentlab fine-tunes with the ELBO, "
+                         "which needs q(z|x).")
     if not model.trainable:
         raise ModelError(f"{model.describe()} has no trainable parameters, so there is nothing to fine-tune.")
     return model, opened.history

@@ -2,7 +2,21 @@
 
 
 class LatentLabError(Exception):
-    """Base class: the message is one sentence meant for the user."""
+    """Base class: the message is one sentence meant for the user. `detail` holds the lines shown
+    after it (the first lines of a cause's own message: the sentence alone can drop the diagnosis),
+    `cause` the exception behind it (its traceback is shown with --verbose)."""
+
+    detail: tuple = ()
+    cause: BaseException | None = None
+
+
+def with_cause(error: LatentLabError, cause: BaseException, lines: int = 6, width: int = 200) -> LatentLabError:
+    """`error`, carrying `cause` and the lines of the cause's message after its first (at most
+    `lines` of at most `width` characters each)."""
+    text = str(cause)[:lines * width * 4].strip().splitlines()[1:]
+    kept = [" ".join(t.split())[:width] for t in text if t.strip()][:lines]
+    error.detail, error.cause = tuple(kept), cause
+    return error
 
 
 class DatasetError(LatentLabError):

@@ -18,6 +18,7 @@ from latentlab.gui.tabs.curves import CurvesView
 from latentlab.gui.tabs.interpolation import InterpolationView
 from latentlab.gui.tabs.posterior import PosteriorView
 from latentlab.gui.tabs.selection import SelectionView
+from latentlab.gui.tabs.spatial import SpatialView
 from latentlab.gui.tabs.sweep import SweepView
 from latentlab.gui.tabs.traversals import TraversalView
 from latentlab.gui.views.decoded import DecodedView
@@ -58,6 +59,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tools.addTab(self.sweep, "β sweep")
         self.selection = SelectionView(s)
         self.tools.addTab(self.selection, "Selection")
+        self.spatial = SpatialView(s)
+        self.tools.addTab(self.spatial, "Spatial")
 
         right = QtWidgets.QWidget()
         right_layout = QtWidgets.QVBoxLayout(right)

@@ -52,8 +52,17 @@ def batch_tensor(x, start: int, stop: int, device):
     float32 tensor in [0, 1] on `device`: the stored bytes travel and are converted there."""
     import torch
 
-    part = np.ascontiguousarray(stored(x)[start:stop])
+    part = plain_layout(stored(x)[start:stop])
     return unit_tensor(torch.from_numpy(part).to(device))
+
+
+def plain_layout(a: np.ndarray) -> np.ndarray:
+    """a as a C-contiguous array whose strides are the plain ones, also on its length-1 axes: numpy
+    and torch call an (N, 1, H, W) view of N×H×W×1 memory contiguous, but torch's convolutions then
+    answer in channels-last layout, where a model's `x.view(B, -1)` fails."""
+    a = np.ascontiguousarray(a)
+    want = tuple(int(np.prod(a.shape[i + 1:])) * a.itemsize for i in range(a.ndim))
+    return a if a.strides == want or a.size == 0 else np.lib.stride_tricks.as_strided(a, a.shape, want)
 
 
 class Pixels:

@@ -10,4 +10,6 @@ atomic        write_atomic and BackgroundWriter: temporary file, fsync, replace
 export        PNG grids and GIFs of decoded images
 settings      the window's saved settings, validated as input
 bundled       the pretrained models shipped inside the package
+torch_weights Lightning .ckpt and torch.save state dicts named with --weights, read weights-only
+model_folders fine-tuned diffusers and pythae models written back to their own folder formats
 """

@@ -3,14 +3,17 @@
     PATH.safetensors         a latentlab checkpoint (never causes an import, whatever its metadata says)
     PATH.py:NAME             a callable in a Python file; latentlab imports the file and calls NAME()
     package.module:NAME      the same for an importable module
-    diffusers:DIR            a folder written by diffusers' AutoencoderKL.save_pretrained
+    diffusers:DIR            a folder written by diffusers' AutoencoderKL (or AutoencoderTiny).save_pretrained
+    pythae:DIR               a pythae final_model/ folder (pythae's loader unpickles it: code, like PATH.py:NAME)
 
 A SPEC that names Python code runs that code: that is what the user asked for. Every failure is a
 `ModelError` (or `CheckpointError`) with one sentence.
 
 Fine-tuned foreign models are saved as a weights file: the user's state_dict as .safetensors,
 with the model SPEC in its metadata so people know how to reopen it (`--model SPEC --weights FILE`);
-reading that metadata never imports anything.
+reading that metadata never imports anything (diffusers and pythae models can also go back to their
+own folders: core.files.model_folders). `--weights` also takes a torch.save file the user names
+(a Lightning .ckpt, a state_dict): core.files.torch_weights reads it without running its code.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from safetensors import safe_open
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from latentlab.core.errors import CheckpointError, LatentLabError, ModelError
+from latentlab.core.errors import CheckpointError, LatentLabError, ModelError, with_cause
 from latentlab.core.models.adapters import LatentModel, Likelihood, as_latent_model, one_line
 
 WEIGHTS_FORMAT = "latentlab-weights"
@@ -41,6 +44,7 @@ def describe_model_specs() -> str:
         "  PATH.py:NAME           your VAE: latentlab imports PATH.py and calls NAME() (this runs your code)",
         "  package.module:NAME    the same for an importable module",
         "  diffusers:DIR          a folder saved by diffusers' AutoencoderKL.save_pretrained (safetensors)",
+        "  pythae:DIR             a pythae final_model/ folder (pythae's loader unpickles it: this runs code)",
         "Your model needs encode(x) -> (mu, logvar), a Normal, or an object with .mean and .logvar/.std/.var,",
         "and decode(z) -> images (B, C, H, W), flat (B, C*H*W) or an object with .sample; decoder outputs",
         "are Bernoulli logits unless the model's `likelihood` attribute or --likelihood says otherwise.",
@@ -48,16 +52,19 @@ def describe_model_specs() -> str:
 
 
 def spec_kind(spec: str) -> str:
-    """'checkpoint', 'file', 'module' or 'diffusers' (refuses what is none of them)."""
+    """'checkpoint', 'file', 'module', 'diffusers' or 'pythae' (refuses what is none of them)."""
     spec = str(spec)
     if spec.startswith("diffusers:"):
         return "diffusers"
+    if spec.startswith("pythae:"):
+        return "pythae"
     if spec.lower().endswith(".safetensors"):
         return "checkpoint"
     target, sep, name = spec.rpartition(":")
     if sep and name and target:
         return "file" if target.endswith(".py") else "module"
-    raise ModelError(f"Model SPEC {spec!r} is not PATH.safetensors, PATH.py:NAME, package.module:NAME or diffusers:DIR.")
+    raise ModelError(f"Model SPEC {spec!r} is not PATH.safetensors, PATH.py:NAME, package.module:NAME, diffusers:DIR "
+                     "or pythae:DIR.")
 
 
 @dataclass
@@ -82,27 +89,40 @@ def open_model(spec, *, weights=None, likelihood=None, device="cpu") -> OpenedMo
         likelihood = Likelihood.parse(likelihood)
     spec = str(spec)
     kind = spec_kind(spec)
-    dataset, history, warnings = "", [], ()
+    dataset, history, warnings = "", [], []
     if kind == "checkpoint":
         if weights is not None:
             raise ModelError("--weights goes with a Python or diffusers model SPEC; a checkpoint holds its own weights.")
         ckpt = _open_checkpoint(spec, device)
-        dataset, history, warnings = ckpt.dataset, list(ckpt.history), ckpt.warnings
+        dataset, history, warnings = ckpt.dataset, list(ckpt.history), list(ckpt.warnings)
         model = as_latent_model(ckpt.model, likelihood=likelihood)
     elif kind == "diffusers":
         from latentlab.core.models.diffusers_vae import load_diffusers
 
         model = load_diffusers(spec.split(":", 1)[1], likelihood=likelihood, device=device)
+    elif kind == "pythae":
+        from latentlab.core.models.pythae_vae import load_pythae
+
+        model = load_pythae(spec.split(":", 1)[1], likelihood=likelihood, device=device)
     else:
+        from latentlab.core.models.foreign import as_model
+
         target, _, name = spec.rpartition(":")
         obj = _call_factory(_import_file(target) if kind == "file" else _import_module(target), name, spec)
-        model = as_latent_model(obj, likelihood=likelihood, name=name)
+        model = as_model(obj, likelihood=likelihood, name=name)
     model.spec = spec
     model.to(device).eval()
     if weights is not None:
-        meta = load_weights(model, weights)
-        history, dataset, warnings = weights_history(meta, model.latent_dim)
-    return OpenedModel(model, dataset, history, warnings)
+        from .torch_weights import is_torch_file, load_torch_weights
+
+        if is_torch_file(weights):
+            # A torch.save file the user named (a Lightning .ckpt, a state_dict): weights only, no metadata.
+            load_torch_weights(model.weights_module(), weights)
+        else:
+            meta = load_weights(model, weights)
+            history, dataset, more = weights_history(meta, model.latent_dim)
+            warnings += list(more)
+    return OpenedModel(model, dataset, history, tuple(warnings))
 
 
 def refuse_overwrite(out, spec: str, weights=None) -> None:
@@ -112,10 +132,10 @@ def refuse_overwrite(out, spec: str, weights=None) -> None:
     kind = spec_kind(spec)
     if kind in ("file", "checkpoint"):
         sources.append(spec.rpartition(":")[0] if kind == "file" else spec)
-    elif kind == "diffusers":
+    elif kind in ("diffusers", "pythae"):
         folder = Path(spec.split(":", 1)[1]).expanduser().resolve()
-        if target.parent == folder:
-            raise ModelError(f"--out {out} is inside the diffusers folder {folder}; write the fine-tuned copy elsewhere.")
+        if target.parent == folder or target == folder:
+            raise ModelError(f"--out {out} is the {kind} folder {folder} or inside it; write the fine-tuned copy elsewhere.")
     for src in sources:
         if kind != "checkpoint" and Path(src).expanduser().resolve() == target:
             raise ModelError(f"--out {out} is one of your model's own files; write the fine-tuned copy elsewhere.")
@@ -161,7 +181,7 @@ def _import_file(target: str):
         spec.loader.exec_module(module)
     except Exception as exc:  # noqa: BLE001 - the user's file can raise anything
         sys.modules.pop(mod_name, None)
-        raise ModelError(f"Importing {target} failed: {type(exc).__name__}: {one_line(exc)}.") from None
+        raise with_cause(ModelError(f"Importing {target} failed: {type(exc).__name__}: {one_line(exc)}."), exc) from None
     finally:
         if folder in sys.path:
             sys.path.remove(folder)
@@ -190,7 +210,9 @@ def _call_factory(module, name: str, spec: str):
     try:
         return obj()
     except Exception as exc:  # noqa: BLE001 - the user's callable can raise anything: show its message
-        raise ModelError(f"{name}() raised {type(exc).__name__}: {one_line(exc)}.") from None
+        # The sentence keeps the message's first line; the lines after it (load_state_dict's missing and
+        # unexpected keys: the whole diagnosis) follow it, and --verbose shows the traceback.
+        raise with_cause(ModelError(f"{name}() raised {type(exc).__name__}: {one_line(exc)}."), exc) from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,4 +10,5 @@ maps          UMAP and t-SNE maps of the latent means, fitted with progress and 
 selection     which 2-D points lie in a rectangle or a lasso
 plane         millions of means in the shown plane: chunked covariance, float32 coordinates
 density_pyramid   millions of 2-D points aggregated once: level pictures, cell runs, nearest and region queries
+spatial       C×h×w latents kept in their layout: channel maps, KL per channel and position, PCA over channels
 """

@@ -1,6 +1,11 @@
 """The aggregate posterior q(z) = (1/N) Σ_i q(z|x_i): its density on a grid, its holes (where the
 prior has mass but no data is encoded), prior samples that land there, and KL(q(z) ‖ p(z)).
 
+p(z) is N(0, I) unless a model's declared prior is passed (core.models.priors). On the shown plane
+of two coordinates it is the prior's marginal there (`PlanePrior`): exact for N(0, I), a diagonal
+Gaussian and any prior of a 2-D latent; for another prior of more dimensions, a histogram of seeded
+draws from it (`exact` False, which the window says).
+
 q(z) = (1/N) Σ_i N(z; mu_i, diag(exp(logvar_i))). Every component is axis aligned, so on a grid it
 is the outer product of two 1-D Gaussians and the whole mixture is one matrix product
 Gy (G_y × N) @ Gx (N × G_x) / N: exact, ~O(N·(G_x + G_y)) exponentials instead of N·G_x·G_y.
@@ -12,6 +17,8 @@ import math
 
 import numpy as np
 import torch
+
+from latentlab.core.models.priors import DiagonalGaussian, Prior, StandardNormal
 
 from .objectives import LOG_2PI, reparameterize
 
@@ -89,22 +96,91 @@ def aggregate_log_density_at(z, mu, logvar, *, chunk_pairs: int = 1 << 18) -> np
     return (total - math.log(len(mu))).numpy()
 
 
-def prior_samples_in_holes(mu, logvar, n: int, rng: np.random.Generator, ratio: float = 0.1):
-    """Draw n codes from the prior N(0, I) and flag those where the aggregate posterior q(z)
-    (evaluated exactly at each sample) is below `ratio` × p(z). Returns (samples (n, 2), in_hole (n,)).
+def prior_samples_in_holes(mu, logvar, n: int, rng: np.random.Generator, ratio: float = 0.1,
+                           plane: PlanePrior | None = None):
+    """Draw n codes from the prior (N(0, I), or `plane`'s marginal of a declared prior) and flag
+    those where the aggregate posterior q(z) (evaluated exactly at each sample) is below `ratio` ×
+    p(z). Returns (samples (n, 2), in_hole (n,)).
 
     The flagged fraction estimates the prior mass lying in holes (no 95% restriction here: the
     samples come from the prior, so its bulk dominates by construction)."""
     mu, logvar = _pairs(mu), _pairs(logvar)
-    z = rng.standard_normal((int(n), 2))
+    if plane is None:
+        z = rng.standard_normal((int(n), 2))
+        log_p = -0.5 * (2 * LOG_2PI + np.square(z).sum(1))
+    else:
+        z = plane.sample(int(n), rng)
+        log_p = plane.log_density(z)
     log_q = aggregate_log_density_at(z, mu, logvar)
-    log_p = -0.5 * (2 * LOG_2PI + np.square(z).sum(1))
     return z, log_q < math.log(ratio) + log_p
 
 
+class PlanePrior:
+    """A prior's marginal on two coordinates (dims) of the latent: its density on a grid, at points,
+    draws from it, and the level of its highest-density region of a given mass."""
+
+    def __init__(self, prior: Prior, k: int, dims=(0, 1), *, box: float = 4.0, draws: int = 200_000, seed: int = 0):
+        self.prior, self.k, self.dims = prior, int(k), tuple(int(d) for d in dims)
+        self.exact = isinstance(prior, (StandardNormal, DiagonalGaussian)) or self.k <= 2
+        self._hist = None
+        if not self.exact:
+            if not prior.can_sample:
+                raise ValueError(f"the declared prior ({prior.name}) cannot be drawn from, so its marginal on "
+                                 "two coordinates is unknown")
+            z = self._draw(draws, seed)
+            edges = np.linspace(-box * 2, box * 2, 161)
+            hist, _, _ = np.histogram2d(z[:, 1], z[:, 0], bins=(edges, edges), density=True)
+            self._hist, self._edges = hist, edges
+
+    def _draw(self, n: int, seed: int) -> np.ndarray:
+        gen = torch.Generator().manual_seed(int(seed))
+        with torch.no_grad():
+            z = self.prior.sample(n, self.k, generator=gen, dtype=torch.float64)
+        z = z.double().numpy().reshape(n, -1)
+        return z[:, list(self.dims)] if z.shape[1] > 1 else np.c_[z[:, 0], np.zeros(n)]
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        if isinstance(self.prior, StandardNormal):
+            return rng.standard_normal((int(n), 2))
+        return self._draw(int(n), int(rng.integers(0, 2 ** 62)))
+
+    def log_density(self, z2) -> np.ndarray:
+        z2 = np.asarray(z2, np.float64).reshape(-1, 2)
+        if isinstance(self.prior, StandardNormal):
+            return -0.5 * (2 * LOG_2PI + np.square(z2).sum(1))
+        if isinstance(self.prior, DiagonalGaussian):
+            loc, scale = self.prior.loc.double().numpy(), self.prior.scale.double().numpy()
+            m, sd = loc[list(self.dims)], scale[list(self.dims)]
+            return (-0.5 * (LOG_2PI + 2 * np.log(sd) + ((z2 - m) / sd) ** 2)).sum(1)
+        if self._hist is None:   # a 2-D latent: the prior itself
+            with torch.no_grad():
+                full = torch.from_numpy(z2 if self.k == 2 else z2[:, :1])
+                return self.prior.log_prob(full).double().numpy()
+        e = self._edges
+        ix = np.clip(np.searchsorted(e, z2[:, 0]) - 1, 0, len(e) - 2)
+        iy = np.clip(np.searchsorted(e, z2[:, 1]) - 1, 0, len(e) - 2)
+        inside = (z2[:, 0] >= e[0]) & (z2[:, 0] <= e[-1]) & (z2[:, 1] >= e[0]) & (z2[:, 1] <= e[-1])
+        with np.errstate(divide="ignore"):
+            return np.where(inside, np.log(self._hist[iy, ix]), -np.inf)
+
+    def density(self, xs, ys) -> np.ndarray:
+        xs, ys = np.asarray(xs, np.float64).ravel(), np.asarray(ys, np.float64).ravel()
+        gx, gy = np.meshgrid(xs, ys)
+        return np.exp(self.log_density(np.c_[gx.ravel(), gy.ravel()])).reshape(len(ys), len(xs))
+
+    def level(self, grid: np.ndarray, mass: float) -> float:
+        """The density above which the grid holds `mass` of the grid's total."""
+        v = np.sort(np.asarray(grid, np.float64).ravel())[::-1]
+        c = np.cumsum(v)
+        if not len(c) or c[-1] <= 0:
+            return 0.0
+        return float(v[min(np.searchsorted(c, mass * c[-1]), len(v) - 1)])
+
+
 def kl_aggregate_prior(mu, logvar, n_samples: int, rng: np.random.Generator,
-                       max_components: int = 10_000) -> float:
-    """Monte Carlo KL(q(z) || N(0, I)) = E_q[log q(z) − log p(z)] for the aggregate posterior.
+                       max_components: int = 10_000, prior: Prior | None = None) -> float:
+    """Monte Carlo KL(q(z) || p(z)) = E_q[log q(z) − log p(z)] for the aggregate posterior (p: N(0, I)
+    or `prior`).
 
     z is drawn from the mixture (a uniform component, then its Gaussian) and log q(z) is the exact
     mixture log density (log-sum-exp over components, chunked). With more than `max_components`
@@ -125,7 +201,11 @@ def kl_aggregate_prior(mu, logvar, n_samples: int, rng: np.random.Generator,
     comp = rng.integers(0, len(mu), size=int(n_samples))
     z = reparameterize(mu[comp], logvar[comp], rng.standard_normal((int(n_samples), mu.shape[1])))
     log_q = aggregate_log_density_at(z, mu, logvar)
-    log_p = -0.5 * (mu.shape[1] * LOG_2PI + np.square(z).sum(1))
+    if prior is None:
+        log_p = -0.5 * (mu.shape[1] * LOG_2PI + np.square(z).sum(1))
+    else:
+        with torch.no_grad():
+            log_p = prior.log_prob(torch.from_numpy(z)).double().numpy()
     return float(np.mean(log_q - log_p))
 
 

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 
 from latentlab.core.data.pixels import batch_tensor
+from latentlab.core.models.priors import Prior, standard_normal
 
-from .objectives import elbo_mc, iwae_log_px, kl_per_dim, model_log_lik
+from .objectives import elbo_mc, iwae_log_px, model_log_lik
 
 ACTIVE_THRESHOLD = 0.01
 DECODE_BUDGET = 1 << 24   # decoded pixel values per decoder call in `evaluate` (64 MB of float32)
@@ -76,28 +77,47 @@ def _row_slices(n: int, k: int):
     return (slice(i, i + step) for i in range(0, n, step))
 
 
-def _kl_rows(mu: np.ndarray, logvar: np.ndarray, rows: slice) -> torch.Tensor:
-    return kl_per_dim(torch.from_numpy(mu[rows]).double(), torch.from_numpy(logvar[rows]).double())
+def _kl_rows(mu: np.ndarray, logvar: np.ndarray, rows: slice, prior: Prior | None = None) -> torch.Tensor:
+    return (prior or standard_normal()).kl_dim(torch.from_numpy(mu[rows]).double(),
+                                               torch.from_numpy(logvar[rows]).double())
 
 
-def point_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
-    """KL(q(z|x_i) || p(z)) of each data point, nats (N,)."""
+POINT_KL_SAMPLES = 64   # z ~ q per point for a KL without a closed form (seeded: the same numbers each time)
+
+
+@torch.no_grad()
+def point_kl(mu: np.ndarray, logvar: np.ndarray, prior: Prior | None = None) -> np.ndarray:
+    """KL(q(z|x_i) || p(z)) of each data point, nats (N,): closed form, or for a prior without one
+    a seeded Monte Carlo estimate over POINT_KL_SAMPLES draws from each q."""
     out = np.empty(len(mu), np.float64)
-    for rows in _row_slices(*mu.shape):
-        out[rows] = _kl_rows(mu, logvar, rows).sum(-1).numpy()
+    if prior is None or prior.closed_form:
+        for rows in _row_slices(*mu.shape):
+            out[rows] = _kl_rows(mu, logvar, rows, prior).sum(-1).numpy()
+        return out
+    gen = torch.Generator().manual_seed(0)
+    step = max(1, STAT_SLICE_VALUES // max(1, mu.shape[1] * POINT_KL_SAMPLES))
+    for i in range(0, len(mu), step):
+        m, lv = torch.from_numpy(mu[i:i + step]).double(), torch.from_numpy(logvar[i:i + step]).double()
+        z = m + torch.exp(0.5 * lv) * torch.randn((POINT_KL_SAMPLES, *m.shape), generator=gen, dtype=m.dtype)
+        out[i:i + step] = prior.kl(m, lv, z).double().numpy()
     return out
 
 
-def mean_kl_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
-    """Average KL(q(z|x) || p(z)) of each latent dimension over the data, nats (K,)."""
+def mean_kl_per_dim(mu: np.ndarray, logvar: np.ndarray, prior: Prior | None = None) -> np.ndarray:
+    """Average KL per latent dimension over the data, nats (K,): against the prior's own factors, or
+    against N(0, 1) for a prior that does not factorise (Prior.per_dim_reference)."""
     total = np.zeros(mu.shape[1], np.float64)
-    for rows in _row_slices(*mu.shape):   # exp(logvar) + mu² − logvar per value in float32, summed in float64
-        m, lv = np.asarray(mu[rows], np.float32), np.asarray(logvar[rows], np.float32)
-        t = np.exp(lv)
-        t += m * m
-        t -= lv
-        total += t.sum(0, dtype=np.float64)
-    return 0.5 * (total / len(mu) - 1.0) if len(mu) else np.full(mu.shape[1], np.nan)
+    if prior is None:   # N(0, I): exp(logvar) + mu² − logvar per value in float32, summed in float64
+        for rows in _row_slices(*mu.shape):
+            m, lv = np.asarray(mu[rows], np.float32), np.asarray(logvar[rows], np.float32)
+            t = np.exp(lv)
+            t += m * m
+            t -= lv
+            total += t.sum(0, dtype=np.float64)
+        return 0.5 * (total / len(mu) - 1.0) if len(mu) else np.full(mu.shape[1], np.nan)
+    for rows in _row_slices(*mu.shape):
+        total += _kl_rows(mu, logvar, rows, prior).sum(0).numpy()
+    return total / len(mu) if len(mu) else np.full(mu.shape[1], np.nan)
 
 
 def active_units(mu: np.ndarray, threshold: float = ACTIVE_THRESHOLD) -> np.ndarray:
@@ -111,20 +131,32 @@ def active_units(mu: np.ndarray, threshold: float = ACTIVE_THRESHOLD) -> np.ndar
     return squares / len(mu) > threshold
 
 
-def log_prior(z: np.ndarray) -> np.ndarray:
-    """log N(z; 0, I) for z (..., K)."""
+def log_prior(z: np.ndarray, prior: Prior | None = None) -> np.ndarray:
+    """log p(z) for z (..., K): N(0, I), or the model's prior."""
     z = np.asarray(z, dtype=np.float64)
-    return -0.5 * (z.shape[-1] * math.log(2 * math.pi) + np.square(z).sum(-1))
+    if prior is None:
+        return -0.5 * (z.shape[-1] * math.log(2 * math.pi) + np.square(z).sum(-1))
+    with torch.no_grad():
+        return prior.log_prob(torch.from_numpy(np.ascontiguousarray(z))).double().numpy()
 
 
 @torch.no_grad()
 def evaluate(model, x, *, iw_samples: int = 0, elbo_samples: int = 1, batch: int = 512,
-             seed: int = 0) -> dict:
+             seed: int = 0, progress=None, should_stop=None) -> dict:
     """Test-set ELBO, reconstruction, KL (total and per dimension), active units, and optionally
-    the importance-weighted estimate of log p(x) with the gap log p(x) - ELBO; nats per example."""
+    the importance-weighted estimate of log p(x) with the gap log p(x) - ELBO; nats per example,
+    against the model's prior (`prior`, `kl_method` and `notes` say which and what was assumed).
+
+    progress(done, total) is called after each batch; should_stop() is polled before each and
+    raises Cancelled. A deterministic autoencoder gets its reconstruction at the code only."""
+    from latentlab.core.errors import Cancelled
+
     dev = _device(model)
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
+    prior = model.latent_prior()
+    point = bool(getattr(model, "deterministic", False))
+    iw_samples = 0 if point else iw_samples
     sums = {"elbo": 0.0, "recon": 0.0, "kl": 0.0, "log_px": 0.0}
     kl_dim = torch.zeros(model.latent_dim, dtype=torch.float64)
     mus = []
@@ -135,31 +167,48 @@ def evaluate(model, x, *, iw_samples: int = 0, elbo_samples: int = 1, batch: int
     batch = max(1, min(batch, DECODE_BUDGET // (pixels * max(1, iw_samples))))
     chunk = max(1, min(iw_samples, 256, DECODE_BUDGET // (pixels * batch)))
     for i in range(0, n, batch):
+        if should_stop is not None and should_stop():
+            raise Cancelled("Evaluation was stopped.")
         xb = batch_tensor(x, i, i + batch, dev)
         mu, lv = model.encode(xb)
-        log_lik = model_log_lik(model, xb)
-        elbo, rec, kl = elbo_mc(log_lik, mu, lv, samples=elbo_samples, generator=gen)
-        sums["elbo"] += float(elbo.sum())
-        sums["recon"] += float(-rec.sum())
-        sums["kl"] += float(kl.sum())
-        kl_dim += kl.double().sum(0).cpu()
-        mus.append(mu.cpu().numpy())
-        if iw_samples:
-            sums["log_px"] += float(iwae_log_px(log_lik, mu, lv, iw_samples, chunk=chunk, generator=gen).sum())
+        mus.append(mu.float().cpu().numpy())
+        if point:
+            sums["recon"] += float(-model.log_likelihood(xb, model.decode(mu)).sum())
+        else:
+            log_lik = model_log_lik(model, xb)
+            est = elbo_mc(log_lik, mu, lv, samples=elbo_samples, generator=gen, prior=prior)
+            sums["elbo"] += float(est.elbo.sum())
+            sums["recon"] += float(-est.rec.sum())
+            sums["kl"] += float(est.kl.sum())
+            kl_dim += est.kl_dim.double().sum(0).cpu()
+            if iw_samples:
+                sums["log_px"] += float(iwae_log_px(log_lik, mu, lv, iw_samples, chunk=chunk, generator=gen,
+                                                    prior=prior).sum())
+        if progress is not None:
+            progress(min(i + batch, n), n)
     mu_all = np.concatenate(mus) if mus else np.zeros((0, model.latent_dim), np.float32)
     active = active_units(mu_all)
+    per = max(n, 1)
     out = {
         "examples": n,
-        "elbo": sums["elbo"] / max(n, 1),
-        "recon": sums["recon"] / max(n, 1),
-        "kl": sums["kl"] / max(n, 1),
-        "kl_per_dim": [float(v) for v in (kl_dim / max(n, 1)).numpy()],
+        "elbo": None if point else sums["elbo"] / per,
+        "recon": sums["recon"] / per,
+        "kl": None if point else sums["kl"] / per,
+        "kl_per_dim": None if point else [float(v) for v in (kl_dim / per).numpy()],
         "active_units": int(active.sum()),
         "latent_dim": int(model.latent_dim),
+        "prior": prior.describe(),
+        "prior_declared": bool(prior.declared),
+        "kl_method": None if point else prior.kl_method,
+        "kl_per_dim_against": None if point else prior.per_dim_reference,
+        "deterministic": point,
+        "notes": list(model.notes()) if hasattr(model, "notes") else [],
     }
+    if point:
+        out["recon_at"] = "the code"
     if iw_samples:
         out["iw_samples"] = int(iw_samples)
-        out["log_px_iw"] = sums["log_px"] / max(n, 1)
+        out["log_px_iw"] = sums["log_px"] / per
         out["gap"] = out["log_px_iw"] - out["elbo"]
     return out
 

@@ -3,7 +3,8 @@
 
 Everything that evaluates the decoder takes a `log_lik` callable (see `objectives`): z (..., K) ->
 log p(x|z) (...), for ONE data point x, so closed-form decoders plug in exactly like the VAE's
-(`model_log_lik(model, x[None])`). Prior p(z) = N(0, I); encoder q(z|x) = N(mu, diag(exp(logvar))).
+(`model_log_lik(model, x[None])`). Prior p(z): N(0, I), or the `prior` passed (a model's declared
+prior, core.models.priors); encoder q(z|x) = N(mu, diag(exp(logvar))).
 
 Exact posterior on a grid (`posterior_grid`)
 --------------------------------------------
@@ -56,6 +57,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from latentlab.core.models.priors import Prior, StandardNormal
+
 from .objectives import LOG_2PI, LogLik, elbo_quadrature, iwae_log_px, model_log_lik
 
 Q_SIGMAS = 6.0           # the q box is mu ± Q_SIGMAS·σ
@@ -85,7 +88,7 @@ class PosteriorGrid:
     kl_q_posterior: float     # KL(q || p(z|x)) on the grid (both normalised on the grid)
     elbo: float               # recon − kl_prior (Gauss–Hermite; independent of the grid)
     recon: float              # E_q[log p(x|z)], nats
-    kl_prior: float           # KL(q || p(z)), closed form
+    kl_prior: float           # KL(q || p(z)), closed form (or by the same quadrature for a prior without one)
     gap: float                # log_px − elbo; equals kl_q_posterior up to quadrature error
     q_mu: np.ndarray          # (2,) the encoder's mean
     q_logvar: np.ndarray      # (2,) the encoder's log-variance
@@ -98,8 +101,9 @@ class PosteriorGrid:
 
 def posterior_grid(log_lik: LogLik, mu, logvar, *, size: int = 200, span=None, coarse: int = COARSE,
                    threshold: float = THRESHOLD, chunk: int = CHUNK, gh_order: int = GH_ORDER,
-                   dtype: torch.dtype | None = None, device=None) -> PosteriorGrid:
-    """The exact posterior p(z|x) ∝ p(x|z) N(z; 0, I) of a 2-D latent on a size × size grid.
+                   dtype: torch.dtype | None = None, device=None, prior: Prior | None = None) -> PosteriorGrid:
+    """The exact posterior p(z|x) ∝ p(x|z) p(z) of a 2-D latent on a size × size grid (p(z) = N(0, I)
+    unless `prior` is given).
 
     log_lik: z (..., 2) -> log p(x|z) (...) for one data point (called with z of shape (n, 1, 2)).
     mu, logvar: q(z|x), shape (2,) or (1, 2), numpy or torch.
@@ -119,7 +123,7 @@ def posterior_grid(log_lik: LogLik, mu, logvar, *, size: int = 200, span=None, c
 
     with torch.inference_mode():
         if span is None:
-            box = _auto_box(log_lik, q_mu, q_lv, mu_t, coarse, threshold, chunk)
+            box = _auto_box(log_lik, q_mu, q_lv, mu_t, coarse, threshold, chunk, prior)
         elif np.ndim(span) == 0:
             box = (-float(span), float(span), -float(span), float(span))
         else:
@@ -133,8 +137,8 @@ def posterior_grid(log_lik: LogLik, mu, logvar, *, size: int = 200, span=None, c
         xs = x0 + (np.arange(size) + 0.5) * dx
         ys = y0 + (np.arange(size) + 0.5) * dy
         area = dx * dy
-        log_joint = _log_joint(log_lik, xs, ys, mu_t, chunk)
-        elbo, rec, kl = elbo_quadrature(log_lik, mu_t, lv_t, order=gh_order)
+        log_joint = _log_joint(log_lik, xs, ys, mu_t, chunk, prior)
+        elbo, rec, kl = elbo_quadrature(log_lik, mu_t, lv_t, order=gh_order, prior=prior)
 
     log_area = math.log(area)
     log_z = _logsumexp(log_joint)                       # log Σ p(x, z_cell)
@@ -177,20 +181,21 @@ def posterior_for_image(model, x_image: np.ndarray, size: int = 200, **kwargs) -
     x = torch.as_tensor(np.ascontiguousarray(x_image), dtype=param.dtype, device=param.device)[None]
     with torch.inference_mode():
         mu, logvar = model.encode(x)
+    kwargs.setdefault("prior", model.latent_prior())
     return posterior_grid(model_log_lik(model, x), mu, logvar, size=size, **kwargs)
 
 
-def _auto_box(log_lik, q_mu, q_lv, like, coarse, threshold, chunk):
+def _auto_box(log_lik, q_mu, q_lv, like, coarse, threshold, chunk, prior=None):
     q_sd = np.exp(0.5 * q_lv)
     qx0, qx1 = q_mu[0] - Q_SIGMAS * q_sd[0], q_mu[0] + Q_SIGMAS * q_sd[0]
     qy0, qy1 = q_mu[1] - Q_SIGMAS * q_sd[1], q_mu[1] + Q_SIGMAS * q_sd[1]
-    b = PRIOR_HALF_WIDTH
-    sx0, sx1, sy0, sy1 = min(qx0, -b), max(qx1, b), min(qy0, -b), max(qy1, b)
+    px0, px1, py0, py1 = _prior_bulk(prior)
+    sx0, sx1, sy0, sy1 = min(qx0, px0), max(qx1, px1), min(qy0, py0), max(qy1, py1)
     for attempt in range(MAX_SEARCH_DOUBLINGS + 1):
         dx, dy = (sx1 - sx0) / coarse, (sy1 - sy0) / coarse
         cxs = sx0 + (np.arange(coarse) + 0.5) * dx
         cys = sy0 + (np.arange(coarse) + 0.5) * dy
-        lj = _log_joint(log_lik, cxs, cys, like, chunk)
+        lj = _log_joint(log_lik, cxs, cys, like, chunk, prior)
         high = lj >= lj.max() - threshold
         cols, rows = np.flatnonzero(high.any(0)), np.flatnonzero(high.any(1))
         touches = cols[0] == 0 or cols[-1] == coarse - 1 or rows[0] == 0 or rows[-1] == coarse - 1
@@ -203,8 +208,19 @@ def _auto_box(log_lik, q_mu, q_lv, like, coarse, threshold, chunk):
     return min(qx0, hx0), max(qx1, hx1), min(qy0, hy0), max(qy1, hy1)
 
 
-def _log_joint(log_lik, xs: np.ndarray, ys: np.ndarray, like: torch.Tensor, chunk: int) -> np.ndarray:
-    """log p(x|z) + log N(z; 0, I) on the grid xs × ys, float64 (len(ys), len(xs))."""
+def _prior_bulk(prior) -> tuple[float, float, float, float]:
+    """A box holding the prior's bulk: [-4, 4]² for N(0, I), else ±4 standard deviations around the
+    mean of 4,096 seeded draws (the N(0, I) box when the prior cannot be drawn from)."""
+    b = PRIOR_HALF_WIDTH
+    if prior is None or isinstance(prior, StandardNormal) or not prior.can_sample:
+        return -b, b, -b, b
+    z = prior.sample(4096, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64).numpy()
+    m, sd = z.mean(0), z.std(0)
+    return m[0] - b * sd[0], m[0] + b * sd[0], m[1] - b * sd[1], m[1] + b * sd[1]
+
+
+def _log_joint(log_lik, xs: np.ndarray, ys: np.ndarray, like: torch.Tensor, chunk: int, prior=None) -> np.ndarray:
+    """log p(x|z) + log p(z) on the grid xs × ys, float64 (len(ys), len(xs))."""
     gx = torch.as_tensor(xs, dtype=like.dtype, device=like.device)
     gy = torch.as_tensor(ys, dtype=like.dtype, device=like.device)
     z = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1).reshape(-1, 1, 2)
@@ -212,6 +228,9 @@ def _log_joint(log_lik, xs: np.ndarray, ys: np.ndarray, like: torch.Tensor, chun
     ll = torch.cat(parts).to("cpu", torch.float64).numpy().reshape(len(ys), len(xs))
     if np.isnan(ll).any() or np.isposinf(ll).any() or not np.isfinite(ll).any():
         raise ValueError("log p(x|z) is NaN, +inf or -inf everywhere on the grid: no posterior to show.")
+    if prior is not None and not isinstance(prior, StandardNormal):
+        lp = torch.cat([prior.log_prob(z[i:i + chunk, 0]).reshape(-1) for i in range(0, z.shape[0], chunk)])
+        return ll + lp.to("cpu", torch.float64).numpy().reshape(len(ys), len(xs))
     lp_x = -0.5 * (LOG_2PI + xs ** 2)
     lp_y = -0.5 * (LOG_2PI + ys ** 2)
     return ll + lp_y[:, None] + lp_x[None, :]
@@ -221,7 +240,7 @@ def _log_joint(log_lik, xs: np.ndarray, ys: np.ndarray, like: torch.Tensor, chun
 # IWAE curve
 
 def iwae_curve(log_lik: LogLik, mu, logvar, ks=(1, 10, 100, 1000, 5000), generator=None,
-               chunk: int = CHUNK) -> list[tuple[int, float]]:
+               chunk: int = CHUNK, prior: Prior | None = None) -> list[tuple[int, float]]:
     """Importance-weighted estimates of log p(x) for each k in ks, one data point, any latent size.
 
     One set of max(ks) samples from q is shared by all k: its log-weights log w_j =
@@ -243,7 +262,7 @@ def iwae_curve(log_lik: LogLik, mu, logvar, ks=(1, 10, 100, 1000, 5000), generat
         for start in range(0, kmax, chunk):
             n = min(chunk, kmax - start)
             parts.append(iwae_log_px(log_lik, mu_t.expand(n, -1), lv_t.expand(n, -1), 1,
-                                     generator=generator).reshape(-1))
+                                     generator=generator, prior=prior).reshape(-1))
         logw = torch.cat(parts).to("cpu", torch.float64)
     out = []
     for k in ks:

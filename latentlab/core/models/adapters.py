@@ -31,13 +31,20 @@ import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from latentlab.core.errors import ModelError
+from latentlab.core.errors import ModelError, with_cause
 
-LOG_2PI = math.log(2 * math.pi)
-LIKELIHOOD_FORMS = "bernoulli, bernoulli-probs, gaussian or gaussian:SIGMA"
-DEFAULT_SIGMA = 0.1
+from .likelihoods import LIKELIHOOD_FORMS, Likelihood, last_layer, likelihood_mismatch, resolve_likelihood
+from .priors import Prior, declared_prior, standard_normal
+from .user_outputs import decoder_tensor, deterministic_code, kind_of, posterior_params
+
+__all__ = ["LIKELIHOOD_FORMS", "POINT_LOGVAR", "LatentModel", "Likelihood", "TorchVAE", "as_latent_model",
+           "decoder_tensor", "likelihood_mismatch", "one_line", "posterior_params", "resolve_likelihood",
+           "standard_strides", "validate"]
+
+# A deterministic autoencoder's code is a point: the views that draw q(z|x) see it as a Gaussian this
+# narrow, and every number that needs a real q(z|x) (ELBO, KL, IWAE) is refused for it.
+POINT_LOGVAR = -18.0
 
 
 class LatentModel(nn.Module):
@@ -49,6 +56,10 @@ class LatentModel(nn.Module):
     image_shape: tuple[int, int, int] | None = None
     # True when the latent and image shapes are learned from the data by `validate`.
     learns_shapes: bool = False
+    # True for an autoencoder whose encoder gives one code, not a distribution (no ELBO applies).
+    deterministic: bool = False
+    # One sentence from `validate` when the decoder's outputs do not look like what the likelihood reads.
+    likelihood_note: str = ""
 
     @property
     def latent_dim(self) -> int:
@@ -79,6 +90,27 @@ class LatentModel(nn.Module):
     def describe(self) -> str:
         return f"{type(self).__name__} (K = {self.latent_dim})"
 
+    def latent_prior(self) -> Prior:
+        """p(z): the one the model declares (a `prior` distribution or `log_prior(z)`), else N(0, I)
+        marked as assumed (see core.models.priors)."""
+        return declared_prior(self, self.latent_shape) or standard_normal(False)
+
+    def notes(self) -> tuple[str, ...]:
+        """Sentences every report of this model's numbers carries (an assumed prior, a deterministic
+        encoder); empty when there is nothing to say."""
+        out = [self.likelihood_note] if self.likelihood_note else []
+        if self.deterministic:
+            out.append(f"{self.display_name()} is a deterministic autoencoder (its encoder gives one code, not "
+                       "q(z|x)), so the ELBO, KL and log p(x) do not apply; reconstruction is at the code")
+        else:
+            note = self.latent_prior().note()
+            if note:
+                out.append(note)
+        return tuple(out)
+
+    def display_name(self) -> str:
+        return type(self).__name__
+
     def weights_module(self) -> nn.Module:
         return self
 
@@ -91,140 +123,24 @@ class LatentModel(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# likelihoods for models that do not bring their own
-
-class Likelihood:
-    """A decoder likelihood on the model's output scale, reported in nats for [0, 1] pixels.
-
-    bernoulli: outputs are logits; bernoulli-probs: outputs are probabilities in [0, 1];
-    gaussian:SIGMA: outputs are means with a fixed scale SIGMA (in [0, 1] pixel units)."""
-
-    def __init__(self, kind: str, sigma: float = DEFAULT_SIGMA):
-        self.kind, self.sigma = kind, float(sigma)
-
-    @classmethod
-    def parse(cls, text: str) -> Likelihood:
-        text = str(text).strip().lower()
-        if text in ("bernoulli", "bernoulli-probs"):
-            return cls(text)
-        if text == "gaussian" or text.startswith("gaussian:"):
-            sigma = DEFAULT_SIGMA
-            if ":" in text:
-                try:
-                    sigma = float(text.split(":", 1)[1])
-                except ValueError:
-                    sigma = math.nan
-            if not (math.isfinite(sigma) and sigma > 0):
-                raise ModelError(f"The Gaussian likelihood needs a positive SIGMA, as in gaussian:0.1, not {text!r}.")
-            return cls("gaussian", sigma)
-        raise ModelError(f"Unknown likelihood {text!r}; use {LIKELIHOOD_FORMS}.")
-
-    def __str__(self) -> str:
-        return f"gaussian:{self.sigma:g}" if self.kind == "gaussian" else self.kind
-
-    def log_prob(self, model: LatentModel, x01: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        x01 = x01.expand_as(params)
-        if self.kind == "bernoulli":
-            return -F.binary_cross_entropy_with_logits(params, x01, reduction="none").flatten(1).sum(1)
-        if self.kind == "bernoulli-probs":  # probabilities whatever the model's input range
-            p = params.clamp(1e-6, 1 - 1e-6)
-            return (x01 * torch.log(p) + (1 - x01) * torch.log1p(-p)).flatten(1).sum(1)
-        # Gaussian on [0, 1] pixels: the mean mapped back from the model's range, so densities are
-        # per unit of latentlab's pixel scale and comparable across models.
-        sq = ((x01 - model.from_model(params)) / self.sigma).square().flatten(1).sum(1)
-        n = params[0].numel()
-        return -0.5 * sq - n * (math.log(self.sigma) + 0.5 * LOG_2PI)
-
-    def mean(self, model: LatentModel, params: torch.Tensor) -> torch.Tensor:
-        if self.kind == "bernoulli":
-            return torch.sigmoid(params)
-        if self.kind == "bernoulli-probs":
-            return params.clamp(0.0, 1.0)
-        return model.from_model(params).clamp(0.0, 1.0)
-
-
-def resolve_likelihood(override, model_attr, default: str = "bernoulli") -> Likelihood | None:
-    """The likelihood in effect: the explicit override, else the model's own `likelihood` attribute,
-    else the default (None when the model computes log p(x|z) itself and no override is given)."""
-    if override is not None:
-        return override if isinstance(override, Likelihood) else Likelihood.parse(override)
-    if model_attr is not None:
-        return model_attr if isinstance(model_attr, Likelihood) else Likelihood.parse(model_attr)
-    return Likelihood.parse(default) if default else None
-
-
-# --------------------------------------------------------------------------------------------
-# reading what a user's model returns
-
-def posterior_params(out, where: str = "encode(x)") -> tuple[torch.Tensor, torch.Tensor]:
-    """(mu, logvar) from any of the accepted encoder outputs, unflattened."""
-    if isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out):
-        return out[0], out[1]
-    if isinstance(out, torch.distributions.Normal):
-        return out.loc, 2 * torch.log(out.scale)
-    dist = getattr(out, "latent_dist", None)  # a diffusers encoder output (itself a dict)
-    if dist is not None:
-        out = dist
-    elif isinstance(out, dict):
-        mu = _first(out, ("mean", "mu", "loc"))
-        lv = _first(out, ("logvar", "log_var"))
-        if mu is not None and lv is not None:
-            return mu, lv
-        raise ModelError(f"{where} returned a dict with keys {sorted(map(str, out))[:6]}; "
-                         "latentlab needs 'mean' (or 'mu') and 'logvar'.")
-    mu = getattr(out, "mean", None)
-    if isinstance(mu, torch.Tensor):
-        for name, to_logvar in (("logvar", lambda t: t), ("std", lambda t: 2 * torch.log(t)),
-                                ("var", lambda t: torch.log(t)), ("scale", lambda t: 2 * torch.log(t))):
-            v = getattr(out, name, None)
-            if isinstance(v, torch.Tensor):
-                return mu, to_logvar(v)
-    raise ModelError(f"{where} returned {_kind(out)}; latentlab needs (mu, logvar), a torch.distributions.Normal, "
-                     "a dict with mean and logvar, or an object with .mean and .logvar, .std or .var.")
-
-
-def decoder_tensor(out, where: str = "decode(z)") -> torch.Tensor:
-    """The tensor inside any accepted decoder output."""
-    if isinstance(out, torch.Tensor):
-        return out
-    sample = getattr(out, "sample", None)
-    if isinstance(sample, torch.Tensor):
-        return sample
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        return out[0]
-    raise ModelError(f"{where} returned {_kind(out)}; latentlab needs a tensor or an object with .sample.")
-
-
-def _first(d: dict, names):
-    return next((d[n] for n in names if isinstance(d.get(n), torch.Tensor)), None)
-
-
-def _kind(v) -> str:
-    if isinstance(v, torch.Tensor):
-        return f"a tensor of shape {tuple(v.shape)}"
-    if isinstance(v, (tuple, list)):
-        return f"a {type(v).__name__} of {len(v)} items"
-    return f"a {type(v).__name__}"
-
-
-# --------------------------------------------------------------------------------------------
 # a user's nn.Module, by duck typing
 
 class TorchVAE(LatentModel):
     """Any nn.Module with encode(x) and decode(z), as described in the README.
 
     Shapes are learned from one batch by `validate` (the model's own `image_shape` attribute, if it
-    has one, is checked against the data there)."""
+    has one, is checked against the data there), and so is whether the encoder gives a distribution
+    or one code (a deterministic autoencoder)."""
 
     def __init__(self, net: nn.Module, *, likelihood=None, name: str = ""):
         super().__init__()
+        name = name or type(net).__name__
         for method in ("encode", "decode"):
             if not callable(getattr(net, method, None)):
-                raise ModelError(f"{name or type(net).__name__} has no {method}() method, so it is not a VAE "
-                                 "latentlab can open (it needs encode(x) and decode(z)).")
+                raise ModelError(_missing_method(net, name, method))
         self.net = net
         self.learns_shapes = True
-        self.name = name or type(net).__name__
+        self.name = name
         self.input_range = _range(getattr(net, "input_range", (0.0, 1.0)), self.name)
         declared = getattr(net, "image_shape", None)
         self.declared_image_shape = tuple(int(v) for v in declared) if declared is not None else None
@@ -233,7 +149,12 @@ class TorchVAE(LatentModel):
         attr = getattr(net, "likelihood", None)
         attr = attr if isinstance(attr, (str, Likelihood)) else None
         self.likelihood = resolve_likelihood(likelihood, attr)
+        # Named by the user or the model: the mismatch check then questions only the data's range.
+        self.likelihood_chosen = likelihood is not None or attr is not None
         self.trainable = any(p.requires_grad for p in net.parameters())
+        self.deterministic = False
+        self._encoder_kind: str | None = None   # "gaussian" or "point", fixed by the first encode
+        self._prior_cache: tuple | None = None
 
     def _as_net_dtype(self, t: torch.Tensor) -> torch.Tensor:
         """latentlab's float32 images and codes in the dtype of the user's weights (e.g. float64)."""
@@ -241,10 +162,23 @@ class TorchVAE(LatentModel):
         return t.to(p.dtype) if p is not None and p.is_floating_point() and t.dtype != p.dtype else t
 
     def encode(self, x):
-        x = self._as_net_dtype(x)
-        mu, lv = posterior_params(self.net.encode(self.to_model(x)), f"{self.name}.encode(x)")
+        x = standard_strides(self._as_net_dtype(x))
+        out = self.net.encode(self.to_model(x))
+        where = f"{self.name}.encode(x)"
+        if self._encoder_kind is None:
+            self._encoder_kind = "point" if deterministic_code(out) is not None else "gaussian"
+            self.deterministic = self._encoder_kind == "point"
+            if self.deterministic:   # the ELBO latentlab trains with needs q(z|x)
+                self.trainable = False
+        if self.deterministic:
+            mu = deterministic_code(out)
+            if mu is None:
+                raise ModelError(f"{where} returned a distribution this time, after one code the first time.")
+            lv = torch.full_like(mu, POINT_LOGVAR)
+        else:
+            mu, lv = posterior_params(out, where)
         if mu.dim() < 2 or mu.shape != lv.shape:
-            raise ModelError(f"{self.name}.encode(x) gave a mean of shape {tuple(mu.shape)} and a log-variance of "
+            raise ModelError(f"{where} gave a mean of shape {tuple(mu.shape)} and a log-variance of "
                              f"shape {tuple(lv.shape)}; expected two tensors of the same shape (B, K) or (B, C, h, w).")
         if not self.latent_shape:
             self.latent_shape = tuple(mu.shape[1:])
@@ -264,9 +198,10 @@ class TorchVAE(LatentModel):
         return out
 
     def log_likelihood(self, x, params):
+        x = standard_strides(self._as_net_dtype(x))
         if self.own_log_lik:
-            return self.net.log_likelihood(self.to_model(self._as_net_dtype(x)).expand_as(params), params)
-        return self.likelihood.log_prob(self, self._as_net_dtype(x), params)
+            return self.net.log_likelihood(self.to_model(x).expand_as(params), params)
+        return self.likelihood.log_prob(self, x, params)
 
     def mean_image(self, params):
         own = getattr(self.net, "mean_image", None)
@@ -274,12 +209,53 @@ class TorchVAE(LatentModel):
             return own(params).clamp(0.0, 1.0)
         return self.likelihood.mean(self, params)
 
+    def latent_prior(self) -> Prior:
+        # Kept while the declaration is the same object: the check for N(0, I) reads its tensors.
+        key = (getattr(self.net, "prior", None), getattr(self.net, "log_prior", None), self.latent_shape)
+        if self._prior_cache is None or any(a is not b for a, b in zip(self._prior_cache[0], key)):
+            try:
+                p = next(self.net.parameters(), None)
+                dtype = p.dtype if p is not None and p.is_floating_point() else None
+                prior = declared_prior(self.net, self.latent_shape, dtype) or standard_normal(False)
+            except ValueError as exc:
+                raise ModelError(f"{self.name}: {exc}.") from None
+            self._prior_cache = (key, prior)
+        return self._prior_cache[1]
+
+    def display_name(self) -> str:
+        return self.name
+
     def describe(self) -> str:
         lik = "its own log_likelihood" if self.own_log_lik else str(self.likelihood)
-        return f"{self.name} (K = {self.latent_dim}, {lik})"
+        kind = ", deterministic" if self.deterministic else ""
+        return f"{self.name} (K = {self.latent_dim}, {lik}{kind})"
 
     def weights_module(self) -> nn.Module:
         return self.net
+
+
+def _missing_method(net, name: str, method: str) -> str:
+    halves = [h for h in ("encoder", "decoder") if callable(getattr(net, h, None))]
+    if len(halves) == 2:
+        return (f"{name} has .encoder and .decoder but no {method}() method; latentlab calls encode(x) -> "
+                "(mu, logvar) and decode(z) -> images, so give the class those two methods (e.g. `def encode(self, x): "
+                "return self.encoder(x)`) or return a small wrapper from your PATH.py:NAME callable.")
+    return (f"{name} has no {method}() method, so it is not a VAE latentlab can open (it needs encode(x) and "
+            "decode(z)).")
+
+
+def standard_strides(t: torch.Tensor) -> torch.Tensor:
+    """t with the strides of a plain contiguous NCHW tensor. torch calls a (B, 1, H, W) view of
+    channels-last memory contiguous, yet its convolutions then answer in channels-last layout, where
+    a model's `x.view(B, -1)` fails: models are handed the plain layout, always."""
+    if not t.is_contiguous():
+        return t.contiguous()
+    want, acc = [], 1
+    for size in reversed(t.shape):
+        want.append(acc)
+        acc *= size
+    want = tuple(reversed(want))
+    return t if t.stride() == want else t.as_strided(t.shape, want)
 
 
 def _range(value, name) -> tuple[float, float]:
@@ -302,7 +278,7 @@ def as_latent_model(obj, *, likelihood=None, name: str = "") -> LatentModel:
         return obj
     if isinstance(obj, nn.Module):
         return TorchVAE(obj, likelihood=likelihood, name=name)
-    raise ModelError(f"{name or 'The model'} is {_kind(obj)}, not a torch nn.Module with encode() and decode().")
+    raise ModelError(f"{name or 'The model'} is {kind_of(obj)}, not a torch nn.Module with encode() and decode().")
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,6 +289,7 @@ def validate(model: LatentModel, x_batch) -> LatentModel:
     """Run the model once on a few images (C, H, W in [0, 1]) and check every output's type,
     shape and finiteness; fills in latent_shape and image_shape. Raises ModelError with one sentence."""
     x = torch.as_tensor(x_batch[:4]).float() if not isinstance(x_batch, torch.Tensor) else x_batch[:4].float()
+    x = standard_strides(x)
     if x.dim() != 4 or len(x) == 0:
         raise ModelError(f"validate needs a batch of images (B, C, H, W), got shape {tuple(x.shape)}.")
     shape = tuple(x.shape[1:])
@@ -344,6 +321,15 @@ def validate(model: LatentModel, x_batch) -> LatentModel:
             got = tuple(ll.shape) if isinstance(ll, torch.Tensor) else type(ll).__name__
             raise ModelError(f"log_likelihood(x, params) returned {got}; expected one value per image, ({len(x)},).")
         _finite(ll, "log p(x|z)")
+        if not model.deterministic:
+            lp = _call(lambda: model.latent_prior().log_prob(mu), "computing the declared prior's log p(z)")
+            if not isinstance(lp, torch.Tensor) or lp.shape != (len(x),):
+                got = tuple(lp.shape) if isinstance(lp, torch.Tensor) else type(lp).__name__
+                raise ModelError(f"The model's prior gave log p(z) of shape {got}; expected one value per code, ({len(x)},).")
+            _finite(lp, "The declared prior's log p(z)")
+        model.likelihood_note = likelihood_mismatch(
+            getattr(model, "likelihood", None) if not getattr(model, "own_log_lik", False) else None,
+            x, params, chosen=getattr(model, "likelihood_chosen", True), last_layer=last_layer(model.weights_module()))
     finally:
         model.train(was_training)
     return model
@@ -355,13 +341,14 @@ def _call(fn, doing: str):
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - the user's code can raise anything: one sentence says what
-        raise ModelError(f"The model failed while {doing}: {type(exc).__name__}: {one_line(exc)}.") from None
+        raise with_cause(ModelError(f"The model failed while {doing}: {type(exc).__name__}: {one_line(exc)}."),
+                         exc) from None
 
 
 def one_line(exc: BaseException) -> str:
     """The first line of an exception's message, short, without a final full stop."""
     text = str(exc).strip()
-    return (text.splitlines()[0][:200] if text else type(exc).__name__).rstrip(".")
+    return (text.splitlines()[0][:200] if text else type(exc).__name__).rstrip(".:")
 
 
 def _finite(t: torch.Tensor, what: str) -> None:

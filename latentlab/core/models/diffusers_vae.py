@@ -1,4 +1,6 @@
-"""diffusers' AutoencoderKL (Stable Diffusion's VAE) as a LatentModel, for `diffusers:DIR` specs.
+"""diffusers' AutoencoderKL (Stable Diffusion's VAE) as a LatentModel, for `diffusers:DIR` specs and
+diffusers objects handed to the API; AutoencoderTiny opens the same way as a deterministic
+autoencoder (its encoder gives `latents`, one code per image).
 
 diffusers is optional (`pip install latentlab[diffusers]`) and imported only here, only when such
 a spec is opened. Its images live in [-1, 1]; its posterior is `latent_dist` (mean, logvar) of
@@ -16,8 +18,15 @@ from pathlib import Path
 from latentlab.core.errors import ModelError
 
 from .adapters import TorchVAE, one_line
+from .priors import standard_normal
 
 DEFAULT_LIKELIHOOD = "gaussian:0.1"
+CLASSES = ("AutoencoderKL", "AutoencoderTiny")   # AutoencoderTiny's encoder gives one code: deterministic
+
+
+def is_diffusers_autoencoder(obj) -> bool:
+    """A diffusers autoencoder object (checked by name: diffusers is not imported for it)."""
+    return type(obj).__module__.split(".")[0] == "diffusers" and type(obj).__name__ in CLASSES
 
 
 class DiffusersVAE(TorchVAE):
@@ -26,6 +35,9 @@ class DiffusersVAE(TorchVAE):
         self.input_range = (-1.0, 1.0)
         self.in_channels = int(vae.config.in_channels)
         self.scaling_factor = float(getattr(vae.config, "scaling_factor", 1.0) or 1.0)
+
+    def latent_prior(self):
+        return standard_normal(True)   # AutoencoderKL's KL term is against N(0, I)
 
     def encode(self, x):
         if x.shape[1] != self.in_channels:
@@ -55,15 +67,15 @@ def load_diffusers(folder: str, *, likelihood=None, device="cpu") -> DiffusersVA
         cls_name = json.loads(config.read_text(encoding="utf-8")).get("_class_name", "AutoencoderKL")
     except (OSError, ValueError, AttributeError):
         raise ModelError(f"{config} is not a readable JSON object.") from None
-    if cls_name != "AutoencoderKL":
-        raise ModelError(f"{path} holds a diffusers {cls_name}; latentlab opens AutoencoderKL folders.")
+    if cls_name not in CLASSES:
+        raise ModelError(f"{path} holds a diffusers {cls_name}; latentlab opens AutoencoderKL and AutoencoderTiny folders.")
     try:
-        from diffusers import AutoencoderKL
+        import diffusers
     except ImportError:
         raise ModelError("Opening a diffusers:DIR model needs diffusers: pip install latentlab[diffusers].") from None
     try:
-        vae = AutoencoderKL.from_pretrained(str(path), use_safetensors=True, local_files_only=True,
+        vae = getattr(diffusers, cls_name).from_pretrained(str(path), use_safetensors=True, local_files_only=True,
                                             low_cpu_mem_usage=False)
     except Exception as exc:  # noqa: BLE001 - diffusers raises many kinds for a broken folder
         raise ModelError(f"diffusers could not load {path}: {one_line(exc)}.") from None
-    return DiffusersVAE(vae.to(device).eval(), likelihood=likelihood, name=f"AutoencoderKL {path.name}")
+    return DiffusersVAE(vae.to(device).eval(), likelihood=likelihood, name=f"{cls_name} {path.name}")

@@ -10,6 +10,7 @@ from torch.nn import functional as F
 
 from .adapters import LatentModel
 from .config import ModelConfig
+from .priors import standard_normal
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -75,6 +76,9 @@ class VAE(LatentModel):
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return self.cfg.image_shape
+
+    def latent_prior(self):
+        return standard_normal(True)   # trained against N(0, I) by latentlab itself
 
     def describe(self) -> str:
         return f"latentlab {self.cfg.arch} VAE (K = {self.cfg.latent_dim}, {self.cfg.likelihood})"

@@ -136,7 +136,10 @@ def _train(model, data, cfg, history, should_stop, device, live_budget=None) -> 
     xbuf = torch.empty((bs, *x.shape[1:]), dtype=x.dtype, device=device)
     fbuf = torch.empty((bs, *x.shape[1:]), device=device) if x.dtype == torch.uint8 else None
     ebuf = torch.empty((bs, k), device=device)
-    sums = torch.empty(1 + k, device=device, dtype=next((p.dtype for p in params if p.is_floating_point()), None))
+    sums = torch.empty(2 + k, device=device, dtype=next((p.dtype for p in params if p.is_floating_point()), None))
+    prior = model.latent_prior()
+    # A prior that does not factorise has a KL that is not the sum of the per-dimension values.
+    kl_total = not (prior.closed_form and prior.factorised)
     fixed_beta = cfg.warmup_steps <= 0
     ceiling = None  # set from the untrained model's first loss: growing far past it is divergence too
     beta = beta_at(0, cfg.beta, cfg.warmup_steps)
@@ -158,19 +161,21 @@ def _train(model, data, cfg, history, should_stop, device, live_budget=None) -> 
                     eps = torch.randn((xb.shape[0], k), generator=gen, device=device)
                 if not fixed_beta:
                     beta = beta_at(step, cfg.beta, cfg.warmup_steps)
-                _, _, rec, kl = elbo_terms(model, xb, eps)
-                penalty = kl_penalty(kl, cfg.free_bits)
+                terms = elbo_terms(model, xb, eps)
+                rec, kl = terms.rec, terms.kl_dim
+                penalty = kl_penalty(kl, cfg.free_bits, terms.kl if kl_total else None)
                 loss = rec.mean() + (penalty if beta == 1.0 else beta * penalty)  # 1·x is x: skip the op
                 for p in params:
                     p.grad = None
                 loss.backward()
                 if ceiling is None:
-                    ceiling = _loss_ceiling(float(rec.detach().mean() + kl.detach().sum(1).mean()))
+                    ceiling = _loss_ceiling(float(rec.detach().mean() + terms.kl.detach().mean()))
                 opt.step()
                 step += 1
                 seen += xb.shape[0]
                 torch.sum(rec.detach(), 0, keepdim=True, out=sums[:1])
-                torch.sum(kl.detach(), 0, out=sums[1:])
+                torch.sum(terms.kl.detach(), 0, keepdim=True, out=sums[1:2])
+                torch.sum(kl.detach(), 0, out=sums[2:])
                 win.add_sums(sums, xb.shape[0])
                 epoch_acc.add_sums(sums, xb.shape[0])
                 last_of_epoch = i + bs >= n
@@ -212,14 +217,15 @@ def _train(model, data, cfg, history, should_stop, device, live_budget=None) -> 
 class _Window:
     """Running sums on the device, read back only at snapshots so steps never wait on a sync.
 
-    One float64 vector: [0] the reconstruction term, [1:] the KL per dimension."""
+    One float64 vector: [0] the reconstruction term, [1] the KL, [2:] the KL per dimension (whose
+    sum is the KL only when the prior factorises)."""
 
     def __init__(self, k: int, device):
-        self.sums = torch.zeros(1 + k, device=device, dtype=torch.float64)
+        self.sums = torch.zeros(2 + k, device=device, dtype=torch.float64)
         self.count = 0
 
-    def add(self, rec: torch.Tensor, kl: torch.Tensor) -> None:
-        self.add_sums(torch.cat((rec.sum().view(1), kl.sum(0))), rec.shape[0])
+    def add(self, rec: torch.Tensor, kl: torch.Tensor, kl_dim: torch.Tensor) -> None:
+        self.add_sums(torch.cat((rec.sum().view(1), kl.sum().view(1), kl_dim.sum(0))), rec.shape[0])
 
     def add_sums(self, sums: torch.Tensor, count: int) -> None:
         """Add per-batch sums laid out as `self.sums` (float32 ones are widened exactly)."""
@@ -233,13 +239,12 @@ class _Window:
         """Finite, and the mean loss (reconstruction plus unweighted KL) per example under `ceiling`."""
         if not self.finite():
             return False
-        return self.count == 0 or float(self.sums.sum()) / self.count <= ceiling
+        return self.count == 0 or float(self.sums[:2].sum()) / self.count <= ceiling
 
     def means(self) -> tuple[float, float, np.ndarray]:
         c = max(self.count, 1)
         sums = self.sums.cpu().numpy()
-        kl = sums[1:] / c
-        return float(sums[0]) / c, float(kl.sum()), kl
+        return float(sums[0]) / c, float(sums[1]) / c, sums[2:] / c
 
 
 def _adam(params, lr):
@@ -327,8 +332,8 @@ def _epoch_record(model, number, cfg, step, acc: _Window, x_test, seconds) -> di
         for i in range(0, x_test.shape[0], 2048):
             xb = unit_tensor(x_test[i:i + 2048])
             eps = torch.randn((xb.shape[0], model.latent_dim), generator=gen, device=xb.device)
-            _, _, rec, kl = elbo_terms(model, xb, eps)
-            test.add(rec, kl)
+            terms = elbo_terms(model, xb, eps)
+            test.add(terms.rec, terms.kl, terms.kl_dim)
         model.train()
         t_rec, t_kl, _ = test.means()
         record.update(test_recon=t_rec, test_kl=t_kl, test_elbo=-(t_rec + t_kl))

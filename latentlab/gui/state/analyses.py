@@ -31,6 +31,9 @@ class LatentAnalyses:
         latent.projectionChanged.connect(self.update_aggregate)
         latent.aggregateWanted.connect(lambda: self.update_aggregate(only_if_missing=True))
         latent.changed.connect(self.update_map)
+        latent.projectionChanged.connect(self.update_prior_contours)
+        model_data.modelChanged.connect(self.update_prior_contours)
+        model_data.weightsChanged.connect(self.update_prior_contours)
 
     # ----- UMAP and t-SNE maps, per-point statistics ---------------------------------------------
     def set_projection_method(self, method: str) -> None:
@@ -148,6 +151,28 @@ class LatentAnalyses:
         self.jobs.submit_tracked("export means", "Exporting latent means", work.export_latent_means, self.model_copy(),
                                  md.data, str(path), on_result=lambda p: self.jobs.status.emit(f"Wrote {p}."))
 
+    # ----- the declared prior on the latent view -------------------------------------------------
+    def update_prior_contours(self) -> None:
+        """Contours of a declared prior on the shown pair of coordinates replace the N(0, I) circles;
+        on the PCA plane or a map a declared prior draws nothing (its projection is not computed)."""
+        md = self.model_data
+        if md.model is None and self.latent.prior_contours is None:
+            return   # the preview before the model: nothing to draw, and torch is not imported for it
+        prior = md.model.latent_prior() if md.model is not None and not getattr(md.model, "deterministic", False) else None
+        from latentlab.core.models.priors import StandardNormal
+
+        if prior is None or isinstance(prior, StandardNormal):
+            self.jobs.cancel("prior contours")
+            if self.latent.prior_contours is not None:
+                self.latent.set_prior_contours(None)
+            return
+        projection = self.latent.projection
+        if projection is None or projection.kind != "dims":
+            self.latent.set_prior_contours({"lines": [], "masses": [], "note": ""})
+            return
+        self.jobs.submit("prior contours", work.prior_contours, self.model_copy(), projection.dims,
+                         on_result=self.latent.set_prior_contours)
+
     # ----- the aggregate posterior --------------------------------------------------------------
     def update_aggregate(self, only_if_missing: bool = False) -> None:
         """q(z) over the shown plane follows every full encode and projection while it is shown
@@ -166,7 +191,11 @@ class LatentAnalyses:
             return
         mu2, logvar2, mu, logvar = sampled_plane(self.latent)   # millions of points: a sample of them
         box = max(4.0, float(np.percentile(np.abs(mu2), 99.5)) + 0.5)
-        self.jobs.submit("aggregate", work.aggregate_summary, mu2, logvar2, mu, logvar, box, on_result=self.latent.set_aggregate)
+        md = self.model_data
+        model = self.jobs.model_copy(md.model, md.version) if md.model is not None else None
+        dims = getattr(self.latent.projection, "dims", (0, 1))
+        self.jobs.submit("aggregate", work.aggregate_summary, mu2, logvar2, mu, logvar, box, model, dims,
+                         on_result=self.latent.set_aggregate)
 
     def sample_prior(self, n: int) -> None:
         """Draw n prior samples in the shown plane, mark those in holes and decode them."""

@@ -164,6 +164,9 @@ class JobRunner(QtCore.QObject):
             msg = "Ran out of memory in a background job; the current model and data are kept."
         elif isinstance(error, LatentLabError) or prefix:
             msg = prefix + str(error)
+            detail = getattr(error, "detail", ())   # the cause's own lines (missing keys...): the diagnosis
+            if detail:
+                msg += " " + " · ".join(detail[:3])
         else:
             msg = f"{type(error).__name__}: {error}"
         if not isinstance(error, str):

@@ -127,6 +127,7 @@ class LatentPoints(QtCore.QObject):
     aggregateChanged = QtCore.Signal()    # the q(z) summary, the overlay switch or prior samples
     aggregateWanted = QtCore.Signal()     # the overlay or the summary started or stopped being shown
     statsChanged = QtCore.Signal()        # a per-point statistic arrived (see LAZY_STATS)
+    priorChanged = QtCore.Signal()        # the declared prior's contours on the shown pair (prior_contours)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -137,6 +138,8 @@ class LatentPoints(QtCore.QObject):
         self.dim_stats: tuple | None = None      # (KL per dimension, active mask) of that encode
         self.projection = None                   # core.inference.projection.Projection or an EmbeddedProjection
         self.method = "pair"                     # one of METHODS: what the view shows for K > 2
+        self.prior_contours: dict | None = None
+        self.no_kl = False   # a deterministic autoencoder's points have no KL to colour by
         self.aggregate: dict | None = None       # q(z) density, holes and summary over the shown plane
         self.show_overlay = False                # draw that density on the latent view
         self.summary_shown = False               # a view shows the q(z) summary numbers
@@ -243,6 +246,11 @@ class LatentPoints(QtCore.QObject):
         i, j = self.projection.dims
         return self.points[:, [i, j]], self.logvars[:, [i, j]]
 
+    def set_prior_contours(self, contours: dict | None) -> None:
+        """None: N(0, I), drawn as circles; else {"lines": [(n, 2) arrays], "masses": [...]} of a declared prior."""
+        self.prior_contours = contours
+        self.priorChanged.emit()
+
     def set_aggregate(self, aggregate: dict | None) -> None:
         self.aggregate = aggregate
         self.aggregateChanged.emit()
@@ -297,7 +305,7 @@ class LatentPoints(QtCore.QObject):
     def color_options(self, data) -> list[str]:
         """What points can be coloured by besides their label."""
         factors = [n for n in (data.factors_train or {}) if n != "shape"] if data is not None else []
-        lazy = [n for n in LAZY_STATS if self.full and n not in self.stats
+        lazy = [n for n in LAZY_STATS if self.full and n not in self.stats and not (self.no_kl and n == "KL per point")
                 and (n != "reconstruction error" or getattr(data, "has_images", True))]   # it decodes the images
         return factors + list(self.stats) + lazy
 
@@ -354,6 +362,7 @@ class Cursor(QtCore.QObject):
         self.waiting = ""                    # "Loading model…" before the first model is ready
         self.anchor_mode = AnchorMode.ORIGIN
         self.selected: int | None = None     # row of data.x_train under inspection
+        self.prior = None                    # the model's p(z) (core.models.priors); None: no log p(z) to show
 
     def set(self, z: np.ndarray, image: np.ndarray, note: str = "") -> None:
         self.z, self.image, self.note, self.waiting = z, image, note, ""

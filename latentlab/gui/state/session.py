@@ -99,6 +99,8 @@ class Session(QtCore.QObject):
         self.jobs.cancel("decode")
         self._slow_decode, self._slow_decodes = False, 0
         md.replace(model, data, history, source)
+        self.cursor.prior = None if getattr(model, "deterministic", False) else model.latent_prior()
+        self.latent.no_kl = bool(getattr(model, "deterministic", False))
         k = model.latent_dim
         if old_k != k:
             # Thousands of coordinates make a poor pair of axes: a wide latent opens on the PCA of its means.
@@ -174,6 +176,11 @@ class Session(QtCore.QObject):
         self.replace_model(model, data, [], None)
         self._warm_up(model)
         self.status.emit(f"{data.name}: {len(data.x_train):,} training images, {model.describe()}")
+        notes = model.notes() if hasattr(model, "notes") else ()
+        if notes:
+            from latentlab.core.text import short
+
+            self.notice.emit(short(" ".join(f"{n}." for n in notes)))
         self.loaded.emit()
 
     def open_table(self, path, checkpoint=None, spec: str | None = None, weights=None, likelihood=None, dataset=None) -> None:

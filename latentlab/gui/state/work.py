@@ -52,7 +52,10 @@ def encode_all(model, x, progress=None, should_stop=None, span=(0.0, 1.0)) -> En
         progress(lo, phase)
     mu, logvar = encode_rows(model, x, batch=ENCODE_BATCH, chunk=ENCODE_CHUNK, should_stop=should_stop,
                              progress=progress and (lambda f: progress(lo + (hi - lo) * f, phase)))
-    return Encoded(mu, logvar, {}, (mean_kl_per_dim(mu, logvar), active_units(mu)))
+    # A deterministic autoencoder has no q(z|x): its KL per dimension is not a number to show.
+    kl = (np.full(model.latent_dim, np.nan) if getattr(model, "deterministic", False)
+          else mean_kl_per_dim(mu, logvar, model.latent_prior()))
+    return Encoded(mu, logvar, {}, (kl, active_units(mu)))
 
 
 def point_stat(name: str, model, x, mu, logvar, progress=None, should_stop=None) -> np.ndarray:
@@ -64,7 +67,8 @@ def point_stat(name: str, model, x, mu, logvar, progress=None, should_stop=None)
     out = np.empty(len(mu), np.float32)
 
     def step(j: slice) -> None:
-        out[j] = reconstruction_nll(model, stored(x)[j], mu[j]) if name == "reconstruction error" else point_kl(mu[j], logvar[j])
+        out[j] = (reconstruction_nll(model, stored(x)[j], mu[j]) if name == "reconstruction error"
+                  else point_kl(mu[j], logvar[j], model.latent_prior()))
 
     each_chunk(len(mu), ENCODE_CHUNK if name != "KL per point" else 16 * ENCODE_CHUNK, step, progress=progress,
                should_stop=should_stop, stopped=f"Computing the {name} was stopped.")
@@ -151,7 +155,8 @@ def open_model_and_data(spec, weights, likelihood, dataset, current_data, progre
         data = current_data if current_data is not None else load_dataset(opened.dataset or "digits", should_stop=should_stop)
     model = validate(opened.model, data.x_train[:8])
     source = Path(weights) if weights is not None else (Path(spec) if spec.lower().endswith(".safetensors") else None)
-    notes = tuple(f"{short(spec, 80)}: {w}." for w in opened.warnings)
+    # What the numbers assume (a prior, a likelihood that does not fit the decoder) is said in the banner.
+    notes = tuple(f"{short(spec, 80)}: {w}." for w in opened.warnings) + tuple(f"{n}." for n in model.notes())
     return Loaded(model, data, list(opened.history), source, encode_all(model, data.x_train, progress, should_stop, span=(0.4, 1.0)), notes)
 
 
@@ -218,27 +223,89 @@ def device_free(name: str) -> dict:
     return {str(device): available_bytes(device)} if device.type == "cuda" else {}
 
 
-def aggregate_summary(mu2: np.ndarray, logvar2: np.ndarray, mu: np.ndarray, logvar: np.ndarray, box: float) -> dict:
+def _plane_prior(model, dims):
+    """The model's prior on the shown pair of coordinates (None: N(0, I)), and a sentence when it is
+    not exact or not available."""
+    from latentlab.core.inference.aggregate import PlanePrior
+    from latentlab.core.models.priors import StandardNormal
+
+    prior = model.latent_prior() if model is not None else None
+    if prior is None or (isinstance(prior, StandardNormal)):
+        return None, prior, ""
+    try:
+        plane = PlanePrior(prior, model.latent_dim, dims)
+    except ValueError as exc:
+        return False, prior, f"The prior's holes are not shown: {exc}."
+    note = "" if plane.exact else "The declared prior's marginal on these two coordinates is a histogram of its draws."
+    return plane, prior, note
+
+
+def aggregate_summary(mu2: np.ndarray, logvar2: np.ndarray, mu: np.ndarray, logvar: np.ndarray, box: float,
+                      model=None, dims=(0, 1)) -> dict:
     """Density of q(z) on the shown pair of coordinates, its holes, the share of prior samples in
-    holes and KL(q(z) || p(z)) over the full latent."""
+    holes and KL(q(z) || p(z)) over the full latent, against the model's prior (N(0, I) by default)."""
     from latentlab.core.inference.aggregate import aggregate_density, holes, kl_aggregate_prior, prior_density, prior_samples_in_holes
 
     xs = ys = np.linspace(-box, box, AGGREGATE_GRID)
     density = aggregate_density(mu2, logvar2, xs, ys, cell_average=True)
-    mask = holes(density, prior_density(xs, ys), ratio=HOLE_RATIO)
+    plane, prior, note = _plane_prior(model, dims)
     rng = np.random.default_rng(0)
-    _, in_hole = prior_samples_in_holes(mu2, logvar2, AGGREGATE_SAMPLES, rng, ratio=HOLE_RATIO)
-    kl = kl_aggregate_prior(mu, logvar, 4000, rng)
-    return {"xs": xs, "ys": ys, "density": density, "holes": mask, "hole_share": float(in_hole.mean()), "kl": kl}
+    out = {"xs": xs, "ys": ys, "density": density, "note": note, "prior_grid": None,
+           "prior": prior.describe() if prior is not None else "N(0, I)"}
+    if plane is None:
+        mask = holes(density, prior_density(xs, ys), ratio=HOLE_RATIO)
+        _, in_hole = prior_samples_in_holes(mu2, logvar2, AGGREGATE_SAMPLES, rng, ratio=HOLE_RATIO)
+    elif plane is False:
+        mask, in_hole = np.zeros_like(density, bool), np.zeros(1, bool)
+    else:
+        grid = plane.density(xs, ys)
+        mask = holes(density, grid, ratio=HOLE_RATIO, prior_level=plane.level(grid, 0.95))
+        _, in_hole = prior_samples_in_holes(mu2, logvar2, AGGREGATE_SAMPLES, rng, ratio=HOLE_RATIO, plane=plane)
+        out["prior_grid"] = grid
+    kl = kl_aggregate_prior(mu, logvar, 4000, rng, prior=None if plane is None else prior)
+    out.update(holes=mask, hole_share=float(in_hole.mean()) if plane is not False else float("nan"), kl=kl)
+    return out
+
+
+PRIOR_MASSES = (0.39, 0.86, 0.99)   # the shares of N(0, I) inside the circles of radius 1, 2, 3 in 2-D
+
+
+def prior_contours(model, dims) -> dict | None:
+    """Where a declared prior's marginal on the shown pair of coordinates holds PRIOR_MASSES of its
+    mass, as polylines (None: the prior is N(0, I), drawn as circles)."""
+    import pyqtgraph as pg
+
+    plane, _, note = _plane_prior(model, dims)
+    if plane is None:
+        return None
+    if plane is False:
+        return {"lines": [], "masses": [], "note": note}
+    z = plane.sample(20_000, np.random.default_rng(0))
+    lo, hi = np.percentile(z, 0.05, axis=0), np.percentile(z, 99.95, axis=0)
+    pad = 0.15 * (hi - lo)
+    xs, ys = np.linspace(lo[0] - pad[0], hi[0] + pad[0], 160), np.linspace(lo[1] - pad[1], hi[1] + pad[1], 160)
+    grid = plane.density(xs, ys)
+    lines, masses = [], []
+    for mass in PRIOR_MASSES:
+        for curve in pg.isocurve(grid, plane.level(grid, mass), connected=True):
+            rc = np.asarray(curve, np.float64)   # (row, column) indices into the grid
+            if len(rc) > 2:
+                lines.append(np.c_[xs[0] + rc[:, 1] * (xs[1] - xs[0]), ys[0] + rc[:, 0] * (ys[1] - ys[0])])
+                masses.append(mass)
+    return {"lines": lines, "masses": masses, "note": note}
 
 
 def prior_samples(model, mu2, logvar2, n: int, seed: int, projection, anchor) -> dict:
     """Draw n points from the prior in the shown plane, mark those in holes, decode them (lifted
     through the anchor, so for K > 2 the unseen coordinates are the anchor's)."""
+    from latentlab.core.errors import LatentLabError
     from latentlab.core.inference.aggregate import prior_samples_in_holes
     from latentlab.core.inference.analysis import decode
 
-    z2, in_hole = prior_samples_in_holes(mu2, logvar2, n, np.random.default_rng(seed), ratio=HOLE_RATIO)
+    plane, _, note = _plane_prior(model, getattr(projection, "dims", (0, 1)))
+    if plane is False:
+        raise LatentLabError(note)
+    z2, in_hole = prior_samples_in_holes(mu2, logvar2, n, np.random.default_rng(seed), ratio=HOLE_RATIO, plane=plane)
     codes = projection.lift_many(z2, anchor)
     return {"z2": z2, "in_hole": in_hole, "images": decode(model, codes)}
 
@@ -259,7 +326,7 @@ def selection_summary(model, x, rows: np.ndarray, mu: np.ndarray, logvar: np.nda
     The reconstruction error is over a seeded sample of at most SUMMARY_RECON_SAMPLE of them."""
     from latentlab.core.inference.analysis import point_kl, reconstruction_nll
 
-    kl = float(point_kl(mu, logvar).mean()) if logvar is not None and len(mu) else float("nan")
+    kl = float(point_kl(mu, logvar, model.latent_prior()).mean()) if logvar is not None and len(mu) else float("nan")
     sample = np.arange(len(rows))
     if len(rows) > SUMMARY_RECON_SAMPLE:
         sample = np.sort(np.random.default_rng(0).choice(len(rows), SUMMARY_RECON_SAMPLE, replace=False))

@@ -53,6 +53,16 @@ class AggregateView(QtWidgets.QWidget):
 
     def refresh(self) -> None:
         lp = self.latent
+        model = self.session.model_data.model
+        if getattr(model, "deterministic", False):
+            self.sample.setEnabled(False)
+            self.show_overlay.setEnabled(False)
+            why = "A deterministic autoencoder has no q(z|x) and no prior to compare its codes with."
+            self.sample.setToolTip(why)
+            self.show_overlay.setToolTip(why)
+            self.summary.setText(why)
+            return
+        self.show_overlay.setEnabled(True)
         self.sample.setEnabled(lp.has_plane)
         self.sample.setToolTip("Draw from N(0, I), mark the draws that land in holes and decode them" if lp.has_plane
                                else "Needs the whole dataset encoded and a pair of coordinates shown (not the PCA view)")
@@ -63,10 +73,13 @@ class AggregateView(QtWidgets.QWidget):
             self.summary.setText("Computing q(z)…")
         else:
             agg = lp.aggregate
+            prior = agg.get("prior", "N(0, I)")
+            note = f" {agg['note']}" if agg.get("note") else ""
             self.summary.setText(
                 f"<b>{100 * agg['hole_share']:.1f}%</b> of prior samples fall in holes (q(z) &lt; {HOLE_RATIO:g}·p(z) "
                 f"inside the prior's 95% region) · KL(q(z) ‖ p(z)) ≈ <b>{agg['kl']:.2f}</b> nats (Monte Carlo, "
-                "mixture density). Samples from holes decode to images unlike the data: the decoder never saw those codes.")
+                f"mixture density) · p(z): {prior}. Samples from holes decode to images unlike the data: the decoder "
+                f"never saw those codes.{note}")
         self._show_samples()
 
     def draw_samples(self) -> None:

@@ -55,10 +55,22 @@ class CollapseView(LazyView):
             return
         self.kl, self.active = self.latent.dimension_stats(md.model.latent_dim, md.history)
         k = len(self.kl)
+        if getattr(md.model, "deterministic", False):
+            self.bars.setVisible(False)
+            self.summary.setText(f"<b>Active units: {int(self.active.sum())} of {k}</b> · a deterministic autoencoder "
+                                 "has no q(z|x), so KL per dimension does not apply.")
+            self.warning.setVisible(False)
+            return
+        self.bars.setVisible(True)
+        prior = md.model.latent_prior()
         brushes = [pg.mkBrush("#1f77b4" if a else "#c8c8c8") for a in self.active]
         self.bar_item.setOpts(x=np.arange(1, k + 1), height=self.kl, width=0.7, brushes=brushes, pen=pg.mkPen(None))
         self.bars.getPlotItem().getAxis("bottom").setTicks([[(i + 1, f"z{i + 1}") for i in range(k)]] if k <= 32 else None)
-        self.summary.setText(f"<b>Active units: {int(self.active.sum())} of {k}</b> · total KL {self.kl.sum():.2f} nats "
+        total = (f"total KL {self.kl.sum():.2f} nats" if prior.factorised else
+                 f"KL per dimension against N(0, 1), summing to {self.kl.sum():.2f} nats (the declared prior does not "
+                 "factorise)")
+        assumed = "" if prior.declared else " · N(0, I) assumed as the prior"
+        self.summary.setText(f"<b>Active units: {int(self.active.sum())} of {k}</b> · {total}{assumed} "
                              f"(grey bars: inactive, variance of the posterior mean over the data ≤ {ACTIVE_THRESHOLD:g})")
         text = collapse_warning(self.active)
         self.warning.setText(text)

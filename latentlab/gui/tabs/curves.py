@@ -87,9 +87,13 @@ class CurvesView(QtWidgets.QTabWidget):
             images = getattr(self.model_data.data, "has_images", True)   # a latent table without its dataset: none to come
             self.evaluation.setText("evaluating…" if not self.runs.busy and images else "")
             self.evaluation.setToolTip("")
+        elif e.get("deterministic"):
+            self.evaluation.setText(f"{e['split']} set: reconstruction at the code {e['recon']:.2f} nats · active units "
+                                    f"{e['active_units']}/{e['latent_dim']} (a deterministic autoencoder: no ELBO)")
         else:
+            assumed = "" if e.get("prior_declared", True) else " · N(0, I) assumed"
             self.evaluation.setText(f"{e['split']} set: ELBO {e['elbo']:.2f} nats · reconstruction {e['recon']:.2f} · "
-                                    f"KL {e['kl']:.2f} · active units {e['active_units']}/{e['latent_dim']}")
+                                    f"KL {e['kl']:.2f}{assumed} · active units {e['active_units']}/{e['latent_dim']}")
             self.evaluation.setToolTip(f"On {e['examples']:,} {e['split']} images with the weights shown, nats per "
                                        "image (one posterior sample); `latentlab eval` adds the IWAE estimate of log p(x)")
         self.evaluation.adjustSize()

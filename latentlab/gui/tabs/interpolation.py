@@ -89,7 +89,7 @@ class InterpolationView(LazyView):
         from latentlab.core.inference.analysis import decode, log_prior
 
         self.images = decode(model, path)
-        self.profile_curve.setData(np.arange(len(path)), log_prior(path))
+        self.profile_curve.setData(np.arange(len(path)), log_prior(path, model.latent_prior()))
         self.strip.setPixmap(self._strip_pixmap())
 
     def strip_images(self) -> np.ndarray:

@@ -101,6 +101,11 @@ class PosteriorView(LazyView):
         s, md = self.session, self.session.model_data
         if md.model is None or md.data is None:
             return
+        if getattr(md.model, "deterministic", False):
+            self.numbers.setText(f"{md.model.display_name()} is a deterministic autoencoder: its encoder gives one "
+                                 "code, not q(z|x), so there is no posterior, ELBO or log p(x) to inspect.")
+            self.heat.clear()
+            return
         row = s.cursor.selected if s.cursor.selected is not None else self.index.value()
         self.index.blockSignals(True)
         self.index.setValue(row)
@@ -155,28 +160,31 @@ def inspect_point(model, x: np.ndarray, size: int, k: int) -> dict:
     from latentlab.core.inference.posterior import iwae_curve, posterior_for_image
 
     xt = torch.from_numpy(np.ascontiguousarray(x[None]))
+    prior = model.latent_prior()
     with torch.no_grad():
         mu, logvar = model.encode(xt)
         log_lik = model_log_lik(model, xt)
         gen = torch.Generator().manual_seed(0)
-        iw = float(iwae_log_px(log_lik, mu, logvar, k, generator=gen)[0])
-        out = {"iw": iw, "k": k}
+        iw = float(iwae_log_px(log_lik, mu, logvar, k, generator=gen, prior=prior)[0])
+        out = {"iw": iw, "k": k, "kl_method": prior.kl_method, "prior_note": prior.note()}
         if model.latent_dim == 2:
-            g = posterior_for_image(model, x, size=size)
+            g = posterior_for_image(model, x, size=size, prior=prior)
             out.update(grid=g, elbo=g.elbo, recon=g.recon, kl_prior=g.kl_prior, log_px=g.log_px, gap=g.gap,
                        kl_grid=g.kl_q_posterior)
+            if not prior.closed_form:
+                out["kl_method"] = "Gauss–Hermite quadrature"
         else:
-            elbo, rec, kl = elbo_mc(log_lik, mu, logvar, samples=2000, generator=gen)
+            est = elbo_mc(log_lik, mu, logvar, samples=2000, generator=gen, prior=prior)
             ks = tuple(v for v in (1, 10, 100, 1000, 5000) if v <= max(k, 1)) or (1,)
-            out.update(curve=iwae_curve(log_lik, mu, logvar, ks=ks, generator=gen), elbo=float(elbo[0]),
-                       recon=float(rec[0]), kl_prior=float(kl.sum()))
+            out.update(curve=iwae_curve(log_lik, mu, logvar, ks=ks, generator=gen, prior=prior),
+                       elbo=float(est.elbo[0]), recon=float(est.rec[0]), kl_prior=float(est.kl[0]))
     return out
 
 
 def numbers_html(r: dict) -> str:
     rows = [("ELBO", r["elbo"], "E_q[log p(x|z)] − KL(q ‖ p(z))"),
             ("  reconstruction", r["recon"], "E_q[log p(x|z)]"),
-            ("  KL(q ‖ p(z))", r["kl_prior"], "closed form")]
+            ("  KL(q ‖ p(z))", r["kl_prior"], r.get("kl_method", "closed form"))]
     if "log_px" in r:
         rows += [("log p(x), grid", r["log_px"], "quadrature over the grid"),
                  (f"log p(x), IWAE-{r['k']}", r["iw"], "importance weighted, K samples"),
@@ -189,4 +197,5 @@ def numbers_html(r: dict) -> str:
                    f"<td style='color:#666'>&nbsp;{note}</td></tr>" for name, value, note in rows)
     legend = ("<p style='color:#555'>Heat map: the exact posterior p(z|x). Blue: the encoder's q(z|x) at 1σ "
               "(solid) and 2σ (dashed). White ×: posterior mean; blue +: q's mean.</p>" if "log_px" in r else "")
-    return f"<table cellspacing='2'>{body}</table><p>All values in nats.</p>{legend}"
+    note = f"<p style='color:#8a5a00'>{r['prior_note']}.</p>" if r.get("prior_note") else ""
+    return f"<table cellspacing='2'>{body}</table><p>All values in nats.</p>{note}{legend}"

@@ -116,7 +116,8 @@ class TraversalView(LazyView):
         scale = max(1, ROW_PX // self.images.shape[-1])
         for row, d in enumerate(self.order):
             alive = bool(self.active[d])
-            label = QtWidgets.QLabel(f"<b>z{d + 1}</b><br>{self.kl[d]:.2f} nats<br>"
+            kl = f"{self.kl[d]:.2f} nats" if np.isfinite(self.kl[d]) else "no KL"   # a deterministic autoencoder
+            label = QtWidgets.QLabel(f"<b>z{d + 1}</b><br>{kl}<br>"
                                      + ("active" if alive else "<span style='color:#b22'>inactive</span>"))
             label.setToolTip("KL averaged over the data; a dimension is active when its posterior mean varies over "
                              "the data (variance > " f"{ACTIVE_THRESHOLD:g}). An inactive row barely changes: the decoder ignores it.")

@@ -51,7 +51,12 @@ class DecodedView(QtWidgets.QFrame):
         self.image_label.setPixmap(to_pixmap(s.image, side))
         shown = s.z if len(s.z) <= 8 else s.z[:8]
         coords = ", ".join(f"{v:+.2f}" for v in shown) + (", …" if len(s.z) > 8 else "")
-        self.z_label.setText(f"z = ({coords})<br>log p(z) = {float(log_prior(s.z)):.2f} nats")
+        prior = s.prior
+        if prior is None:
+            self.z_label.setText(f"z = ({coords})")
+        else:
+            assumed = "" if prior.declared else " (N(0, I) assumed)"
+            self.z_label.setText(f"z = ({coords})<br>log p(z) = {float(log_prior(s.z, prior)):.2f} nats{assumed}")
         self.note_label.setText(s.note)
         if self.note_label.isHidden() == bool(s.note):
             # The caption's two lines come out of the image's room: the column is full as it is.

@@ -88,6 +88,7 @@ class LatentPlot(pg.PlotWidget):
         self.latent.statsChanged.connect(self.refresh_points)
         self.latent.projectionChanged.connect(self._on_projection)
         self.latent.aggregateChanged.connect(self.refresh_aggregate)
+        self.latent.priorChanged.connect(lambda: self.circles.set_contours(self.latent.prior_contours))
         self.cursor.changed.connect(self.refresh_marker)
         self.model_data.datasetChanged.connect(self._rebuild_legend)
         session.path.changed.connect(self.refresh_path)

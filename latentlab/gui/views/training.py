@@ -167,8 +167,11 @@ class TrainingControls(QtWidgets.QGroupBox):
         if not md.model.trainable:
             for w in (self.button, self.beta):
                 w.setEnabled(False)
+            why = (f"{name} is a deterministic autoencoder: latentlab fine-tunes with the ELBO, which needs q(z|x)"
+                   if getattr(md.model, "deterministic", False) else
+                   f"{name} has no trainable parameters, so there is nothing to fine-tune")
             for w in (self.button, self.beta.slider):
-                w.setToolTip(f"{name} has no trainable parameters, so there is nothing to fine-tune")
+                w.setToolTip(why)
         else:
             self.button.setToolTip(f"Fine-tune a copy of {name} with latentlab's objective (Ctrl+T); your files are "
                                    "not written. While training, stop it (Esc)")

@@ -1,4 +1,5 @@
-"""The prior's reference circles on the latent view."""
+"""The prior's reference circles on the latent view, or, for a prior the model declares, the
+contours of its marginal on the shown pair that hold the same shares of its mass (39%, 86%, 99%)."""
 
 from __future__ import annotations
 
@@ -31,9 +32,36 @@ class PriorCircles(pg.GraphicsObject):
         # Every live update of the points repaints the area the circles cover: while the view does not move,
         # Qt draws them from a pixmap instead of stroking 540 dashed segments again (~1 ms a circle).
         self.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self._circles = self._polys
+        self._rect = QtCore.QRectF(-3, -3, 6, 6)
+
+    def set_contours(self, contours: dict | None) -> None:
+        """None: the N(0, I) circles; else a declared prior's contour lines ({"lines", "masses"})."""
+        self.prepareGeometryChange()
+        if contours is None:
+            self._polys, self._rect = self._circles, QtCore.QRectF(-3, -3, 6, 6)
+            for label, (r, mass) in zip(self._labels, PRIOR_MASS.items()):
+                label.setText(f"{100 * mass:.0f}%")
+                label.setPos(r / math.sqrt(2), r / math.sqrt(2))
+                label.setVisible(True)
+        else:
+            lines = contours.get("lines", [])
+            self._polys = [QtGui.QPolygonF([QtCore.QPointF(float(x), float(y)) for x, y in line]) for line in lines]
+            pts = np.concatenate(lines) if lines else np.zeros((1, 2))
+            lo, hi = pts.min(0), pts.max(0)
+            self._rect = QtCore.QRectF(lo[0], lo[1], max(hi[0] - lo[0], 1e-6), max(hi[1] - lo[1], 1e-6))
+            first = {}
+            for line, mass in zip(lines, contours.get("masses", [])):
+                first.setdefault(mass, line[np.argmax(line.sum(1))])   # the top-right point of each level
+            for label, (mass, at) in zip(self._labels, [*first.items(), *[(None, None)] * 3]):
+                label.setVisible(mass is not None)
+                if mass is not None:
+                    label.setText(f"{100 * mass:.0f}%")
+                    label.setPos(float(at[0]), float(at[1]))
+        self.update()
 
     def boundingRect(self) -> QtCore.QRectF:
-        return QtCore.QRectF(-3, -3, 6, 6)
+        return self._rect
 
     def paint(self, painter: QtGui.QPainter, option=None, widget=None) -> None:
         # Polylines of 180 segments: antialiased dashed ellipses cost ~2 ms each per frame.
