@@ -22,6 +22,7 @@ from latentlab.core.data.specs import Dataset
 from latentlab.core.inference.objectives import beta_at, elbo_terms, kl_penalty
 from latentlab.core.models.config import TrainConfig
 
+from .adam import adam
 from .device import resolve_device
 
 _OOM_ERRORS = tuple({getattr(torch, "OutOfMemoryError", MemoryError), torch.cuda.OutOfMemoryError, MemoryError})
@@ -243,10 +244,7 @@ class _Window:
 
 
 def _adam(params, lr):
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, foreach=True)
+    return adam(params, lr)
 
 
 def _clone_state(model) -> dict[str, torch.Tensor]:
