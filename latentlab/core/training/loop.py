@@ -22,6 +22,7 @@ from latentlab.core.data.specs import Dataset
 from latentlab.core.inference.objectives import beta_at, elbo_terms, kl_penalty
 from latentlab.core.models.config import TrainConfig
 
+from . import mlp_step
 from .adam import adam
 from .device import resolve_device
 
@@ -106,6 +107,7 @@ def _train(model, data, cfg, history, should_stop, device, live_budget=None) -> 
     subset = _LiveSubset(n, cfg.scatter_points, live_budget, device) if cfg.scatter_points or live_budget else None
     params = [p for p in model.parameters()]
     opt = _adam(params, cfg.lr)
+    grad_step = _gradient_step(model, params, cfg.free_bits)
     bs = min(cfg.batch_size, n)
     steps_per_epoch = math.ceil(n / bs)
     steps_total = steps_per_epoch * cfg.epochs
@@ -159,19 +161,14 @@ def _train(model, data, cfg, history, should_stop, device, live_budget=None) -> 
                     eps = torch.randn((xb.shape[0], k), generator=gen, device=device)
                 if not fixed_beta:
                     beta = beta_at(step, cfg.beta, cfg.warmup_steps)
-                _, _, rec, kl = elbo_terms(model, xb, eps)
-                penalty = kl_penalty(kl, cfg.free_bits)
-                loss = rec.mean() + (penalty if beta == 1.0 else beta * penalty)  # 1·x is x: skip the op
-                for p in params:
-                    p.grad = None
-                loss.backward()
+                rec, kl = grad_step(xb, eps, beta)
                 if ceiling is None:
-                    ceiling = _loss_ceiling(float(rec.detach().mean() + kl.detach().sum(1).mean()))
+                    ceiling = _loss_ceiling(float(rec.mean() + kl.sum(1).mean()))
                 opt.step()
                 step += 1
                 seen += xb.shape[0]
-                torch.sum(rec.detach(), 0, keepdim=True, out=sums[:1])
-                torch.sum(kl.detach(), 0, out=sums[1:])
+                torch.sum(rec, 0, keepdim=True, out=sums[:1])
+                torch.sum(kl, 0, out=sums[1:])
                 win.add_sums(sums, xb.shape[0])
                 epoch_acc.add_sums(sums, xb.shape[0])
                 last_of_epoch = i + bs >= n
@@ -245,6 +242,26 @@ class _Window:
 
 def _adam(params, lr):
     return adam(params, lr)
+
+
+def _gradient_step(model, params, free_bits: float):
+    """step(x, eps, beta) -> (reconstruction NLL (B,), KL per dimension (B, K)), detached, leaving the
+    gradient of rec.mean() + beta · kl_penalty in every .grad: latentlab's MLP VAE has its gradient
+    written out (core.training.mlp_step), any other model goes through autograd."""
+    written = mlp_step.for_model(model, free_bits)
+    if written is not None:
+        return written
+
+    def autograd_step(xb, eps, beta):
+        _, _, rec, kl = elbo_terms(model, xb, eps)
+        penalty = kl_penalty(kl, free_bits)
+        loss = rec.mean() + (penalty if beta == 1.0 else beta * penalty)  # 1·x is x: skip the op
+        for p in params:
+            p.grad = None
+        loss.backward()
+        return rec.detach(), kl.detach()
+
+    return autograd_step
 
 
 def _clone_state(model) -> dict[str, torch.Tensor]:
