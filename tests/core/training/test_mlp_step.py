@@ -113,7 +113,7 @@ def test_fused_adam_gives_torch_optim_adams_weights_bit_for_bit():
     assert isinstance(adam(list(nets[1].parameters()), 1e-3), FusedAdam)
     x = torch.randn(32, 7)
     for step in range(25):
-        for i, (net, opt) in enumerate(zip(nets, opts)):
+        for net, opt in zip(nets, opts):
             for p in net.parameters():
                 p.grad = None
             net(x * (1 + step)).square().mean().backward()
