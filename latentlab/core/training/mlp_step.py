@@ -56,70 +56,90 @@ class MlpStep:
     def __init__(self, model: VAE, free_bits: float):
         self.model = model
         self.free_bits = float(free_bits)
-        self.encoder = [*_linears(model.encoder), model.enc_out]
-        self.decoder = [*_linears(model.decoder), model.dec_out]
+        # (weight, bias) per layer, looked up once: Module attribute access costs on every step
+        self.encoder = [(lin.weight, lin.bias) for lin in [*_linears(model.encoder), model.enc_out]]
+        self.decoder = [(lin.weight, lin.bias) for lin in [*_linears(model.decoder), model.dec_out]]
         self.k = model.latent_dim
         self.lo, self.hi = model.cfg.logvar_min, model.cfg.logvar_max
         self.gaussian = model.cfg.likelihood == "gaussian"
         for p in model.parameters():   # persistent buffers: each step writes every gradient in place
             p.grad = torch.zeros_like(p)
+        self._buffers: dict[int, list[torch.Tensor]] = {}
+
+    def _outputs(self, batch: int, like: torch.Tensor) -> list[torch.Tensor]:
+        """One reused output per layer (and one for the encoder's gradient) for this batch size, so a
+        step allocates little: fresh large tensors each step cost the allocator and page faults."""
+        bufs = self._buffers.get(batch)
+        if bufs is None:
+            widths = [w.shape[0] for w, _ in (*self.encoder, *self.decoder)] + [2 * self.k]
+            bufs = self._buffers[batch] = [like.new_empty((batch, n)) for n in widths]
+            if len(self._buffers) > 2:   # a full batch and the last, shorter one
+                self._buffers.pop(next(iter(self._buffers)))
+        return bufs
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, eps: torch.Tensor, beta: float):
         batch, k = x.shape[0], self.k
         x = x.reshape(batch, -1)
+        outs = iter(self._outputs(batch, x))
         # forward, keeping each layer's input for its weight gradient
         enc_in = [x]
         h = x
-        for lin in self.encoder[:-1]:
-            h = torch.addmm(lin.bias, h, lin.weight.t()).relu_()
+        for w, b in self.encoder[:-1]:
+            h = torch.addmm(b, h, w.t(), out=next(outs)).relu_()
             enc_in.append(h)
-        out = self.encoder[-1]
-        stats = torch.addmm(out.bias, h, out.weight.t())
+        w, b = self.encoder[-1]
+        stats = torch.addmm(b, h, w.t(), out=next(outs))
         mu, raw_logvar = stats[:, :k], stats[:, k:]
         logvar = raw_logvar.clamp(self.lo, self.hi)
-        std = torch.exp(0.5 * logvar)
+        std = logvar.mul(0.5).exp_()
         z = torch.addcmul(mu, std, eps)
         dec_in = [z]
         d = z
-        for lin in self.decoder[:-1]:
-            d = torch.addmm(lin.bias, d, lin.weight.t()).relu_()
+        for w, b in self.decoder[:-1]:
+            d = torch.addmm(b, d, w.t(), out=next(outs)).relu_()
             dec_in.append(d)
-        out = self.decoder[-1]
-        params = torch.addmm(out.bias, d, out.weight.t())
+        w, b = self.decoder[-1]
+        params = torch.addmm(b, d, w.t(), out=next(outs))
 
         # the ELBO's terms and the loss's gradient with respect to the decoder's output
         if self.gaussian:
             rec, grad = self._gaussian(x, params, batch)
         else:
             # Bernoulli logits: -log p(x|z) = softplus(l) - x·l per pixel; d/dl = sigmoid(l) - x
-            rec = F.softplus(params).sum(1) - torch.linalg.vecdot(x, params)
-            grad = torch.sigmoid(params).sub_(x).mul_(1.0 / batch)
+            rec = F.softplus(params).sum(1).sub_(torch.linalg.vecdot(x, params))
+            grad = torch.sigmoid(params, out=params).sub_(x).mul_(1.0 / batch)
         var = torch.exp(logvar)
-        kl = 0.5 * (var + mu * mu - 1.0 - logvar)
+        kl = torch.addcmul(var - logvar, mu, mu).sub_(1.0).mul_(0.5)   # 0.5·(σ² + μ² − 1 − log σ²)
 
         # backward through the decoder, down to z
-        for lin, inp in zip(reversed(self.decoder), reversed(dec_in)):
-            torch.mm(grad.t(), inp, out=lin.weight.grad)
-            torch.sum(grad, 0, out=lin.bias.grad)
-            grad = grad.mm(lin.weight)
+        for (w, b), inp in zip(reversed(self.decoder), reversed(dec_in)):
+            torch.mm(grad.t(), inp, out=w.grad)
+            torch.sum(grad, 0, out=b.grad)
+            grad = grad.mm(w)
             if inp is not z:
                 grad = torch.ops.aten.threshold_backward(grad, inp, 0)
-        # z = mu + std·eps, plus the KL penalty's own gradient (β / B per example, none for a dimension
-        # held at its free-bits floor)
+        # z = mu + σ·ε and the KL penalty's own gradient, β / B per example (none for a dimension
+        # held at its free-bits floor), into one (B, 2K) gradient of the encoder's output
+        g = next(outs)
+        g_mu, g_logvar = g[:, :k], g[:, k:]
         scale = beta / batch
         if self.free_bits > 0:
-            scale = scale * (kl.mean(0) >= self.free_bits)   # clamp's gradient mask
-        g_mu = grad + scale * mu
-        g_logvar = grad.mul_(eps).mul_(0.5 * std).add_(0.5 * scale * (var - 1.0))
-        g_logvar = torch.where((raw_logvar >= self.lo) & (raw_logvar <= self.hi), g_logvar, 0.0)
-        grad = torch.cat((g_mu, g_logvar), 1)
+            scale = (kl.mean(0) >= self.free_bits).to(mu.dtype).mul_(scale)   # clamp's gradient mask
+            torch.addcmul(grad, scale, mu, out=g_mu)
+            kl_grad = (var - 1.0).mul_(scale).mul_(0.5)
+        else:
+            torch.add(grad, mu, alpha=scale, out=g_mu)
+            kl_grad = (var - 1.0).mul_(0.5 * scale)
+        torch.addcmul(kl_grad, grad.mul_(eps), std, value=0.5, out=g_logvar)
+        g_logvar.masked_fill_(raw_logvar != logvar, 0.0)   # the clamp passes no gradient where it held
+        grad = g
         # backward through the encoder; the data needs no gradient
-        for lin, inp in zip(reversed(self.encoder), reversed(enc_in)):
-            torch.mm(grad.t(), inp, out=lin.weight.grad)
-            torch.sum(grad, 0, out=lin.bias.grad)
+        for (w, b), inp in zip(reversed(self.encoder), reversed(enc_in)):
+            torch.mm(grad.t(), inp, out=w.grad)
+            torch.sum(grad, 0, out=b.grad)
             if inp is not x:
-                grad = torch.ops.aten.threshold_backward(grad.mm(lin.weight), inp, 0)
+                grad = torch.ops.aten.threshold_backward(grad.mm(w), inp, 0)
         return rec, kl
 
     def _gaussian(self, x, params, batch):
