@@ -13,7 +13,8 @@ example uses on CPU), `F.binary_cross_entropy(sigmoid(...), reduction='sum')` + 
 TrainConfig(...))` drained to its last snapshot, timed from the call to the last snapshot, on the
 images stored as uint8 as its IDX loader keeps them (each batch becomes float32 on the device); an
 info row runs the same on the images stored as float32, so the cost of that conversion is measured
-in the same run.
+in the same run, and another through autograd (the MLP's written-out step, core.training.mlp_step,
+switched off, as it is for any other model), so what that step buys is measured in the same run.
 
 The repetitions are interleaved (baseline, latentlab, square GEMM, training-shape GEMMs, and
 again) so that a noisy machine slows all of them alike; the table shows the median round and the
@@ -48,6 +49,7 @@ from benchmarks.common import fmt, interleaved, machine_line, median, print_tabl
 from latentlab.core.data.specs import Dataset
 from latentlab.core.models.config import ModelConfig, TrainConfig
 from latentlab.core.models.vae import build_model
+from latentlab.core.training import mlp_step
 from latentlab.core.training.loop import train
 
 BATCH = 128
@@ -187,16 +189,24 @@ def latentlab_data(images: np.ndarray, labels: np.ndarray, stored_as=np.uint8) -
 MODEL_CFG = ModelConfig(image_shape=(1, 28, 28), latent_dim=20, hidden=(400,), arch="mlp", likelihood="bernoulli")
 
 
-def run_latentlab(data: Dataset, seed: int) -> tuple[float, float, float]:
-    """One epoch through latentlab's trainer; returns (seconds, trainer-reported samples/s, loss per example)."""
+def run_latentlab(data: Dataset, seed: int, autograd: bool = False) -> tuple[float, float, float]:
+    """One epoch through latentlab's trainer; returns (seconds, trainer-reported samples/s, loss per example).
+    With autograd, the MLP's written-out gradient (core.training.mlp_step) is switched off, as for any
+    other model: what that step buys, measured in the same run."""
     model = build_model(MODEL_CFG, seed=seed)
     cfg = TrainConfig(epochs=1, batch_size=BATCH, lr=LR, seed=seed, device="cpu", scatter_points=0,
                       snapshot_every=1_000_000)
-    start = time.perf_counter()
-    last = None
-    for snap in train(model, data, cfg):
-        last = snap
-    seconds = time.perf_counter() - start
+    written = mlp_step.for_model
+    if autograd:
+        mlp_step.for_model = lambda *_: None
+    try:
+        start = time.perf_counter()
+        last = None
+        for snap in train(model, data, cfg):
+            last = snap
+        seconds = time.perf_counter() - start
+    finally:
+        mlp_step.for_model = written
     if last is None or last.error:
         raise SystemExit(f"latentlab training failed: {last.error if last else 'no snapshot'}")
     rec = last.record or {}
@@ -279,6 +289,7 @@ def main(argv=None) -> int:
     # Warm-up: allocator, kernels, thread pool, both code paths.
     run_baseline(warm_base, seed=99)
     run_latentlab(warm_ll, seed=99)
+    run_latentlab(warm_ll, seed=99, autograd=True)
     run_latentlab(latentlab_data(images[:warm], labels[:warm], np.float32), seed=99)
     square_gemm_rate(args.gemm_size, 0.1)
     training_gemm_rate(0.1)
@@ -299,10 +310,14 @@ def main(argv=None) -> int:
     def float_case():
         return n / run_latentlab(ll_float, seed=len(ll_loss) - 1)[0]   # the seed latentlab_case just used
 
+    def autograd_case():
+        return n / run_latentlab(ll_data, seed=len(ll_loss) - 1, autograd=True)[0]
+
     res = interleaved({
         "baseline": baseline_case,
         "latentlab": latentlab_case,
         "float": float_case,
+        "autograd": autograd_case,
         "peak": lambda: square_gemm_rate(args.gemm_size, gemm_s),
         "shapes": lambda: training_gemm_rate(gemm_s),
     }, reps)
@@ -330,6 +345,7 @@ def main(argv=None) -> int:
             ("latentlab samples/s (train(), wall clock)", *pair("latentlab"), "", ""),
             ("  the same, trainer's own samples_per_s", *pair("self"), "", ""),
             ("  the same on images stored as float32 (info)", *pair("float"), "", ""),
+            ("  the same through autograd, the MLP's written-out step off (info)", *pair("autograd"), "", ""),
             ("ratio latentlab / baseline", f"{ratio:.2f}×", f"{ratio_best:.2f}×",
              f"≥ {RATIO_TARGET:.0f}×", ok(ratio >= RATIO_TARGET)),
             ("baseline achieved GFLOP/s", *pair("baseline", fps / 1e9), "", ""),
@@ -353,7 +369,9 @@ def main(argv=None) -> int:
     per_round = [f"{l / b:.2f}×" for l, b in zip(res["latentlab"], res["baseline"])]
     print("Rounds, samples/s: baseline " + ", ".join(fmt(v) for v in res["baseline"])
           + "; latentlab " + ", ".join(fmt(v) for v in res["latentlab"])
-          + "; latentlab on float32 " + ", ".join(fmt(v) for v in res["float"]) + "; ratio " + ", ".join(per_round) + ".")
+          + "; latentlab on float32 " + ", ".join(fmt(v) for v in res["float"])
+          + "; latentlab through autograd " + ", ".join(fmt(v) for v in res["autograd"])
+          + "; ratio " + ", ".join(per_round) + ".")
     print(f"Best = the fastest round of each measure (least disturbed by other processes); "
           f"load average before/after: {load0} / {_load()}.")
     print(f"Sanity, mean loss per example after one epoch (same model and objective on both sides): "

@@ -75,6 +75,9 @@ def cmd_train(args) -> int:
     # Saved at every epoch end so a crash or Ctrl-C loses at most one epoch; the bytes are taken
     # between steps and written (with its fsync) on another thread while the next epoch trains.
     writer = BackgroundWriter()
+    # The reported time and samples/s cover the training as one waits for it: from here to the last
+    # checkpoint on disk (every epoch's test pass and save, the final latent preview); not start-up.
+    started = time.perf_counter()
     try:
         try:
             for snap in train(model, data, cfg, history=history, should_stop=lambda: stop["flag"]):
@@ -93,6 +96,7 @@ def cmd_train(args) -> int:
                 _progress(snap, live)
         finally:
             writer.flush()
+        seconds = time.perf_counter() - started
         if not (last.error or last.cancelled) and target != args.out:
             _replace(target, args.out)
     finally:
@@ -104,12 +108,13 @@ def cmd_train(args) -> int:
         print(f"latentlab: error: {_short(last.error)} {_kept(args.out, target, saved)}", file=sys.stderr)
         return 1
     rec = history[-1] if history else {}
+    trained = last.samples_per_s * last.seconds   # the examples the steps went through
     result = {
         "out": str(args.out if not last.cancelled else target), "dataset": data.spec, "device": device.type,
         "epochs": len(history),
         "train": {"recon": rec.get("recon"), "kl": rec.get("kl"), "elbo": rec.get("elbo")},
         "test": {"recon": rec.get("test_recon"), "kl": rec.get("test_kl"), "elbo": rec.get("test_elbo")},
-        "seconds": round(last.seconds, 3), "samples_per_s": round(last.samples_per_s, 1), "cancelled": last.cancelled,
+        "seconds": round(seconds, 3), "samples_per_s": round(trained / seconds, 1), "cancelled": last.cancelled,
     }
     if args.json:
         print(json.dumps(result))

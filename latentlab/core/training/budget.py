@@ -2,8 +2,8 @@
 sentence before anything is allocated ("this model needs about 33 GB; this machine has 24 GB")
 instead of ending in a C++ traceback or the kernel's OOM killer.
 
-Sizes are counted on torch's meta device, where building a model and running a batch through it
-allocates nothing, so the estimate is exact for parameters and activations whatever the config.
+Sizes are counted from the model built on torch's meta device, where building it allocates nothing,
+so the estimate is exact for parameters and activations whatever the config.
 """
 
 from __future__ import annotations
@@ -39,30 +39,33 @@ def activation_bytes(cfg: ModelConfig, batch: int) -> int:
     return batch * _activation_bytes_per_image(cfg)
 
 
-# Every output has the batch as its first dimension, so one image's count scales. Cached: the window
-# checks the budget on the GUI thread when Train is pressed, and a meta forward costs tens of ms.
+# Every output has the batch as its first dimension, so one image's count scales. Counted from the
+# model's layers built on the meta device, not by running it there: a meta forward's first matrix
+# product imports torch's compiler stack (seconds, holding the interpreter lock), which would land in
+# every `latentlab train` and in the window's first press of Train. Cached all the same.
 @functools.lru_cache(maxsize=64)
 def _activation_bytes_per_image(cfg: ModelConfig) -> int:
     import torch
+    from torch import nn
 
     from latentlab.core.models.vae import VAE
 
-    total = [0]
-
-    def count(_module, _inputs, output):
-        for t in output if isinstance(output, tuple) else (output,):
-            if isinstance(t, torch.Tensor):
-                total[0] += t.numel() * t.element_size()
-
     with torch.device("meta"):
         model = VAE(cfg)
-        hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
-        x = torch.empty((1, *cfg.image_shape))
-        mu, _ = model.encode(x)
-        model.decode(mu)
-        for h in hooks:
-            h.remove()
-    return total[0] + 4 * (cfg.latent_dim + x[0].numel()) * FLOAT  # z, eps, the loss terms
+    pixels = cfg.image_shape[0] * cfg.image_shape[1] * cfg.image_shape[2]
+    floats = 0
+    if model.trunk is not None:   # each conv's output at the size the trunk recorded for it
+        floats += sum(conv.out_channels * h * w for conv, (h, w) in zip(model.trunk.layers, model.trunk.sizes[1:]))
+    for seq in (model.encoder, model.decoder):   # the outputs of every Linear and ReLU module in them
+        width = 0
+        for layer in seq:
+            width = layer.out_features if isinstance(layer, nn.Linear) else width
+            floats += width
+    floats += model.enc_out.out_features + model.dec_out.out_features
+    if model.deconvs is not None:  # each transposed conv's output at the mirrored size decode asks for
+        sizes = list(reversed(model.trunk.sizes))[1:]
+        floats += sum(d.out_channels * h * w for d, (h, w) in zip(model.deconvs, sizes))
+    return FLOAT * floats + 4 * (cfg.latent_dim + pixels) * FLOAT  # z, eps, the loss terms
 
 
 def training_bytes(cfg: ModelConfig, n_examples: int, batch: int, pixel_bytes: int = FLOAT) -> int:

@@ -22,6 +22,8 @@ from latentlab.core.data.specs import Dataset
 from latentlab.core.inference.objectives import beta_at, elbo_terms, kl_penalty
 from latentlab.core.models.config import TrainConfig
 
+from . import mlp_step
+from .adam import adam
 from .device import resolve_device
 
 _OOM_ERRORS = tuple({getattr(torch, "OutOfMemoryError", MemoryError), torch.cuda.OutOfMemoryError, MemoryError})
@@ -105,6 +107,7 @@ def _train(model, data, cfg, history, should_stop, device, live_budget=None) -> 
     subset = _LiveSubset(n, cfg.scatter_points, live_budget, device) if cfg.scatter_points or live_budget else None
     params = [p for p in model.parameters()]
     opt = _adam(params, cfg.lr)
+    grad_step = _gradient_step(model, params, cfg.free_bits)
     bs = min(cfg.batch_size, n)
     steps_per_epoch = math.ceil(n / bs)
     steps_total = steps_per_epoch * cfg.epochs
@@ -137,9 +140,6 @@ def _train(model, data, cfg, history, should_stop, device, live_budget=None) -> 
     fbuf = torch.empty((bs, *x.shape[1:]), device=device) if x.dtype == torch.uint8 else None
     ebuf = torch.empty((bs, k), device=device)
     sums = torch.empty(2 + k, device=device, dtype=next((p.dtype for p in params if p.is_floating_point()), None))
-    prior = model.latent_prior()
-    # A prior that does not factorise has a KL that is not the sum of the per-dimension values.
-    kl_total = not (prior.closed_form and prior.factorised)
     fixed_beta = cfg.warmup_steps <= 0
     ceiling = None  # set from the untrained model's first loss: growing far past it is divergence too
     beta = beta_at(0, cfg.beta, cfg.warmup_steps)
@@ -161,21 +161,15 @@ def _train(model, data, cfg, history, should_stop, device, live_budget=None) -> 
                     eps = torch.randn((xb.shape[0], k), generator=gen, device=device)
                 if not fixed_beta:
                     beta = beta_at(step, cfg.beta, cfg.warmup_steps)
-                terms = elbo_terms(model, xb, eps)
-                rec, kl = terms.rec, terms.kl_dim
-                penalty = kl_penalty(kl, cfg.free_bits, terms.kl if kl_total else None)
-                loss = rec.mean() + (penalty if beta == 1.0 else beta * penalty)  # 1·x is x: skip the op
-                for p in params:
-                    p.grad = None
-                loss.backward()
+                rec, kl, kl_dim = grad_step(xb, eps, beta)
                 if ceiling is None:
-                    ceiling = _loss_ceiling(float(rec.detach().mean() + terms.kl.detach().mean()))
+                    ceiling = _loss_ceiling(float(rec.mean() + kl.mean()))
                 opt.step()
                 step += 1
                 seen += xb.shape[0]
-                torch.sum(rec.detach(), 0, keepdim=True, out=sums[:1])
-                torch.sum(terms.kl.detach(), 0, keepdim=True, out=sums[1:2])
-                torch.sum(kl.detach(), 0, out=sums[2:])
+                torch.sum(rec, 0, keepdim=True, out=sums[:1])
+                torch.sum(kl, 0, keepdim=True, out=sums[1:2])
+                torch.sum(kl_dim, 0, out=sums[2:])
                 win.add_sums(sums, xb.shape[0])
                 epoch_acc.add_sums(sums, xb.shape[0])
                 last_of_epoch = i + bs >= n
@@ -248,10 +242,34 @@ class _Window:
 
 
 def _adam(params, lr):
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, foreach=True)
+    return adam(params, lr)
+
+
+def _gradient_step(model, params, free_bits: float):
+    """step(x, eps, beta) -> (reconstruction NLL (B,), KL (B,), KL per dimension (B, K)), detached,
+    leaving the gradient of rec.mean() + beta · kl_penalty in every .grad, against the model's prior:
+    latentlab's MLP VAE (always N(0, I)) has its gradient written out (core.training.mlp_step), any
+    other model goes through autograd."""
+    written = mlp_step.for_model(model, free_bits)
+    if written is not None:
+        def written_step(xb, eps, beta):
+            rec, kl_dim = written(xb, eps, beta)
+            return rec, kl_dim.sum(1), kl_dim
+        return written_step
+    prior = model.latent_prior()
+    # A prior that does not factorise has a KL that is not the sum of the per-dimension values.
+    kl_total = not (prior.closed_form and prior.factorised)
+
+    def autograd_step(xb, eps, beta):
+        terms = elbo_terms(model, xb, eps)
+        penalty = kl_penalty(terms.kl_dim, free_bits, terms.kl if kl_total else None)
+        loss = terms.rec.mean() + (penalty if beta == 1.0 else beta * penalty)  # 1·x is x: skip the op
+        for p in params:
+            p.grad = None
+        loss.backward()
+        return terms.rec.detach(), terms.kl.detach(), terms.kl_dim.detach()
+
+    return autograd_step
 
 
 def _clone_state(model) -> dict[str, torch.Tensor]:

@@ -198,18 +198,11 @@ def _refuse_if_too_big(cfg, n_points: int) -> None:
 
 
 def warm_up_training(cfg=None) -> None:
-    """Build one optimiser while the user is looking at the loaded model: the first torch.optim
-    optimiser imports torch's compiler stack (seconds, and many objects for the collector to scan),
-    which would otherwise land in the first training run."""
-    import torch
-
+    """Count the loaded model's memory budget while the user is looking at it: Train checks it on the
+    GUI thread, and the first count pays for building a model on the meta device."""
     from latentlab.core.models.config import ModelConfig
     from latentlab.core.training.budget import activation_bytes
 
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-    # Train checks the memory budget on the GUI thread with a meta-device forward: the first one pays
-    # torch's one-time set-up (seconds), each new shape ~20 ms; both here instead (`cfg`: the loaded
-    # model's, which a warm start trains).
     activation_bytes(cfg or ModelConfig(image_shape=(1, 8, 8), latent_dim=2, hidden=(8,)), 1)
 
 

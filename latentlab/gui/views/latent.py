@@ -12,7 +12,7 @@ from latentlab.gui.state.parts import AnchorMode
 from latentlab.gui.state.session import Session
 from latentlab.gui.widgets.density_cloud import DensityCloudItem, DensityLayer
 from latentlab.gui.widgets.images import HoverCard, to_pixmap
-from latentlab.gui.widgets.latent_picking import FewPoints, PickViewBox, SelectionLayer
+from latentlab.gui.widgets.latent_picking import DirectPicks, DirectPickView, FewPoints, PickViewBox, SelectionLayer
 from latentlab.gui.widgets.manifold import ManifoldLayer
 from latentlab.gui.widgets.palette import argb, colormap_argb, label_colors, show_colorbar
 from latentlab.gui.widgets.prior_circles import PriorCircles
@@ -21,7 +21,7 @@ HOVER_PX = 12  # the hover card shows the nearest point only if it is this close
 PROJECTIONS = (("pair", "pair of dims"), ("pca", "PCA of means"), ("umap", "UMAP"), ("tsne", "t-SNE"))
 
 
-class LatentPlot(pg.PlotWidget):
+class LatentPlot(DirectPickView, pg.PlotWidget):
     """The plot itself (object name `latentView`)."""
 
     def __init__(self, session: Session, parent=None):
@@ -96,6 +96,7 @@ class LatentPlot(pg.PlotWidget):
             signal.connect(self.refresh_selected)
         self.selection_layer = SelectionLayer(plot, self.viewbox, self.cloud, session)
         self.pyramid = DensityLayer(self.cloud, session, self._show_colorbar, lambda: self._fitted or self.fit())
+        self.presses = DirectPicks(self, self.viewbox, avoid=lambda: (self.legend,), on_press=self.hover.hide)
         self.setRange(xRange=(-3.5, 3.5), yRange=(-3.5, 3.5), padding=0)
         self._fitted = False
 

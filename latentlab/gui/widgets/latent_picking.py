@@ -1,11 +1,12 @@
-"""Picking on the latent plot: the view box that turns mouse gestures into picks and outlines, and
-the layer that draws a rectangle or lasso selection (its outline and rings round the chosen points)."""
+"""Picking on the latent plot: the view box that turns mouse gestures into picks and outlines, plain
+presses taken before the scene's item search, and the layer that draws a rectangle or lasso
+selection (its outline and rings round the chosen points)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
 SELECTED_SHOWN = 5000   # selected points ringed on the plot (a seeded sample of bigger selections)
 ALT = QtCore.Qt.KeyboardModifier.AltModifier
@@ -53,6 +54,91 @@ class PickViewBox(pg.ViewBox):
             self.picked.emit(p.x(), p.y(), ev.modifiers())
         else:
             super().mouseDragEvent(ev, axis)
+
+
+class DirectPicks:
+    """Plain left presses on the plot's data area, taken before pyqtgraph's scene sees them.
+
+    Through the scene a click costs an item search on press (two, in fact) and another on release,
+    and reaches the view box only on release, after any scatter item under the mouse could swallow it
+    (the decode marker did, so a click close to it decoded nothing). Here a plain press (no modifier)
+    picks at once, a drag past the drag distance picks as it moves, and the release ends it, with no
+    hover work in between. Other buttons, modifier gestures and presses on `avoid`'s items (the
+    legend, which can be dragged) go to the scene as before. The owning view forwards its mouse
+    events and calls the scene's handler when a method returns False."""
+
+    def __init__(self, view: pg.GraphicsView, viewbox: PickViewBox, avoid=lambda: (), on_press=lambda: None):
+        self.view, self.viewbox, self.avoid, self.on_press = view, viewbox, avoid, on_press
+        self._down: QtCore.QPointF | None = None   # scene position of the press being handled here
+        self._last: QtCore.QPointF | None = None   # where it last picked
+        self._dragging = False
+
+    def press(self, ev) -> bool:
+        if (ev.button() != QtCore.Qt.MouseButton.LeftButton or ev.buttons() != QtCore.Qt.MouseButton.LeftButton
+                or ev.modifiers() != QtCore.Qt.KeyboardModifier.NoModifier):
+            return False
+        pos = self._scene_pos(ev)
+        if not self.viewbox.sceneBoundingRect().contains(pos) or any(
+                item.isVisible() and item.sceneBoundingRect().contains(pos) for item in self.avoid()):
+            return False
+        self._down, self._dragging = pos, False
+        ev.accept()
+        self.on_press()
+        self._pick(pos)
+        return True
+
+    def move(self, ev) -> bool:
+        if self._down is None:
+            return False
+        pos = self._scene_pos(ev)
+        # As pyqtgraph does, a press becomes a drag once the mouse has moved a few pixels.
+        if self._dragging or (pos - self._down).manhattanLength() >= QtWidgets.QApplication.startDragDistance():
+            self._dragging = True
+            self._pick(pos)
+        ev.accept()
+        return True
+
+    def release(self, ev) -> bool:
+        if self._down is None:
+            return False
+        if ev.button() == QtCore.Qt.MouseButton.LeftButton:
+            pos = self._scene_pos(ev)
+            if self._dragging and pos != self._last:   # a drag ends where it is let go
+                self._pick(pos)
+            self._down = None
+        ev.accept()
+        return True
+
+    def _scene_pos(self, ev) -> QtCore.QPointF:
+        return self.view.mapToScene(ev.position().toPoint())
+
+    def _pick(self, scene_pos: QtCore.QPointF) -> None:
+        self._last = scene_pos
+        p = self.viewbox.mapSceneToView(scene_pos)
+        self.viewbox.picked.emit(p.x(), p.y(), QtCore.Qt.KeyboardModifier.NoModifier)
+
+
+class DirectPickView:
+    """Mixin for the plot widget (before pg.PlotWidget in its bases): its mouse events go to its
+    DirectPicks, `self.presses`, and to pyqtgraph's scene when that does not take them."""
+
+    presses: DirectPicks
+
+    def mousePressEvent(self, ev) -> None:  # noqa: N802 - Qt's names
+        if not self.presses.press(ev):
+            super().mousePressEvent(ev)
+
+    def mouseDoubleClickEvent(self, ev) -> None:  # noqa: N802
+        if not self.presses.press(ev):
+            super().mouseDoubleClickEvent(ev)
+
+    def mouseMoveEvent(self, ev) -> None:  # noqa: N802
+        if not self.presses.move(ev):
+            super().mouseMoveEvent(ev)
+
+    def mouseReleaseEvent(self, ev) -> None:  # noqa: N802
+        if not self.presses.release(ev):
+            super().mouseReleaseEvent(ev)
 
 
 class FewPoints(pg.ScatterPlotItem):

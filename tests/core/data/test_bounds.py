@@ -404,16 +404,18 @@ def test_8_bit_data_counts_one_byte_a_pixel_in_the_training_budget(monkeypatch, 
     assert Dataset("s", "s", x.astype(np.float32), y, x.astype(np.float32), y, ("a",)).pixel_bytes == 4
 
 
+@pytest.mark.parametrize("shape", [(1, 16, 16), (3, 15, 13)])
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
-def test_activation_bytes_scale_with_the_batch_as_a_direct_count_does(arch):
-    """The budget counts one image's activations and scales them (cached per config, since Train
-    checks it on the GUI thread): equal to counting every module output of a whole batch."""
+def test_activation_bytes_scale_with_the_batch_as_a_direct_count_does(arch, shape):
+    """The budget counts one image's activations from the model's layers and scales them (cached per
+    config, since Train checks it on the GUI thread): equal to counting every module output of a
+    whole batch run on the meta device, odd image sizes included."""
     import torch
 
     from latentlab.core.models.vae import VAE
     from latentlab.core.training.budget import activation_bytes
 
-    cfg = ModelConfig(image_shape=(1, 16, 16), latent_dim=3, hidden=(32, 16), arch=arch,
+    cfg = ModelConfig(image_shape=shape, latent_dim=3, hidden=(32, 16), arch=arch,
                       **({"conv_channels": (4, 8)} if arch == "conv" else {}))
     batch, total = 37, [0]
 
@@ -428,4 +430,4 @@ def test_activation_bytes_scale_with_the_batch_as_a_direct_count_does(arch):
                 m.register_forward_hook(count)
         mu, _ = model.encode(torch.empty((batch, *cfg.image_shape)))
         model.decode(mu)
-    assert activation_bytes(cfg, batch) == total[0] + 4 * batch * (cfg.latent_dim + 256) * 4
+    assert activation_bytes(cfg, batch) == total[0] + 4 * batch * (cfg.latent_dim + int(np.prod(shape))) * 4
