@@ -33,7 +33,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     raise LatentLabError(f"Unknown device {name!r}: expected auto, cpu, cuda or mps.")
 
 
-def describe(device: torch.device) -> str:
+def describe(device: torch.device, why: bool = False) -> str:
+    """The device's name; with `why`, a CPU says why a CUDA build of PyTorch is not using a GPU."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
+    if why and device.type == "cpu" and torch.version.cuda and not torch.cuda.is_available():
+        return f"cpu (this PyTorch is built for CUDA {torch.version.cuda}, but CUDA is not available: no usable GPU or driver)"
     return device.type

@@ -10,6 +10,7 @@ from PySide6 import QtWidgets
 from latentlab.gui.state.session import Session
 from latentlab.gui.state.work import HOLE_RATIO
 from latentlab.gui.widgets.images import pil_to_pixmap
+from latentlab.gui.widgets.small_screens import FlowLayout
 
 
 class AggregateView(QtWidgets.QWidget):
@@ -25,10 +26,9 @@ class AggregateView(QtWidgets.QWidget):
         self.summary = QtWidgets.QLabel(wordWrap=True)
         self.in_holes = QtWidgets.QLabel()
         self.covered = QtWidgets.QLabel()
-        bar = QtWidgets.QHBoxLayout()
+        bar = FlowLayout()   # wraps on a narrow window
         for w in (self.show_overlay, QtWidgets.QLabel("samples"), self.sample_count, self.sample):
             bar.addWidget(w)
-        bar.addStretch(1)
         grids = QtWidgets.QFormLayout()
         grids.addRow("In holes:", self.in_holes)
         grids.addRow("Elsewhere:", self.covered)
@@ -70,6 +70,7 @@ class AggregateView(QtWidgets.QWidget):
         self._show_samples()
 
     def draw_samples(self) -> None:
+        self.show_overlay.setChecked(True)   # the samples are drawn with the holes they fall in
         self.session.analyses.sample_prior(self.sample_count.value())
 
     def _show_samples(self) -> None:

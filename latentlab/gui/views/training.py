@@ -9,6 +9,7 @@ from superqt.utils import qdebounced
 
 from latentlab.gui.state.parts import ModelData
 from latentlab.gui.state.runs import RunController
+from latentlab.gui.widgets.small_screens import scrolling
 
 BETA_MIN, BETA_MAX = 0.01, 20.0
 _TICKS = 1000
@@ -112,7 +113,9 @@ class TrainingControls(QtWidgets.QGroupBox):
         self.button = QtWidgets.QPushButton("Train")
         self.button.setObjectName("trainButton")
         self.button.setToolTip("Start training (Ctrl+T); while training, stop it (Esc)")
-        form = QtWidgets.QFormLayout(self)
+        fields = QtWidgets.QWidget()
+        form = QtWidgets.QFormLayout(fields)
+        form.setContentsMargins(0, 0, 4, 0)
         form.addRow("Dataset", self.dataset)
         form.addRow("Architecture", self.arch)
         form.addRow("Latent size K", self.latent_dim)
@@ -120,9 +123,16 @@ class TrainingControls(QtWidgets.QGroupBox):
         form.addRow("Likelihood", self.likelihood)
         form.addRow("Epochs", self.epochs)
         form.addRow("Learning rate", self.lr)
-        form.addRow("β", self.beta)
-        form.addRow(self.warm)
-        form.addRow(self.button)
+        # On a short screen these fields scroll; β, the warm start and Train stay in sight below them.
+        self.fields = scrolling(fields, across=False)
+        self.fields.setObjectName("trainingFields")
+        self.fields.setMinimumHeight(2 * self.dataset.sizeHint().height() + form.verticalSpacing())
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.fields, 1)
+        layout.addWidget(QtWidgets.QLabel("β, the weight of the KL term"))
+        layout.addWidget(self.beta)   # the whole width of the form: a drag across it spans 0.01 … 20
+        layout.addWidget(self.warm)
+        layout.addWidget(self.button)
         self._show_request()
         set_request = runs.set_request
         self.arch.currentTextChanged.connect(lambda v: set_request(arch=v))
