@@ -91,7 +91,7 @@ def cmd_eval(args) -> int:
     print(f"  recon NLL     {stats['recon']:10.3f}")
     print(f"  KL            {stats['kl']:10.3f}")
     if args.iw_samples:
-        print(f"  log p(x) IW-{args.iw_samples:<5d}{stats['log_px_iw']:10.3f}")
+        print(f"  {'log p(x) IW':<14}{stats['log_px_iw']:10.3f}   (importance weighted, K = {args.iw_samples:,})")
         print(f"  gap           {stats['gap']:10.3f}   (log p(x) - ELBO = KL(q(z|x) || p(z|x)), estimated)")
     print(f"  active units  {stats['active_units']} of {stats['latent_dim']}")
     kl_dims = stats["kl_per_dim"]

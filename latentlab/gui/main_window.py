@@ -107,6 +107,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_menus()
         self.unsaved = UnsavedWork(self, s)
         s.errorRaised.connect(self.banner.show_message)
+        s.errorRaised.connect(self.controls.show_dataset)   # a dataset that failed to open is not shown as open
         s.notice.connect(self.banner.show_message)
         s.status.connect(lambda text: self.status_label.setText(short(text)))
         s.jobs.task.connect(self.tasks.on_task)
@@ -201,6 +202,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def open_dataset_spec(self, spec: str) -> None:
         if spec and spec != self.session.model_data.dataset_spec:
             self.banner.hide()
+            self.controls.show_loading(spec)
             self.session.open_dataset(spec)
 
     def open_checkpoint_dialog(self) -> None:

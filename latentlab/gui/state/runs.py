@@ -128,7 +128,7 @@ class RunController(QtCore.QObject):
         from latentlab.core.errors import LatentLabError
         from latentlab.core.models.config import ModelConfig, TrainConfig
         from latentlab.core.training.budget import check_training_fits
-        from latentlab.core.training.device import resolve_device
+        from latentlab.core.training.device import cpu_threads, resolve_device
 
         md = self.session.model_data
         data = md.data
@@ -140,8 +140,8 @@ class RunController(QtCore.QObject):
                 image_shape=data.image_shape, latent_dim=request.latent_dim, arch=request.arch,
                 hidden=tuple(request.hidden), likelihood=request.likelihood)
             device = resolve_device(os.environ.get("LATENTLAB_DEVICE", "auto"))
-            # Leave the GUI thread a core: torch's pool would otherwise take them all.
-            tcfg = TrainConfig(device=device.type, threads=max(1, (os.cpu_count() or 2) - 1), **train_fields)
+            # The free cores less one for the GUI thread (LATENTLAB_THREADS sets it): more only wait on each other.
+            tcfg = TrainConfig(device=device.type, threads=cpu_threads(leave=1), **train_fields)
             # Before any model or batch is built: a size that cannot fit is one sentence, not a stall.
             # (A user's model exists already; its copy is the only new allocation besides the batch.)
             if cfg is not None:

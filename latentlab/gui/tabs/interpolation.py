@@ -154,6 +154,8 @@ class InterpolationView(LazyView):
             write(path)
         except LatentLabError as exc:
             self.session.report_error(str(exc))
+        else:
+            self.session.status.emit(f"Exported the interpolation to {path}.")
 
     def _toggle_animation(self, on: bool) -> None:
         self.animate.setText("Stop" if on else "Animate")

@@ -152,3 +152,5 @@ class TraversalView(LazyView):
                 self.export_png_to(path)
             except LatentLabError as exc:
                 self.session.report_error(str(exc))
+            else:
+                self.session.status.emit(f"Exported the traversals to {path}.")

@@ -14,6 +14,7 @@ from latentlab.gui.widgets.small_screens import scrolling
 BETA_MIN, BETA_MAX = 0.01, 20.0
 _TICKS = 1000
 BETA_DEBOUNCE_MS = 500
+DATASET_FORMS = "digits, sprites, mnist:DIR, fashion-mnist:DIR, kmnist:DIR, npz:FILE, images:DIR"
 
 
 class BetaSlider(QtWidgets.QWidget):
@@ -95,7 +96,7 @@ class TrainingControls(QtWidgets.QGroupBox):
         self.model_data = model_data
         self.dataset = QtWidgets.QComboBox(editable=True)
         self.dataset.addItems(["digits", "sprites"])
-        self.dataset.setToolTip("digits, sprites, mnist:DIR, fashion-mnist:DIR, kmnist:DIR, npz:FILE, images:DIR")
+        self.dataset.setToolTip(DATASET_FORMS)
         # Enter in the editable box also fires `activated`, so that one connection covers typing too.
         self.dataset.activated.connect(lambda _i: self.openDatasetRequested.emit(self.dataset.currentText()))
         self.arch = QtWidgets.QComboBox()
@@ -148,9 +149,9 @@ class TrainingControls(QtWidgets.QGroupBox):
         self.beta.committed.connect(self._beta_committed)
         runs.trainingChanged.connect(self._on_training)
         runs.requestChanged.connect(self._show_request)
-        model_data.datasetChanged.connect(self._on_dataset)
+        model_data.datasetChanged.connect(self.show_dataset)
         model_data.modelChanged.connect(self._on_model)
-        model_data.modelChanged.connect(self._on_dataset)
+        model_data.modelChanged.connect(self.show_dataset)
         self._tooltips = {w: w.toolTip() for w in (self.arch, self.latent_dim, self.hidden, self.likelihood, self.warm,
                                                    self.button, self.beta.slider)}
 
@@ -220,14 +221,32 @@ class TrainingControls(QtWidgets.QGroupBox):
         if abs(self.beta.value() - r.beta) > 1e-9:
             self.beta.setValue(r.beta)
 
-    def _on_dataset(self) -> None:
+    def show_loading(self, spec: str) -> None:
+        """The dataset being opened, in italics until it is open (or has failed)."""
+        font = self.dataset.font()
+        font.setItalic(True)
+        self.dataset.setFont(font)
+        self.dataset.setCurrentText(spec)
+        self.dataset.setToolTip(f"Opening {spec}…")
+        self.dataset.lineEdit().setCursorPosition(0)
+
+    def show_dataset(self, *_args) -> None:
+        """The open dataset, from the start of its spec (the kind), all of it in the tooltip and the list."""
+        font = self.dataset.font()
+        font.setItalic(False)
+        self.dataset.setFont(font)
         spec = self.model_data.dataset_spec
+        self.dataset.setToolTip((f"{spec}\n\n" if spec else "") + DATASET_FORMS)
         if not spec:   # a model open without data: nothing chosen, so picking any dataset opens it
             self.dataset.setCurrentIndex(-1)
             return
         if self.dataset.findText(spec) < 0:
             self.dataset.addItem(spec)
         self.dataset.setCurrentText(spec)
+        self.dataset.lineEdit().setCursorPosition(0)
+        widest = max(self.dataset.fontMetrics().horizontalAdvance(self.dataset.itemText(i))
+                     for i in range(self.dataset.count()))
+        self.dataset.view().setMinimumWidth(min(widest + 30, 900))
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
