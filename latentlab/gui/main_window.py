@@ -84,7 +84,6 @@ class MainWindow(QtWidgets.QMainWindow):
         # A tab's content never sets the window's size: each scrolls or shrinks inside the tab area,
         # whose height the splitter sets (and the settings remember).
         self.tools.setMinimumSize(320, 150)
-        keep_axis_labels_whole(self)
         central = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -92,6 +91,7 @@ class MainWindow(QtWidgets.QMainWindow):
         layout.addWidget(self.banner)
         layout.addWidget(self.vsplit, 1)
         self.setCentralWidget(central)
+        keep_axis_labels_whole(self)   # every plot of every panel and tab, now that they are in the window
 
         self.status_label = ElidedLabel()
         self.active_label = QtWidgets.QLabel()
