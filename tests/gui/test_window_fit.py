@@ -97,17 +97,18 @@ def test_the_hover_card_never_takes_a_press(window, qtbot):
 def test_the_splitters_are_where_they_were_left(window, qtbot):
     from latentlab.gui.main_window import MainWindow
 
-    window.resize(1366, 768)
+    window.resize(780, 560)   # inside the offscreen platform's 800×600 screen, which geometry is kept within
     settle(window)
-    total = sum(window.vsplit.sizes())
-    window.vsplit.setSizes([total - 200, 200])
+    default = window.vsplit.sizes()
+    window.vsplit.setSizes([sum(default), 0])   # the tabs folded away
     left = window.vsplit.sizes()
+    assert left != default
     window.close()
     again = MainWindow()
     qtbot.addWidget(again)
     again.show()
     settle(again)
-    assert again.vsplit.sizes() == left
+    assert again.vsplit.sizes()[1] == 0 and again.vsplit.sizes() == left
     again.session.shutdown()
 
 
