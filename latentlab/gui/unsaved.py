@@ -3,6 +3,8 @@ holds, the window asks Save / Discard / Cancel, as editors do; nothing is asked 
 
 from __future__ import annotations
 
+import weakref
+
 from PySide6 import QtGui, QtWidgets
 
 from latentlab.core.errors import LatentLabError
@@ -16,8 +18,13 @@ class UnsavedWork:
     replace it with an answer); Save runs the same save dialogs as the File menu and the sweep tab."""
 
     def __init__(self, window, session):
-        self.window, self.session = window, session
+        # The window owns this helper: a strong reference back would keep a deleted window's wrapper alive.
+        self._window, self.session = weakref.ref(window), session
         session.confirm_discard = self.confirm
+
+    @property
+    def window(self):
+        return self._window()
 
     def pending(self, work: str = "all") -> list[str]:
         """What would be lost, one phrase each: work is "model", "sweep" or "all"."""

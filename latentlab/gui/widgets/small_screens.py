@@ -6,6 +6,7 @@ that are shortened to fit instead of being clipped."""
 from __future__ import annotations
 
 import pyqtgraph as pg
+import shiboken6
 from PySide6 import QtCore, QtGui, QtWidgets
 
 
@@ -121,7 +122,7 @@ class _LabelFit:
 
     def __call__(self) -> None:
         axis = self.axis
-        if axis.label is None:
+        if not shiboken6.isValid(axis) or axis.label is None:   # a window being deleted still resizes its axes
             return
         if axis.labelText != self.shown:   # the plot set a new label since
             self.full = axis.labelText
