@@ -29,9 +29,6 @@ from latentlab.gui.widgets.plot_export import export_plot
 from latentlab.gui.widgets.small_screens import keep_axis_labels_whole
 from latentlab.gui.widgets.status import ElidedLabel, ErrorBanner, RunProgress, TaskProgress
 
-# The smallest screen the window is laid out for: every panel scrolls or shrinks down to it.
-SMALLEST_SCREEN = QtCore.QSize(1024, 640)
-
 
 class MainWindow(QtWidgets.QMainWindow):
     def __init__(self, session: Session | None = None):

@@ -5,7 +5,7 @@ manifold; and the window's title names the new model."""
 
 import numpy as np
 import pytest
-from gui_helpers import click_view, drag_view, wait_idle
+from gui_helpers import click_view, drag_view, wait_idle, where_click_lands
 from PySide6 import QtCore
 
 from latentlab.core.inference.analysis import decode, encode
@@ -33,7 +33,8 @@ def test_the_path_and_its_data_endpoints_follow_the_new_model(window, qtbot):
     rows = {}
     for which, (x, y) in (("A", (1.2, 0.7)), ("B", (-1.3, -0.6))):
         click_view(plot, x, y, SHIFT)
-        rows[which] = int(np.argmin(((s.latent.points - [x, y]) ** 2).sum(1)))   # the data point picked
+        u, v = where_click_lands(plot, x, y)
+        rows[which] = int(np.argmin(((s.latent.points - [u, v]) ** 2).sum(1)))   # the data point picked
     wait_idle(s)
     assert set(s.path.endpoints) == {"A", "B"}
 
