@@ -64,8 +64,8 @@ class MainWindow(QtWidgets.QMainWindow):
         right = QtWidgets.QWidget()
         right_layout = QtWidgets.QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addWidget(self.decoded, 1)   # room beyond the whole form goes to the image
-        right_layout.addWidget(self.controls)     # whose fields scroll on a short screen
+        right_layout.addWidget(self.decoded)        # its preferred size first,
+        right_layout.addWidget(self.controls, 1)    # the rest to the form, whose fields scroll when short
         self.hsplit = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal, objectName="topSplitter")
         self.hsplit.addWidget(self.latent)
         self.hsplit.addWidget(right)

@@ -125,9 +125,11 @@ class TrainingControls(QtWidgets.QGroupBox):
         form.addRow("Epochs", self.epochs)
         form.addRow("Learning rate", self.lr)
         # On a short screen these fields scroll; β, the warm start and Train stay in sight below them.
-        self.fields = scrolling(fields, across=False)
+        two_rows = 2 * self.dataset.sizeHint().height() + form.verticalSpacing()
+        # It asks for two rows: the decoded image above gets its size first, these take what is left.
+        self.fields = scrolling(fields, across=False, hint_height=two_rows)
         self.fields.setObjectName("trainingFields")
-        self.fields.setMinimumHeight(2 * self.dataset.sizeHint().height() + form.verticalSpacing())
+        self.fields.setMinimumHeight(two_rows)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(self.fields, 1)
         layout.addWidget(QtWidgets.QLabel("β, the weight of the KL term"))

@@ -89,10 +89,22 @@ class FlowLayout(QtWidgets.QLayout):
         return y - self.spacing() - rect.y() + m.bottom() if self._items else m.top() + m.bottom()
 
 
-def scrolling(body: QtWidgets.QWidget, across: bool = True) -> QtWidgets.QScrollArea:
+class ScrollArea(QtWidgets.QScrollArea):
+    """A scroll area that may ask for less height than its body (`hint_height`): where room is short,
+    the layout then gives its neighbours their preferred sizes first, and this scrolls."""
+
+    hint_height: int | None = None
+
+    def sizeHint(self) -> QtCore.QSize:
+        hint = super().sizeHint()
+        return hint if self.hint_height is None else QtCore.QSize(hint.width(), self.hint_height)
+
+
+def scrolling(body: QtWidgets.QWidget, across: bool = True, hint_height: int | None = None) -> ScrollArea:
     """`body` filling a frameless scroll area: all of it where there is room, a scroll bar where not;
     with `across` False it scrolls only down, and is never narrower than the body can be."""
-    area = QtWidgets.QScrollArea(widgetResizable=True, frameShape=QtWidgets.QFrame.Shape.NoFrame)
+    area = ScrollArea(widgetResizable=True, frameShape=QtWidgets.QFrame.Shape.NoFrame)
+    area.hint_height = hint_height
     area.setWidget(body)
     if not across:
         area.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
