@@ -53,8 +53,9 @@ def test_sweep_labels_are_short_and_close_neighbours_take_turns(window):
     x = np.array([20.0, 20.2, 20.4, 26.0, 40.0])
     y = np.array([9.0, 8.9, 8.8, 4.0, 0.5])
     anchors = label_anchors(x, y)
-    assert anchors[0][1] != anchors[1][1] and anchors[1][1] != anchors[2][1]   # above, below, above
-    assert anchors[-1][0] > 1   # the rightmost point's label goes to its left, inside the plot
+    assert anchors[0] != anchors[1] and anchors[1] != anchors[2]   # close neighbours take turns
+    assert anchors[3] == (-0.1, 1.1)   # a point on its own: above and to the right, off the falling curve
+    assert anchors[-1] == (1.1, -0.1)   # the rightmost: below and to its left, inside the plot
 
 
 def test_the_empty_interpolation_tab_shows_no_squashed_plot(window, qtbot):

@@ -10,7 +10,7 @@ from PySide6 import QtWidgets
 from latentlab.gui.state.session import Session
 from latentlab.gui.state.work import HOLE_RATIO
 from latentlab.gui.widgets.images import pil_to_pixmap
-from latentlab.gui.widgets.small_screens import FlowLayout
+from latentlab.gui.widgets.small_screens import FlowLayout, scrolling
 
 
 class AggregateView(QtWidgets.QWidget):
@@ -29,14 +29,15 @@ class AggregateView(QtWidgets.QWidget):
         bar = FlowLayout()   # wraps on a narrow window
         for w in (self.show_overlay, QtWidgets.QLabel("samples"), self.sample_count, self.sample):
             bar.addWidget(w)
-        grids = QtWidgets.QFormLayout()
+        body = QtWidgets.QWidget()
+        grids = QtWidgets.QFormLayout(body)
+        grids.setContentsMargins(0, 0, 0, 0)
+        grids.addRow(self.summary)
         grids.addRow("In holes:", self.in_holes)
         grids.addRow("Elsewhere:", self.covered)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(bar)
-        layout.addWidget(self.summary)
-        layout.addLayout(grids)
-        layout.addStretch(1)
+        layout.addWidget(scrolling(body), 1)   # up to 256 decoded samples: they scroll on a short screen
         self.show_overlay.toggled.connect(self.latent.set_show_overlay)
         self.sample.clicked.connect(self.draw_samples)
         for signal in (self.latent.changed, self.latent.projectionChanged, self.latent.aggregateChanged):

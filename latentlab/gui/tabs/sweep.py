@@ -164,15 +164,19 @@ class SweepView(QtWidgets.QWidget):
 
 
 def label_anchors(x: np.ndarray, y: np.ndarray) -> list[tuple[float, float]]:
-    """Where each point's label sits (a TextItem anchor): on the side away from the middle of the
-    plot, and on alternate sides of the curve for neighbours close enough for their labels to meet."""
+    """Where each point's label sits (a TextItem anchor), off the falling rate–distortion curve:
+    above and to the right of its point, or below and to the left, taking turns where neighbours
+    are close enough for their labels to meet; below-left near the right edge."""
     if not len(x):
         return []
     span = lambda v: np.ptp(v) or 1.0  # noqa: E731
     u, v = (x - x.min()) / span(x), (y - y.min()) / span(y)
-    anchors, below = [], False
+    above_right, below_left = (-0.1, 1.1), (1.1, -0.1)
+    anchors = []
     for i in range(len(x)):
-        close = i > 0 and abs(u[i] - u[i - 1]) < 0.12 and abs(v[i] - v[i - 1]) < 0.12
-        below = not below if close else v[i] < 0.5
-        anchors.append((1.1 if u[i] > 0.6 else -0.1, -0.1 if below else 1.1))
+        close = i > 0 and abs(u[i] - u[i - 1]) < 0.15 and abs(v[i] - v[i - 1]) < 0.15
+        if close:
+            anchors.append(below_left if anchors[-1] == above_right else above_right)
+        else:
+            anchors.append(below_left if u[i] > 0.85 else above_right)
     return anchors
