@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version and usage errors; main() returns codes, it does not exit
         return exc.code if isinstance(exc.code, int) else 2
     try:
+        if args.command in ("train", "eval", "encode"):
+            from latentlab.core.training.device import use_cpu_threads
+
+            use_cpu_threads()   # the free cores, or LATENTLAB_THREADS: more threads than free cores only wait
         if args.command == "train":
             from .train import cmd_train
 

@@ -63,10 +63,26 @@ class _Parser(argparse.ArgumentParser):
         # not every start of the window.
         if self.epilog is None and self.prog == "latentlab":
             from latentlab.core.data.specs import describe_specs
-            from latentlab.core.files.model_spec import describe_model_specs
+            from latentlab.core.files.spec_forms import describe_model_specs
 
-            self.epilog = "Model SPEC forms:\n" + describe_model_specs() + "\n\nDataset SPEC forms:\n" + describe_specs()
+            self.epilog = ("Model SPEC forms:\n" + describe_model_specs() + "\n\n" + describe_specs() + "\n\n" + ENVIRONMENT)
         return super().format_help()
+
+
+ENVIRONMENT = """Environment:
+  LATENTLAB_THREADS=N   threads for training, encoding and evaluating on the CPU (default: the cores
+                        free when the command starts, since threads beyond them only wait on each other)
+  LATENTLAB_DEVICE=cpu  train on the CPU in the window even when a GPU is present"""
+
+
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default after its help, unless it has none or the help already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text or action.default == argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)
 
 
 LIKELIHOOD_HELP = ("how to read the decoder's output: bernoulli (logits), bernoulli-probs or gaussian[:SIGMA] "
@@ -118,41 +134,42 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render the fully loaded window off screen to a PNG and exit")
 
     t = sub.add_parser("train", help="train a VAE headless, with a progress bar",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("--dataset", metavar="SPEC", required=True)
+                       formatter_class=_Defaults)
+    t.add_argument("--dataset", metavar="SPEC", required=True, help="the data to train on (see SPEC forms in `latentlab --help`)")
     t.add_argument("--out", type=Path, required=True, help="checkpoint to write (.safetensors), saved at every epoch end")
-    t.add_argument("--latent-dim", type=_bounded("latent_dim"), default=2)
-    t.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
-    t.add_argument("--hidden", type=_hidden, default=(512, 256), help="hidden layer widths, e.g. 512,256")
+    t.add_argument("--latent-dim", type=_bounded("latent_dim"), default=2, metavar="K", help="latent dimensions K")
+    t.add_argument("--arch", choices=("mlp", "conv"), default="mlp", help="encoder and decoder: fully connected or convolutional")
+    t.add_argument("--hidden", type=_hidden, default="512,256", help="hidden layer widths")
     t.add_argument("--likelihood", metavar="KIND", help="bernoulli or gaussian for a new model (default bernoulli); "
                    "with --model: " + LIKELIHOOD_HELP)
     _add_model_args(t)
-    t.add_argument("--beta", type=_bounded("beta"), default=1.0)
+    t.add_argument("--beta", type=_bounded("beta"), default=1.0, help="weight of the KL term (β-VAE; 1 is the ELBO)")
     t.add_argument("--warmup-steps", type=_bounded("warmup_steps"), default=0, help="linear KL warm-up over this many steps")
     t.add_argument("--free-bits", type=_bounded("free_bits"), default=0.0, help="per-dimension free nats of KL")
-    t.add_argument("--epochs", type=_bounded("epochs"), default=20)
-    t.add_argument("--batch-size", type=_bounded("batch_size"), default=128)
-    t.add_argument("--lr", type=_bounded("lr"), default=1e-3)
-    t.add_argument("--seed", type=_bounded("seed"), default=0)
-    t.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    t.add_argument("--epochs", type=_bounded("epochs"), default=20, help="passes over the training set")
+    t.add_argument("--batch-size", type=_bounded("batch_size"), default=128, help="examples per step (per process under torchrun)")
+    t.add_argument("--lr", type=_bounded("lr"), default=1e-3, help="Adam's learning rate")
+    t.add_argument("--seed", type=_bounded("seed"), default=0, help="seed of the weights, batches and samples")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
+                   help="where to train; auto: CUDA, then Apple's MPS, then the CPU")
     t.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="warm start from this checkpoint's weights")
     t.add_argument("--json", action="store_true", help="print one JSON object with the results at the end")
 
     e = sub.add_parser("eval", help="test-set ELBO, KL per dimension, active units, log p(x) estimate",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Defaults)
     _add_model_and_data_args(e)
     e.add_argument("--iw-samples", type=_bounded((0, 1_000_000)), default=None,
                    help="importance samples for the log p(x) estimate (0: skip; default 100, fewer, with a note, "
                         "when the decoder is costly)")
     e.add_argument("--limit", type=_bounded((1, 10**12)), metavar="N", help="evaluate only the first N test images")
-    e.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu", help="where to evaluate")
+    e.add_argument("--json", action="store_true", help="print the results as one JSON object")
 
     n = sub.add_parser("encode", help="write every image's latent mean and log-variance to a CSV or NPZ table",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Defaults)
     _add_model_and_data_args(n)
     n.add_argument("--out", type=Path, required=True, metavar="FILE.csv|FILE.npz",
                    help="columns: index, split, label, mu_0.., logvar_0..")
-    n.add_argument("--batch-size", type=_bounded("batch_size"), default=4096)
-    n.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    n.add_argument("--batch-size", type=_bounded("batch_size"), default=4096, help="images encoded at a time")
+    n.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="where to encode")
     return p

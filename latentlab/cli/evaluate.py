@@ -135,7 +135,7 @@ def cmd_eval(args) -> int:
     print(f"  recon NLL     {stats['recon']:10.3f}")
     print(f"  KL            {stats['kl']:10.3f}{kl_how}")
     if iw:
-        print(f"  log p(x) IW-{iw:<5d}{stats['log_px_iw']:10.3f}")
+        print(f"  {'log p(x) IW':<14}{stats['log_px_iw']:10.3f}   (importance weighted, {iw:,} samples)")
         print(f"  gap           {stats['gap']:10.3f}   (log p(x) - ELBO = KL(q(z|x) || p(z|x)), estimated)")
     print(f"  active units  {stats['active_units']} of {stats['latent_dim']}")
     print(f"  prior         {stats['prior']}")

@@ -35,3 +35,9 @@ def reason(exc: BaseException, limit: int = 160) -> str:
     text = str(getattr(exc, "strerror", None) or exc)[:4 * limit].strip().splitlines()
     first = text[0].rstrip(".") if text else ""
     return short(first or type(exc).__name__, limit)
+
+
+def beta_text(beta: float) -> str:
+    """β as people write it: three significant digits at most (0.193, 2.68, 20), never 0.1931 or 1e+01."""
+    text = f"{float(beta):.3g}"
+    return f"{float(text):.0f}" if "e+" in text else text

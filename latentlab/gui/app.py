@@ -153,10 +153,30 @@ def _splash():
 def _application():
     from PySide6 import QtWidgets
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        install_message_filter()
+        app = QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("latentlab")
     app.setOrganizationName("latentlab")
     return app
+
+
+# What Qt's offscreen platform says about every window it cannot show the way a screen would: true
+# and harmless there (`--screenshot`), so not printed. Everything else Qt says is printed as before.
+OFFSCREEN_NOISE = ("This plugin does not support propagateSizeHints()",)
+
+
+def install_message_filter() -> None:
+    """Qt's messages to stderr in Qt's own format, less the offscreen platform's OFFSCREEN_NOISE."""
+    from PySide6 import QtCore, QtGui
+
+    def handler(mode, context, message: str) -> None:
+        if message in OFFSCREEN_NOISE and QtGui.QGuiApplication.platformName() == "offscreen":
+            return
+        sys.stderr.write(QtCore.qFormatLogMessage(mode, context, message) + "\n")
+
+    QtCore.qInstallMessageHandler(handler)
 
 
 def open_window(model, dataset):

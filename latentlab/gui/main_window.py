@@ -21,12 +21,15 @@ from latentlab.gui.tabs.selection import SelectionView
 from latentlab.gui.tabs.spatial import SpatialView
 from latentlab.gui.tabs.sweep import SweepView
 from latentlab.gui.tabs.traversals import TraversalView
+from latentlab.gui.unsaved import UnsavedWork
 from latentlab.gui.views.decoded import DecodedView
 from latentlab.gui.views.latent import LatentPanel
 from latentlab.gui.views.open_model import OpenModelDialog
 from latentlab.gui.views.open_table import OpenTableDialog
 from latentlab.gui.views.training import TrainingControls
-from latentlab.gui.widgets.status import ErrorBanner, TaskProgress
+from latentlab.gui.widgets.plot_export import export_plot
+from latentlab.gui.widgets.small_screens import keep_axis_labels_whole
+from latentlab.gui.widgets.status import ElidedLabel, ErrorBanner, RunProgress, TaskProgress
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -65,18 +68,23 @@ class MainWindow(QtWidgets.QMainWindow):
         right = QtWidgets.QWidget()
         right_layout = QtWidgets.QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addWidget(self.decoded, 1)
-        right_layout.addWidget(self.controls)
-        top = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
-        top.addWidget(self.latent)
-        top.addWidget(right)
-        top.setStretchFactor(0, 3)
-        top.setStretchFactor(1, 1)
-        self.vsplit = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        self.vsplit.addWidget(top)
+        right_layout.addWidget(self.decoded)        # its preferred size first,
+        right_layout.addWidget(self.controls, 1)    # the rest to the form, whose fields scroll when short
+        self.hsplit = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal, objectName="topSplitter")
+        self.hsplit.addWidget(self.latent)
+        self.hsplit.addWidget(right)
+        self.hsplit.setStretchFactor(0, 3)
+        self.hsplit.setStretchFactor(1, 1)
+        self.hsplit.setCollapsible(0, False)
+        self.vsplit = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical, objectName="bottomSplitter")
+        self.vsplit.addWidget(self.hsplit)
         self.vsplit.addWidget(self.tools)
         self.vsplit.setStretchFactor(0, 3)
         self.vsplit.setStretchFactor(1, 2)
+        self.vsplit.setCollapsible(0, False)
+        # A tab's content never sets the window's size: each scrolls or shrinks inside the tab area,
+        # whose height the splitter sets (and the settings remember).
+        self.tools.setMinimumSize(320, 150)
         central = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -84,33 +92,34 @@ class MainWindow(QtWidgets.QMainWindow):
         layout.addWidget(self.banner)
         layout.addWidget(self.vsplit, 1)
         self.setCentralWidget(central)
+        keep_axis_labels_whole(self)   # every plot of every panel and tab, now that they are in the window
 
-        self.status_label = QtWidgets.QLabel()
-        self.progress = QtWidgets.QProgressBar()
-        self.progress.setObjectName("trainProgress")
-        self.progress.setRange(0, 1000)
-        self.progress.setMaximumWidth(220)
-        self.progress.setTextVisible(True)
-        self.progress.hide()
+        self.status_label = ElidedLabel()
         self.active_label = QtWidgets.QLabel()
         self.active_label.setObjectName("activeUnitsLabel")
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.active_label)
-        self.statusBar().addPermanentWidget(self.progress)
+        self.run_progress = RunProgress(self.statusBar(), self.status_label)
+        self.progress = self.run_progress.bar
         # Long jobs (opening, encoding, maps, statistics, exports): the newest one's progress, and Stop.
         self.tasks = TaskProgress(self.statusBar())
         self.tasks.stop.clicked.connect(self.stop_tasks)
 
         self._build_menus()
+        self.unsaved = UnsavedWork(self, s)
         s.errorRaised.connect(self.banner.show_message)
+        s.errorRaised.connect(self.controls.show_dataset)   # a dataset that failed to open is not shown as open
         s.notice.connect(self.banner.show_message)
         s.status.connect(lambda text: self.status_label.setText(short(text)))
         s.jobs.task.connect(self.tasks.on_task)
         s.selection.changed.connect(self._on_selection)
-        s.runs.progress.connect(self._on_progress)
-        s.runs.sweepProgress.connect(self._on_sweep_progress)
-        s.runs.trainingChanged.connect(self._on_training)
-        s.loaded.connect(self._on_loaded)
+        s.runs.progress.connect(self.run_progress.on_progress)
+        s.runs.sweepProgress.connect(self.run_progress.on_sweep_progress)
+        s.runs.trainingChanged.connect(self.run_progress.on_running)
+        s.runs.trainingChanged.connect(lambda running: running and self.banner.hide())
+        for signal in (s.model_data.modelChanged, s.model_data.datasetChanged, s.model_data.savedChanged,
+                       s.runs.sweepChanged):
+            signal.connect(self._update_title)
         s.model_data.modelChanged.connect(self._update_save_action)
         s.latent.changed.connect(self._on_points)
         self.controls.openDatasetRequested.connect(self.open_dataset_spec)
@@ -201,6 +210,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def open_dataset_spec(self, spec: str) -> None:
         if spec and spec != self.session.model_data.dataset_spec:
             self.banner.hide()
+            self.controls.show_loading(spec)
             self.session.open_dataset(spec)
 
     def open_checkpoint_dialog(self) -> None:
@@ -248,30 +258,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def export_view(self, path) -> bool:
         """The latent view as a PNG picture or, for a .svg name, an SVG drawing."""
-        path = str(path)
-        if path.lower().endswith(".svg"):
-            ok = self._export_svg(path)
+        ok = export_plot(self.latent.plot, path)
+        if ok:
+            self.status_label.setText(short(f"Exported the latent view to {path}."))
         else:
-            ok = self.latent.plot.grab().save(path, "PNG")
-        if not ok:
             self.banner.show_message(f"Could not write {short(path, 120)}.")
         return ok
-
-    def _export_svg(self, path: str) -> bool:
-        from PySide6 import QtSvg
-
-        plot = self.latent.plot
-        generator = QtSvg.QSvgGenerator()
-        generator.setFileName(path)
-        generator.setSize(plot.size())
-        generator.setViewBox(plot.rect())
-        generator.setTitle("latentlab latent view")
-        painter = QtGui.QPainter()
-        if not painter.begin(generator):
-            return False
-        plot.render(painter)
-        painter.end()
-        return Path(path).is_file() and Path(path).stat().st_size > 0
 
     def export_means_dialog(self) -> None:
         path = self._save_path("Export latent means", {".csv": "CSV tables", ".npz": "NumPy archives"})
@@ -319,28 +311,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 event.acceptProposedAction()
                 return
 
-    # ----- training feedback ------------------------------------------------------------------
-    def _on_progress(self, snap) -> None:
-        self.progress.setValue(int(1000 * snap.fraction))
-        self.progress.setFormat(f"epoch {min(snap.epoch + 1, snap.epochs)}/{snap.epochs}")
-        self.status_label.setText(
-            f"Training on {snap.device} · epoch {min(snap.epoch + 1, snap.epochs)}/{snap.epochs} · step {snap.step:,}"
-            f" · ELBO {snap.elbo:.2f} nats (recon {snap.recon:.2f}, KL {snap.kl:.2f}) · β {snap.beta:g}"
-            f" · {snap.samples_per_s:,.0f} samples/s")
-
-    def _on_sweep_progress(self, i: int, n: int, snap) -> None:
-        self.progress.setValue(int(1000 * (i + snap.fraction) / n))
-        self.progress.setFormat(f"sweep {i + 1}/{n}")
-        self.status_label.setText(f"β sweep: model {i + 1} of {n} (β {snap.beta:g}) · epoch "
-                                  f"{min(snap.epoch + 1, snap.epochs)}/{snap.epochs} · ELBO {snap.elbo:.2f} nats "
-                                  f"· {snap.samples_per_s:,.0f} samples/s on {snap.device}")
-
-    def _on_training(self, running: bool) -> None:
-        self.progress.setVisible(running)
-        if running:
-            self.banner.hide()
-            self.progress.setValue(0)
-
+    # ----- state shown in the frame ---------------------------------------------------------------
     def _on_points(self) -> None:
         from latentlab.core.inference.analysis import ACTIVE_THRESHOLD
 
@@ -351,10 +322,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.active_label.setToolTip("Latent dimensions whose posterior mean varies over the data "
                                      f"(variance > {ACTIVE_THRESHOLD:g})")
 
-    def _on_loaded(self) -> None:
+    def _update_title(self) -> None:
+        """The model's file (or name) and data; a mark while a trained model or a sweep is unsaved."""
         md = self.session.model_data
+        if md.model is None:
+            return
         data = md.data.name if md.data is not None else "no data"
-        self.setWindowTitle(short(f"latentlab — {short(md.title, 80)} on {short(data, 60)}", 160))
+        self.setWindowTitle(short(f"latentlab — {short(md.title, 80)}[*] on {short(data, 60)}", 160))
+        self.setWindowModified(bool(self.unsaved.pending()))
 
     def _update_save_action(self) -> None:
         md = self.session.model_data
@@ -378,13 +353,16 @@ class MainWindow(QtWidgets.QMainWindow):
         QtWidgets.QMessageBox.about(self, "About latentlab", (
             f"<b>latentlab {__version__}</b><br>Look inside variational autoencoders.<br><br>"
             f"Python {platform.python_version()} · PyTorch {torch.__version__} · PySide6 {pyside_version} · NumPy {numpy.__version__}<br>"
-            f"Training device: {describe(resolve_device('auto'))}"))
+            f"Training device: {describe(resolve_device('auto'), why=True)}"))
 
     # ----- settings and closing ---------------------------------------------------------------
     def _restore_settings(self) -> None:
         values, problems = saved_settings()
         if "geometry" in values:
             self.restoreGeometry(QtCore.QByteArray(values["geometry"]))   # False for garbage: size kept
+        for splitter in self._splitters():   # restoreState is False for garbage: the sizes are kept
+            if splitter.objectName() in values:
+                splitter.restoreState(QtCore.QByteArray(values[splitter.objectName()]))
         self.session.runs.set_request(**{k: values[k] for k in ("epochs", "lr", "warm_start") if k in values})
         if problems:
             self.status_label.setText(short(f"Ignored {len(problems)} unreadable saved setting(s); defaults used."))
@@ -392,12 +370,21 @@ class MainWindow(QtWidgets.QMainWindow):
     def _save_settings(self) -> None:
         st = settings()
         st.setValue("geometry", self.saveGeometry())
+        for splitter in self._splitters():
+            st.setValue(splitter.objectName(), splitter.saveState())
         r = self.session.runs.request
         st.setValue("epochs", r.epochs)
         st.setValue("lr", r.lr)
         st.setValue("warm_start", r.warm_start)
 
+    def _splitters(self) -> tuple[QtWidgets.QSplitter, ...]:
+        return self.vsplit, self.hsplit
+
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        if not self.unsaved.confirm("quit", "all"):
+            event.ignore()
+            return
         self._save_settings()
         self.session.shutdown()
         super().closeEvent(event)
+

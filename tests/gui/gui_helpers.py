@@ -9,6 +9,12 @@ def view_to_widget(plot, x: float, y: float) -> QtCore.QPoint:
     return plot.mapFromScene(scene)
 
 
+def where_click_lands(plot, x: float, y: float) -> tuple[float, float]:
+    """The view position click_view(plot, x, y) really clicks: (x, y) rounded to its pixel."""
+    p = plot.viewbox.mapSceneToView(plot.mapToScene(view_to_widget(plot, x, y)))
+    return p.x(), p.y()
+
+
 def click_view(plot, x: float, y: float, modifier=QtCore.Qt.KeyboardModifier.NoModifier) -> None:
     QTest.mouseClick(plot.viewport(), QtCore.Qt.MouseButton.LeftButton, modifier, view_to_widget(plot, x, y))
 

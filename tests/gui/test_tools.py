@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from gui_helpers import click_view, wait_idle
+from gui_helpers import click_view, wait_idle, where_click_lands
 from PIL import Image
 from PySide6 import QtCore
 from PySide6.QtTest import QTest
@@ -24,7 +24,7 @@ def test_shift_clicks_pick_data_endpoints_and_the_path_is_drawn(window, qtbot):
     click_view(plot, -1.3, -0.6, QtCore.Qt.KeyboardModifier.ShiftModifier)
     a, b = s.path.endpoints["A"], s.path.endpoints["B"]
     # Each endpoint is the mean of the data point nearest the click, with that point's own image.
-    for e, (x, y) in ((a, (1.2, 0.7)), (b, (-1.3, -0.6))):
+    for e, (x, y) in ((a, where_click_lands(plot, 1.2, 0.7)), (b, where_click_lands(plot, -1.3, -0.6))):
         i = int(np.argmin(((s.latent.points - [x, y]) ** 2).sum(1)))
         assert np.allclose(e.z, s.latent.points[i]) and np.array_equal(e.image, s.model_data.data.x_train[i])
     assert view.animate.isEnabled()

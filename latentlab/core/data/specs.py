@@ -40,7 +40,7 @@ DATASET_KINDS = ("digits", "sprites", "mnist", "fashion-mnist", "kmnist", "npz",
 def describe_specs() -> str:
     """Help text for the dataset spec argument."""
     return (
-        "Dataset specs:\n"
+        "Dataset SPEC forms:\n"
         "  digits              scikit-learn's bundled 8x8 handwritten digits (the default)\n"
         "  sprites             generated 32x32 shapes with known factors (shape, scale, rotation, x, y)\n"
         "  mnist:DIR           MNIST IDX files in DIR (gzipped or not, flat or DIR/MNIST/raw)\n"

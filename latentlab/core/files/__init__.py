@@ -2,6 +2,7 @@
 
 checkpoint    load_checkpoint / save_checkpoint: one .safetensors file, never unpickled
 model_spec    open_model(SPEC): checkpoints, a user's code, diffusers folders; weights files
+spec_forms    the model SPEC forms as help text (no torch)
 metadata      the one validator for a checkpoint's JSON metadata
 preview       the latent preview a checkpoint carries, read with numpy alone
 latent_table  the table of every image's latent mean and log-variance (CSV, NPZ)

@@ -17,14 +17,17 @@ MAX_PATH_CHARS = 4096
 MAX_GEOMETRY_BYTES = 4096
 EPOCHS_RANGE = (1, 100_000)
 LR_RANGE = (1e-5, 1.0)
+# Where the window's splitters were left (QSplitter.saveState bytes, checked like the geometry).
+SPLITTER_KEYS = ("topSplitter", "bottomSplitter")
 
 
 def validate_settings(raw: Mapping) -> tuple[dict, list[str]]:
-    """(values, problems): `values` holds epochs (int), lr (float), warm_start (bool), geometry
-    (bytes) and recent (list of str) for each key whose saved value is valid; `problems` names the
-    keys that were ignored, one short phrase each."""
+    """(values, problems): `values` holds epochs (int), lr (float), warm_start (bool), geometry and
+    the splitters' states (bytes) and recent (list of str) for each key whose saved value is valid;
+    `problems` names the keys that were ignored, one short phrase each."""
     values, problems = {}, []
-    checks = {"epochs": _epochs, "lr": _lr, "warm_start": _bool, "geometry": _geometry, "recent": _recent}
+    checks = {"epochs": _epochs, "lr": _lr, "warm_start": _bool, "geometry": _geometry, "recent": _recent,
+              **dict.fromkeys(SPLITTER_KEYS, _geometry)}
     for key, check in checks.items():
         if key not in raw or raw[key] is None:
             continue

@@ -88,6 +88,24 @@ class LatentAnalyses:
                                  name, self.model_copy(), md.data.x_train, points, lp.logvars,
                                  on_result=lambda values: lp.set_stat(name, values, points))
 
+    def show_informative_view(self) -> None:
+        """A model just opened on a pair of dimensions: show the two that carry the most KL, coloured
+        by the known factor of the data (if any) that follows them most closely."""
+        from latentlab.core.inference.analysis import top_dims_by_kl
+
+        lp, md = self.latent, self.model_data
+        if not lp.full or lp.method != "pair" or md.data is None:
+            return
+        k = lp.points.shape[1]
+        kl, _ = lp.dimension_stats(k, md.history)
+        pair = tuple(sorted(int(d) for d in top_dims_by_kl(kl, 2))) if k > 2 else None
+        lp.colour_hint = informative_factor(lp.points[:, list(pair or (0, min(1, k - 1)))], lp.color_options(md.data),
+                                            md.data.factors_train or {})
+        if pair is not None and pair != lp.projection.dims:
+            lp.set_projection(pair=pair)
+        elif lp.colour_hint:
+            lp.projectionChanged.emit()   # the same plane, to be coloured by the hint
+
     # ----- selections and exports ---------------------------------------------------------------
     def select_region(self, outline, shape: str = "lasso") -> None:
         """Select the shown points inside a rectangle (two opposite corners) or a lasso polygon."""
@@ -207,3 +225,20 @@ class LatentAnalyses:
         self._prior_seed += 1
         self.jobs.submit("prior samples", work.prior_samples, self.model_copy(), *plane, n,
                          self._prior_seed, self.latent.projection, self._anchor(), on_result=self.latent.set_prior_samples)
+
+
+def informative_factor(plane: np.ndarray, options: list[str], factors: dict, sample: int = 20000) -> str:
+    """The ground-truth factor among `options` most correlated with either shown coordinate ("" when
+    the data has none, or none is correlated at all); computed on an evenly strided sample."""
+    step = max(1, len(plane) // sample)
+    best, name = 0.1, ""
+    for factor in options:
+        if factor not in factors:
+            continue
+        f = np.asarray(factors[factor], np.float64)[::step]
+        for column in plane[::step].T:
+            if f.std() > 0 and column.std() > 0:
+                r = abs(float(np.corrcoef(f, column)[0, 1]))
+                if r > best:
+                    best, name = r, factor
+    return name

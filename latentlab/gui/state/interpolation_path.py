@@ -37,6 +37,21 @@ class InterpolationPath(QtCore.QObject):
         self.endpoints = {}
         self.changed.emit()
 
+    def follow(self, model, data) -> None:
+        """Endpoints picked from data images move to those images' encodings under `model` (one small
+        encode); endpoints set as free latent codes stay where they are."""
+        rows = {k: e.row for k, e in self.endpoints.items() if e.row is not None}
+        if not rows or model is None or data is None:
+            return
+        from dataclasses import replace
+
+        from latentlab.core.inference.analysis import encode
+
+        means = encode(model, data.x_train[list(rows.values())])[0]
+        for (which, _), z in zip(rows.items(), means):
+            self.endpoints[which] = replace(self.endpoints[which], z=np.asarray(z, np.float32))
+        self.changed.emit()
+
     def set_settings(self, mode=None, steps: int | None = None) -> None:
         self.mode = PathMode(mode) if mode else self.mode
         self.steps = steps or self.steps

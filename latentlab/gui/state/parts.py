@@ -38,10 +38,12 @@ class SweepRange(str, Enum):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One end of an interpolation: a latent code, and the data image it came from if any."""
+    """One end of an interpolation: a latent code, and the data image (and its training row) it came
+    from if any; such an endpoint follows that image's encoding when the weights change."""
     z: np.ndarray
     image: np.ndarray | None = None
     label: str = ""
+    row: int | None = None
 
 
 class ModelData(QtCore.QObject):
@@ -52,6 +54,7 @@ class ModelData(QtCore.QObject):
     weightsChanged = QtCore.Signal()    # new weights for the same model, from training
     historyChanged = QtCore.Signal()
     evaluationChanged = QtCore.Signal()
+    savedChanged = QtCore.Signal()      # the model's name or whether its weights are saved
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -63,6 +66,8 @@ class ModelData(QtCore.QObject):
         self.history: list[dict] = []
         # The checkpoint file the model came from, or a foreign model's weights file, if any.
         self.source: Path | None = None
+        self.name = ""              # what the title calls a model that has no file of its own (a sweep's)
+        self.unsaved = False        # weights trained in this window and not written to any file yet
         self.version = 0            # bumped on every change of model or weights
 
     @property
@@ -82,13 +87,15 @@ class ModelData(QtCore.QObject):
 
     @property
     def title(self) -> str:
+        own = self.name or (self.source.name if self.source is not None else "")
         if self.foreign:
-            return self.model.describe() + (f" + {self.source.name}" if self.source is not None else "")
-        return self.source.name if self.source is not None else "untrained model"
+            return self.model.describe() + (f" + {own}" if own else "")
+        return own or "new model"
 
-    def replace(self, model, data, history: list, source: Path | None) -> None:
+    def replace(self, model, data, history: list, source: Path | None, name: str = "") -> None:
         dataset_changed = data is not self.data
         self.model, self.data, self.history, self.source = model, data, list(history), source
+        self.name, self.unsaved = name, False
         self.version += 1
         self.set_evaluation(None)
         if dataset_changed:
@@ -102,9 +109,18 @@ class ModelData(QtCore.QObject):
 
         self.model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
         self.version += 1
+        self.set_saved(False)
         if self.evaluation is not None:
             self.set_evaluation(None)
         self.weightsChanged.emit()
+
+    def set_saved(self, saved: bool, source: Path | None = None) -> None:
+        """The weights were just written to `source` (saved), or changed since (not saved)."""
+        if source is not None:
+            self.source, self.name = source, ""
+        if self.unsaved == saved or source is not None:
+            self.unsaved = not saved
+            self.savedChanged.emit()
 
     def set_evaluation(self, evaluation: dict | None) -> None:
         self.evaluation = evaluation
@@ -147,6 +163,7 @@ class LatentPoints(QtCore.QObject):
         self.preview = None                      # core.files.preview.Preview: shown until the model's own points arrive
         self.density = None                      # the points' DensityPyramid in the shown plane (millions of them)
         self.known_pca = None                    # (points, their PCA Projection) worked out off the GUI thread
+        self.colour_hint = ""                    # what a newly opened model's points are best coloured by, once
 
     @property
     def full(self) -> bool:
@@ -169,15 +186,23 @@ class LatentPoints(QtCore.QObject):
         self.preview = None
         self.stats = stats or {}
         self.dim_stats = dim_stats
+        self._drop_derived()
         if k_changed or stale_map or (self.method != "pair" and rows is None):
             self.set_projection()
         self.changed.emit()
+
+    def _drop_derived(self) -> None:
+        """q(z) and the prior samples were made from the points and plane shown until now: drawn
+        over new ones they would be stale, so they go (q(z) is recomputed while it is wanted)."""
+        if self.aggregate is not None or self.prior_samples is not None:
+            self.aggregate = self.prior_samples = None
+            self.aggregateChanged.emit()
 
     def clear(self) -> None:
         """No points: the model is open without data."""
         self.points = self.rows = self.logvars = self.dim_stats = self.preview = None
         self.stats = {}
-        self.aggregate = self.prior_samples = None
+        self._drop_derived()
         self.changed.emit()
 
     def set_preview(self, preview) -> None:
@@ -210,6 +235,7 @@ class LatentPoints(QtCore.QObject):
             keep = self.projection is not None and self.projection.latent_dim == k and self.projection.kind == "dims"
             i, j = pair if pair is not None else (self.projection.dims if keep else (0, 1))
             self.projection = dims_projection(k, i, j if k > 1 else 0)
+        self._drop_derived()
         self.projectionChanged.emit()
 
     def set_method(self, method: str) -> None:
@@ -224,6 +250,7 @@ class LatentPoints(QtCore.QObject):
         if self.points is None or embedding.kind != self.method or embedding.means.shape != self.points.shape:
             return False
         self.projection = EmbeddedProjection(embedding, self.points)
+        self._drop_derived()
         self.projectionChanged.emit()
         return True
 

@@ -59,6 +59,8 @@ class RunController(QtCore.QObject):
         self.training = False
         self.sweeping = False
         self.sweep_points: list = []     # core.training.sweep.SweepPoint, sorted by β
+        self.sweep_dataset = ""          # the spec of the dataset the sweep's models were trained on
+        self.sweep_saved = True          # the sweep's models are all in a saved sweep folder
         self.last_snapshot = None
         self._stop = threading.Event()
         self._queued: TrainRequest | None = None
@@ -136,7 +138,7 @@ class RunController(QtCore.QObject):
         from latentlab.core.errors import LatentLabError
         from latentlab.core.models.config import ModelConfig, TrainConfig
         from latentlab.core.training.budget import check_training_fits
-        from latentlab.core.training.device import resolve_device
+        from latentlab.core.training.device import cpu_threads, resolve_device
 
         md = self.session.model_data
         data = md.data
@@ -148,8 +150,8 @@ class RunController(QtCore.QObject):
                 image_shape=data.image_shape, latent_dim=request.latent_dim, arch=request.arch,
                 hidden=tuple(request.hidden), likelihood=request.likelihood)
             device = resolve_device(device_name())
-            # Leave the GUI thread a core: torch's pool would otherwise take them all.
-            tcfg = TrainConfig(device=device.type, threads=max(1, (os.cpu_count() or 2) - 1), **train_fields)
+            # The free cores less one for the GUI thread (LATENTLAB_THREADS sets it): more only wait on each other.
+            tcfg = TrainConfig(device=device.type, threads=cpu_threads(leave=1), **train_fields)
             # Before any model or batch is built: a size that cannot fit is one sentence, not a stall.
             # (A user's model exists already; its copy is the only new allocation besides the batch.)
             if cfg is not None:
@@ -243,12 +245,18 @@ class RunController(QtCore.QObject):
             self.session.encode_all()
 
     # ----- β sweep ----------------------------------------------------------------------------
+    @property
+    def sweep_unsaved(self) -> bool:
+        return bool(self.sweep_points) and not self.sweep_saved
+
     def start_sweep(self, betas: list[float], epochs: int) -> None:
         """Train one fresh model per β, with the shape and learning rate of the current request."""
         s = self.session
         if s.model_data.data is None or self.busy or hasattr(s.model_data.data, "table"):
             s.jobs.report("A β sweep trains on a dataset: open one (not a latent table) first." if not self.busy and
                           s.model_data.data is not None else "Stop the current run before starting a β sweep.")
+            return
+        if not s.confirm_discard("start a new sweep", "sweep"):
             return
         from latentlab.core.training.sweep import run_sweep
 
@@ -259,7 +267,7 @@ class RunController(QtCore.QObject):
         cfg, tcfg, _ = configs
         if cfg is None:  # one fine-tuned copy of the foreign model per β
             cfg = s.jobs.private_copy(s.model_data.model)
-        self.set_sweep([])
+        self.set_sweep([], dataset=s.model_data.dataset_spec)
         self._stop = threading.Event()
         self.sweeping = True
         self._sweep_count = len(betas)
@@ -273,7 +281,7 @@ class RunController(QtCore.QObject):
 
         i, item = event
         if isinstance(item, SweepPoint):
-            self.set_sweep(sorted([*self.sweep_points, item], key=lambda p: p.beta))
+            self.set_sweep(sorted([*self.sweep_points, item], key=lambda p: p.beta), saved=False)
             return
         self.sweepProgress.emit(i, self._sweep_count, item)
         if item.error:
@@ -285,8 +293,45 @@ class RunController(QtCore.QObject):
         self.session.jobs.status.emit(f"β sweep: {len(self.sweep_points)} models.")
         self._after_run(current, encode=False)
 
-    def set_sweep(self, points: list) -> None:
+    def explore_point(self, point) -> None:
+        """Make one model of the sweep (core.training.sweep.SweepPoint) the explorer's model."""
+        from latentlab.core.text import beta_text
+        from latentlab.core.training.sweep import point_model
+
+        s, md = self.session, self.session.model_data
+        if self.busy:
+            s.jobs.report("Stop the running job before loading a model from the sweep.")
+            return
+        if self.sweep_dataset and self.sweep_dataset != md.dataset_spec:
+            s.jobs.report(f"This sweep was trained on {self.sweep_dataset}; open that dataset to explore its models.")
+            return
+        if not s.confirm_discard("load a model of the sweep"):
+            return
+        # A foreign model's sweep holds fine-tuned copies of it: the point's weights go into a copy.
+        model = point_model(point, md.model if point.config is None else None)
+        saved = point.path is not None and point.config is not None
+        s.replace_model(model, None, point.history, md.source if point.config is None else point.path,
+                        name="" if saved else f"β = {beta_text(point.beta)} of the sweep")
+        s.jobs.status.emit(f"Loaded the β = {beta_text(point.beta)} model of the sweep.")
+
+    def save_sweep(self, folder) -> None:
+        """Every model of the sweep into `folder` (beta_*.safetensors), remembered as saved there;
+        raises LatentLabError with one sentence when it cannot."""
+        from dataclasses import replace as with_path
+
+        from latentlab.core.training.sweep import save_sweep
+
+        md = self.session.model_data
+        base = md.model if md.foreign else None   # a foreign model's sweep holds fine-tuned copies of it
+        paths = save_sweep(folder, self.sweep_points, self.sweep_dataset or md.dataset_spec, base=base)
+        self.set_sweep([with_path(p, path=f) for p, f in zip(self.sweep_points, paths)], saved=True)
+
+    def set_sweep(self, points: list, *, dataset: str | None = None, saved: bool = True) -> None:
+        """The sweep's models (`saved`: all of them are in a sweep folder), trained on `dataset`."""
         self.sweep_points = list(points)
+        self.sweep_saved = saved
+        if dataset is not None:
+            self.sweep_dataset = dataset
         self.sweepChanged.emit()
 
     def shutdown(self) -> None:

@@ -56,14 +56,18 @@ class Session(QtCore.QObject):
         self.analyses = LatentAnalyses(self.jobs, self.model_data, self.latent, self.selection, self.anchor,
                                        self.model_copy)
         self.model_data.datasetChanged.connect(self.selection.clear)
+        self.model_data.weightsChanged.connect(lambda: self.path.follow(self.model_data.model, self.model_data.data))
+        # Asked before an action drops unsaved work: confirm_discard(action, work) with a phrase such as
+        # "open another model" and the work it drops ("model", "sweep" or "all"); False cancels the
+        # action. The window asks Save / Discard / Cancel (gui/unsaved.py); without one nothing is asked.
+        self.confirm_discard = lambda action, work="model": True
 
-    # The window's one error and status channel is the job runner's.
     @property
     def errorRaised(self):
         return self.jobs.errorRaised
 
     @property
-    def status(self):
+    def status(self):   # the window's one error and status channel is the job runner's
         return self.jobs.status
 
     @property
@@ -80,15 +84,17 @@ class Session(QtCore.QObject):
         self.jobs.report(message)
 
     # ----- models and data ------------------------------------------------------------------
-    def replace_model(self, model, data=None, history=(), source: Path | None = None, *,
+    def replace_model(self, model, data=None, history=(), source: Path | None = None, *, name: str = "",
                       encoded: work.Encoded | None = None, encode: bool = True, without_data: bool = False) -> None:
         """Make `model` (on `data`, default: the open dataset) the window's model.
 
         The rule for what survives: the marker's z and the endpoints A/B are latent codes, kept while
-        the latent size stays the same (and, for endpoints, the dataset they came from); the
-        inspected data row is kept while the dataset stays. Work still running on the old model is
-        dropped. The points are `encoded` if given, else encoded again unless `encode` is False.
-        With `without_data` the model is shown on no data at all (no points)."""
+        the latent size stays the same (and, for endpoints, the dataset they came from); endpoints
+        picked from data images move to those images' encodings under the new model; the inspected
+        data row is kept while the dataset stays. Work still running on the old model is dropped.
+        The points are `encoded` if given, else encoded again unless `encode` is False. With
+        `without_data` the model is shown on no data at all (no points). `name` is the title of a
+        model without a file of its own."""
         md = self.model_data
         data = None if without_data else md.data if data is None else data
         old_k = md.model.latent_dim if md.model is not None else None
@@ -98,7 +104,7 @@ class Session(QtCore.QObject):
         self.jobs.cancel("encode")
         self.jobs.cancel("decode")
         self._slow_decode, self._slow_decodes = False, 0
-        md.replace(model, data, history, source)
+        md.replace(model, data, history, source, name)
         self.cursor.prior = None if getattr(model, "deterministic", False) else model.latent_prior()
         self.latent.no_kl = bool(getattr(model, "deterministic", False))
         k = model.latent_dim
@@ -110,7 +116,12 @@ class Session(QtCore.QObject):
             elif k <= MANY_DIMS and lp.method == "pca":
                 lp.method = "pair"
         if not (same_data and old_k == k):
+            if self.path.endpoints:
+                self.status.emit("Interpolation endpoints cleared: they were codes of the "
+                                 + ("previous dataset." if not same_data else f"previous latent size (K = {old_k})."))
             self.path.clear()
+        else:
+            self.path.follow(model, data)
         if not same_data:
             self.cursor.select(None)
         self._sync_request()
@@ -155,6 +166,8 @@ class Session(QtCore.QObject):
 
     def load(self, checkpoint: str | Path | None = None, dataset: str | None = None) -> None:
         """Load a checkpoint (default: the bundled one) and its dataset off the GUI thread."""
+        if not self.confirm_discard("open another model"):
+            return
         self.runs.stop()  # the run belongs to the model being replaced
         self.status.emit("Loading…")
         if self.model_data.model is None:
@@ -167,6 +180,8 @@ class Session(QtCore.QObject):
         """Open a model SPEC (with fine-tuned weights and a likelihood, if given) off the GUI thread,
         check it on a batch of the named dataset (default: the open one) and make it the window's
         model. A model that fails keeps the current one; the banner says why in one sentence."""
+        if not self.confirm_discard("open another model"):
+            return
         self.status.emit(f"Opening {spec}…")
         self.jobs.submit_tracked("load", "Opening", work.open_model_and_data, str(spec), weights, likelihood, dataset,
                                  None if dataset else self.model_data.data, on_result=self._on_loaded)
@@ -205,6 +220,7 @@ class Session(QtCore.QObject):
         source = result.source if result.source is not None else md.source
         self.replace_model(result.model, result.data, history, source, encoded=result.encoded,
                            without_data=result.data is None)
+        self.analyses.show_informative_view()
         # Everything loaded so far lives as long as the app: keep the collector from rescanning it,
         # which otherwise costs a few hundred milliseconds per full collection in any thread.
         gc.freeze()
@@ -229,16 +245,7 @@ class Session(QtCore.QObject):
 
     def use_sweep_point(self, point) -> None:
         """Make one model of the sweep the explorer's model."""
-        from latentlab.core.training.sweep import point_model
-
-        if self.runs.busy:
-            self.report_error("Stop the running job before loading a model from the sweep.")
-            return
-        md = self.model_data
-        # A foreign model's sweep holds fine-tuned copies of it: the point's weights go into a copy.
-        model = point_model(point, md.model if point.config is None else None)
-        self.replace_model(model, None, point.history, md.source if point.config is None else point.path)
-        self.status.emit(f"Loaded the β = {point.beta:g} model of the sweep.")
+        self.runs.explore_point(point)
 
     def save_checkpoint(self, path: str | Path) -> None:
         """latentlab's own VAE as a checkpoint; a foreign model's fine-tuned state_dict as a weights
@@ -260,8 +267,8 @@ class Session(QtCore.QObject):
         except LatentLabError as exc:
             self.report_error(str(exc).replace("--out ", "", 1))
             return
-        if not md.foreign:  # a foreign model's source stays its user's weights file, which is never written
-            md.source = Path(path)
+        # A foreign model's source stays its user's weights file, which is never written.
+        md.set_saved(True, None if md.foreign else Path(path))
         self.status.emit(f"Saved {path}" + (f"; reopen it with --model {md.spec} --weights {path}" if md.foreign else ""))
 
     def encode_all(self) -> None:
@@ -296,11 +303,10 @@ class Session(QtCore.QObject):
 
     # ----- the decoded point, anchor, selection, endpoints --------------------------------------
     def set_z(self, z, note: str = "") -> None:
-        """Decode z (K,) with the current model: on the GUI thread while one decode is cheap (one
-        sample of latentlab's models takes well under a millisecond); a model whose decode took
-        longer than SLOW_DECODE_MS decodes on a worker instead, the newest position winning, so
-        dragging over a large autoencoder never freezes the window. `note` says how a map's click
-        became z (the decoded view's caption)."""
+        """Decode z (K,) with the current model: on the GUI thread while one decode is cheap (well
+        under a millisecond for latentlab's models); a model whose decode took longer than
+        SLOW_DECODE_MS decodes on a worker, the newest position winning, so dragging over a large
+        autoencoder never freezes the window. `note`: how a map's click became z (the caption)."""
         model = self.model_data.model
         if model is None:
             return
@@ -362,7 +368,7 @@ class Session(QtCore.QObject):
         if i is None:
             return
         label = data.label_names[int(lp.labels(data)[i])]
-        self.path.pick(Endpoint(z=lp.points[i].astype(np.float32), image=lp.image(i, data), label=label))
+        self.path.pick(Endpoint(z=lp.points[i].astype(np.float32), image=lp.image(i, data), label=label, row=lp.row(i)))
         self.select_point(lp.row(i))
         self.set_z(lp.points[i])
 
@@ -396,7 +402,6 @@ class Session(QtCore.QObject):
         md = self.model_data
         return self.jobs.model_copy(md.model, md.version)
 
-    # ----- lifetime -----------------------------------------------------------------------------
     def wait_until_idle(self, timeout_ms: int = 60000) -> bool:
         """Let every background job and training run finish and its results arrive (tests, scripts)."""
         return self.jobs.wait_until_idle(timeout_ms)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from PySide6 import QtCore
 
-from latentlab.core.files.settings import MAX_RECENT, validate_settings
+from latentlab.core.files.settings import MAX_RECENT, SPLITTER_KEYS, validate_settings
 
-SETTING_KEYS = ("epochs", "lr", "warm_start", "geometry", "recent")
+SETTING_KEYS = ("epochs", "lr", "warm_start", "geometry", "recent", *SPLITTER_KEYS)
 
 
 def settings() -> QtCore.QSettings:

@@ -10,6 +10,7 @@ from PySide6 import QtWidgets
 from latentlab.gui.state.session import Session
 from latentlab.gui.state.work import HOLE_RATIO
 from latentlab.gui.widgets.images import pil_to_pixmap
+from latentlab.gui.widgets.small_screens import FlowLayout, scrolling
 
 
 class AggregateView(QtWidgets.QWidget):
@@ -25,18 +26,18 @@ class AggregateView(QtWidgets.QWidget):
         self.summary = QtWidgets.QLabel(wordWrap=True)
         self.in_holes = QtWidgets.QLabel()
         self.covered = QtWidgets.QLabel()
-        bar = QtWidgets.QHBoxLayout()
+        bar = FlowLayout()   # wraps on a narrow window
         for w in (self.show_overlay, QtWidgets.QLabel("samples"), self.sample_count, self.sample):
             bar.addWidget(w)
-        bar.addStretch(1)
-        grids = QtWidgets.QFormLayout()
+        body = QtWidgets.QWidget()
+        grids = QtWidgets.QFormLayout(body)
+        grids.setContentsMargins(0, 0, 0, 0)
+        grids.addRow(self.summary)
         grids.addRow("In holes:", self.in_holes)
         grids.addRow("Elsewhere:", self.covered)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(bar)
-        layout.addWidget(self.summary)
-        layout.addLayout(grids)
-        layout.addStretch(1)
+        layout.addWidget(scrolling(body), 1)   # up to 256 decoded samples: they scroll on a short screen
         self.show_overlay.toggled.connect(self.latent.set_show_overlay)
         self.sample.clicked.connect(self.draw_samples)
         for signal in (self.latent.changed, self.latent.projectionChanged, self.latent.aggregateChanged):
@@ -83,6 +84,7 @@ class AggregateView(QtWidgets.QWidget):
         self._show_samples()
 
     def draw_samples(self) -> None:
+        self.show_overlay.setChecked(True)   # the samples are drawn with the holes they fall in
         self.session.analyses.sample_prior(self.sample_count.value())
 
     def _show_samples(self) -> None:

@@ -24,12 +24,12 @@ class CollapseView(LazyView):
         self.setObjectName("collapseView")
         self.model_data = model_data
         self.latent = latent
-        self.summary = QtWidgets.QLabel()
+        self.summary = QtWidgets.QLabel(wordWrap=True)
         self.warning = QtWidgets.QLabel(wordWrap=True)
         self.warning.setStyleSheet("color: #8a4b00; background: #fff4e0; padding: 4px;")
         self.bars = pg.PlotWidget(background="w")
         item = self.bars.getPlotItem()
-        item.setLabel("left", "KL (nats, mean over data)")
+        item.setLabel("left", "KL (nats)")
         item.setLabel("bottom", "latent dimension")
         item.showGrid(y=True, alpha=0.15)
         item.setMenuEnabled(False)
@@ -66,9 +66,9 @@ class CollapseView(LazyView):
         brushes = [pg.mkBrush("#1f77b4" if a else "#c8c8c8") for a in self.active]
         self.bar_item.setOpts(x=np.arange(1, k + 1), height=self.kl, width=0.7, brushes=brushes, pen=pg.mkPen(None))
         self.bars.getPlotItem().getAxis("bottom").setTicks([[(i + 1, f"z{i + 1}") for i in range(k)]] if k <= 32 else None)
-        total = (f"total KL {self.kl.sum():.2f} nats" if prior.factorised else
-                 f"KL per dimension against N(0, 1), summing to {self.kl.sum():.2f} nats (the declared prior does not "
-                 "factorise)")
+        total = (f"total KL {self.kl.sum():.3g} nats, each bar averaged over the data" if prior.factorised else
+                 f"KL per dimension against N(0, 1), each bar averaged over the data, summing to {self.kl.sum():.3g} "
+                 "nats (the declared prior does not factorise)")
         assumed = "" if prior.declared else " · N(0, I) assumed as the prior"
         self.summary.setText(f"<b>Active units: {int(self.active.sum())} of {k}</b> · {total}{assumed} "
                              f"(grey bars: inactive, variance of the posterior mean over the data ≤ {ACTIVE_THRESHOLD:g})")

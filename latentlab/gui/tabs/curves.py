@@ -9,6 +9,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 from superqt.utils import qthrottled
 
+from latentlab.core.text import beta_text
 from latentlab.gui.state.parts import MANY_DIMS, ModelData
 from latentlab.gui.state.runs import RunController
 from latentlab.gui.widgets.palette import label_colors
@@ -58,6 +59,9 @@ class CurvesView(QtWidgets.QTabWidget):
         legend.setColumnCount(len(SERIES))
         self.curves = {key: self.losses.plot([], [], name=name, pen=pg.mkPen(color, width=2))
                        for key, name, color in SERIES}
+        # Which colour is which dimension: one legend row of up to 8 entries per line.
+        self.dim_legend = self.per_dim.getPlotItem().addLegend(offset=(-8, 8), labelTextColor=(30, 30, 30))
+        self.dim_legend.setBrush(pg.mkBrush(255, 255, 255, 200))
         self.empty_hint = pg.TextItem("", color=(110, 110, 110), anchor=(0.5, 0.5))
         self.empty_hint.setPos(0.5, 0.5)
         self.losses.getPlotItem().addItem(self.empty_hint, ignoreBounds=True)
@@ -138,9 +142,17 @@ class CurvesView(QtWidgets.QTabWidget):
         for m in self.markers:
             plot.removeItem(m)
         self.markers = []
-        for epoch, beta in changes:
+        # A label only where the next change is a few epochs away (a KL warm-up changes β every epoch:
+        # its ramp is marked by lines, and labelled where it ends).
+        last = self.model_data.history[-1]["epoch"] if self.model_data.history else 0
+        gap = 0.08 * max(1, last - changes[0][0]) if changes else 0
+        for n, (epoch, beta) in enumerate(changes):
+            labelled = n + 1 == len(changes) or changes[n + 1][0] - epoch >= gap
+            # Below the legend's row, dark on a white card: readable over the curves and the grid.
             line = pg.InfiniteLine(pos=epoch - 0.5, angle=90, pen=pg.mkPen((120, 120, 120), style=pg.QtCore.Qt.PenStyle.DashLine),
-                                   label=f"β={beta:g}", labelOpts={"position": 0.92, "color": (60, 60, 60)})
+                                   label=f"β = {beta_text(beta)}" if labelled else None,
+                                   labelOpts={"position": 0.7, "color": (20, 20, 20), "fill": (255, 255, 255, 225),
+                                              "anchors": [(0, 0.5), (0, 0.5)]})
             plot.addItem(line)
             self.markers.append(line)
 
@@ -156,6 +168,12 @@ class CurvesView(QtWidgets.QTabWidget):
         while len(self.dim_curves) < k:
             d = len(self.dim_curves)
             self.dim_curves.append(plot.plot([], [], pen=pg.mkPen(colors[d], width=1.5)))
-        for col, (d, curve) in enumerate(zip(dims, self.dim_curves)):
-            curve.opts["name"] = f"z{int(d) + 1}"
+        names = [f"z{int(d) + 1}" for d in dims]
+        if names != [label.text for _, label in self.dim_legend.items]:
+            self.dim_legend.clear()
+            self.dim_legend.setColumnCount(min(max(k, 1), 8))
+            for name, curve in zip(names, self.dim_curves):
+                self.dim_legend.addItem(curve, name)
+        for col, (name, curve) in enumerate(zip(names, self.dim_curves)):
+            curve.opts["name"] = name
             curve.setData(series["epoch"], per_dim[:, col], connect="finite", **_lone_symbol(len(series["epoch"]), curve))

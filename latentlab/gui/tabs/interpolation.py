@@ -10,6 +10,7 @@ from latentlab.gui.state.parts import PathMode
 from latentlab.gui.state.session import Session
 from latentlab.gui.widgets.images import pil_to_pixmap
 from latentlab.gui.widgets.lazy import LazyView
+from latentlab.gui.widgets.small_screens import FlowLayout, scrolling
 
 STRIP_PX = 72
 FRAME_MS = 120
@@ -40,7 +41,8 @@ class InterpolationView(LazyView):
         scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
         scroll.setMinimumHeight(STRIP_PX + 40)
         self.profile = pg.PlotWidget(background="w")
-        self.profile.setMaximumHeight(140)
+        self.profile.setMinimumHeight(130)   # room for its ticks and label; the tab scrolls below that
+        self.profile.setMaximumHeight(180)
         item = self.profile.getPlotItem()
         item.setLabel("bottom", "step along the path")
         item.setLabel("left", "log p(z)")
@@ -48,16 +50,22 @@ class InterpolationView(LazyView):
         item.setMenuEnabled(False)
         self.profile_curve = self.profile.plot([], [], pen=pg.mkPen("#1f77b4", width=2), symbol="o", symbolSize=5,
                                                symbolBrush="#1f77b4")
-        bar = QtWidgets.QHBoxLayout()
+        bar = FlowLayout()   # wraps on a narrow window
         for w in (QtWidgets.QLabel("Path"), self.mode, QtWidgets.QLabel("steps"), self.steps, self.set_a, self.set_b,
                   self.animate, self.export_png, self.export_gif):
             bar.addWidget(w)
-        bar.addStretch(1)
+        body = QtWidgets.QWidget()
+        body_layout = QtWidgets.QVBoxLayout(body)
+        body_layout.setContentsMargins(0, 0, 0, 0)
+        body_layout.addWidget(scroll, 1)
+        body_layout.addWidget(self.profile)
+        self.body = scrolling(body)   # hidden until there is a path: an empty plot says nothing
+        self.body.hide()
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addWidget(self.hint)
-        layout.addWidget(scroll, 1)
-        layout.addWidget(self.profile)
+        layout.addWidget(self.body, 1)
+        layout.addStretch(0)
         self.mode.currentTextChanged.connect(lambda m: self.path.set_settings(mode=m))
         self.steps.valueChanged.connect(lambda n: self.path.set_settings(steps=n))
         self.set_a.clicked.connect(lambda: session.set_endpoint("A"))
@@ -79,6 +87,7 @@ class InterpolationView(LazyView):
         for w in (self.animate, self.export_png, self.export_gif):
             w.setEnabled(ready)
         self.hint.setVisible(not ready)
+        self.body.setVisible(ready)
         if not ready:
             self.images = None
             self.strip.clear()
@@ -145,6 +154,8 @@ class InterpolationView(LazyView):
             write(path)
         except LatentLabError as exc:
             self.session.report_error(str(exc))
+        else:
+            self.session.status.emit(f"Exported the interpolation to {path}.")
 
     def _toggle_animation(self, on: bool) -> None:
         self.animate.setText("Stop" if on else "Animate")

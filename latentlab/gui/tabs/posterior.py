@@ -11,6 +11,7 @@ from latentlab.gui.state.session import Session
 from latentlab.gui.state.table_source import NO_IMAGES
 from latentlab.gui.widgets.images import to_pixmap
 from latentlab.gui.widgets.lazy import LazyView
+from latentlab.gui.widgets.small_screens import FlowLayout, scrolling
 
 
 class PosteriorView(LazyView):
@@ -25,11 +26,10 @@ class PosteriorView(LazyView):
         self.iw_k.setToolTip("Importance samples K for the IWAE estimate of log p(x)")
         for w in (self.index, self.grid_size, self.iw_k):
             w.setKeyboardTracking(False)
-        bar = QtWidgets.QHBoxLayout()
+        bar = FlowLayout()   # wraps on a narrow window
         for w in (QtWidgets.QLabel("Image #"), self.index, QtWidgets.QLabel("grid"), self.grid_size,
                   QtWidgets.QLabel("IWAE K"), self.iw_k):
             bar.addWidget(w)
-        bar.addStretch(1)
         self.plot = pg.PlotWidget(background="w")
         item = self.plot.getPlotItem()
         item.setAspectLocked(True)
@@ -37,7 +37,11 @@ class PosteriorView(LazyView):
         item.setLabel("bottom", "z1")
         item.setLabel("left", "z2")
         self.heat = pg.ImageItem(axisOrder="row-major")
-        self.heat.setColorMap(pg.colormap.get("inferno"))
+        inferno = pg.colormap.get("inferno")
+        self.heat.setColorMap(inferno)
+        # Beyond the grid the posterior density is as good as zero: its colour, where the locked aspect
+        # ratio shows more than the grid (white there read as part of the map).
+        item.getViewBox().setBackgroundColor(inferno.map(0.0, mode="qcolor"))
         item.addItem(self.heat)
         self.ellipses = [QtWidgets.QGraphicsEllipseItem() for _ in range(2)]
         for e, style in zip(self.ellipses, (QtCore.Qt.PenStyle.SolidLine, QtCore.Qt.PenStyle.DashLine)):
@@ -63,13 +67,16 @@ class PosteriorView(LazyView):
         self.image = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter)
         self.numbers = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignTop)
         self.numbers.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.numbers.setMinimumWidth(300)
-        side = QtWidgets.QVBoxLayout()
-        side.addWidget(self.image)
-        side.addWidget(self.numbers, 1)
+        self.numbers.setWordWrap(True)   # the legend's sentences wrap; the table keeps its rows
+        self.numbers.setMinimumWidth(self.numbers.fontMetrics().horizontalAdvance("x" * 58))
+        side = QtWidgets.QWidget()
+        side_layout = QtWidgets.QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.addWidget(self.image)
+        side_layout.addWidget(self.numbers, 1)
         body = QtWidgets.QHBoxLayout()
         body.addWidget(self.stack, 1)
-        body.addLayout(side)
+        body.addWidget(scrolling(side, across=False))   # on a short screen the numbers scroll beside the plot
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addLayout(body, 1)

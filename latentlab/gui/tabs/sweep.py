@@ -7,7 +7,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtWidgets
 
+from latentlab.core.text import beta_text
 from latentlab.gui.state.session import Session
+from latentlab.gui.widgets.small_screens import FlowLayout
 
 
 class SweepView(QtWidgets.QWidget):
@@ -28,15 +30,14 @@ class SweepView(QtWidgets.QWidget):
         self.progress = QtWidgets.QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.hide()
-        bar = QtWidgets.QHBoxLayout()
+        bar = FlowLayout()   # wraps on a narrow window
         for w in (QtWidgets.QLabel("β from"), self.lo, QtWidgets.QLabel("to"), self.hi, QtWidgets.QLabel("models"),
                   self.count, QtWidgets.QLabel("epochs each"), self.epochs, self.start, self.save, self.open, self.progress):
             bar.addWidget(w)
-        bar.addStretch(1)
         self.plot = pg.PlotWidget(background="w")
         item = self.plot.getPlotItem()
-        item.setLabel("bottom", "distortion: reconstruction NLL (nats, test)")
-        item.setLabel("left", "rate: KL(q ‖ p) (nats, test)")
+        item.setLabel("bottom", "distortion: reconstruction NLL (nats, test set)")
+        item.setLabel("left", "rate: KL (nats, test set)")
         item.showGrid(x=True, y=True, alpha=0.15)
         item.setMenuEnabled(False)
         self.line = item.plot([], [], pen=pg.mkPen((150, 150, 150), width=1))
@@ -105,11 +106,15 @@ class SweepView(QtWidgets.QWidget):
         r = np.array([p.rate for p in pts], float)
         self.line.setData(d, r)
         self.scatter.setData(d, r, data=list(range(len(pts))))
-        for p in pts:
-            label = pg.TextItem(f"β={p.beta:g}", color=(40, 40, 40), anchor=(-0.1, 1.1))
+        for p, anchor in zip(pts, label_anchors(d, r)):
+            label = pg.TextItem(f"β = {beta_text(p.beta)}", color=(40, 40, 40), anchor=anchor)
             label.setPos(p.distortion, p.rate)
             item.addItem(label)
             self.labels.append(label)
+        if len(pts):   # room round the points for their labels, which the view's own range ignores
+            pad = lambda v: 0.25 * (np.ptp(v) or abs(float(v[0])) or 1.0)  # noqa: E731
+            self.plot.setRange(xRange=(d.min() - pad(d), d.max() + pad(d)), yRange=(r.min() - pad(r), r.max() + pad(r)),
+                               padding=0)
         self.save.setEnabled(bool(pts))
 
     def _clicked(self, _item, points, _ev=None) -> None:
@@ -122,20 +127,21 @@ class SweepView(QtWidgets.QWidget):
         return md.model if md.foreign else None
 
     def save_to(self, folder) -> None:
-        from latentlab.core.training.sweep import save_sweep
-
-        save_sweep(folder, self.runs.sweep_points, self.session.model_data.dataset_spec, base=self._base())
+        self.runs.save_sweep(folder)
+        self.session.status.emit(f"Saved {len(self.runs.sweep_points)} models of the sweep in {folder}.")
 
     def open_from(self, folder) -> None:
         from latentlab.core.training.sweep import load_sweep
 
+        if not self.session.confirm_discard("open another sweep", "sweep"):
+            return
         points, dataset = load_sweep(folder, base=self._base())
         data = self.session.model_data.data
         config = points[0].config
         if data is not None and config is not None and config.image_shape != data.image_shape:
             raise ValueError(f"the sweep in {folder} was trained on {dataset}, whose images do not match "
                              f"the open dataset; open {dataset} first")
-        self.runs.set_sweep(points)
+        self.runs.set_sweep(points, dataset=dataset or self.session.model_data.dataset_spec, saved=True)
 
     def _save_dialog(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Save the sweep into a folder")
@@ -155,3 +161,22 @@ class SweepView(QtWidgets.QWidget):
         except (LatentLabError, ValueError) as exc:
             text = str(exc)
             self.session.report_error(text[0].upper() + text[1:] + ("" if text.endswith(".") else "."))
+
+
+def label_anchors(x: np.ndarray, y: np.ndarray) -> list[tuple[float, float]]:
+    """Where each point's label sits (a TextItem anchor), off the falling rate–distortion curve:
+    above and to the right of its point, or below and to the left, taking turns where neighbours
+    are close enough for their labels to meet; below-left near the right edge."""
+    if not len(x):
+        return []
+    span = lambda v: np.ptp(v) or 1.0  # noqa: E731
+    u, v = (x - x.min()) / span(x), (y - y.min()) / span(y)
+    above_right, below_left = (-0.1, 1.1), (1.1, -0.1)
+    anchors = []
+    for i in range(len(x)):
+        close = i > 0 and abs(u[i] - u[i - 1]) < 0.15 and abs(v[i] - v[i - 1]) < 0.15
+        if close:
+            anchors.append(below_left if anchors[-1] == above_right else above_right)
+        else:
+            anchors.append(below_left if u[i] > 0.85 else above_right)
+    return anchors

@@ -11,6 +11,7 @@ from latentlab.gui.state.session import Session
 from latentlab.gui.state.work import decode_codes
 from latentlab.gui.widgets.images import pil_to_pixmap
 from latentlab.gui.widgets.lazy import LazyView
+from latentlab.gui.widgets.small_screens import FlowLayout
 
 ROW_PX = 48
 
@@ -32,11 +33,10 @@ class TraversalView(LazyView):
         self.top_n = QtWidgets.QSpinBox(prefix="top ", suffix=" by KL", minimum=1, maximum=MANY_DIMS * 8, value=16)
         self.top_n.setKeyboardTracking(False)
         self.export = QtWidgets.QPushButton("Export PNG…")
-        bar = QtWidgets.QHBoxLayout()
+        bar = FlowLayout()   # wraps on a narrow window
         for w in (QtWidgets.QLabel("Anchor"), self.anchor, QtWidgets.QLabel("columns"), self.columns,
                   QtWidgets.QLabel("sweep"), self.sweep, self.sort, self.top_n, self.export):
             bar.addWidget(w)
-        bar.addStretch(1)
         self.rows = QtWidgets.QWidget()
         self.grid = QtWidgets.QGridLayout(self.rows)
         self.grid.setVerticalSpacing(2)
@@ -153,3 +153,5 @@ class TraversalView(LazyView):
                 self.export_png_to(path)
             except LatentLabError as exc:
                 self.session.report_error(str(exc))
+            else:
+                self.session.status.emit(f"Exported the traversals to {path}.")

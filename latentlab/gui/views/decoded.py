@@ -8,7 +8,19 @@ from PySide6 import QtCore, QtWidgets
 from latentlab.gui.state.parts import Cursor
 from latentlab.gui.widgets.images import to_pixmap
 
-IMAGE_PX = 224
+IMAGE_PX = 224      # the image's side where there is room
+MIN_IMAGE_PX = 96   # and on a short screen, where the Training form below it scrolls
+
+
+class ImageLabel(QtWidgets.QLabel):
+    """Asks for IMAGE_PX square and makes do with MIN_IMAGE_PX, whatever pixmap it shows (a QLabel
+    would ask for its pixmap's size, which follows the label's: a loop that only ever shrinks)."""
+
+    def sizeHint(self) -> QtCore.QSize:
+        return QtCore.QSize(IMAGE_PX, IMAGE_PX)
+
+    def minimumSizeHint(self) -> QtCore.QSize:
+        return QtCore.QSize(MIN_IMAGE_PX, MIN_IMAGE_PX)
 
 
 class DecodedView(QtWidgets.QFrame):
@@ -16,8 +28,7 @@ class DecodedView(QtWidgets.QFrame):
         super().__init__(parent)
         self.setObjectName("decodedView")
         self.cursor = cursor
-        self.image_label = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter)
-        self.image_label.setMinimumSize(IMAGE_PX, IMAGE_PX)
+        self.image_label = ImageLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter)
         self.image_label.setStyleSheet("background: #202020;")
         self.z_label = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter)
         self.z_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -59,10 +70,12 @@ class DecodedView(QtWidgets.QFrame):
             self.z_label.setText(f"z = ({coords})<br>log p(z) = {float(log_prior(s.z, prior)):.2f} nats{assumed}")
         self.note_label.setText(s.note)
         if self.note_label.isHidden() == bool(s.note):
-            # The caption's two lines come out of the image's room: the column is full as it is.
-            side = IMAGE_PX - (2 * self.note_label.fontMetrics().lineSpacing() + 6 if s.note else 0)
-            self.image_label.setMinimumSize(side, side)
             self.note_label.setVisible(bool(s.note))
+
+    def hasHeightForWidth(self) -> bool:
+        # Its wrapping caption has its lines' room already; reported up, height-for-width makes the
+        # column's layout squeeze the Training form below it under its minimum height.
+        return False
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

@@ -16,6 +16,7 @@ from latentlab.gui.widgets.latent_picking import DirectPicks, DirectPickView, Fe
 from latentlab.gui.widgets.manifold import ManifoldLayer
 from latentlab.gui.widgets.palette import argb, colormap_argb, label_colors, show_colorbar
 from latentlab.gui.widgets.prior_circles import PriorCircles
+from latentlab.gui.widgets.small_screens import FlowLayout
 
 HOVER_PX = 12  # the hover card shows the nearest point only if it is this close on screen
 PROJECTIONS = (("pair", "pair of dims"), ("pca", "PCA of means"), ("umap", "UMAP"), ("tsne", "t-SNE"))
@@ -121,16 +122,20 @@ class LatentPlot(DirectPickView, pg.PlotWidget):
             self.fit()
 
     def fit(self) -> None:
-        """Show the prior's 3σ circle (where it means something) and every point."""
+        """Show the prior's 3σ circle (where it means something) and every point, with a margin."""
         s = self.latent
-        lo, hi = (np.inf, -np.inf) if s.shows_map else (-3.3, 3.3)
+        lo, hi = (np.full(2, np.inf), np.full(2, -np.inf)) if s.shows_map else (np.full(2, -3.3), np.full(2, 3.3))
         points = s.points if s.points is not None else s.preview.means if s.preview is not None else None
         if points is not None and len(points) and s.projection is not None:
-            pos = s.projection.to2d(points[::max(1, len(points) // 1_000_000)])   # a million tell the percentiles
-            lo = min(lo, float(np.percentile(pos, 0.5)))
-            hi = max(hi, float(np.percentile(pos, 99.5)))
-        if np.isfinite(lo) and np.isfinite(hi):
-            self.setRange(xRange=(lo, hi), yRange=(lo, hi), padding=0.04)
+            pos = s.projection.to2d(points[::max(1, len(points) // 1_000_000)])   # a million tell the extent
+            pos = pos[np.isfinite(pos).all(axis=1)]
+            if len(pos) > 100_000:   # millions: the odd far point should not shrink the rest to a dot
+                lo = np.minimum(lo, np.percentile(pos, 0.1, axis=0))
+                hi = np.maximum(hi, np.percentile(pos, 99.9, axis=0))
+            elif len(pos):
+                lo, hi = np.minimum(lo, pos.min(axis=0)), np.maximum(hi, pos.max(axis=0))
+        if np.isfinite(lo).all() and np.isfinite(hi).all():
+            self.setRange(xRange=(lo[0], hi[0]), yRange=(lo[1], hi[1]), padding=0.05)
         self._fitted = True
 
     def _colors(self) -> np.ndarray:
@@ -198,7 +203,7 @@ class LatentPlot(DirectPickView, pg.PlotWidget):
             self.density.setRect(QtCore.QRectF(xs[0] - step / 2, ys[0] - step / 2, step * len(xs), step * len(ys)))
             self.holes.setData(agg["holes"].astype(float))
             self.density.show()
-        r = s.prior_samples
+        r = s.prior_samples if s.show_overlay else None   # the samples belong to the overlay: unticked, both go
         if r is None:
             self.samples.setData([], [])
             return
@@ -313,14 +318,11 @@ class LatentPanel(QtWidgets.QWidget):
         fit = QtWidgets.QToolButton(text="Fit")
         fit.setToolTip("Zoom to the prior's 3σ circle and all points (Home)")
         fit.clicked.connect(self.plot.fit)
-        bar = QtWidgets.QHBoxLayout()
-        bar.setContentsMargins(2, 2, 2, 2)
+        bar = FlowLayout()   # wraps on a narrow window rather than widening it
         bar.addWidget(QtWidgets.QLabel("Colour by"))
         bar.addWidget(self.color_combo)
-        bar.addSpacing(12)
         for w in (self.projection_combo, self.dim_x, self.dim_y, self.anchor_label, self.anchor_combo):
             bar.addWidget(w)
-        bar.addStretch(1)
         bar.addWidget(self.manifold)
         bar.addWidget(self.quantile)
         bar.addWidget(fit)
@@ -379,6 +381,9 @@ class LatentPanel(QtWidgets.QWidget):
     def _on_projection(self) -> None:
         lp = self.session.latent
         p = lp.projection
+        if lp.colour_hint and self.color_combo.findText(lp.colour_hint) >= 0:   # a newly opened model's best colouring
+            self.color_combo.setCurrentText(lp.colour_hint)
+        lp.colour_hint = ""
         self.projection_combo.blockSignals(True)   # a wide latent opens on PCA without a click
         self.projection_combo.setCurrentIndex(max(0, self.projection_combo.findData(lp.method)))
         self.projection_combo.blockSignals(False)

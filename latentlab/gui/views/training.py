@@ -9,10 +9,12 @@ from superqt.utils import qdebounced
 
 from latentlab.gui.state.parts import ModelData
 from latentlab.gui.state.runs import RunController
+from latentlab.gui.widgets.small_screens import scrolling
 
 BETA_MIN, BETA_MAX = 0.01, 20.0
 _TICKS = 1000
 BETA_DEBOUNCE_MS = 500
+DATASET_FORMS = "digits, sprites, mnist:DIR, fashion-mnist:DIR, kmnist:DIR, npz:FILE, images:DIR"
 
 
 class BetaSlider(QtWidgets.QWidget):
@@ -94,7 +96,7 @@ class TrainingControls(QtWidgets.QGroupBox):
         self.model_data = model_data
         self.dataset = QtWidgets.QComboBox(editable=True)
         self.dataset.addItems(["digits", "sprites"])
-        self.dataset.setToolTip("digits, sprites, mnist:DIR, fashion-mnist:DIR, kmnist:DIR, npz:FILE, images:DIR")
+        self.dataset.setToolTip(DATASET_FORMS)
         # Enter in the editable box also fires `activated`, so that one connection covers typing too.
         self.dataset.activated.connect(lambda _i: self.openDatasetRequested.emit(self.dataset.currentText()))
         self.arch = QtWidgets.QComboBox()
@@ -112,7 +114,9 @@ class TrainingControls(QtWidgets.QGroupBox):
         self.button = QtWidgets.QPushButton("Train")
         self.button.setObjectName("trainButton")
         self.button.setToolTip("Start training (Ctrl+T); while training, stop it (Esc)")
-        form = QtWidgets.QFormLayout(self)
+        fields = QtWidgets.QWidget()
+        form = QtWidgets.QFormLayout(fields)
+        form.setContentsMargins(0, 0, 4, 0)
         form.addRow("Dataset", self.dataset)
         form.addRow("Architecture", self.arch)
         form.addRow("Latent size K", self.latent_dim)
@@ -120,9 +124,18 @@ class TrainingControls(QtWidgets.QGroupBox):
         form.addRow("Likelihood", self.likelihood)
         form.addRow("Epochs", self.epochs)
         form.addRow("Learning rate", self.lr)
-        form.addRow("β", self.beta)
-        form.addRow(self.warm)
-        form.addRow(self.button)
+        # On a short screen these fields scroll; β, the warm start and Train stay in sight below them.
+        two_rows = 2 * self.dataset.sizeHint().height() + form.verticalSpacing()
+        # It asks for two rows: the decoded image above gets its size first, these take what is left.
+        self.fields = scrolling(fields, across=False, hint_height=two_rows)
+        self.fields.setObjectName("trainingFields")
+        self.fields.setMinimumHeight(two_rows)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.fields, 1)
+        layout.addWidget(QtWidgets.QLabel("β, the weight of the KL term"))
+        layout.addWidget(self.beta)   # the whole width of the form: a drag across it spans 0.01 … 20
+        layout.addWidget(self.warm)
+        layout.addWidget(self.button)
         self._show_request()
         set_request = runs.set_request
         self.arch.currentTextChanged.connect(lambda v: set_request(arch=v))
@@ -138,9 +151,9 @@ class TrainingControls(QtWidgets.QGroupBox):
         self.beta.committed.connect(self._beta_committed)
         runs.trainingChanged.connect(self._on_training)
         runs.requestChanged.connect(self._show_request)
-        model_data.datasetChanged.connect(self._on_dataset)
+        model_data.datasetChanged.connect(self.show_dataset)
         model_data.modelChanged.connect(self._on_model)
-        model_data.modelChanged.connect(self._on_dataset)
+        model_data.modelChanged.connect(self.show_dataset)
         self._tooltips = {w: w.toolTip() for w in (self.arch, self.latent_dim, self.hidden, self.likelihood, self.warm,
                                                    self.button, self.beta.slider)}
 
@@ -213,14 +226,32 @@ class TrainingControls(QtWidgets.QGroupBox):
         if abs(self.beta.value() - r.beta) > 1e-9:
             self.beta.setValue(r.beta)
 
-    def _on_dataset(self) -> None:
+    def show_loading(self, spec: str) -> None:
+        """The dataset being opened, in italics until it is open (or has failed)."""
+        font = self.dataset.font()
+        font.setItalic(True)
+        self.dataset.setFont(font)
+        self.dataset.setCurrentText(spec)
+        self.dataset.setToolTip(f"Opening {spec}…")
+        self.dataset.lineEdit().setCursorPosition(0)
+
+    def show_dataset(self, *_args) -> None:
+        """The open dataset, from the start of its spec (the kind), all of it in the tooltip and the list."""
+        font = self.dataset.font()
+        font.setItalic(False)
+        self.dataset.setFont(font)
         spec = self.model_data.dataset_spec
+        self.dataset.setToolTip((f"{spec}\n\n" if spec else "") + DATASET_FORMS)
         if not spec:   # a model open without data: nothing chosen, so picking any dataset opens it
             self.dataset.setCurrentIndex(-1)
             return
         if self.dataset.findText(spec) < 0:
             self.dataset.addItem(spec)
         self.dataset.setCurrentText(spec)
+        self.dataset.lineEdit().setCursorPosition(0)
+        widest = max(self.dataset.fontMetrics().horizontalAdvance(self.dataset.itemText(i))
+                     for i in range(self.dataset.count()))
+        self.dataset.view().setMinimumWidth(min(widest + 30, 900))
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:

@@ -7,5 +7,7 @@ images        numpy images to pixmaps, the hover card
 latent_picking   the latent plot's mouse gestures and the selection layer
 manifold      decoded images on a grid behind the points
 lazy          redraw a hidden tab only when it is shown
-status        the error banner and the job progress with Stop
+status        the error banner, the status line, run and job progress with Stop
+plot_export   a plot written as PNG or SVG
+small_screens   rows that wrap, bodies that scroll, axis labels never clipped: panels that fit small screens
 """

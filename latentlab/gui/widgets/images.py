@@ -43,6 +43,8 @@ class HoverCard(QtWidgets.QFrame):
     def __init__(self, parent: QtWidgets.QWidget):
         super().__init__(parent)
         self.setObjectName("hoverCard")
+        # It floats where the next press may land: the press (and the drag it starts) goes to the plot.
+        self.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.setStyleSheet("#hoverCard { background: rgba(255,255,255,235); border: 1px solid #888; } "
                            "QLabel { color: #111; }")
         self.image = QtWidgets.QLabel(alignment=QtCore.Qt.AlignmentFlag.AlignCenter)

@@ -12,6 +12,9 @@ from PySide6 import QtCore
 from superqt.utils import qdebounced
 
 TILES = 15
+# Faint enough that a black tile over the white plot stays light grey: dark points (viridis' low end,
+# the darker label colours) keep their contrast over it.
+TILE_OPACITY = 0.4
 SETTLE_MS = 300
 
 
@@ -52,8 +55,16 @@ class ManifoldLayer(QtCore.QObject):
         self._settled = qdebounced(self.recompute, timeout=SETTLE_MS, parent=self)
         plot_widget.getPlotItem().sigRangeChanged.connect(self._range_changed)
         md = session.model_data
-        for signal in (md.weightsChanged, md.modelChanged, session.latent.projectionChanged, session.cursor.anchorChanged):
+        for signal in (md.weightsChanged, session.latent.projectionChanged, session.cursor.anchorChanged):
             signal.connect(self._range_changed)
+        md.modelChanged.connect(self._on_model)
+
+    def _on_model(self) -> None:
+        """Another model: its predecessor's tiles go at once (their grid may not even fit its latent)."""
+        if self.enabled:
+            self._settled.cancel()
+            self._clear()
+            self.recompute()
 
     def set_enabled(self, on: bool, quantiles: bool | None = None) -> None:
         self.enabled = on
@@ -72,6 +83,8 @@ class ManifoldLayer(QtCore.QObject):
         s = self.session
         if not self.enabled or s.model_data.model is None or s.latent.projection is None:
             return
+        if s.latent.projection.latent_dim != s.model_data.model.latent_dim:
+            return   # the new model's points (and plane) are on their way; their projectionChanged comes back here
         (x0, x1), (y0, y1) = self.plot.getPlotItem().viewRange()
         s.jobs.submit("manifold", manifold_job, s.model_copy(), s.latent.projection, s.anchor(), TILES, (x0, x1),
                       (y0, y1), self.quantiles, on_result=self._show)
@@ -87,7 +100,7 @@ class ManifoldLayer(QtCore.QObject):
             tile = pg.ImageItem(pixels[::-1], axisOrder="row-major", levels=(0, 1))
             tile.setRect(QtCore.QRectF(cx - w / 2, cy - h / 2, w, h))
             tile.setZValue(-20)
-            tile.setOpacity(0.75)
+            tile.setOpacity(TILE_OPACITY)
             item.addItem(tile)
             self.items.append(tile)
 
