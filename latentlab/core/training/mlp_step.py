@@ -28,15 +28,22 @@ LOG_SIGMA_RANGE = (-7.0, 2.0)
 
 
 # The step below is the gradient of exactly these; a model whose own are replaced (on the class or the
-# instance: a wrapper, an instrumented copy) steps through autograd, which follows whatever runs.
-_WRITTEN_OUT = {name: getattr(VAE, name) for name in ("encode", "decode", "log_likelihood")}
+# instance: a wrapper, an instrumented copy) steps through autograd, which follows whatever runs. Told
+# by where the function was defined, not by identity with what the class held when this module was
+# imported: this module is imported lazily, possibly after such a replacement.
+_WRITTEN_OUT = ("encode", "decode", "log_likelihood")
+
+
+def _own(name: str) -> bool:
+    fn = getattr(VAE, name, None)
+    return getattr(fn, "__module__", None) == VAE.__module__ and getattr(fn, "__qualname__", None) == f"VAE.{name}"
 
 
 def for_model(model, free_bits: float):
     """The written-out step for `model`, or None when it must step through autograd."""
     if type(model) is not VAE or model.cfg.arch != "mlp" or model.cfg.likelihood not in ("bernoulli", "gaussian"):
         return None
-    if any(getattr(VAE, name) is not fn or name in vars(model) for name, fn in _WRITTEN_OUT.items()):
+    if any(not _own(name) or name in vars(model) for name in _WRITTEN_OUT):
         return None
     params = list(model.parameters())
     first = params[0]
