@@ -7,6 +7,7 @@ preview       the latent preview a checkpoint carries, read with numpy alone
 latent_table  the table of every image's latent mean and log-variance (CSV, NPZ)
 atomic        write_atomic and BackgroundWriter: temporary file, fsync, replace
 export        PNG grids and GIFs of decoded images
+vectors       attribute vectors as .npz (no pickle), validated on load
 settings      the window's saved settings, validated as input
 bundled       the pretrained models shipped inside the package
 """

@@ -6,4 +6,6 @@ posterior     the exact 2-D posterior on a grid and the IWAE curve
 aggregate     the aggregate posterior q(z), its holes, KL(q(z) || p(z))
 projection    how K dimensions are shown in 2-D (pair, PCA, UMAP, t-SNE) and a click lifted back
 selection     which 2-D points lie in a rectangle or a lasso
+attributes    attribute vectors from two groups or a factor, how far to trust them, their plane, analogies
+disentanglement, disentanglement_votes   MIG, DCI, SAP; the β-VAE and FactorVAE scores
 """
