@@ -79,10 +79,16 @@ def cmd_encode(args) -> int:
 def cmd_eval(args) -> int:
     from latentlab.core.inference.analysis import evaluate
 
+    from .compare import cmd_eval_models, factor_entry, one_model
+
+    if not one_model(args):
+        return cmd_eval_models(args)
     model, spec, spec_ds, data = _model_and_data(args)
     x = data.x_test if len(data.x_test) else data.x_train
     stats = evaluate(model, x, iw_samples=args.iw_samples)
     stats.update(checkpoint=spec, model=spec, description=model.describe(), dataset=spec_ds)
+    if args.factors:
+        stats.update(factor_entry(model, data, args.dci_estimator))
     if args.json:
         print(json.dumps(stats))
         return 0
@@ -97,4 +103,8 @@ def cmd_eval(args) -> int:
     kl_dims = stats["kl_per_dim"]
     more = f" ... ({len(kl_dims) - 32} more; --json lists all)" if len(kl_dims) > 32 else ""
     print("  KL per dim    " + " ".join(f"{v:.2f}" for v in kl_dims[:32]) + more)
+    if args.factors:
+        from .compare import print_factor_scores
+
+        print_factor_scores(stats)
     return 0
