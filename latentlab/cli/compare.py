@@ -59,10 +59,9 @@ def _progress_line(what: str):
     return progress
 
 
-def cmd_eval_models(args) -> int:
+def cmd_eval_models(args, model_and_data) -> int:
+    """Each model evaluated as `eval` does one (model_and_data: evaluate's opener), on the first one's dataset."""
     from latentlab.core.inference.analysis import evaluate
-
-    from .evaluate import _model_and_data
 
     if args.weights is not None:
         raise ValueError("--weights names one model's weights; to compare fine-tuned weights, evaluate them one at a "
@@ -72,7 +71,7 @@ def cmd_eval_models(args) -> int:
         one = argparse.Namespace(**{**vars(args), "checkpoint": spec, "checkpoint_opt": None, "model": None})
         if dataset is not None:
             one.dataset = dataset   # every model on the first one's dataset
-        model, spec, spec_ds, data = _model_and_data(one)
+        model, spec, spec_ds, data = model_and_data(one)
         dataset = dataset or spec_ds
         x = data.x_test if len(data.x_test) else data.x_train
         stats = evaluate(model, x, iw_samples=args.iw_samples)

@@ -82,7 +82,7 @@ def cmd_eval(args) -> int:
     from .compare import cmd_eval_models, factor_entry, one_model
 
     if not one_model(args):
-        return cmd_eval_models(args)
+        return cmd_eval_models(args, _model_and_data)
     model, spec, spec_ds, data = _model_and_data(args)
     x = data.x_test if len(data.x_test) else data.x_train
     stats = evaluate(model, x, iw_samples=args.iw_samples)

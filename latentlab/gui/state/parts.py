@@ -112,7 +112,7 @@ class ModelData(QtCore.QObject):
 
 
 NONLINEAR = ("umap", "tsne")
-METHODS = ("pair", "pca", *NONLINEAR)
+METHODS = ("pair", "pca", *NONLINEAR, "vector")   # "vector": the plane of an attribute vector (attribute_vectors.py)
 # Per-point values to colour by that cost a pass of the decoder (or a sweep over every point): computed
 # the first time a view asks for them, not on every load.
 LAZY_STATS = ("reconstruction error", "KL per point")
@@ -142,6 +142,7 @@ class LatentPoints(QtCore.QObject):
         self.summary_shown = False               # a view shows the q(z) summary numbers
         self.prior_samples: dict | None = None   # prior draws, which fall in holes, their decodes
         self.preview = None                      # core.files.preview.Preview: shown until the model's own points arrive
+        self.vector_projection = None            # core.inference.attributes.VectorProjection, for method "vector"
 
     @property
     def full(self) -> bool:
@@ -197,7 +198,10 @@ class LatentPoints(QtCore.QObject):
         if isinstance(self.projection, EmbeddedProjection) and self.nonlinear and \
                 self.projection.kind == self.method and self.projection.covers(self.points):
             return
-        if self.method != "pair" and k > 2:
+        vector = self.vector_projection
+        if self.method == "vector" and vector is not None and vector.latent_dim == k:
+            self.projection = vector
+        elif self.method != "pair" and k > 2:
             self.projection = pca_projection(self.points)
         else:
             keep = self.projection is not None and self.projection.latent_dim == k and self.projection.kind == "dims"
@@ -210,6 +214,12 @@ class LatentPoints(QtCore.QObject):
             raise ValueError(f"unknown projection {method!r}")
         self.method = method
         self.set_projection()
+
+    def set_vector_projection(self, projection) -> None:
+        """The plane of the current attribute vector (None: there is none); shown when the method is "vector"."""
+        self.vector_projection = projection
+        if self.method == "vector":
+            self.set_projection()
 
     def set_embedding(self, embedding) -> bool:
         """Show a UMAP or t-SNE map of the current points; False (and nothing changes) if it is of

@@ -16,6 +16,8 @@ from PySide6 import QtCore
 
 from . import work
 from .analyses import LatentAnalyses
+from .attribute_vectors import AttributeVectors
+from .comparison import Comparison
 from .interpolation_path import InterpolationPath
 from .jobs import JobRunner
 from .parts import MANY_DIMS, AnchorMode, Cursor, Endpoint, LatentPoints, ModelData
@@ -52,6 +54,8 @@ class Session(QtCore.QObject):
         self.jobs.errorRaised.connect(self._on_error)
         self.analyses = LatentAnalyses(self.jobs, self.model_data, self.latent, self.selection, self.anchor)
         self.model_data.datasetChanged.connect(self.selection.clear)
+        self.vectors = AttributeVectors(self.jobs, self.model_data, self.latent, self.cursor, self.selection, self)
+        self.comparison = Comparison(self.jobs, self.model_data, self.latent, self.cursor, self)
 
     # The window's one error and status channel is the job runner's.
     @property
