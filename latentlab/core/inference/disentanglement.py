@@ -151,19 +151,28 @@ def _canonical(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return cols[:, order], keep[order], notes
 
 
-def mutual_information(zd: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    from sklearn.metrics import mutual_info_score
+def _plugin_mi(a: np.ndarray, b: np.ndarray) -> float:
+    """The plug-in mutual information (nats) of two integer codes, from their joint histogram: what
+    scikit-learn's mutual_info_score computes, with one bincount instead of a sparse contingency table
+    (about a hundred times faster on 60,000 points)."""
+    a = np.unique(a, return_inverse=True)[1]
+    b = np.unique(b, return_inverse=True)[1]
+    nb = int(b.max()) + 1
+    joint = np.bincount(a * nb + b, minlength=(int(a.max()) + 1) * nb).reshape(-1, nb).astype(np.float64)
+    p = joint / joint.sum()
+    pa, pb = p.sum(1, keepdims=True), p.sum(0, keepdims=True)
+    nz = p > 0
+    return float(max(0.0, (p[nz] * np.log(p[nz] / (pa @ pb)[nz])).sum()))
 
-    return np.array([[mutual_info_score(codes[:, f], zd[:, k]) for f in range(codes.shape[1])]
-                     for k in range(zd.shape[1])])
+
+def mutual_information(zd: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    return np.array([[_plugin_mi(codes[:, f], zd[:, k]) for f in range(codes.shape[1])] for k in range(zd.shape[1])])
 
 
 def mig(z: np.ndarray, codes: np.ndarray) -> tuple[float, np.ndarray]:
     """MIG and the (K, F) mutual information matrix (nats)."""
-    from sklearn.metrics import mutual_info_score
-
     m = mutual_information(discretise(z), codes)
-    entropy = np.array([mutual_info_score(codes[:, f], codes[:, f]) for f in range(codes.shape[1])])
+    entropy = np.array([_plugin_mi(codes[:, f], codes[:, f]) for f in range(codes.shape[1])])
     top = np.sort(m, axis=0)[::-1]
     second = top[1] if len(top) > 1 else np.zeros(codes.shape[1])
     return float(np.clip(np.mean((top[0] - second) / entropy), 0.0, 1.0)), m
@@ -264,6 +273,15 @@ def disentanglement_scores(means: np.ndarray, factors: dict[str, np.ndarray], *,
         raise LatentLabError("The ground-truth factors do not give one value per point.")
     if len(z_all) < MIN_POINTS:
         raise LatentLabError(f"Disentanglement scores need at least {MIN_POINTS} points, not {len(z_all)}.")
+    from threadpoolctl import threadpool_limits
+
+    # These fits are small: on a busy machine, BLAS threads cost far more than they bring (a logistic
+    # regression of 10,000 × 32 took 2.9 s with them, 0.18 s on one thread, side by side).
+    with threadpool_limits(1, user_api="blas"):
+        return _scores(z_all, factors, estimator, seed, progress, should_stop)
+
+
+def _scores(z_all, factors, estimator, seed, progress, should_stop) -> FactorScores:
     phases = _Phases(progress, should_stop, {"MIG": 1, "DCI": 12 if estimator == "gbt" else 3, "SAP": 2,
                                              "β-VAE": 1, "FactorVAE": 1})
     phases.tick("MIG")(0.0)

@@ -58,8 +58,9 @@ class SideView(pg.PlotWidget):
         item = self.getPlotItem()
         item.setLabel("bottom", axes[0])
         item.setLabel("left", axes[1])
-        lo, hi = np.percentile(xy, 0.5, axis=0), np.percentile(xy, 99.5, axis=0)
-        self.setRange(xRange=(lo[0], hi[0]), yRange=(lo[1], hi[1]), padding=0.05)
+        # Python floats: pyqtgraph compares the range with limits near float64's largest, which float32 overflows.
+        lo, hi = (np.percentile(xy, q, axis=0).astype(float) for q in (0.5, 99.5))
+        self.setRange(xRange=(float(lo[0]), float(hi[0])), yRange=(float(lo[1]), float(hi[1])), padding=0.05)
         self.refresh_rings()
 
     def refresh_rings(self) -> None:

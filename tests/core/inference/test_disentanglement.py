@@ -156,3 +156,15 @@ def test_scores_of_real_models_on_sprites():
     assert good.mutual_information[:, 4].max() > 0.75 and good.mutual_information[:, 3].max() > 0.75
     for name in ("mig", "informativeness", "beta_vae", "factor_vae"):
         assert getattr(good, name) > getattr(bad, name) + 0.05, name
+
+
+def test_mutual_information_is_scikit_learns():
+    from sklearn.metrics import mutual_info_score
+
+    from latentlab.core.inference.disentanglement import mutual_information
+
+    rng = np.random.default_rng(4)
+    codes = rng.integers(0, 7, (3000, 2))
+    zd = np.c_[codes[:, 0] * 3 + rng.integers(0, 2, 3000), rng.integers(5, 25, 3000)]
+    expected = [[mutual_info_score(codes[:, f], zd[:, k]) for f in range(2)] for k in range(2)]
+    np.testing.assert_allclose(mutual_information(zd, codes), expected, atol=1e-12)
