@@ -206,3 +206,46 @@ def test_a_second_model_side_by_side_with_a_linked_selection(window, tmp_path):
     assert len(window.latent.plot.selection_layer.rings.getData()[0]) == len(inside)
     s.comparison.close()
     assert not s.comparison.active and compare.table.rowCount() == 0
+
+
+def test_every_panel_works_on_a_users_model_opened_through_its_spec(window):
+    """The conv VAE of examples/ (its encoder returns a Normal) on sprites: scores, a factor's vector
+    and its plane, outliers, all through the window."""
+    from model_specs import conv_spec
+
+    s = window.session
+    s.open_model(conv_spec(), dataset="sprites")
+    wait_idle(s)
+    assert s.model_data.foreign and s.latent.points.shape == (9600, 4)
+    show(window, window.meaning.factors)
+    assert window.meaning.factors.result.importance.shape == (4, 5)
+    view = window.meaning.vector
+    show(window, view)
+    view.source.setCurrentIndex(2)
+    view.factor.setCurrentText("y")
+    QTest.mouseClick(view.build, QtCore.Qt.MouseButton.LeftButton)
+    wait_idle(s)
+    assert s.vectors.vector.kind == "factor" and s.vectors.vector.r2 is not None
+    QTest.mouseClick(view.show_plane, QtCore.Qt.MouseButton.LeftButton)
+    assert s.latent.projection.kind == "vector" and window.latent.projection_combo.currentData() == "vector"
+    show(window, window.meaning.outliers)
+    assert window.meaning.outliers.grid.count() == window.meaning.outliers.count.value()
+
+
+def test_a_sweep_point_as_the_second_model(window):
+    from latentlab.core.files.bundled import default_checkpoint
+    from latentlab.core.files.checkpoint import load_checkpoint
+    from latentlab.core.training.sweep import SweepPoint
+
+    s, compare = window.session, window.meaning.compare
+    ckpt = load_checkpoint(default_checkpoint())
+    weights = {k: v.detach().numpy() for k, v in ckpt.model.state_dict().items()}
+    s.runs.set_sweep([SweepPoint(beta=4.0, rate=1.0, distortion=30.0, config=ckpt.config, weights=weights,
+                                 history=tuple(ckpt.history))])
+    assert compare.points.count() == 1 and compare.use_point.isEnabled()
+    QTest.mouseClick(compare.use_point, QtCore.Qt.MouseButton.LeftButton)
+    wait_idle(s)
+    assert "β = 4" in compare.title_b.text()
+    # The same weights on both sides: the same means, the same numbers.
+    np.testing.assert_allclose(s.comparison.opened.xy_a, s.comparison.opened.xy_b, atol=1e-5)
+    assert s.comparison.entries["A"]["elbo"] == pytest.approx(s.comparison.entries["B"]["elbo"])
