@@ -13,7 +13,7 @@ from PySide6 import QtCore, QtWidgets
 
 from latentlab.core.text import short
 from latentlab.gui.state.session import Session
-from latentlab.gui.widgets.latent_picking import SELECTED_SHOWN, FewPoints, PickViewBox
+from latentlab.gui.widgets.latent_picking import SELECTED_SHOWN, FewPoints, PickViewBox, outline_polygon
 from latentlab.gui.widgets.palette import argb, label_colors
 from latentlab.gui.widgets.point_cloud import PointCloudItem
 
@@ -88,10 +88,7 @@ class SideView(pg.PlotWidget):
     def _outlined(self, outline, shape: str, finished: bool) -> None:
         from latentlab.core.inference.selection import in_polygon, in_rectangle
 
-        pts = np.asarray(outline, dtype=np.float64)
-        if shape == "rectangle":
-            (x0, y0), (x1, y1) = pts[0], pts[-1]
-            pts = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+        pts = outline_polygon(outline, shape)
         closed = np.vstack([pts, pts[:1]])
         self.outline.setData(closed[:, 0], closed[:, 1])
         if finished and self.xy is not None:
