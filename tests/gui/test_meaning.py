@@ -249,3 +249,9 @@ def test_a_sweep_point_as_the_second_model(window):
     # The same weights on both sides: the same means, the same numbers.
     np.testing.assert_allclose(s.comparison.opened.xy_a, s.comparison.opened.xy_b, atol=1e-5)
     assert s.comparison.entries["A"]["elbo"] == pytest.approx(s.comparison.entries["B"]["elbo"])
+    # New means for model A (new weights, once every image is encoded again): A's side follows, B stays.
+    before_a, before_b = s.comparison.opened.xy_a.copy(), s.comparison.opened.xy_b
+    s.latent.set_points(s.latent.points * 2.0, None, s.latent.logvars)
+    wait_idle(s)
+    np.testing.assert_allclose(s.comparison.opened.xy_a, 2.0 * before_a, atol=1e-5)
+    np.testing.assert_array_equal(s.comparison.opened.xy_b, before_b)

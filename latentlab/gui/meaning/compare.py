@@ -47,7 +47,8 @@ class SideView(pg.PlotWidget):
         self.viewbox.outlined.connect(self._outlined)
         self.viewbox.picked.connect(self._picked)
 
-    def show_points(self, xy: np.ndarray | None, labels: np.ndarray | None, n_labels: int, axes=("", "")) -> None:
+    def show_points(self, xy: np.ndarray | None, labels: np.ndarray | None, n_labels: int, axes=("", ""),
+                    shown=((0.0, 0.0), (1.0, 1.0))) -> None:
         self.xy = xy
         self.outline.setData([], [])
         if xy is None:
@@ -59,8 +60,8 @@ class SideView(pg.PlotWidget):
         item.setLabel("bottom", axes[0])
         item.setLabel("left", axes[1])
         # Python floats: pyqtgraph compares the range with limits near float64's largest, which float32 overflows.
-        lo, hi = (np.percentile(xy, q, axis=0).astype(float) for q in (0.5, 99.5))
-        self.setRange(xRange=(float(lo[0]), float(hi[0])), yRange=(float(lo[1]), float(hi[1])), padding=0.05)
+        (x0, y0), (x1, y1) = shown
+        self.setRange(xRange=(float(x0), float(x1)), yRange=(float(y0), float(y1)), padding=0.05)
         self.refresh_rings()
 
     def refresh_rings(self) -> None:
@@ -192,8 +193,8 @@ class CompareView(QtWidgets.QWidget):
             self._show_decoded()
             return
         n = len(data.label_names)
-        self.view_a.show_points(opened.xy_a, data.y_train, n, opened.axes[0])
-        self.view_b.show_points(opened.xy_b, data.y_train, n, opened.axes[1])
+        self.view_a.show_points(opened.xy_a, data.y_train, n, opened.axes[0], opened.ranges[0])
+        self.view_b.show_points(opened.xy_b, data.y_train, n, opened.axes[1], opened.ranges[1])
 
     def _refresh_titles(self) -> None:
         md = self.session.model_data

@@ -58,10 +58,8 @@ class AttributeVectors(QtCore.QObject):
         if a is None or b is None or not len(a) or not len(b):
             self.jobs.report("Take two selections first: select points, then A ← selection; select others, then B ← selection.")
             return
-        both = np.intersect1d(a, b)
-        a, b = np.setdiff1d(a, both), np.setdiff1d(b, both)   # a point in both groups says nothing about their difference
         names = (f"selection A ({len(a):,})", f"selection B ({len(b):,})")
-        self._build("groups", names, self._rows_means(a), self._rows_means(b))
+        self._build("groups", names, ("rows", a, self.latent.rows), ("rows", b, self.latent.rows))
 
     def build_from_labels(self, a: int, b: int) -> None:
         data = self.model_data.data
@@ -72,7 +70,7 @@ class AttributeVectors(QtCore.QObject):
         if labels is None:
             return
         names = (str(data.label_names[a]), str(data.label_names[b]))
-        self._build("labels", names, self.latent.points[labels == a], self.latent.points[labels == b])
+        self._build("labels", names, ("label", labels, a), ("label", labels, b))
 
     def build_from_factor(self, name: str) -> None:
         values = self.latent.values(name, self.model_data.data)
@@ -80,10 +78,6 @@ class AttributeVectors(QtCore.QObject):
             self.jobs.report(f"The dataset has no factor {name}.")
             return
         self._build("factor", name, self.latent.points, values)
-
-    def _rows_means(self, rows: np.ndarray) -> np.ndarray:
-        lp = self.latent
-        return lp.points[lp.shown_of(rows)] if lp.points is not None else np.zeros((0, 0), np.float32)
 
     def _build(self, kind, names, first, second) -> None:
         if self.latent.points is None:
@@ -218,13 +212,25 @@ class AttributeVectors(QtCore.QObject):
 
 
 # ----- worker functions ---------------------------------------------------------------------------
+def _group(points, how) -> np.ndarray:
+    """The means of one group: ("label", labels, k) or ("rows", training rows, the shown points' rows)."""
+    if how[0] == "label":
+        return points[how[1] == how[2]]
+    rows, shown_rows = how[1], how[2]
+    return points[rows[rows < len(points)]] if shown_rows is None else points[np.isin(shown_rows, rows)]
+
+
 def _build_vector(kind, names, first, second, points, progress=None, should_stop=None):
     from latentlab.core.inference.attributes import vector_between, vector_for_factor, vector_projection
 
     if kind == "factor":
         vector = vector_for_factor(first, second, names, progress=progress, should_stop=should_stop)
     else:
-        vector = vector_between(first, second, names=names, kind=kind, progress=progress, should_stop=should_stop)
+        if kind == "groups":   # a point in both groups says nothing about their difference
+            both = np.intersect1d(first[1], second[1])
+            first, second = (("rows", np.setdiff1d(g[1], both), g[2]) for g in (first, second))
+        vector = vector_between(_group(points, first), _group(points, second), names=names, kind=kind,
+                                progress=progress, should_stop=should_stop)
     return vector, vector_projection(vector, points)
 
 

@@ -33,7 +33,8 @@ class Opened:
     means: np.ndarray
     xy_a: np.ndarray
     xy_b: np.ndarray
-    axes: tuple
+    axes: tuple               # (x label, y label) of A's view and of B's
+    ranges: tuple             # ((lo, hi) of A's view, the same of B's): what each view shows first
 
 
 class Comparison(QtCore.QObject):
@@ -47,9 +48,9 @@ class Comparison(QtCore.QObject):
         self.opened: Opened | None = None
         self.entries: dict[str, dict] = {}     # "A", "B" -> evaluation (and factor scores)
         self.decoded: tuple | None = None      # (row, original, decoded by A, decoded by B)
-        self._version = None                   # model A's weights version the comparison was made with
+        self._points_a = None                  # model A's means the comparison was made with
         model_data.datasetChanged.connect(self.close)
-        model_data.modelChanged.connect(self._on_model_a)
+        latent.changed.connect(self._on_points_a)
         cursor.selectionChanged.connect(self.decode_row)
 
     @property
@@ -59,7 +60,8 @@ class Comparison(QtCore.QObject):
     # ----- opening model B ----------------------------------------------------------------------
     def open_spec(self, spec: str, weights=None, likelihood=None) -> None:
         """A checkpoint or a model SPEC (with optional weights and likelihood) as model B."""
-        self._open(f"Opening {Path(str(spec)).name} to compare", _open_spec, str(spec), weights, likelihood or None)
+        self._open(f"Opening {Path(str(spec)).name} to compare", None, _open_spec, str(spec), weights,
+                   likelihood or None)
 
     def open_point(self, point) -> None:
         """One model of the β sweep as model B."""
@@ -67,10 +69,10 @@ class Comparison(QtCore.QObject):
 
         md = self.model_data
         base = md.model if point.config is None else None
-        self._open(f"Opening the β = {point.beta:g} model to compare", _open_object, point_model, point, base,
+        self._open(f"Opening the β = {point.beta:g} model to compare", None, _open_object, point_model, point, base,
                    f"β = {point.beta:g} of the sweep")
 
-    def _open(self, label, fn, *args) -> None:
+    def _open(self, label, means_b, fn, *args) -> None:
         md = self.model_data
         if md.model is None or md.data is None:
             self.jobs.report("Open a model and its data first; the second model is compared on the same data.")
@@ -78,13 +80,13 @@ class Comparison(QtCore.QObject):
         a = self.jobs.model_copy(md.model, md.version)
         version = md.version
         shown = self.latent.points if self.latent.full else None   # A's means, when every one is encoded
-        self.jobs.submit_tracked("compare", label, _open_and_encode, fn, args, md.data, a, shown,
-                                 on_result=lambda opened: self._on_opened(opened, version))
+        self.jobs.submit_tracked("compare", label, _open_and_encode, fn, args, md.data, a, shown, means_b,
+                                 on_result=lambda opened: self._on_opened(opened, version, shown))
 
-    def _on_opened(self, opened: Opened, version: int) -> None:
+    def _on_opened(self, opened: Opened, version: int, points_a) -> None:
         if version != self.model_data.version:
             return
-        self.opened, self._version = opened, version
+        self.opened, self._points_a = opened, points_a
         self.entries = {}
         self.changed.emit()
         self.tableChanged.emit()
@@ -103,12 +105,14 @@ class Comparison(QtCore.QObject):
         self.tableChanged.emit()
         self.decodedChanged.emit()
 
-    def _on_model_a(self) -> None:
-        """Model A was replaced: B stays, A's side is made again (when the data is the same)."""
-        if self.opened is None or self.model_data.data is None:
+    def _on_points_a(self) -> None:
+        """Model A has new means (another model on the same data, or trained weights, once every image
+        is encoded again): B stays, A's side and the table are made again."""
+        lp = self.latent
+        if self.opened is None or self.model_data.data is None or not lp.full or lp.points is self._points_a:
             return
         b = self.opened
-        self._open(f"Comparing {b.title} again", _reuse, b)
+        self._open(f"Comparing {b.title} again", b.means, _reuse, b)
 
     # ----- the table and the decoded image ------------------------------------------------------
     def update_table(self) -> None:
@@ -171,26 +175,33 @@ def _reuse(opened: Opened):
     return opened.model, opened.title
 
 
-def _plane(means: np.ndarray) -> tuple[np.ndarray, tuple[str, str]]:
+def _plane(means: np.ndarray):
+    """2-D positions of the means (a pair for K ≤ 2, else the PCA plane), the axis labels, and the
+    range a view shows first (0.5 to 99.5 percentiles)."""
     from latentlab.core.inference.projection import dims_projection, pca_projection
 
     k = means.shape[1]
     p = pca_projection(means) if k > 2 else dims_projection(k, 0, 1 if k > 1 else 0)
-    return p.to2d(means).astype(np.float32), p.axis_labels
+    xy = p.to2d(means).astype(np.float32)
+    lo, hi = (np.percentile(xy, q, axis=0).astype(float) for q in (0.5, 99.5))
+    return xy, p.axis_labels, (tuple(lo), tuple(hi))
 
 
-def _open_and_encode(fn, args, data, model_a, means_a, progress=None, should_stop=None) -> Opened:
+def _open_and_encode(fn, args, data, model_a, means_a, means_b, progress=None, should_stop=None) -> Opened:
+    """Model B opened and checked on the data; A's and B's means (those given are not encoded again)."""
     from latentlab.core.models.adapters import validate
 
     if progress is not None:
         progress(0.0, "Opening the second model")
     model, title = fn(*args)
-    model = validate(model, data.x_train[:8])
+    if means_b is None:
+        model = validate(model, data.x_train[:8])
+        means_b = encode_all(model, data.x_train, progress, should_stop, span=(0.05, 0.5)).means
     if means_a is None:
-        means_a = encode_all(model_a, data.x_train, progress, should_stop, span=(0.05, 0.5)).means
-    means_b = encode_all(model, data.x_train, progress, should_stop, span=(0.5, 1.0)).means
-    (xy_a, axes_a), (xy_b, axes_b) = _plane(means_a), _plane(means_b)
-    return Opened(model=model, title=title, means=means_b, xy_a=xy_a, xy_b=xy_b, axes=(axes_a, axes_b))
+        means_a = encode_all(model_a, data.x_train, progress, should_stop, span=(0.5, 1.0)).means
+    (xy_a, axes_a, range_a), (xy_b, axes_b, range_b) = _plane(means_a), _plane(means_b)
+    return Opened(model=model, title=title, means=means_b, xy_a=xy_a, xy_b=xy_b, axes=(axes_a, axes_b),
+                  ranges=(range_a, range_b))
 
 
 def _entries(model_a, model_b, data, progress=None, should_stop=None) -> dict:
