@@ -186,7 +186,7 @@ def _add_vector_parser(sub) -> None:
     v.add_argument("--factor", metavar="NAME", help="a ground-truth factor instead: the direction of its linear "
                                                     "regression on the latent means")
     v.add_argument("--out", type=Path, metavar="V.npz", help="save the vector (plain arrays, no pickle)")
-    v.add_argument("--bootstrap", type=_int_in(0, 10_000), default=50, help="resamples for the direction's spread")
-    v.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=0)
+    v.add_argument("--bootstrap", type=_int_in(0, 10_000), default=50, metavar="N", help="resamples for the direction's spread")
+    v.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=0, metavar="S", help="seeds the held-out split and the resamples")
     v.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu")
     v.add_argument("--json", action="store_true", help="print one JSON object")

@@ -255,3 +255,22 @@ def test_a_sweep_point_as_the_second_model(window):
     wait_idle(s)
     np.testing.assert_allclose(s.comparison.opened.xy_a, 2.0 * before_a, atol=1e-5)
     np.testing.assert_array_equal(s.comparison.opened.xy_b, before_b)
+
+
+def test_a_broken_or_foreign_vector_file_is_one_sentence_and_changes_nothing(window, tmp_path):
+    from latentlab.core.files.vectors import save_vector
+    from latentlab.core.inference.attributes import vector_between
+
+    s = window.session
+    messages = []
+    s.errorRaised.connect(messages.append)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    s.vectors.load(bad)
+    wait_idle(s)
+    rng = np.random.default_rng(0)
+    wide = save_vector(tmp_path / "k5.npz", vector_between(rng.standard_normal((20, 5)), rng.standard_normal((20, 5)) + 1))
+    s.vectors.load(wide)
+    wait_idle(s)
+    assert len(messages) == 2 and "5 dimensions" in messages[1] and all("\n" not in m for m in messages)
+    assert s.vectors.vector is None
