@@ -8,4 +8,5 @@ projection    how K dimensions are shown in 2-D (pair, PCA, UMAP, t-SNE) and a c
 selection     which 2-D points lie in a rectangle or a lasso
 attributes    attribute vectors from two groups or a factor, how far to trust them, their plane, analogies
 disentanglement, disentanglement_votes   MIG, DCI, SAP; the β-VAE and FactorVAE scores
+outliers      the images a model explains worst, by reconstruction error or IWAE log p(x)
 """

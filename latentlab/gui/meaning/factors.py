@@ -91,7 +91,8 @@ class FactorsView(LazyView):
         if factors is None:
             return
         if not lp.full:
-            self.scores.setText("Waiting for every training image to be encoded (scores follow the full encode).")
+            if self.result is None:
+                self.scores.setText("Waiting for every training image to be encoded (scores follow the full encode).")
             return
         key = (md.version, lp.points, self.estimator.currentData())
         if self._made_for is not None and not force and key[0] == self._made_for[0] and key[1] is self._made_for[1] \

@@ -63,7 +63,8 @@ class OutliersView(LazyView):
             signal.connect(self.request_refresh)
         self.grid.itemClicked.connect(self._clicked)
         md = session.model_data
-        for signal in (md.modelChanged, md.weightsChanged, md.datasetChanged):
+        # Not on every weights update of a run: its ranking follows the full encode after the run.
+        for signal in (md.modelChanged, md.datasetChanged, session.latent.changed):
             signal.connect(self.request_refresh)
 
     def refresh(self) -> None:
@@ -75,6 +76,8 @@ class OutliersView(LazyView):
             self.grid.clear()
             self.summary.setText("Open a model and its data to rank its images.")
             return
+        if not self.session.latent.full and self.result is not None and not force:
+            return   # a run is going: the ranking shown stays until its weights are final
         split = self.split.currentData()
         x = md.data.x_test if split == "test" else md.data.x_train
         if split == "test" and not len(x):

@@ -120,8 +120,9 @@ class Comparison(QtCore.QObject):
         if self.opened is None or md.model is None:
             return
         a = self.jobs.model_copy(md.model, md.version)
+        means_a = self.latent.points if self.latent.full else None
         self.jobs.submit_tracked("compare table", "Evaluating both models", _entries, a, self.opened.model, md.data,
-                                 on_result=self._on_entries)
+                                 means_a, self.opened.means, on_result=self._on_entries)
 
     def _on_entries(self, entries: dict) -> None:
         if self.opened is not None:
@@ -204,16 +205,17 @@ def _open_and_encode(fn, args, data, model_a, means_a, means_b, progress=None, s
                   ranges=(range_a, range_b))
 
 
-def _entries(model_a, model_b, data, progress=None, should_stop=None) -> dict:
+def _entries(model_a, model_b, data, means_a, means_b, progress=None, should_stop=None) -> dict:
     """Both models' test numbers as `latentlab eval` gives them (IWAE on K samples, on at most
-    COMPARE_IMAGES test images) and, when the data has factors, their disentanglement scores."""
+    COMPARE_IMAGES test images) and, when the data has factors, their disentanglement scores (on the
+    training means given; encoded here when None)."""
     from latentlab.core.errors import Cancelled
     from latentlab.core.inference.analysis import evaluate
-    from latentlab.core.inference.disentanglement import model_factor_scores
+    from latentlab.core.inference.disentanglement import disentanglement_scores, model_factor_scores
 
     x = data.x_test if len(data.x_test) else data.x_train
     out, steps = {}, 4 if data.factors_train else 2
-    for i, (side, model) in enumerate((("A", model_a), ("B", model_b))):
+    for i, (side, model, means) in enumerate((("A", model_a, means_a), ("B", model_b, means_b))):
         if should_stop is not None and should_stop():
             raise Cancelled("The comparison was stopped.")
         if progress is not None:
@@ -223,7 +225,9 @@ def _entries(model_a, model_b, data, progress=None, should_stop=None) -> dict:
             def inner(f, phase=None, i=i):
                 if progress is not None:
                     progress((2 + i + f) / steps, phase)
-            entry.update(model_factor_scores(model, data, progress=inner, should_stop=should_stop).as_dict())
+            scores = (model_factor_scores(model, data, progress=inner, should_stop=should_stop) if means is None else
+                      disentanglement_scores(means, data.factors_train, progress=inner, should_stop=should_stop))
+            entry.update(scores.as_dict())
         out[side] = entry
     return out
 
