@@ -33,6 +33,7 @@ SCRIPTS = (
     ("foreign_models", ["--quick"], 300),
     ("open_large", ["--quick"], 900),
     ("big_table", ["--quick"], 1800),   # the first run writes its table (minutes)
+    ("disentanglement", ["--quick"], 600),
 )
 
 

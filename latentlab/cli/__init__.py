@@ -1,8 +1,10 @@
-"""The `latentlab` command: the GUI by default, plus headless `train`, `eval` and `encode`.
+"""The `latentlab` command: the GUI by default, plus headless `train`, `eval`, `encode` and `vector`.
 
 arguments  the parser: subcommands, options and their range checks
 train      `latentlab train`
 evaluate   `latentlab eval` and `latentlab encode`
+compare    `latentlab eval A B ...` (one entry per model) and the disentanglement scores eval --factors adds
+vector     `latentlab vector`: an attribute vector, how far to trust it, saved as .npz
 output     warnings, numbers and progress bars on stderr
 """
 
@@ -36,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
             from .evaluate import cmd_eval
 
             return cmd_eval(args)
+        if args.command == "vector":
+            from .vector import cmd_vector
+
+            return cmd_vector(args)
         if args.command == "encode":
             from .evaluate import cmd_encode
 

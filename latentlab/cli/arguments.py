@@ -99,9 +99,15 @@ def _add_model_args(parser, *, required: bool = False) -> None:
     parser.add_argument("--verbose", action="store_true", help="on an error, also show the traceback of your model's code")
 
 
-def _add_model_and_data_args(parser) -> None:
-    """What eval and encode read: a checkpoint or a model SPEC, and the dataset (see _model_and_data)."""
-    parser.add_argument("checkpoint", type=Path, nargs="?", help="a latentlab checkpoint (or use --model SPEC)")
+def _add_model_and_data_args(parser, *, several: bool = False) -> None:
+    """What eval and encode read: a checkpoint or a model SPEC, and the dataset (see _model_and_data).
+    With `several`, any number of checkpoints or SPECs (eval compares them)."""
+    if several:
+        parser.add_argument("checkpoint", nargs="*", metavar="MODEL",
+                            help="a latentlab checkpoint (or use --model SPEC); two or more checkpoints or SPECs are "
+                                 "evaluated on the same dataset, one JSON entry each")
+    else:
+        parser.add_argument("checkpoint", type=Path, nargs="?", help="a latentlab checkpoint (or use --model SPEC)")
     parser.add_argument("--checkpoint", type=Path, dest="checkpoint_opt", metavar="PATH", help=argparse.SUPPRESS)
     _add_model_args(parser)
     parser.add_argument("--likelihood", metavar="KIND", help=LIKELIHOOD_HELP)
@@ -116,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"latentlab {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="{gui,train,eval,encode}")
+    sub = p.add_subparsers(dest="command", metavar="{gui,train,eval,encode,vector}")
 
     g = sub.add_parser("gui", help="open the explorer window (the default)")
     g.add_argument("--checkpoint", type=Path, help="checkpoint to open (default: the bundled digits model)")
@@ -157,11 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="test-set ELBO, KL per dimension, active units, log p(x) estimate",
                        formatter_class=_Defaults)
-    _add_model_and_data_args(e)
+    _add_model_and_data_args(e, several=True)
     e.add_argument("--iw-samples", type=_bounded((0, 1_000_000)), default=None,
                    help="importance samples for the log p(x) estimate (0: skip; default 100, fewer, with a note, "
                         "when the decoder is costly)")
     e.add_argument("--limit", type=_bounded((1, 10**12)), metavar="N", help="evaluate only the first N test images")
+    _add_factor_args(e)
     e.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu", help="where to evaluate")
     e.add_argument("--json", action="store_true", help="print the results as one JSON object")
 
@@ -172,4 +179,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="columns: index, split, label, mu_0.., logvar_0..")
     n.add_argument("--batch-size", type=_bounded("batch_size"), default=4096, help="images encoded at a time")
     n.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="where to encode")
+    _add_vector_parser(sub)
     return p
+
+
+def _add_factor_args(parser) -> None:
+    parser.add_argument("--factors", action="store_true",
+                        help="add disentanglement scores against the dataset's ground-truth factors (sprites, or an npz "
+                             "with a factors array): mig, dci, sap, beta_vae, factor_vae")
+    parser.add_argument("--dci-estimator", choices=("lasso", "gbt"), default="lasso",
+                        help="DCI importances from LassoCV (seconds) or gradient-boosted trees as disentanglement_lib "
+                             "(minutes)")
+
+
+def _add_vector_parser(sub) -> None:
+    v = sub.add_parser("vector", help="an attribute vector: the direction from one label to another, or along a factor",
+                       formatter_class=_Defaults)
+    _add_model_and_data_args(v)
+    v.add_argument("--from", dest="source", metavar="label:A", help="the group the vector starts from")
+    v.add_argument("--to", dest="target", metavar="label:B", help="the group it points to")
+    v.add_argument("--factor", metavar="NAME", help="a ground-truth factor instead: the direction of its linear "
+                                                    "regression on the latent means")
+    v.add_argument("--out", type=Path, metavar="V.npz", help="save the vector (plain arrays, no pickle)")
+    v.add_argument("--bootstrap", type=_bounded((0, 10_000)), default=50, metavar="N", help="resamples for the direction's spread")
+    v.add_argument("--seed", type=_bounded((0, 2**32 - 1)), default=0, metavar="S", help="seeds the held-out split and the resamples")
+    v.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu", help="where to encode the images")
+    v.add_argument("--json", action="store_true", help="print one JSON object")

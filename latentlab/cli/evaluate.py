@@ -88,10 +88,52 @@ def cmd_encode(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from .compare import cmd_eval_models, one_model
+
+    if not one_model(args):
+        return cmd_eval_models(args, _model_and_data, evaluate_one)
+    model, spec, spec_ds, data = _model_and_data(args)
+    stats = evaluate_one(args, model, spec, spec_ds, data)
+    if stats is None:
+        return 130
+    total = stats["examples_total"]
+    if args.json:
+        print(json.dumps(stats))
+        return 0
+    what = f"{stats['examples']:,} of {total:,}" if stats["examples"] < total else f"{total:,}"
+    print(f"{_short(spec)} on {_short(spec_ds)} ({what} {stats['split']} examples), nats per example:")
+    if stats["deterministic"]:
+        print(f"  recon NLL at the code  {stats['recon']:10.3f}   (a deterministic autoencoder: no ELBO)")
+        print(f"  active units  {stats['active_units']} of {stats['latent_dim']}")
+        return 0
+    kl_how = "" if stats["kl_method"] == "closed form" else f"   ({stats['kl_method']})"
+    print(f"  ELBO          {stats['elbo']:10.3f}")
+    print(f"  recon NLL     {stats['recon']:10.3f}")
+    print(f"  KL            {stats['kl']:10.3f}{kl_how}")
+    if stats.get("iw_samples"):
+        print(f"  {'log p(x) IW':<14}{stats['log_px_iw']:10.3f}   (importance weighted, {stats['iw_samples']:,} samples)")
+        print(f"  gap           {stats['gap']:10.3f}   (log p(x) - ELBO = KL(q(z|x) || p(z|x)), estimated)")
+    print(f"  active units  {stats['active_units']} of {stats['latent_dim']}")
+    print(f"  prior         {stats['prior']}")
+    kl_dims = stats["kl_per_dim"]
+    more = f" ... ({len(kl_dims) - 32} more; --json lists all)" if len(kl_dims) > 32 else ""
+    against = "" if stats["kl_per_dim_against"] == "the prior" else " (each against N(0, 1))"
+    print(f"  KL per dim{against}  " + " ".join(f"{v:.2f}" for v in kl_dims[:32]) + more)
+    if args.factors:
+        from .compare import print_factor_scores
+
+        print_factor_scores(stats)
+    return 0
+
+
+def evaluate_one(args, model, spec: str, spec_ds: str, data) -> dict | None:
+    """eval's entry for one model: its test images (the first --limit of them), IW-K as _iw_samples
+    picks it, progress on stderr, the factor scores with --factors; None when stopped with Ctrl+C."""
     from latentlab.core.data.pixels import as_pixels, stored
     from latentlab.core.inference.analysis import evaluate
 
-    model, spec, spec_ds, data = _model_and_data(args)
+    from .compare import factor_entry
+
     x = data.x_test if len(data.x_test) else data.x_train
     total = len(x)
     if args.limit and args.limit < total:
@@ -116,34 +158,14 @@ def cmd_eval(args) -> int:
     stats = _stoppable(lambda stop: evaluate(model, x, iw_samples=iw, progress=progress, should_stop=stop),
                        "evaluation stopped; nothing printed.")
     if stats is None:
-        return 130
+        return None
     if not quiet:
         print(file=sys.stderr)
     stats.update(checkpoint=spec, model=spec, description=model.describe(), dataset=spec_ds,
-                 split="test" if len(data.x_test) else "train")
-    if args.json:
-        print(json.dumps(stats))
-        return 0
-    what = f"{stats['examples']:,} of {total:,}" if stats["examples"] < total else f"{total:,}"
-    print(f"{_short(spec)} on {_short(spec_ds)} ({what} {stats['split']} examples), nats per example:")
-    if stats["deterministic"]:
-        print(f"  recon NLL at the code  {stats['recon']:10.3f}   (a deterministic autoencoder: no ELBO)")
-        print(f"  active units  {stats['active_units']} of {stats['latent_dim']}")
-        return 0
-    kl_how = "" if stats["kl_method"] == "closed form" else f"   ({stats['kl_method']})"
-    print(f"  ELBO          {stats['elbo']:10.3f}")
-    print(f"  recon NLL     {stats['recon']:10.3f}")
-    print(f"  KL            {stats['kl']:10.3f}{kl_how}")
-    if iw:
-        print(f"  {'log p(x) IW':<14}{stats['log_px_iw']:10.3f}   (importance weighted, {iw:,} samples)")
-        print(f"  gap           {stats['gap']:10.3f}   (log p(x) - ELBO = KL(q(z|x) || p(z|x)), estimated)")
-    print(f"  active units  {stats['active_units']} of {stats['latent_dim']}")
-    print(f"  prior         {stats['prior']}")
-    kl_dims = stats["kl_per_dim"]
-    more = f" ... ({len(kl_dims) - 32} more; --json lists all)" if len(kl_dims) > 32 else ""
-    against = "" if stats["kl_per_dim_against"] == "the prior" else " (each against N(0, 1))"
-    print(f"  KL per dim{against}  " + " ".join(f"{v:.2f}" for v in kl_dims[:32]) + more)
-    return 0
+                 split="test" if len(data.x_test) else "train", examples_total=total)
+    if args.factors:
+        stats.update(factor_entry(model, data, args.dci_estimator))
+    return stats
 
 
 LOG_PROGRESS_AFTER_S = 2.0   # a log gets progress lines only from an evaluation that lasts this long

@@ -10,6 +10,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from latentlab._version import __version__
 from latentlab.core.files.settings import usable_recent
 from latentlab.core.text import short
+from latentlab.gui.meaning.install import add_meaning_panels
 from latentlab.gui.state.session import Session
 from latentlab.gui.state.window_settings import add_recent_file, recent_files, saved_settings, settings
 from latentlab.gui.tabs.aggregate import AggregateView
@@ -107,6 +108,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self._build_menus()
         self.unsaved = UnsavedWork(self, s)
+        self.meaning = add_meaning_panels(self, lambda: OpenModelDialog(self._last_dir(), self))
         s.errorRaised.connect(self.banner.show_message)
         s.errorRaised.connect(self.controls.show_dataset)   # a dataset that failed to open is not shown as open
         s.notice.connect(self.banner.show_message)

@@ -5,5 +5,6 @@ dataset       Dataset, the one thing every loader returns, and its train/test sp
 pixels        Pixels: 8-bit images kept as uint8, read as float32 in [0, 1]
 idx, npz, image_folder   one loader per file format; embedded and sprites need no file
 image_arrays  checks shared by the npz loader and the Python API's arrays
+factor_arrays ground-truth factors read from an npz file, checked
 checks        opening files defensively: regular files only, one sentence per OS error
 """

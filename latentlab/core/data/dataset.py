@@ -91,7 +91,10 @@ def make_dataset(spec, name, x_train, y_train, x_test, y_test, label_names, fact
     )
 
 
-def split_dataset(spec, name, x, y, label_names, where) -> Dataset:
-    """A Dataset from images and labels without a test set: a fixed 20% of them is held out."""
+def split_dataset(spec, name, x, y, label_names, where, factors: dict | None = None) -> Dataset:
+    """A Dataset from images and labels (and ground-truth factors, name -> (N,)) without a test set:
+    a fixed 20% of them is held out."""
     train, test = split_indices(len(x), where)
-    return make_dataset(spec, name, x[train], y[train], x[test], y[test], label_names)
+    parts = (None, None) if factors is None else tuple({k: np.ascontiguousarray(v[rows]) for k, v in factors.items()}
+                                                       for rows in (train, test))
+    return make_dataset(spec, name, x[train], y[train], x[test], y[test], label_names, parts)

@@ -1,4 +1,5 @@
-"""npz and npy files: array x (N,H,W | N,C,H,W | N,H,W,C), optional y, x_test, y_test, label_names.
+"""npz and npy files: array x (N,H,W | N,C,H,W | N,H,W,C), optional y, x_test, y_test, label_names,
+and ground-truth factors (N×F, with factors_test beside x_test) with their factor_names.
 Pickles are refused without being unpickled and every array's header is read before its data."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from latentlab.core.text import reason
 
 from .checks import check_memory, open_error, open_regular
 from .dataset import Dataset, make_dataset, split_dataset
+from .factor_arrays import factors_from_arrays
 from .image_arrays import images_from_array, labels_from_array
 
 MAX_NPZ_ARRAYS = 64
@@ -65,10 +67,11 @@ def load_npz(spec: str, path: Path) -> Dataset:
         y = np.searchsorted(values, y)
         y_test = None if y_test is None else np.searchsorted(values, y_test)
 
+    factors = factors_from_arrays(arrays, len(x), None if x_test is None else len(x_test), path)
     name = f"npz: {path.name}"
     if x_test is None:
-        return split_dataset(spec, name, x, y, label_names, str(path))
-    return make_dataset(spec, name, x, y, x_test, y_test, label_names)
+        return split_dataset(spec, name, x, y, label_names, str(path), factors=factors[0])
+    return make_dataset(spec, name, x, y, x_test, y_test, label_names, factors)
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:

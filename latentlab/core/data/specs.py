@@ -46,7 +46,8 @@ def describe_specs() -> str:
         "  mnist:DIR           MNIST IDX files in DIR (gzipped or not, flat or DIR/MNIST/raw)\n"
         "  fashion-mnist:DIR   Fashion-MNIST IDX files (flat or DIR/FashionMNIST/raw)\n"
         "  kmnist:DIR          Kuzushiji-MNIST IDX files (flat or DIR/KMNIST/raw)\n"
-        "  npz:FILE            array x (N,H,W | N,C,H,W | N,H,W,C), optional y, x_test, y_test, label_names\n"
+        "  npz:FILE            array x (N,H,W | N,C,H,W | N,H,W,C), optional y, x_test, y_test, label_names,\n"
+        "                      factors (N x F ground truth; factors_test beside x_test) and factor_names\n"
         "  images:DIR          one sub-folder per class holding png/jpg/bmp/gif/webp images of one size\n"
         "Without a test set, a fixed 20% of the examples is held out for testing."
     )

@@ -9,6 +9,7 @@ latent_table  the table of every image's latent mean and log-variance (CSV, NPZ)
 table_reader  reading a latent table (Parquet, CSV, NPZ) for the window, checked column by column
 atomic        write_atomic and BackgroundWriter: temporary file, fsync, replace
 export        PNG grids and GIFs of decoded images
+vectors       attribute vectors as .npz (no pickle), validated on load
 settings      the window's saved settings, validated as input
 bundled       the pretrained models shipped inside the package
 torch_weights Lightning .ckpt and torch.save state dicts named with --weights, read weights-only

@@ -5,6 +5,8 @@ parts         ModelData, LatentPoints, Cursor and the mode enums
 analyses      maps, per-point statistics, selections, exports, the aggregate q(z)
 runs          RunController: training requests, runs, sweeps, publishing snapshots
 interpolation_path, point_selection   the path's endpoints; the rows picked on the latent view
+attribute_vectors   the attribute vector, its groups, its plane, analogies decoded along it
+comparison    a second model on the same data: its means, both models' numbers, one image decoded by both
 jobs          JobRunner: background jobs, newest result per key, progress and Stop
 work          the functions jobs run on worker threads (numpy in, numpy out)
 table_source  a latent table opened as the window's points, its rows' images read on demand

@@ -42,6 +42,8 @@ class LatentAnalyses:
         from latentlab.core.inference.maps import unavailable
 
         missing = unavailable(method)
+        if missing is None and method == "vector" and self.latent.vector_projection is None:
+            missing = "Build or load an attribute vector first (the Vector tab); its plane is then shown here."
         if missing is not None:
             self.jobs.report(missing)
             return

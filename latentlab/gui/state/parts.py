@@ -128,7 +128,7 @@ class ModelData(QtCore.QObject):
 
 
 NONLINEAR = ("umap", "tsne")
-METHODS = ("pair", "pca", *NONLINEAR)
+METHODS = ("pair", "pca", *NONLINEAR, "vector")   # "vector": the plane of an attribute vector (attribute_vectors.py)
 # Per-point values to colour by that cost a pass of the decoder (or a sweep over every point): computed
 # the first time a view asks for them, not on every load.
 LAZY_STATS = ("reconstruction error", "KL per point")
@@ -164,6 +164,7 @@ class LatentPoints(QtCore.QObject):
         self.density = None                      # the points' DensityPyramid in the shown plane (millions of them)
         self.known_pca = None                    # (points, their PCA Projection) worked out off the GUI thread
         self.colour_hint = ""                    # what a newly opened model's points are best coloured by, once
+        self.vector_projection = None            # core.inference.attributes.VectorProjection, for method "vector"
 
     @property
     def full(self) -> bool:
@@ -227,7 +228,10 @@ class LatentPoints(QtCore.QObject):
         if isinstance(self.projection, EmbeddedProjection) and self.nonlinear and \
                 self.projection.kind == self.method and self.projection.covers(self.points):
             return
-        if self.method != "pair" and k > 2:
+        vector = self.vector_projection
+        if self.method == "vector" and vector is not None and vector.latent_dim == k:
+            self.projection = vector
+        elif self.method != "pair" and k > 2:
             known = self.known_pca   # computed off the GUI thread for these points, when there are millions
             self.projection = known[1] if known is not None and known[0] is self.points and known[1] is not None \
                 else pca_projection(self.points)
@@ -243,6 +247,12 @@ class LatentPoints(QtCore.QObject):
             raise ValueError(f"unknown projection {method!r}")
         self.method = method
         self.set_projection()
+
+    def set_vector_projection(self, projection) -> None:
+        """The plane of the current attribute vector (None: there is none); shown when the method is "vector"."""
+        self.vector_projection = projection
+        if self.method == "vector":
+            self.set_projection()
 
     def set_embedding(self, embedding) -> bool:
         """Show a UMAP or t-SNE map of the current points; False (and nothing changes) if it is of

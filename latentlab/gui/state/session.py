@@ -16,6 +16,8 @@ from PySide6 import QtCore
 
 from . import work
 from .analyses import LatentAnalyses
+from .attribute_vectors import AttributeVectors
+from .comparison import Comparison
 from .interpolation_path import InterpolationPath
 from .jobs import JobRunner
 from .parts import MANY_DIMS, AnchorMode, Cursor, Endpoint, LatentPoints, ModelData
@@ -61,6 +63,8 @@ class Session(QtCore.QObject):
         # "open another model" and the work it drops ("model", "sweep" or "all"); False cancels the
         # action. The window asks Save / Discard / Cancel (gui/unsaved.py); without one nothing is asked.
         self.confirm_discard = lambda action, work="model": True
+        self.vectors = AttributeVectors(self.jobs, self.model_data, self.latent, self.cursor, self.selection, self)
+        self.comparison = Comparison(self.jobs, self.model_data, self.latent, self.cursor, self)
 
     @property
     def errorRaised(self):

@@ -19,7 +19,8 @@ from latentlab.gui.widgets.prior_circles import PriorCircles
 from latentlab.gui.widgets.small_screens import FlowLayout
 
 HOVER_PX = 12  # the hover card shows the nearest point only if it is this close on screen
-PROJECTIONS = (("pair", "pair of dims"), ("pca", "PCA of means"), ("umap", "UMAP"), ("tsne", "t-SNE"))
+PROJECTIONS = (("pair", "pair of dims"), ("pca", "PCA of means"), ("umap", "UMAP"), ("tsne", "t-SNE"),
+               ("vector", "attribute vector"))
 
 
 class LatentPlot(DirectPickView, pg.PlotWidget):
@@ -306,7 +307,8 @@ class LatentPanel(QtWidgets.QWidget):
         for method, text in PROJECTIONS:
             self.projection_combo.addItem(text, method)
         self.projection_combo.setToolTip("What the plane shows: a pair of latent dimensions, the PCA plane of the "
-                                         "means, or a UMAP or t-SNE map of them (no prior circles on a map)")
+                                         "means, a UMAP or t-SNE map of them (no prior circles on a map), or the "
+                                         "plane of the attribute vector built in the Vector tab")
         self.anchor_label = QtWidgets.QLabel("others from")
         self.anchor_combo = QtWidgets.QComboBox()
         self.anchor_combo.addItems([m.value for m in AnchorMode])

@@ -187,13 +187,20 @@ class SelectionLayer:
         self.rings.setData(xy[:, 0], xy[:, 1])
 
     def on_outlined(self, outline, shape: str, finished: bool) -> None:
-        pts = np.asarray(outline, dtype=np.float64)
-        if shape == "rectangle":
-            (x0, y0), (x1, y1) = pts[0], pts[-1]
-            pts = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+        pts = outline_polygon(outline, shape)
         closed = np.vstack([pts, pts[:1]])
         self.region.setData(closed[:, 0], closed[:, 1])
         if finished:
             self.session.analyses.select_region(pts if shape == "lasso" else pts[[0, 2]], shape)
             if not len(self.selection.rows):
                 self.region.setData([], [])
+
+
+def outline_polygon(outline, shape: str) -> np.ndarray:
+    """The polygon (M, 2) a gesture outlines: a lasso's points, or a rectangle's four corners from
+    the drag's first and last points (corners 0 and 2 are those two)."""
+    pts = np.asarray(outline, dtype=np.float64)
+    if shape == "rectangle":
+        (x0, y0), (x1, y1) = pts[0], pts[-1]
+        pts = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+    return pts
