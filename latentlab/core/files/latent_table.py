@@ -3,7 +3,9 @@
 Columns: index (within its split), split (train or test), label, mu_0 .. mu_{K-1},
 logvar_0 .. logvar_{K-1}. The NPZ holds the same as plain arrays (mu and logvar as (N, K) float32,
 label_names as a string array), readable with np.load(allow_pickle=False). Encoding runs in batches
-with progress and can be stopped between batches; files are written atomically.
+with progress and can be stopped between batches; files are written atomically and streamed: a CSV
+a slice of rows at a time, an NPZ an array at a time in numpy's 16 MB pieces, so writing costs a few
+tens of MB beyond the table whatever its size.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from latentlab.core.data.pixels import stored
 from latentlab.core.errors import Cancelled, LatentLabError
 from latentlab.core.inference.analysis import encode
 
-from .atomic import write_atomic
+from .atomic import atomic_writer
 
 SPLITS = ("train", "test")
 FORMATS = (".csv", ".npz")
 _NPZ_KEYS = ("index", "split", "label", "mu", "logvar", "label_names")
+CSV_SLICE_VALUES = 1 << 20   # numbers formatted per slice of a CSV (about 15 MB of text)
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,29 +73,32 @@ def encode_table(model, data, *, batch: int = 4096, progress: Callable[[float], 
 
 
 def write_table(path, table: LatentTable, *, rows_per_chunk: int = 65536) -> Path:
-    """Write `table` to path.csv or path.npz (chosen by the suffix), atomically."""
+    """Write `table` to path.csv or path.npz (chosen by the suffix), atomically, streamed."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise LatentLabError(f"Cannot tell the format of {path}: name it .csv or .npz.")
-    if suffix == ".npz":
-        buf = io.BytesIO()
-        np.savez(buf, index=table.index, split=table.split.astype("<U5"), label=table.label, mu=table.mu,
-                 logvar=table.logvar, label_names=np.array(table.label_names, dtype=str))
-        write_atomic(path, buf.getvalue())
-        return path
-    chunks = [(",".join(table.columns) + "\n").encode()]
-    numbers = np.concatenate([table.mu, table.logvar], axis=1)
-    for i in range(0, len(table), rows_per_chunk):
-        j = min(i + rows_per_chunk, len(table))
+    with atomic_writer(path) as f:
+        if suffix == ".npz":
+            np.savez(f, index=table.index, split=table.split.astype("<U5"), label=table.label, mu=table.mu,
+                     logvar=table.logvar, label_names=np.array(table.label_names, dtype=str))
+        else:
+            _write_csv(f, table, rows_per_chunk)
+    return path
+
+
+def _write_csv(f, table: LatentTable, rows_per_chunk: int) -> None:
+    f.write((",".join(table.columns) + "\n").encode())
+    k = table.mu.shape[1]
+    step = max(1, min(rows_per_chunk, CSV_SLICE_VALUES // max(1, 2 * k)))
+    for i in range(0, len(table), step):
+        j = min(i + step, len(table))
         text = io.StringIO()
         # %.9g round-trips float32 exactly.
-        np.savetxt(text, numbers[i:j], fmt="%.9g", delimiter=",")
+        np.savetxt(text, np.concatenate([table.mu[i:j], table.logvar[i:j]], axis=1), fmt="%.9g", delimiter=",")
         lead = [f"{a},{b},{c}," for a, b, c in zip(table.index[i:j], table.split[i:j], table.label[i:j])]
         lines = text.getvalue().splitlines()
-        chunks.append(("".join(f"{p}{q}\n" for p, q in zip(lead, lines))).encode())
-    write_atomic(path, b"".join(chunks))
-    return path
+        f.write(("".join(f"{p}{q}\n" for p, q in zip(lead, lines))).encode())
 
 
 def read_table(path) -> LatentTable:

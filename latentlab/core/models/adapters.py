@@ -35,6 +35,11 @@ from torch.nn import functional as F
 
 from latentlab.core.errors import ModelError
 
+from .user_outputs import decoder_tensor, image_shape_of, kind_of, one_line, posterior_params, real_values, user_error
+
+__all__ = ["LatentModel", "Likelihood", "TorchVAE", "as_latent_model", "decoder_tensor", "one_line",
+           "posterior_params", "real_values", "resolve_likelihood", "validate"]
+
 LOG_2PI = math.log(2 * math.pi)
 LIKELIHOOD_FORMS = "bernoulli, bernoulli-probs, gaussian or gaussian:SIGMA"
 DEFAULT_SIGMA = 0.1
@@ -154,60 +159,6 @@ def resolve_likelihood(override, model_attr, default: str = "bernoulli") -> Like
 
 
 # --------------------------------------------------------------------------------------------
-# reading what a user's model returns
-
-def posterior_params(out, where: str = "encode(x)") -> tuple[torch.Tensor, torch.Tensor]:
-    """(mu, logvar) from any of the accepted encoder outputs, unflattened."""
-    if isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out):
-        return out[0], out[1]
-    if isinstance(out, torch.distributions.Normal):
-        return out.loc, 2 * torch.log(out.scale)
-    dist = getattr(out, "latent_dist", None)  # a diffusers encoder output (itself a dict)
-    if dist is not None:
-        out = dist
-    elif isinstance(out, dict):
-        mu = _first(out, ("mean", "mu", "loc"))
-        lv = _first(out, ("logvar", "log_var"))
-        if mu is not None and lv is not None:
-            return mu, lv
-        raise ModelError(f"{where} returned a dict with keys {sorted(map(str, out))[:6]}; "
-                         "latentlab needs 'mean' (or 'mu') and 'logvar'.")
-    mu = getattr(out, "mean", None)
-    if isinstance(mu, torch.Tensor):
-        for name, to_logvar in (("logvar", lambda t: t), ("std", lambda t: 2 * torch.log(t)),
-                                ("var", lambda t: torch.log(t)), ("scale", lambda t: 2 * torch.log(t))):
-            v = getattr(out, name, None)
-            if isinstance(v, torch.Tensor):
-                return mu, to_logvar(v)
-    raise ModelError(f"{where} returned {_kind(out)}; latentlab needs (mu, logvar), a torch.distributions.Normal, "
-                     "a dict with mean and logvar, or an object with .mean and .logvar, .std or .var.")
-
-
-def decoder_tensor(out, where: str = "decode(z)") -> torch.Tensor:
-    """The tensor inside any accepted decoder output."""
-    if isinstance(out, torch.Tensor):
-        return out
-    sample = getattr(out, "sample", None)
-    if isinstance(sample, torch.Tensor):
-        return sample
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        return out[0]
-    raise ModelError(f"{where} returned {_kind(out)}; latentlab needs a tensor or an object with .sample.")
-
-
-def _first(d: dict, names):
-    return next((d[n] for n in names if isinstance(d.get(n), torch.Tensor)), None)
-
-
-def _kind(v) -> str:
-    if isinstance(v, torch.Tensor):
-        return f"a tensor of shape {tuple(v.shape)}"
-    if isinstance(v, (tuple, list)):
-        return f"a {type(v).__name__} of {len(v)} items"
-    return f"a {type(v).__name__}"
-
-
-# --------------------------------------------------------------------------------------------
 # a user's nn.Module, by duck typing
 
 class TorchVAE(LatentModel):
@@ -226,8 +177,7 @@ class TorchVAE(LatentModel):
         self.learns_shapes = True
         self.name = name or type(net).__name__
         self.input_range = _range(getattr(net, "input_range", (0.0, 1.0)), self.name)
-        declared = getattr(net, "image_shape", None)
-        self.declared_image_shape = tuple(int(v) for v in declared) if declared is not None else None
+        self.declared_image_shape = image_shape_of(getattr(net, "image_shape", None), self.name)
         # The model's own log p(x|z) wins unless the caller names a likelihood.
         self.own_log_lik = callable(getattr(net, "log_likelihood", None)) and likelihood is None
         attr = getattr(net, "likelihood", None)
@@ -240,9 +190,22 @@ class TorchVAE(LatentModel):
         p = next(self.net.parameters(), None)
         return t.to(p.dtype) if p is not None and p.is_floating_point() and t.dtype != p.dtype else t
 
+    def _user(self, method: str, t: torch.Tensor, doing: str, fn):
+        """Call into the user's code: whatever it raises (SystemExit included) becomes one sentence
+        naming the method, the batch size and the first line of its message. Running out of memory
+        stays what it is (training keeps its last good weights on it)."""
+        try:
+            return fn()
+        except (ModelError, MemoryError, torch.OutOfMemoryError):
+            raise
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's code can raise anything
+            raise ModelError(user_error(f"{self.name}.{method}", len(t), doing, exc)) from None
+
     def encode(self, x):
         x = self._as_net_dtype(x)
-        mu, lv = posterior_params(self.net.encode(self.to_model(x)), f"{self.name}.encode(x)")
+        where = f"{self.name}.encode(x)"
+        mu, lv = self._user("encode(x)", x, f"encoding images of shape {tuple(x.shape[1:])}",
+                            lambda: posterior_params(self.net.encode(self.to_model(x)), where))
         if mu.dim() < 2 or mu.shape != lv.shape:
             raise ModelError(f"{self.name}.encode(x) gave a mean of shape {tuple(mu.shape)} and a log-variance of "
                              f"shape {tuple(lv.shape)}; expected two tensors of the same shape (B, K) or (B, C, h, w).")
@@ -252,7 +215,8 @@ class TorchVAE(LatentModel):
 
     def decode(self, z):
         z = self._as_net_dtype(z).reshape(z.shape[0], *self.latent_shape)
-        out = decoder_tensor(self.net.decode(z), f"{self.name}.decode(z)")
+        out = self._user("decode(z)", z, "decoding latent codes",
+                         lambda: decoder_tensor(self.net.decode(z), f"{self.name}.decode(z)"))
         if self.image_shape is not None:
             c, h, w = self.image_shape
             if out.shape[1:] == (c * h * w,):
@@ -265,13 +229,15 @@ class TorchVAE(LatentModel):
 
     def log_likelihood(self, x, params):
         if self.own_log_lik:
-            return self.net.log_likelihood(self.to_model(self._as_net_dtype(x)).expand_as(params), params)
+            return self._user("log_likelihood(x, params)", x, "computing log p(x|z)", lambda: self.net.log_likelihood(
+                self.to_model(self._as_net_dtype(x)).expand_as(params), params))
         return self.likelihood.log_prob(self, self._as_net_dtype(x), params)
 
     def mean_image(self, params):
         own = getattr(self.net, "mean_image", None)
         if callable(own):
-            return own(params).clamp(0.0, 1.0)
+            return self._user("mean_image(params)", params, "computing the mean image",
+                              lambda: real_values(own(params), f"{self.name}.mean_image(params)")).clamp(0.0, 1.0)
         return self.likelihood.mean(self, params)
 
     def describe(self) -> str:
@@ -302,7 +268,7 @@ def as_latent_model(obj, *, likelihood=None, name: str = "") -> LatentModel:
         return obj
     if isinstance(obj, nn.Module):
         return TorchVAE(obj, likelihood=likelihood, name=name)
-    raise ModelError(f"{name or 'The model'} is {_kind(obj)}, not a torch nn.Module with encode() and decode().")
+    raise ModelError(f"{name or 'The model'} is {kind_of(obj)}, not a torch nn.Module with encode() and decode().")
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,12 +322,6 @@ def _call(fn, doing: str):
         raise
     except Exception as exc:  # noqa: BLE001 - the user's code can raise anything: one sentence says what
         raise ModelError(f"The model failed while {doing}: {type(exc).__name__}: {one_line(exc)}.") from None
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message, short, without a final full stop."""
-    text = str(exc).strip()
-    return (text.splitlines()[0][:200] if text else type(exc).__name__).rstrip(".")
 
 
 def _finite(t: torch.Tensor, what: str) -> None:
