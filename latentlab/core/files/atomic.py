@@ -148,21 +148,22 @@ def atomic_writer(path: Path):
 
 def refuse_input_as_output(out, inputs, *, folders=(), flag: str = "--out") -> None:
     """One sentence, before any work, when the output `out` is the same file as one of `inputs`
-    ((description, path) pairs; None paths skipped) or lies inside one of `folders`. Paths are
+    ((description, path) pairs; None paths skipped) or lies inside one of `folders`; `flag` names
+    the output in the sentence ("--out" on the command line, "" in the window). Paths are
     compared resolved (links followed) and then by device and inode, so a symlink or a hard link to
     an input counts as the input."""
     target = _resolved(out)
-    name = short(str(out), 120)
+    name = f"{flag} {short(str(out), 120)}".strip()
     for description, src in inputs:
         if src is None:
             continue
         if target == _resolved(src) or _same_inode(out, src):
-            raise LatentLabError(f"{flag} {name} is {description} ({short(str(src), 120)}); write the output "
+            raise LatentLabError(f"{name} is {description} ({short(str(src), 120)}); write the output "
                                  "elsewhere, latentlab never replaces its input.")
     for folder in folders:
         where = _resolved(folder)
         if target == where or where in target.parents:
-            raise LatentLabError(f"{flag} {name} is inside the model folder {short(str(folder), 120)}; write the "
+            raise LatentLabError(f"{name} is inside the model folder {short(str(folder), 120)}; write the "
                                  "output elsewhere, latentlab never changes a model's own files.")
 
 

@@ -107,29 +107,32 @@ def read_table(path) -> LatentTable:
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise LatentLabError(f"Cannot tell the format of {path}: name it .csv or .npz.")
+    from latentlab.core.data.checks import open_regular
+
     try:
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                missing = [key for key in _NPZ_KEYS if key not in z.files]
-                if missing:
-                    raise LatentLabError(f"{path} is not a latent table: it has no {', '.join(missing)}.")
-                cols = {key: z[key] for key in _NPZ_KEYS}
-            names = tuple(str(v) for v in cols.pop("label_names"))
-        else:
-            cols, names = _read_csv(path), ()
+        # Opened once, a regular file only: numpy or the CSV reader would wait on a FIFO forever.
+        with open_regular(path, LatentLabError, "latent table") as f:
+            if suffix == ".npz":
+                with np.load(f, allow_pickle=False) as z:
+                    missing = [key for key in _NPZ_KEYS if key not in z.files]
+                    if missing:
+                        raise LatentLabError(f"{path} is not a latent table: it has no {', '.join(missing)}.")
+                    cols = {key: z[key] for key in _NPZ_KEYS}
+                names = tuple(str(v) for v in cols.pop("label_names"))
+            else:
+                cols, names = _read_csv(io.TextIOWrapper(f, encoding="utf-8"), path), ()
     except (OSError, ValueError) as exc:
         raise LatentLabError(f"Cannot read {path}: {exc}.") from None
     return _validated(path, cols, names)
 
 
-def _read_csv(path: Path) -> dict[str, np.ndarray]:
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().strip().split(",")
-        k = (len(header) - 3) // 2
-        want = LatentTable(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros((0, k)), np.zeros((0, k))).columns
-        if header != want:
-            raise LatentLabError(f"{path} is not a latent table: its header is not {','.join(want[:4])},...")
-        rows = np.loadtxt(f, delimiter=",", dtype=str, ndmin=2)
+def _read_csv(f, path: Path) -> dict[str, np.ndarray]:
+    header = f.readline().strip().split(",")
+    k = (len(header) - 3) // 2
+    want = LatentTable(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros((0, k)), np.zeros((0, k))).columns
+    if header != want:
+        raise LatentLabError(f"{path} is not a latent table: its header is not {','.join(want[:4])},...")
+    rows = np.loadtxt(f, delimiter=",", dtype=str, ndmin=2)
     if rows.size == 0:
         rows = np.zeros((0, len(header)), str)
     numbers = rows[:, 3:].astype(np.float32)
