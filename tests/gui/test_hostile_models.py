@@ -132,7 +132,7 @@ def user_weights(tmp_path, **meta) -> Path:
 @pytest.mark.parametrize("named", ["images:/", "images:/usr/share", "images:~", "mnist:/proc"])
 def test_a_weights_file_naming_a_system_folder_opens_on_the_default_data(empty_window, qtbot, capfd, tmp_path,
                                                                         monkeypatch, named):
-    from latentlab.core.data import image_folder, idx
+    from latentlab.core.data import idx, image_folder
 
     def never(*_a, **_k):
         raise AssertionError(f"the window opened {named}, which a file only suggests")

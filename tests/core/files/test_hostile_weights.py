@@ -18,7 +18,6 @@ from latentlab.core.errors import CheckpointError, LatentLabError, ModelError
 from latentlab.core.files.checkpoint import load_checkpoint, save_checkpoint
 from latentlab.core.files.model_spec import open_model, save_weights
 from latentlab.core.files.preview import read_preview
-from latentlab.core.files.safetensors_reader import read_header, read_tensors
 from latentlab.core.models.config import ModelConfig
 from latentlab.core.models.vae import build_model
 from latentlab.core.text import short
@@ -123,7 +122,7 @@ def test_an_extra_tensor_of_gigabytes_is_never_read(tmp_path, checkpoint):
                             {**meta, "format_version": "2", "preview": json.dumps({"label_names": ["a"], "dataset": "digits"})})
     big = tmp_path / "big-preview.safetensors"
     sparse(big, data_size(head), head + body)
-    assert big.stat().st_size > 3.9 * GB
+    assert 3.5 * GB < big.stat().st_size < 4 * GB
     result = measured(f"""
         try:
             open_model({str(MODELS)!r} + ":good", weights={str(weights)!r})
@@ -150,16 +149,19 @@ def build_weights(tmp_path):
     return save_weights(tmp_path / "good-weights.safetensors", model, model_spec=f"{MODELS}:good")
 
 
-def test_a_preview_of_gigabytes_in_a_checkpoint_too_large_to_open_is_one_sentence_in_eval(tmp_path, checkpoint):
+def test_eval_of_a_checkpoint_with_a_preview_of_gigabytes_reads_the_model_alone(tmp_path, checkpoint):
+    """Under the checkpoint size limit, a preview of 3.7 GB: eval reads the model's tensors (kB) and
+    evaluates; the whole file was read (and its tensors copied) before."""
     names, _, body = tensors_of(checkpoint)
-    head = safetensors_head({**names, "preview.means": ("F32", (600_000_000, 2)), "preview.labels": ("I32", (600_000_000,))},
-                            {"format": "latentlab-vae", "format_version": "2"})
-    path = sparse(tmp_path / "five-gb.safetensors", data_size(head), head + body)
-    assert path.stat().st_size > 5 * GB
+    meta = json.loads(checkpoint.read_bytes()[8:8 + struct.unpack("<Q", checkpoint.read_bytes()[:8])[0]])["__metadata__"]
+    head = safetensors_head({**names, "preview.means": ("F32", (310_000_000, 2)), "preview.labels": ("I32", (310_000_000,))},
+                            {**meta, "format_version": "2"})
+    path = sparse(tmp_path / "big.safetensors", data_size(head), head + body)
+    assert 3.4 * GB < path.stat().st_size < 4 * GB
     result = measured(f"""
-        result["code"] = main(["eval", {str(path)!r}, "--dataset", "digits", "--iw-samples", "0"])
-    """, prelude="from latentlab.cli import main", timeout=120)
-    assert result.get("code") == 2 and result["growth_mb"] < 64, result
+        result["code"] = main(["eval", {str(path)!r}, "--dataset", "digits", "--iw-samples", "0", "--json"])
+    """, prelude="import torch\nfrom latentlab.cli import main", timeout=180)
+    assert result.get("code") == 0 and result["growth_mb"] < 100, result
 
 
 # ----- the reader's header checks, fuzzed ----------------------------------------------------------
@@ -175,6 +177,8 @@ entries = st.fixed_dictionaries({
 @given(header=st.dictionaries(st.text(min_size=1, max_size=6), entries, max_size=4),
        size=st.one_of(st.integers(0, 4096), st.just(5 * GB)), body=st.binary(max_size=256))
 def test_any_header_is_checked_against_the_real_file_size(tmp_path, header, size, body):
+    from latentlab.core.files.safetensors_reader import read_header, read_tensors
+
     raw = json.dumps(header).encode()
     path = tmp_path / "fuzz.safetensors"
     sparse(path, max(size, 8 + len(raw) + len(body)), struct.pack("<Q", len(raw)) + raw + body)
