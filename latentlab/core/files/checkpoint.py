@@ -95,8 +95,8 @@ def _parse(header: Header, name: str, device) -> Checkpoint:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         if isinstance(meta, dict) and meta.get("format") == WEIGHTS_FORMAT:
             spec = meta.get("model_spec") or "SPEC"
-            raise CheckpointError(f"{name} holds fine-tuned weights for the model {quote(spec, 200)}, not a "
-                                  f"checkpoint; open it with --model {short(spec, 200)} --weights {name}.")
+            raise CheckpointError(f"{short(header.path.name, 40)} holds fine-tuned weights, not a checkpoint: open "
+                                  f"it with --model {short(spec, 100)} --weights {short(str(header.path), 100)}.")
         raise CheckpointError(f"{name} is a safetensors file but not a latentlab checkpoint (no latentlab metadata).")
     version = meta.get("format_version", "")
     if not (version.isascii() and version.isdigit()):
