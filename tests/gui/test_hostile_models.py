@@ -204,3 +204,21 @@ def test_a_hostile_preview_is_not_drawn_and_the_load_ends(empty_window, qtbot, c
         assert "larger than any checkpoint" in out.messages[0]
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 400_000   # kB; the files are GB
     assert not TRACEBACK.search(capfd.readouterr().err)
+
+
+# ----- outputs ---------------------------------------------------------------------------------------
+
+def test_an_export_never_replaces_the_dataset_file(empty_window, qtbot, tmp_path):
+    from hostile_io import digests
+
+    data = tmp_path / "d.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, x=rng.random((40, 8, 8), dtype=np.float32), y=rng.integers(0, 3, 40))
+    s = empty_window.session
+    assert Outcome(empty_window, lambda: empty_window.open_dataset_spec(f"npz:{data}")).loads
+    before = digests(data)
+    s.selection.set(np.arange(5))
+    for export in (s.analyses.export_latent_means, s.analyses.export_selection):
+        out = Outcome(empty_window, lambda: export(data))
+        assert len(out.messages) == 1 and "never replaces its input" in out.messages[0], out.messages
+    assert digests(data) == before

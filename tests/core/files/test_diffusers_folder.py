@@ -14,18 +14,10 @@ from latentlab.core.errors import LatentLabError
 from latentlab.core.files.model_spec import load_model
 
 diffusers = pytest.importorskip("diffusers")
+from tiny_autoencoder import tiny_autoencoder  # noqa: E402 - once diffusers is known to be there
+
 # Every argument of AutoencoderKL: what a config.json may set.
 FIELDS = sorted(set(__import__("inspect").signature(diffusers.AutoencoderKL.__init__).parameters) - {"self"})
-
-
-def tiny_autoencoder():
-    import torch
-
-    torch.manual_seed(0)
-    return diffusers.AutoencoderKL(
-        in_channels=1, out_channels=1, down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), latent_channels=2,
-        norm_num_groups=4, sample_size=8, layers_per_block=1)
 
 
 @pytest.fixture(scope="module")
