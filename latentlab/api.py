@@ -8,6 +8,11 @@
 a `latentlab.LatentModel`, or a model SPEC string. `data` is a numpy array or tensor of images
 (N×H×W, N×C×H×W or N×H×W×C; values in 0..1, or 0..255 for integers), a torch Dataset yielding
 (image, label), a latentlab dataset SPEC string, or a `core.data.Dataset`.
+
+What is passed gets the command line's checks: labels become contiguous classes named by their
+values, memory is checked before arrays or a torch Dataset are copied, `iw_samples` is bounded as
+`--iw-samples` is, a model too wide for the window is refused before it opens, and a NaN result is
+one sentence rather than a number.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from latentlab.core.errors import DatasetError, LatentLabError
+
+MAX_IW_SAMPLES = 1_000_000   # as `latentlab eval --iw-samples`
 
 
 def evaluate(model, data, *, likelihood=None, iw_samples: int = 100, device: str = "cpu",
@@ -32,8 +39,8 @@ def evaluate(model, data, *, likelihood=None, iw_samples: int = 100, device: str
 
     from latentlab.core.inference import analysis
 
-    if int(iw_samples) < 0:
-        raise ValueError("iw_samples must be 0 or more.")
+    if not 0 <= int(iw_samples) <= MAX_IW_SAMPLES:
+        raise ValueError(f"iw_samples must be a whole number from 0 to {MAX_IW_SAMPLES:,}, not {int(iw_samples):,}.")
     if split not in (None, "all", "test", "train"):
         raise ValueError(f"split must be 'all', 'test' or 'train', not {split!r}.")
     lm, spec = _model(model, likelihood, device)
@@ -66,9 +73,15 @@ def explore(model, data=None, labels=None, *, likelihood=None):
 
     In a plain script this blocks until the window is closed. Inside IPython it returns the window
     at once, with Qt's event loop integrated into the prompt (as `%gui qt` does)."""
+    from latentlab.core.errors import ResourceError
+    from latentlab.core.training.budget import model_window_refusal
+
     lm, _ = _model(model, likelihood, "cpu")
     ds = as_dataset("digits" if data is None else data, labels)
     _validated(lm, ds)
+    why = model_window_refusal(lm, len(ds.x_train))
+    if why:
+        raise ResourceError(why)
     try:
         from latentlab.gui.app import open_window
     except ImportError:
@@ -116,8 +129,9 @@ def _validated(lm, ds):
 def as_dataset(data, labels=None):
     """A latentlab Dataset from a SPEC, a Dataset, an array or tensor of images, or a torch Dataset;
     arrays are split 80/20 into train and test like any unsplit dataset."""
+    from latentlab.core.data.checks import check_memory
     from latentlab.core.data.dataset import split_dataset
-    from latentlab.core.data.image_arrays import images_from_array, labels_from_array
+    from latentlab.core.data.image_arrays import images_from_array, label_classes, labels_from_array
     from latentlab.core.data.specs import Dataset, load_dataset
 
     if isinstance(data, Dataset):
@@ -126,11 +140,16 @@ def as_dataset(data, labels=None):
         return load_dataset(data)
     x, y = _arrays(data, labels)
     where = "the images passed to latentlab"
+    if isinstance(x, np.ndarray) and x.dtype.kind in "biuf":
+        # Converted once (floats to float32) and copied once more by the train/test split: checked
+        # before either, so a memory-mapped array of billions of values is refused, not read.
+        check_memory(2 * x.size * (1 if x.dtype == np.uint8 else 4), f"{where} ({x.size:,} values)")
     x = images_from_array(x, where, "the image array")
     y = labels_from_array(y, len(x), where, "labels")
     if y is None:
-        y = np.zeros(len(x), np.int64)
-    names = tuple(str(i) for i in range(int(y.max()) + 1)) if len(y) else ("0",)
+        y, names = np.zeros(len(x), np.int64), ("0",)
+    else:
+        y, _, names = label_classes(y)
     return split_dataset("array", "your images", x, y, names, where)
 
 
@@ -142,20 +161,44 @@ def _arrays(data, labels):
     if isinstance(data, np.ndarray):
         return data, _labels(labels)
     if isinstance(data, torch.utils.data.Dataset) and hasattr(data, "__len__"):
-        xs, ys = [], []
-        for i in range(len(data)):
-            item = data[i]
-            img, lab = (item[0], item[1]) if isinstance(item, (tuple, list)) and len(item) >= 2 else (item, None)
-            xs.append(np.asarray(img.detach().cpu() if isinstance(img, torch.Tensor) else img))
-            ys.append(lab)
-        if not xs:
-            raise DatasetError("The torch Dataset passed to latentlab is empty.")
-        if len({a.shape for a in xs}) != 1:
-            raise DatasetError("The torch Dataset passed to latentlab yields images of different shapes.")
-        y = None if any(v is None for v in ys) else np.asarray([int(v) for v in ys])
-        return np.stack(xs), _labels(labels) if labels is not None else y
+        x, y = _from_torch_dataset(data)
+        return x, _labels(labels) if labels is not None else y
     raise DatasetError(f"latentlab reads images from a numpy array, a tensor, a torch Dataset or a dataset SPEC, "
                        f"not a {type(data).__name__}.")
+
+
+def _from_torch_dataset(data):
+    """(images, labels or None) of every item, into arrays sized from the first item once the whole
+    is known to fit in memory (a list of a hundred million small arrays would not)."""
+    from latentlab.core.data.checks import check_memory
+
+    n = len(data)
+    if n == 0:
+        raise DatasetError("The torch Dataset passed to latentlab is empty.")
+    first, label = _item(data[0])
+    check_memory(n * (3 * first.nbytes + 8), f"the torch Dataset's {n:,} images of shape {first.shape}")
+    x = np.empty((n, *first.shape), first.dtype)
+    y = np.zeros(n, np.int64) if label is not None else None
+    for i in range(n):
+        img, label = _item(data[i]) if i else (first, label)
+        if img.shape != first.shape:
+            raise DatasetError("The torch Dataset passed to latentlab yields images of different shapes.")
+        x[i] = img
+        if y is not None:
+            try:
+                y[i] = int(label)
+            except (TypeError, ValueError, OverflowError):
+                raise DatasetError(f"The torch Dataset passed to latentlab gives item {i:,} the label "
+                                   f"{str(label)[:40]!r}, not a whole number of at most 64 bits.") from None
+    return x, y
+
+
+def _item(item):
+    import torch
+
+    img, lab = (item[0], item[1]) if isinstance(item, (tuple, list)) and len(item) >= 2 else (item, None)
+    img = np.asarray(img.detach().cpu() if isinstance(img, torch.Tensor) else img)
+    return img, (None if lab is None else lab.item() if isinstance(lab, torch.Tensor) and lab.numel() == 1 else lab)
 
 
 def _labels(labels):

@@ -18,6 +18,14 @@ __all__ = ["build_parser", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:   # Ctrl+C before a command's own handler is in place (loading, checking)
+        print("\nlatentlab: interrupted; nothing was written.", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     from latentlab.core.errors import LatentLabError
     from latentlab.core.text import short
 

@@ -7,7 +7,7 @@ import signal
 import sys
 import time
 
-from .output import _bar, _short, _warn
+from .output import _bar, _short, _warn, refuse_overwriting_inputs
 
 
 def _model_and_data(args):
@@ -16,7 +16,6 @@ def _model_and_data(args):
     from latentlab.core.data.specs import checkpoint_dataset_refusal, load_dataset
     from latentlab.core.errors import DatasetError
     from latentlab.core.files.model_spec import open_model
-    from latentlab.core.models.adapters import validate
     from latentlab.core.training.device import resolve_device
 
     given = [v for v in (args.checkpoint, args.checkpoint_opt, args.model) if v is not None]
@@ -24,7 +23,6 @@ def _model_and_data(args):
         raise ValueError(f"{args.command} takes one model: a CHECKPOINT, --checkpoint PATH or --model SPEC")
     spec = str(given[0])
     opened = open_model(spec, weights=args.weights, likelihood=args.likelihood, device=resolve_device(args.device))
-    _warn(opened.warnings)
     spec_ds = args.dataset or opened.dataset
     if not spec_ds:
         raise ValueError(f"{_short(spec)} does not record its dataset; pass --dataset SPEC")
@@ -32,14 +30,16 @@ def _model_and_data(args):
         refusal = checkpoint_dataset_refusal(spec_ds)
         if refusal:
             raise DatasetError(f"{refusal.rstrip('.')}; pass --dataset SPEC.")
+        if getattr(args, "out", None) is not None:
+            refuse_overwriting_inputs(args, spec_ds)   # the dataset the file records, known only now
     data = load_dataset(spec_ds)
     expects = getattr(opened.model, "image_shape", None)
     if expects is not None and tuple(expects) != tuple(data.image_shape):
         raise ValueError(f"{_short(spec)} expects images of shape {tuple(expects)}, "
                          f"but {_short(spec_ds)} has {tuple(data.image_shape)}")
     x = data.x_test if len(data.x_test) else data.x_train
-    model = validate(opened.model, x[:8])
-    _warn(model.notes())
+    model = opened.check(x[:8])   # the weights file's history is checked once the latent size is known
+    _warn(list(opened.warnings) + list(model.notes()))
     return model, spec, spec_ds, data
 
 
@@ -63,7 +63,8 @@ def cmd_encode(args) -> int:
     from latentlab.core.files.latent_table import FORMATS, encode_table, write_table
 
     if args.out.suffix.lower() not in FORMATS:
-        raise LatentLabError(f"--out must name a .csv or .npz file, not {args.out}.")
+        raise LatentLabError(f"--out must name a .csv or .npz file, not {_short(str(args.out))}.")
+    refuse_overwriting_inputs(args, args.dataset)
     model, _, _, data = _model_and_data(args)
     quiet = not sys.stderr.isatty()
     last = [0.0]
@@ -83,7 +84,7 @@ def cmd_encode(args) -> int:
         print(file=sys.stderr)
     write_table(args.out, table)
     print(f"wrote {len(table):,} rows ({len(data.x_train):,} train, {len(data.x_test):,} test; "
-          f"K={table.mu.shape[1]}) to {args.out}", file=sys.stderr)
+          f"K={table.mu.shape[1]}) to {_short(str(args.out))}", file=sys.stderr)
     return 0
 
 

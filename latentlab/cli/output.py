@@ -23,3 +23,19 @@ def _fmt(v) -> str:
 def _bar(fraction: float, width: int = 28) -> str:
     filled = int(width * fraction)
     return f"[{'#' * filled}{'-' * (width - filled)}] {100 * fraction:5.1f}%"
+
+
+def refuse_overwriting_inputs(args, dataset: str | None) -> None:
+    """--out is none of the command's inputs (the dataset file, the checkpoint, the weights, the
+    model's own files), compared by resolved path and inode, before any work. A --resume checkpoint
+    may be --out: the run continues that file, which stays as it was until the run ends well."""
+    from latentlab.core.data.specs import spec_file
+    from latentlab.core.files.atomic import refuse_input_as_output
+    from latentlab.core.files.model_spec import refuse_overwrite
+
+    inputs = [("the dataset file", spec_file(dataset) if dataset else None),
+              ("the checkpoint", getattr(args, "checkpoint", None)),
+              ("the checkpoint", getattr(args, "checkpoint_opt", None))]
+    refuse_input_as_output(args.out, inputs)
+    if getattr(args, "model", None):
+        refuse_overwrite(args.out, args.model, getattr(args, "weights", None))

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .output import _bar, _fmt, _short, _warn
+from .output import _bar, _fmt, _short, _warn, refuse_overwriting_inputs
 
 
 def cmd_train(args) -> int:
@@ -27,8 +27,13 @@ def cmd_train(args) -> int:
     from latentlab.core.training.device import describe, resolve_device
     from latentlab.core.training.loop import train
 
-    # A fine-tuned diffusers or pythae model named without .safetensors goes back to its own folder format.
+    # The save path is checked before anything else, so a bad one costs no training; a run that
+    # would replace an existing file writes beside it until it has finished (see _Outcome). A
+    # fine-tuned diffusers or pythae model named without .safetensors goes back to its own folder format.
     home = bool(args.model) and wants_folder(args.out)
+    if not home and args.out.suffix.lower() != ".safetensors":
+        raise ValueError(f"--out names the .safetensors file to write, not {_short(str(args.out))}")
+    refuse_overwriting_inputs(args, args.dataset)
     target = args.out if home else prepare_out(args.out)
     device = resolve_device(args.device)
     data = load_dataset(args.dataset, seed=args.seed)
@@ -175,14 +180,13 @@ def _progress(snap, live: bool) -> None:
 def _foreign_for_training(args, data, device):
     """A copy of the user's model (or a checkpoint) to fine-tune, checked on the dataset's images."""
     from latentlab.core.errors import ModelError
-    from latentlab.core.files.model_spec import open_model, refuse_overwrite
-    from latentlab.core.models.adapters import validate
+    from latentlab.core.files.model_spec import open_model
 
     if args.resume:
         raise ValueError("--resume and --model both name the model to train; give one of them")
-    refuse_overwrite(args.out, args.model, args.weights)
     opened = open_model(args.model, weights=args.weights, likelihood=args.likelihood, device=device)
-    model = validate(opened.model, data.x_train[:8])
+    model = opened.check(data.x_train[:8])
+    _warn(opened.warnings)
     if model.deterministic:
         raise ModelError(f"{model.describe()} is a deterministic autoencoder: latentlab fine-tunes with the ELBO, "
                          "which needs q(z|x).")

@@ -66,7 +66,8 @@ def _check_range(lo, hi, where: str) -> None:
 
 
 def labels_from_array(y: np.ndarray | None, n: int, source, key: str) -> np.ndarray | None:
-    """Labels as int64 (n,), checked: 1-D integers, one per image, none negative; None stays None."""
+    """Labels as int64 (n,), checked: 1-D integers, one per image, none negative and none beyond
+    int64 (a uint64 2**64 - 1 would otherwise wrap to -1); None stays None."""
     if y is None:
         return None
     if y.dtype.kind not in "biu" or y.ndim != 1:
@@ -75,4 +76,15 @@ def labels_from_array(y: np.ndarray | None, n: int, source, key: str) -> np.ndar
         raise DatasetError(f"In {source}, {key} has {len(y)} labels for {n} images.")
     if n and y.min() < 0:
         raise DatasetError(f"In {source}, {key} contains the negative label {int(y.min())}.")
+    if n and int(y.max()) > np.iinfo(np.int64).max:
+        raise DatasetError(f"In {source}, {key} contains the label {int(y.max()):,}, beyond what a label may be "
+                           f"(at most {np.iinfo(np.int64).max:,}).")
     return y.astype(np.int64)
+
+
+def label_classes(y: np.ndarray, y_test: np.ndarray | None = None):
+    """(y, y_test, label names): arbitrary non-negative labels (say 3 and 10**9) as contiguous
+    classes 0..n-1 named by their values, so that a large label costs nothing."""
+    values = np.unique(y if y_test is None else np.concatenate([y, y_test]))
+    return (np.searchsorted(values, y), None if y_test is None else np.searchsorted(values, y_test),
+            tuple(str(v) for v in values))

@@ -67,7 +67,7 @@ def load_image_folder(spec: str, folder: Path, should_stop) -> Dataset:
                             f"{p} is {im.size[0]}×{im.size[1]} pixels but {paths[0]} is "
                             f"{first_size[1]}×{first_size[0]}; all images must have the same size."
                         )
-                    rgb = np.asarray(im.convert("RGB"))
+                    rgb = rgb8(im)
         except DatasetError:
             raise
         except UnidentifiedImageError:
@@ -89,6 +89,17 @@ def load_image_folder(spec: str, folder: Path, should_stop) -> Dataset:
     return split_dataset(
         spec, f"images: {folder.name}", x, y, [c.name for c in classes], str(folder)
     )
+
+
+def rgb8(im) -> np.ndarray:
+    """An image as 8-bit RGB (H, W, 3). Grey images of 16 bits (PNG's I;16, or I) are scaled from
+    their full range, 65535 to 255, as Pillow scales 16-bit colour: its convert("RGB") would clip them
+    at 255 instead, turning almost every pixel white."""
+    if im.mode.startswith("I;16") or im.mode == "I":
+        grey = np.asarray(im, dtype=np.float64)
+        grey = np.clip(np.rint(grey / 257.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(im.convert("RGB"))
 
 
 def image_files(top: Path, budget: list, folder: Path) -> list[Path]:

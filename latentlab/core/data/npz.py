@@ -17,7 +17,7 @@ from latentlab.core.text import reason
 from .checks import check_memory, open_error, open_regular
 from .dataset import Dataset, make_dataset, split_dataset
 from .factor_arrays import factors_from_arrays
-from .image_arrays import images_from_array, labels_from_array
+from .image_arrays import images_from_array, label_classes, labels_from_array
 
 MAX_NPZ_ARRAYS = 64
 
@@ -61,11 +61,7 @@ def load_npz(spec: str, path: Path) -> Dataset:
         y = np.zeros(len(x), dtype=np.int64)
         y_test = None if x_test is None else np.zeros(len(x_test), dtype=np.int64)
     else:
-        # Arbitrary non-negative labels (say 3 and 7) become contiguous classes 0..n-1.
-        values = np.unique(y if y_test is None else np.concatenate([y, y_test]))
-        label_names = tuple(str(v) for v in values)
-        y = np.searchsorted(values, y)
-        y_test = None if y_test is None else np.searchsorted(values, y_test)
+        y, y_test, label_names = label_classes(y, y_test)
 
     factors = factors_from_arrays(arrays, len(x), None if x_test is None else len(x_test), path)
     name = f"npz: {path.name}"

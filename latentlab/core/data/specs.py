@@ -28,7 +28,7 @@ from .npz import load_npz
 
 __all__ = [
     "DATASET_KINDS", "EMBEDDED_DEFAULT", "MAX_SPEC_CHARS", "Dataset", "checkpoint_dataset_refusal", "describe_specs",
-    "load_dataset", "open_checkpoint_dataset", "parse_spec",
+    "load_dataset", "open_checkpoint_dataset", "parse_spec", "spec_file",
 ]
 
 
@@ -90,14 +90,22 @@ def parse_spec(spec) -> tuple[str, str]:
     return kind, arg
 
 
+def spec_file(spec: str) -> Path | None:
+    """The one file a dataset spec reads (npz:FILE), None for folders and embedded datasets; so that
+    an output is never written over it."""
+    kind, arg = parse_spec(spec)
+    return Path(arg).expanduser() if kind == "npz" else None
+
+
 # A dataset named by a checkpoint is a suggestion from a file that may be hostile: it is opened only
 # when it names an ordinary place, never the file system's root, a system folder or a special file.
 _SYSTEM_ROOTS = ("/dev", "/proc", "/sys", "/run", "/boot", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/usr",
                  "/var", "/snap", "/System", "/Library", "/private")
 
 
-def checkpoint_dataset_refusal(spec: str) -> str | None:
-    """Why the dataset a checkpoint names should not be opened, in one sentence; None when it may be.
+def checkpoint_dataset_refusal(spec: str, source: str = "the checkpoint") -> str | None:
+    """Why the dataset a checkpoint (or weights file: `source`) names should not be opened, in one
+    sentence; None when it may be. The one rule for the CLI and the window.
 
     The spec must parse, and a path in it must be an existing regular file (npz) or folder (IDX,
     images) that is neither a file-system root, a home folder itself, nor inside a system folder.
@@ -112,36 +120,38 @@ def checkpoint_dataset_refusal(spec: str) -> str | None:
         path = Path(arg).expanduser().resolve()
         st = path.stat()
     except (OSError, RuntimeError, ValueError):
-        return f"The dataset {quote(spec)} named by the checkpoint cannot be found."
-    where = f"The dataset {quote(spec)} named by the checkpoint"
+        return f"The dataset {quote(spec)} named by {source} cannot be found."
+    where = f"The dataset {quote(spec)} named by {source}"
     if kind == "npz" and not stat.S_ISREG(st.st_mode):
         return f"{where} is not a regular file."
     if kind != "npz" and not stat.S_ISDIR(st.st_mode):
         return f"{where} is not a folder."
     text = path.as_posix()
     if path.parent == path or path == Path.home() or path == Path.home().parent or len(path.parts) < 3 and kind != "npz":
-        return f"{where} is a top-level folder, too broad to open from a checkpoint."
+        return f"{where} is a top-level folder, too broad to open from a file's suggestion."
     if any(text == root or text.startswith(root + "/") for root in _SYSTEM_ROOTS):
-        return f"{where} is inside a system folder, which a checkpoint never opens."
+        return f"{where} is inside a system folder, which latentlab never opens on a file's suggestion."
     return None
 
 
 EMBEDDED_DEFAULT = "digits"
 
 
-def open_checkpoint_dataset(named: str, image_shape, *, should_stop=None) -> tuple[Dataset | None, str | None]:
+def open_checkpoint_dataset(named: str, image_shape, *, should_stop=None,
+                            source: str = "the checkpoint") -> tuple[Dataset | None, str | None]:
     """The data to show a checkpoint with, and one short sentence for the banner when it is not
     the dataset the checkpoint names (None when it is).
 
-    The checkpoint's dataset is a suggestion: it is opened only if it is an ordinary location
-    (`checkpoint_dataset_refusal`) that loads and fits the model's image shape. Otherwise the
-    embedded default is used when its images fit the model, or no data at all.
+    The checkpoint's (or weights file's: `source`) dataset is a suggestion: it is opened only if it is
+    an ordinary location (`checkpoint_dataset_refusal`) that loads and fits the model's image shape
+    (None: a user's model, whose shape its check on the data settles). Otherwise the embedded default
+    is used when its images fit the model, or no data at all.
     """
     why = None
     if not named:
-        why = "The checkpoint does not name its dataset"
+        why = f"{source[0].upper()}{source[1:]} does not name its dataset"
     else:
-        refusal = checkpoint_dataset_refusal(named)
+        refusal = checkpoint_dataset_refusal(named, source)
         if refusal:
             why = refusal.rstrip(".")
         else:
@@ -152,11 +162,11 @@ def open_checkpoint_dataset(named: str, image_shape, *, should_stop=None) -> tup
             except DatasetError as exc:
                 why = short(str(exc), 200).rstrip(".")
             else:
-                if data.image_shape == tuple(image_shape):
+                if image_shape is None or data.image_shape == tuple(image_shape):
                     return data, None
                 why = f"{quote(named)} has images of shape {data.image_shape}, the model expects {tuple(image_shape)}"
     default = load_dataset(EMBEDDED_DEFAULT)
-    if default.image_shape == tuple(image_shape):
+    if image_shape is None or default.image_shape == tuple(image_shape):
         return default, short(f"{why}; showing the embedded {EMBEDDED_DEFAULT} data instead.")
     return None, short(f"{why}; the model is open without data (choose a dataset).")
 

@@ -3,11 +3,14 @@
 checkpoint    load_checkpoint / save_checkpoint: one .safetensors file, never unpickled
 model_spec    open_model(SPEC): checkpoints, a user's code, diffusers folders; weights files
 spec_forms    the model SPEC forms as help text (no torch)
-metadata      the one validator for a checkpoint's JSON metadata
+safetensors_reader  header-first bounded reading of every .safetensors file, regular files only
+diffusers_folder    a diffusers folder's config and weights checked before diffusers reads them
+metadata      the one builder and validator of checkpoint and weights-file metadata
 preview       the latent preview a checkpoint carries, read with numpy alone
 latent_table  the table of every image's latent mean and log-variance (CSV, NPZ)
 table_reader  reading a latent table (Parquet, CSV, NPZ) for the window, checked column by column
-atomic        write_atomic and BackgroundWriter: temporary file, fsync, replace
+atomic        write_atomic, atomic_writer and BackgroundWriter: temporary file, fsync, replace;
+              refuse_input_as_output, the one check that an output never replaces an input
 export        PNG grids and GIFs of decoded images
 vectors       attribute vectors as .npz (no pickle), validated on load
 settings      the window's saved settings, validated as input

@@ -1,6 +1,8 @@
 """Atomic saves: a temporary file in the same folder, fsync, then os.replace, so a crash mid-save
 leaves the previous file intact; the next save of that file removes the temporary file a killed save
-left behind. BackgroundWriter does the same on a thread of its own."""
+left behind. BackgroundWriter does the same on a thread of its own; `atomic_writer` streams a large
+output into the temporary file as it is made. `refuse_input_as_output` is the one check that an
+output never replaces an input."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ import re
 import stat
 import tempfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
-from latentlab.core.errors import CheckpointError
+from latentlab.core.errors import CheckpointError, LatentLabError
 from latentlab.core.memory import proc_field
 from latentlab.core.text import reason, short
 
@@ -101,6 +104,14 @@ def prepare_out(out) -> Path:
 
 def write_atomic(path: Path, payload: bytes) -> None:
     """Write bytes so that `path` holds either its old content or all of the new, never a mix."""
+    with atomic_writer(path) as f:
+        f.write(payload)
+
+
+@contextmanager
+def atomic_writer(path: Path):
+    """A binary file to write `path`'s new content into, piece by piece: it replaces `path` only
+    when the block ends without an error (then fsynced); otherwise `path` keeps its old content."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     _remove_stale_temps(folder, path.name)
@@ -111,7 +122,7 @@ def write_atomic(path: Path, payload: bytes) -> None:
     try:
         _set_mode(fd, path)
         with os.fdopen(fd, "wb") as f:
-            f.write(payload)
+            yield f
             f.flush()
             os.fsync(f.fileno())
             if fcntl is not None:
@@ -134,6 +145,41 @@ def write_atomic(path: Path, payload: bytes) -> None:
             os.close(dir_fd)
     except OSError:
         pass  # some filesystems do not fsync directories; the file itself is already durable
+
+
+def refuse_input_as_output(out, inputs, *, folders=(), flag: str = "--out") -> None:
+    """One sentence, before any work, when the output `out` is the same file as one of `inputs`
+    ((description, path) pairs; None paths skipped) or lies inside one of `folders`; `flag` names
+    the output in the sentence ("--out" on the command line, "" in the window). Paths are
+    compared resolved (links followed) and then by device and inode, so a symlink or a hard link to
+    an input counts as the input."""
+    target = _resolved(out)
+    name = f"{flag} {short(str(out), 120)}".strip()
+    for description, src in inputs:
+        if src is None:
+            continue
+        if target == _resolved(src) or _same_inode(out, src):
+            raise LatentLabError(f"{name} is {description} ({short(str(src), 120)}); write the output "
+                                 "elsewhere, latentlab never replaces its input.")
+    for folder in folders:
+        where = _resolved(folder)
+        if target == where or where in target.parents:
+            raise LatentLabError(f"{name} is inside the model folder {short(str(folder), 120)}; write the "
+                                 "output elsewhere, latentlab never changes a model's own files.")
+
+
+def _resolved(path) -> Path:
+    try:
+        return Path(path).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError):
+        return Path(os.path.abspath(Path(path).expanduser()))
+
+
+def _same_inode(a, b) -> bool:
+    try:
+        return os.path.samefile(Path(a).expanduser(), Path(b).expanduser())
+    except (OSError, ValueError):
+        return False   # one of them does not exist (yet): not the same file
 
 
 def _set_mode(fd: int, path: Path) -> None:

@@ -3,7 +3,9 @@
 Columns: index (within its split), split (train or test), label, mu_0 .. mu_{K-1},
 logvar_0 .. logvar_{K-1}. The NPZ holds the same as plain arrays (mu and logvar as (N, K) float32,
 label_names as a string array), readable with np.load(allow_pickle=False). Encoding runs in batches
-with progress and can be stopped between batches; files are written atomically.
+with progress and can be stopped between batches; files are written atomically and streamed: a CSV
+a row at a time, an NPZ an array at a time in numpy's 16 MB pieces, so writing costs a few tens of
+MB beyond the table whatever its size.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 from latentlab.core.errors import LatentLabError
 from latentlab.core.inference.batches import encode_rows
 
-from .atomic import write_atomic
+from .atomic import atomic_writer
 
 SPLITS = ("train", "test")
 FORMATS = (".csv", ".npz")
@@ -65,30 +67,30 @@ def encode_table(model, data, *, batch: int = 4096, progress: Callable[[float], 
         mu=mu, logvar=logvar, label_names=tuple(data.label_names))
 
 
-def write_table(path, table: LatentTable, *, rows_per_chunk: int = 65536) -> Path:
-    """Write `table` to path.csv or path.npz (chosen by the suffix), atomically."""
+def write_table(path, table: LatentTable) -> Path:
+    """Write `table` to path.csv or path.npz (chosen by the suffix), atomically, streamed."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise LatentLabError(f"Cannot tell the format of {path}: name it .csv or .npz.")
-    if suffix == ".npz":
-        buf = io.BytesIO()
-        np.savez(buf, index=table.index, split=table.split.astype("<U5"), label=table.label, mu=table.mu,
-                 logvar=table.logvar, label_names=np.array(table.label_names, dtype=str))
-        write_atomic(path, buf.getvalue())
-        return path
-    chunks = [(",".join(table.columns) + "\n").encode()]
-    numbers = np.concatenate([table.mu, table.logvar], axis=1)
-    for i in range(0, len(table), rows_per_chunk):
-        j = min(i + rows_per_chunk, len(table))
-        text = io.StringIO()
-        # %.9g round-trips float32 exactly.
-        np.savetxt(text, numbers[i:j], fmt="%.9g", delimiter=",")
-        lead = [f"{a},{b},{c}," for a, b, c in zip(table.index[i:j], table.split[i:j], table.label[i:j])]
-        lines = text.getvalue().splitlines()
-        chunks.append(("".join(f"{p}{q}\n" for p, q in zip(lead, lines))).encode())
-    write_atomic(path, b"".join(chunks))
+    with atomic_writer(path) as f:
+        if suffix == ".npz":
+            np.savez(f, index=table.index, split=table.split.astype("<U5"), label=table.label, mu=table.mu,
+                     logvar=table.logvar, label_names=np.array(table.label_names, dtype=str))
+        else:
+            _write_csv(f, table)
     return path
+
+
+def _write_csv(f, table: LatentTable) -> None:
+    """Row by row through one format string: Python's own float formatting, the same text as
+    np.savetxt's (%.9g round-trips float32 exactly), without building the file, or a slice of it,
+    in memory first."""
+    f.write((",".join(table.columns) + "\n").encode())
+    numbers = ",".join(["%.9g"] * (2 * table.mu.shape[1])) + "\n"
+    for i in range(len(table)):
+        lead = f"{table.index[i]},{table.split[i]},{table.label[i]},"
+        f.write((lead + numbers % (*table.mu[i].tolist(), *table.logvar[i].tolist())).encode())
 
 
 def read_table(path) -> LatentTable:
@@ -97,29 +99,32 @@ def read_table(path) -> LatentTable:
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise LatentLabError(f"Cannot tell the format of {path}: name it .csv or .npz.")
+    from latentlab.core.data.checks import open_regular
+
     try:
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                missing = [key for key in _NPZ_KEYS if key not in z.files]
-                if missing:
-                    raise LatentLabError(f"{path} is not a latent table: it has no {', '.join(missing)}.")
-                cols = {key: z[key] for key in _NPZ_KEYS}
-            names = tuple(str(v) for v in cols.pop("label_names"))
-        else:
-            cols, names = _read_csv(path), ()
+        # Opened once, a regular file only: numpy or the CSV reader would wait on a FIFO forever.
+        with open_regular(path, LatentLabError, "latent table") as f:
+            if suffix == ".npz":
+                with np.load(f, allow_pickle=False) as z:
+                    missing = [key for key in _NPZ_KEYS if key not in z.files]
+                    if missing:
+                        raise LatentLabError(f"{path} is not a latent table: it has no {', '.join(missing)}.")
+                    cols = {key: z[key] for key in _NPZ_KEYS}
+                names = tuple(str(v) for v in cols.pop("label_names"))
+            else:
+                cols, names = _read_csv(io.TextIOWrapper(f, encoding="utf-8"), path), ()
     except (OSError, ValueError) as exc:
         raise LatentLabError(f"Cannot read {path}: {exc}.") from None
     return _validated(path, cols, names)
 
 
-def _read_csv(path: Path) -> dict[str, np.ndarray]:
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().strip().split(",")
-        k = (len(header) - 3) // 2
-        want = LatentTable(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros((0, k)), np.zeros((0, k))).columns
-        if header != want:
-            raise LatentLabError(f"{path} is not a latent table: its header is not {','.join(want[:4])},...")
-        rows = np.loadtxt(f, delimiter=",", dtype=str, ndmin=2)
+def _read_csv(f, path: Path) -> dict[str, np.ndarray]:
+    header = f.readline().strip().split(",")
+    k = (len(header) - 3) // 2
+    want = LatentTable(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros((0, k)), np.zeros((0, k))).columns
+    if header != want:
+        raise LatentLabError(f"{path} is not a latent table: its header is not {','.join(want[:4])},...")
+    rows = np.loadtxt(f, delimiter=",", dtype=str, ndmin=2)
     if rows.size == 0:
         rows = np.zeros((0, len(header)), str)
     numbers = rows[:, 3:].astype(np.float32)

@@ -1,4 +1,8 @@
-"""The one validator for what a checkpoint's metadata says besides its tensors.
+"""The one builder and the one validator of the metadata checkpoints and weights files carry
+besides their tensors.
+
+`build_metadata` is what every save writes: a bounded dataset spec and model spec, and a history
+cleaned to what the validator accepts, so a saved file always reads back whole.
 
 Every field is input from a possibly hostile file. `validate_metadata` turns the raw
 string-to-string metadata into values the rest of latentlab can trust: a history of at most
@@ -20,6 +24,8 @@ from latentlab.core.data.specs import MAX_SPEC_CHARS
 from latentlab.core.models.config import TrainConfig, from_json
 from latentlab.core.text import quote, reason, short
 
+CHECKPOINT_FORMAT = "latentlab-vae"      # latentlab's own VAE: config, weights, history
+WEIGHTS_FORMAT = "latentlab-weights"     # a user's model fine-tuned: its state_dict, the SPEC to reopen it
 MAX_HISTORY_ROWS = 100_000
 # kl_per_dim values kept over the whole history: K = 100,000 for 30 epochs would otherwise be 60 MB
 # of JSON, past the header limit; older rows lose their per-dimension split first.
@@ -44,8 +50,25 @@ class _Bad(ValueError):
     pass
 
 
+def build_metadata(fmt: str, version: int, *, latent_dim: int, dataset: str = "", history=(),
+                   model_spec: str | None = None, **fields: str | None) -> dict[str, str]:
+    """The metadata a checkpoint or weights file is saved with: the format, the dataset and model
+    SPECs (left out when longer than MAX_SPEC_CHARS, which no reader accepts), the history cleaned for
+    a model of `latent_dim` dimensions, and `fields` (None values left out)."""
+    from latentlab._version import __version__
+
+    meta = {"format": fmt, "format_version": str(version), "latentlab_version": __version__,
+            "dataset": dataset if isinstance(dataset, str) and len(dataset) <= MAX_SPEC_CHARS else "",
+            "history": json.dumps(clean_history(history, latent_dim))}
+    if model_spec is not None:
+        meta["model_spec"] = model_spec if len(str(model_spec)) <= MAX_SPEC_CHARS else ""
+    meta.update({k: str(v) for k, v in fields.items() if v is not None})
+    return meta
+
+
 def validate_metadata(meta: dict, latent_dim: int) -> Metadata:
-    """Validated optional fields of checkpoint metadata (the model config is checked by the caller)."""
+    """Validated optional fields of a checkpoint's or weights file's metadata (the model config, if
+    any, is checked by the caller); `latent_dim` is the model's, known once it is built."""
     warnings: list[str] = []
     history, note = validate_history(_json(meta.get("history", "[]"), "history"), latent_dim)
     if note:

@@ -12,28 +12,32 @@ A SPEC that names Python code runs that code: that is what the user asked for. E
 Fine-tuned foreign models are saved as a weights file: the user's state_dict as .safetensors,
 with the model SPEC in its metadata so people know how to reopen it (`--model SPEC --weights FILE`);
 reading that metadata never imports anything (diffusers and pythae models can also go back to their
-own folders: core.files.model_folders). `--weights` also takes a torch.save file the user names
-(a Lightning .ckpt, a state_dict): core.files.torch_weights reads it without running its code.
+own folders: core.files.model_folders). A weights file is read header first
+(core.files.safetensors_reader) and checked against the model before any tensor is read; its
+metadata goes through the same builder and validator as a checkpoint's (core.files.metadata), the
+history once the model's latent size is known (`OpenedModel.check`). `--weights` also takes a
+torch.save file the user names (a Lightning .ckpt, a state_dict): core.files.torch_weights reads it
+without running its code.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from latentlab.core.errors import CheckpointError, LatentLabError, ModelError, with_cause
-from latentlab.core.models.adapters import LatentModel, Likelihood, as_latent_model, one_line
+from latentlab.core.errors import LatentLabError, ModelError, with_cause
+from latentlab.core.models.adapters import LatentModel, Likelihood, as_latent_model, one_line, validate
+from latentlab.core.text import quote, short
 
-WEIGHTS_FORMAT = "latentlab-weights"
+from .metadata import WEIGHTS_FORMAT, build_metadata, validate_metadata, validate_spec
+from .safetensors_reader import read_header, read_tensors
+
 WEIGHTS_FORMAT_VERSION = 1
 MAX_WEIGHTS_BYTES = 16 * 1024 ** 3
 
@@ -60,6 +64,17 @@ class OpenedModel:
     dataset: str = ""                             # the dataset its checkpoint or weights file records
     history: list = field(default_factory=list)   # training history recorded with the weights
     warnings: tuple = ()                          # what was dropped from the file's metadata, one line each
+    # A weights file's metadata, validated by `check` once the model's latent size is known.
+    metadata: dict | None = None
+
+    def check(self, x_batch) -> LatentModel:
+        """The model checked on a batch of images (adapters.validate), which also settles its latent
+        size; then the weights file's history is validated against that size."""
+        model = validate(self.model, x_batch)
+        if self.metadata is not None:
+            checked = validate_metadata(self.metadata, model.latent_dim)
+            self.history, self.warnings, self.metadata = checked.history, self.warnings + checked.warnings, None
+        return model
 
 
 def load_model(spec, *, weights=None, likelihood=None, device="cpu") -> LatentModel:
@@ -68,10 +83,19 @@ def load_model(spec, *, weights=None, likelihood=None, device="cpu") -> LatentMo
 
 
 def open_model(spec, *, weights=None, likelihood=None, device="cpu") -> OpenedModel:
-    """load_model, with the dataset and history a checkpoint or weights file recorded."""
-    if likelihood is None and weights is not None:
-        # Fine-tuned weights were trained with a likelihood; reopen them with the same one.
-        likelihood = _peek_metadata(weights).get("likelihood") or None
+    """load_model, with the dataset and history a checkpoint or weights file recorded (a weights
+    file's history once `OpenedModel.check` has run the model on data)."""
+    meta = None
+    if weights is not None:
+        from .torch_weights import is_torch_file
+
+        # Read (header only) before the user's code runs: a FIFO or a pickle is refused first. A
+        # torch.save file the user names as one (.ckpt, .pt, ...) is read weights-only later instead.
+        if not is_torch_file(weights):
+            meta = read_header(weights, "weights file", ModelError, MAX_WEIGHTS_BYTES).metadata or {}
+        if likelihood is None and meta:
+            # Fine-tuned weights were trained with a likelihood; reopen them with the same one.
+            likelihood = meta.get("likelihood") or None
     if isinstance(likelihood, str):
         likelihood = Likelihood.parse(likelihood)
     spec = str(spec)
@@ -80,13 +104,17 @@ def open_model(spec, *, weights=None, likelihood=None, device="cpu") -> OpenedMo
     if kind == "checkpoint":
         if weights is not None:
             raise ModelError("--weights goes with a Python or diffusers model SPEC; a checkpoint holds its own weights.")
-        ckpt = _open_checkpoint(spec, device)
-        dataset, history, warnings = ckpt.dataset, list(ckpt.history), list(ckpt.warnings)
+        from .checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(spec, device=device)
+        dataset, history, warnings = ckpt.dataset, list(ckpt.history), ckpt.warnings
         model = as_latent_model(ckpt.model, likelihood=likelihood)
     elif kind == "diffusers":
         from latentlab.core.models.diffusers_vae import load_diffusers
 
-        model = load_diffusers(spec.split(":", 1)[1], likelihood=likelihood, device=device)
+        from .diffusers_folder import check_folder
+
+        model = load_diffusers(str(check_folder(spec.split(":", 1)[1])), likelihood=likelihood, device=device)
     elif kind == "pythae":
         from latentlab.core.models.pythae_vae import load_pythae
 
@@ -99,56 +127,33 @@ def open_model(spec, *, weights=None, likelihood=None, device="cpu") -> OpenedMo
         model = as_model(obj, likelihood=likelihood, name=name)
     model.spec = spec
     model.to(device).eval()
-    if weights is not None:
-        from .torch_weights import is_torch_file, load_torch_weights
+    if weights is None:
+        return OpenedModel(model, dataset, history, tuple(warnings))
+    if meta is None:
+        # A torch.save file the user named (a Lightning .ckpt, a state_dict): weights only, no metadata.
+        from .torch_weights import load_torch_weights
 
-        if is_torch_file(weights):
-            # A torch.save file the user named (a Lightning .ckpt, a state_dict): weights only, no metadata.
-            load_torch_weights(model.weights_module(), weights)
-        else:
-            meta = load_weights(model, weights)
-            history, dataset, more = weights_history(meta, model.latent_dim)
-            warnings += list(more)
-    return OpenedModel(model, dataset, history, tuple(warnings))
+        load_torch_weights(model.weights_module(), weights)
+        return OpenedModel(model, dataset, history, tuple(warnings))
+    load_weights(model, weights)
+    try:   # the dataset is needed before the model runs on data; its history only after (see check)
+        dataset = validate_spec(meta["dataset"]) if meta.get("dataset") else ""
+    except ValueError:
+        dataset = ""   # check() says why
+    return OpenedModel(model, dataset, [], (), meta)
 
 
-def refuse_overwrite(out, spec: str, weights=None) -> None:
-    """A fine-tuned copy never replaces the user's own files (the model's code or its weights)."""
-    target = Path(out).expanduser().resolve()
-    sources = [weights] if weights is not None else []
+def refuse_overwrite(out, spec: str, weights=None, flag: str = "--out") -> None:
+    """A fine-tuned copy never replaces the user's own files (the model's code, checkpoint or weights,
+    or anything inside a diffusers folder)."""
+    from .atomic import refuse_input_as_output
+
     kind = spec_kind(spec)
+    own = [weights] if weights is not None else []
     if kind in ("file", "checkpoint"):
-        sources.append(spec.rpartition(":")[0] if kind == "file" else spec)
-    elif kind in ("diffusers", "pythae"):
-        folder = Path(spec.split(":", 1)[1]).expanduser().resolve()
-        if target.parent == folder or target == folder:
-            raise ModelError(f"--out {out} is the {kind} folder {folder} or inside it; write the fine-tuned copy elsewhere.")
-    for src in sources:
-        if kind != "checkpoint" and Path(src).expanduser().resolve() == target:
-            raise ModelError(f"--out {out} is one of your model's own files; write the fine-tuned copy elsewhere.")
-
-
-def _open_checkpoint(spec: str, device):
-    from .checkpoint import load_checkpoint
-
-    try:
-        return load_checkpoint(spec, device=device)
-    except CheckpointError:
-        meta = _peek_metadata(spec)
-        if meta.get("format") == WEIGHTS_FORMAT:
-            raise ModelError(f"{spec} holds fine-tuned weights for the model {meta.get('model_spec', '?')[:200]!r}; "
-                             f"open it with --model {meta.get('model_spec', 'SPEC')[:200]} --weights {spec}.") from None
-        raise
-
-
-def _peek_metadata(path) -> dict:
-    """The metadata of a safetensors file, or {} if it has none or is not one. Reads; imports nothing."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata()
-    except Exception:  # noqa: BLE001 - any unreadable file simply has no metadata to offer
-        return {}
-    return meta if isinstance(meta, dict) else {}
+        own.append(spec.rpartition(":")[0] if kind == "file" else spec)
+    folders = [spec.split(":", 1)[1]] if kind in ("diffusers", "pythae") else []
+    refuse_input_as_output(out, [("one of your model's own files", p) for p in own], folders=folders, flag=flag)
 
 
 def _import_file(target: str):
@@ -166,7 +171,7 @@ def _import_file(target: str):
     try:
         sys.modules[mod_name] = module
         spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - the user's file can raise anything
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's file can raise anything
         sys.modules.pop(mod_name, None)
         raise with_cause(ModelError(f"Importing {target} failed: {type(exc).__name__}: {one_line(exc)}."), exc) from None
     finally:
@@ -180,7 +185,7 @@ def _import_module(target: str):
         return importlib.import_module(target)
     except ModuleNotFoundError as exc:
         raise ModelError(f"No Python module named {exc.name or target!r} (from the model SPEC {target}).") from None
-    except Exception as exc:  # noqa: BLE001 - the user's module can raise anything
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's module can raise anything
         raise ModelError(f"Importing {target} failed: {type(exc).__name__}: {one_line(exc)}.") from None
 
 
@@ -196,7 +201,7 @@ def _call_factory(module, name: str, spec: str):
         raise ModelError(f"{name} in {spec.rpartition(':')[0]} is not callable and not an nn.Module.")
     try:
         return obj()
-    except Exception as exc:  # noqa: BLE001 - the user's callable can raise anything: show its message
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's callable can raise anything: show its message
         # The sentence keeps the message's first line; the lines after it (load_state_dict's missing and
         # unexpected keys: the whole diagnosis) follow it, and --verbose shows the traceback.
         raise with_cause(ModelError(f"{name}() raised {type(exc).__name__}: {one_line(exc)}."), exc) from None
@@ -215,72 +220,49 @@ def save_weights(path, model: LatentModel, *, model_spec: str, dataset: str = ""
 
 
 def weights_bytes(model: LatentModel, *, model_spec: str, dataset: str = "", history=()) -> bytes:
-    """save_weights' file contents, taken at once."""
-    from latentlab._version import __version__
-
+    """save_weights' file contents, taken at once; the metadata is built as a checkpoint's is."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.weights_module().state_dict().items()}
     lik = None if getattr(model, "own_log_lik", False) else getattr(model, "likelihood", None)
-    metadata = {
-        "format": WEIGHTS_FORMAT,
-        "format_version": str(WEIGHTS_FORMAT_VERSION),
-        "latentlab_version": __version__,
-        "model_spec": str(model_spec),
-        "likelihood": str(lik) if isinstance(lik, Likelihood) else "",
-        "dataset": dataset,
-        "history": json.dumps(list(history)),
-    }
+    metadata = build_metadata(WEIGHTS_FORMAT, WEIGHTS_FORMAT_VERSION, latent_dim=model.latent_dim, dataset=dataset,
+                              history=history, model_spec=str(model_spec),
+                              likelihood=str(lik) if isinstance(lik, Likelihood) else "")
     try:
         return st_save(tensors, metadata=metadata)
     except Exception as exc:  # noqa: BLE001 - e.g. tensors sharing memory
         raise ModelError(f"Cannot save the model's weights: {one_line(exc)}.") from None
 
 
+# torch's dtypes as safetensors names them, to compare a file's header with the model before reading.
+_ST_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
+              torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+              torch.bool: "BOOL"}
+
+
 def load_weights(model: LatentModel, path) -> dict:
     """Put the weights of a file written by save_weights (or any plain safetensors state_dict of the
-    same model) into `model`; every tensor is checked by name, shape, dtype and finiteness. Returns
-    the file's metadata."""
-    from .checkpoint import pickled_format, read_bounded
-
+    same model) into `model`. The header is checked against the model (names, shapes, dtypes) before
+    any tensor is read, then each tensor for finiteness. Returns the file's metadata."""
     path = Path(path)
-    data = read_bounded(path, "weights file", MAX_WEIGHTS_BYTES, ModelError)
-    if pickled_format(data) is not None:
-        raise ModelError(f"{path} is a pickle or torch.save file; latentlab reads weights from .safetensors only.")
-    try:
-        tensors = st_load(data)
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for malformed buffers
-        raise ModelError(f"{path} is not a valid safetensors file ({one_line(exc)}).") from None
+    name = short(str(path), 120)
+    header = read_header(path, "weights file", ModelError, MAX_WEIGHTS_BYTES)
     module = model.weights_module()
     expected = module.state_dict()
-    unexpected = sorted(set(tensors) - set(expected))
-    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(header.tensors) - set(expected))
+    missing = sorted(set(expected) - set(header.tensors))
     if unexpected or missing:
-        what = f"an unexpected tensor {unexpected[0]!r}" if unexpected else f"no tensor {missing[0]!r}"
-        raise ModelError(f"{path} does not fit this model: it has {what}.")
-    for key, t in tensors.items():
+        what = f"an unexpected tensor {quote(unexpected[0])}" if unexpected else f"no tensor {quote(missing[0])}"
+        raise ModelError(f"{name} does not fit this model: it has {what}.")
+    for key, entry in header.tensors.items():
         want = expected[key]
-        if t.shape != want.shape or t.dtype != want.dtype:
-            raise ModelError(f"{path}: tensor {key!r} is {t.dtype} {tuple(t.shape)}, the model expects "
-                             f"{want.dtype} {tuple(want.shape)}.")
+        if entry.shape != tuple(want.shape) or entry.dtype != _ST_DTYPES.get(want.dtype):
+            raise ModelError(f"{name}: tensor {quote(key)} is {entry.dtype} {entry.shape}, the model expects "
+                             f"{_ST_DTYPES.get(want.dtype, want.dtype)} {tuple(want.shape)}.")
+    tensors = read_tensors(header, header.tensors, "pt", ModelError, "weights file")
+    for key, t in tensors.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise ModelError(f"{path}: tensor {key!r} contains NaN or infinite values.")
+            raise ModelError(f"{name}: tensor {quote(key)} contains NaN or infinite values.")
     module.load_state_dict(tensors)
-    return _peek_metadata(path)
-
-
-def weights_history(meta: dict, latent_dim: int) -> tuple[list, str, tuple[str, ...]]:
-    """(history, dataset spec, warnings) from a weights file's metadata, validated as a checkpoint's are."""
-    from .metadata import _json, validate_history, validate_spec
-
-    warnings = []
-    history, note = validate_history(_json(meta.get("history", "[]"), "history"), latent_dim)
-    if note:
-        warnings.append(note)
-    try:
-        dataset = validate_spec(meta["dataset"]) if meta.get("dataset") else ""
-    except ValueError as exc:
-        dataset = ""
-        warnings.append(f"dataset ignored: {exc}")
-    return history, dataset, tuple(warnings)
+    return header.metadata or {}
 
 
 def save_model(path, model: LatentModel, *, dataset: str, history=(), train_config=None, preview=None) -> Path:

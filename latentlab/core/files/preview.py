@@ -2,16 +2,15 @@
 under its own weights, their labels and the label names, so that a window can draw the scatter
 before PyTorch has finished importing.
 
-Reading one needs numpy and safetensors only (no torch): the file is opened with safetensors'
-numpy reader, which reads just the preview's tensors. Everything read is validated; a preview that
-does not check out is ignored (the window then shows the points once the model has encoded them).
+Reading one needs numpy and safetensors only (no torch): the header is read and checked first
+(core.files.safetensors_reader: every tensor's declared size against the file's real size), then
+safetensors' numpy reader reads just the preview's tensors. Everything read is validated; a preview
+that does not check out is ignored (the window then shows the points once the model has encoded them).
 """
 
 from __future__ import annotations
 
 import json
-import stat
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,9 @@ MEANS, LABELS, META = "preview.means", "preview.labels", "preview"
 MAX_PREVIEW_BYTES = 32 * 1024 * 1024
 MAX_LABELS = 1000
 MAX_LABEL_CHARS = 200
-MAX_HEADER_BYTES = 16 * 1024 * 1024   # as for the checkpoint itself
+# The widest latent a preview is drawn for: the window opens no model wider (core.training.budget), and
+# a wider one would make the plane's PCA, which runs before the model loads, cost seconds.
+MAX_PREVIEW_DIM = 4096
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class Preview:
 
 def _checks_out(means: np.ndarray, labels: np.ndarray, names) -> bool:
     """What a preview must be, whether it is about to be written or has just been read."""
-    return (means.ndim == 2 and labels.shape == (len(means),) and 0 < len(names) <= MAX_LABELS
+    return (means.ndim == 2 and len(means) > 0 and 0 < means.shape[1] <= MAX_PREVIEW_DIM and labels.shape == (len(means),)
+            and 0 < len(names) <= MAX_LABELS
             and means.nbytes + labels.nbytes <= MAX_PREVIEW_BYTES and bool(np.isfinite(means).all())
             and not (len(labels) and (labels.min() < 0 or labels.max() >= len(names))))
 
@@ -55,29 +57,24 @@ def read_preview(path, latent_dim: int | None = None) -> Preview | None:
     """The preview stored in the checkpoint at `path`, or None if it has none or it does not check
     out (a wrong shape or dtype, a non-finite mean, a label out of range, a claimed size beyond
     MAX_PREVIEW_BYTES). With `latent_dim`, the means must have that many columns."""
-    from safetensors import safe_open
+    from latentlab.core.errors import LatentLabError
 
-    path = Path(path)
-    try:
-        if not stat.S_ISREG(path.stat().st_mode):
+    from .safetensors_reader import read_header, read_tensors
+
+    try:   # the header is parsed on the GUI thread: it is bounded, and nothing else is read before it checks out
+        header = read_header(Path(path))
+        means_entry, labels_entry = header.tensors.get(MEANS), header.tensors.get(LABELS)
+        if means_entry is None or labels_entry is None:
             return None
-        with open(path, "rb") as f:   # the header is parsed on the GUI thread: a bounded one only
-            (n,) = struct.unpack("<Q", f.read(8))
-        if n > MAX_HEADER_BYTES:
+        info = json.loads((header.metadata or {}).get(META, "null"))
+        shape = means_entry.shape
+        if (means_entry.dtype != "F32" or labels_entry.dtype != "I32" or len(shape) != 2
+                or labels_entry.shape != shape[:1] or means_entry.nbytes + labels_entry.nbytes > MAX_PREVIEW_BYTES
+                or not 0 < shape[1] <= MAX_PREVIEW_DIM or (latent_dim is not None and shape[1] != latent_dim)):
             return None
-        with safe_open(str(path), framework="numpy") as f:
-            keys = set(f.keys())
-            if not {MEANS, LABELS} <= keys:
-                return None
-            info = json.loads((f.metadata() or {}).get(META, "null"))
-            means_slice, labels_slice = f.get_slice(MEANS), f.get_slice(LABELS)
-            shape, lshape = list(means_slice.get_shape()), list(labels_slice.get_shape())
-            if (means_slice.get_dtype() != "F32" or labels_slice.get_dtype() != "I32" or len(shape) != 2
-                    or lshape != shape[:1] or shape[0] * (shape[1] + 1) * 4 > MAX_PREVIEW_BYTES
-                    or (latent_dim is not None and shape[1] != latent_dim)):
-                return None
-            means, labels = f.get_tensor(MEANS), f.get_tensor(LABELS)
-    except Exception:  # noqa: BLE001 - any unreadable file or malformed header: no preview, the load says why
+        tensors = read_tensors(header, (MEANS, LABELS))
+        means, labels = tensors[MEANS], tensors[LABELS]
+    except (LatentLabError, ValueError, RecursionError):   # any unreadable file or header: no preview, the load says why
         return None
     if not isinstance(info, dict):
         return None

@@ -17,10 +17,12 @@ missing and unexpected keys.
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import torch
 
+from latentlab.core.data.checks import check_memory, open_regular
 from latentlab.core.errors import ModelError
 from latentlab.core.text import short
 
@@ -35,11 +37,8 @@ def is_torch_file(path) -> bool:
     disguise is refused by the safetensors reader)."""
     if Path(path).suffix.lower() not in SUFFIXES:
         return False
-    try:
-        with open(path, "rb") as f:
-            head = f.read(10)
-    except OSError:
-        return False
+    with open_regular(Path(path), ModelError, "weights file") as f:   # a FIFO or a device: one sentence, no hang
+        head = f.read(10)
     if len(head) >= 10 and 2 <= int.from_bytes(head[:8], "little") and head[8:9] == b"{":
         return False   # a safetensors header length that happens to begin like a pickle
     return head[:2] == b"PK" or (head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5)
@@ -47,11 +46,15 @@ def is_torch_file(path) -> bool:
 
 def read_state_dict(path) -> dict[str, torch.Tensor]:
     """The tensors of a torch.save file the user named, by torch's weights-only loader."""
-    from .checkpoint import read_bounded
-
     path = Path(path)
     name = short(str(path), 120)
-    data = read_bounded(path, "weights file", MAX_TORCH_WEIGHTS_BYTES, ModelError)
+    with open_regular(path, ModelError, "weights file") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_TORCH_WEIGHTS_BYTES:
+            raise ModelError(f"{name} is {size / 1024 ** 3:.1f} GB, more than any weights file latentlab reads "
+                             f"({MAX_TORCH_WEIGHTS_BYTES // 1024 ** 3} GB).")
+        check_memory(2 * size, f"Reading the weights file {name}")   # the bytes, and the tensors built from them
+        data = f.read(size + 1)
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - the unpickler names what it refused in many error types

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from latentlab.core.data.pixels import batch_tensor
+from latentlab.core.errors import ModelError
 from latentlab.core.models.priors import Prior, standard_normal
 
 from .objectives import elbo_mc, iwae_log_px, model_log_lik
@@ -21,7 +22,8 @@ DECODE_BUDGET = 1 << 24   # decoded pixel values per decoder call in `evaluate` 
 
 
 def _device(model) -> torch.device:
-    return next(model.parameters()).device
+    # LatentModel.device(): a model without parameters (a fixed transform) runs on the CPU.
+    return model.device() if hasattr(model, "device") else next(model.parameters()).device
 
 
 def _batch(model, batch: int) -> int:
@@ -32,11 +34,15 @@ def _batch(model, batch: int) -> int:
 
 @torch.no_grad()
 def encode(model, x, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior means and log-variances, each (N, K) float32, computed in batches."""
+    """Posterior means and log-variances, each (N, K) float32, computed in batches; a NaN or infinite
+    value (a model that passed the one-batch check and fails on later images) is one sentence."""
     dev, batch = _device(model), _batch(model, batch)
     mus, lvs = [], []
     for i in range(0, len(x), batch):
         mu, lv = model.encode(batch_tensor(x, i, i + batch, dev))
+        if not bool(torch.isfinite(mu).all() and torch.isfinite(lv).all()):
+            raise ModelError(f"The model's encoder gave NaN or infinite values for images {i:,} to "
+                             f"{i + len(mu) - 1:,} of {len(x):,}, so they cannot be shown or written.")
         mus.append(mu.float().cpu())
         lvs.append(lv.float().cpu())
     if not mus:
@@ -210,7 +216,17 @@ def evaluate(model, x, *, iw_samples: int = 0, elbo_samples: int = 1, batch: int
         out["iw_samples"] = int(iw_samples)
         out["log_px_iw"] = sums["log_px"] / per
         out["gap"] = out["log_px_iw"] - out["elbo"]
+    _refuse_non_finite(out, n)
     return out
+
+
+def _refuse_non_finite(stats: dict, n: int) -> None:
+    """A NaN or infinite ELBO, reconstruction, KL or log p(x) is no result: one sentence instead."""
+    for key, what in (("recon", "reconstruction term"), ("kl", "KL term"), ("elbo", "ELBO"),
+                      ("log_px_iw", "importance-weighted log p(x)")):
+        if key in stats and not math.isfinite(stats[key]):
+            raise ModelError(f"The model's {what} on {n:,} images is {stats[key]}: its encoder or decoder gave NaN "
+                             "or infinite values on some of them, so there is no number to report.")
 
 
 def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int, mode: str = "linear") -> np.ndarray:

@@ -36,11 +36,11 @@ from latentlab.core.errors import ModelError, with_cause
 
 from .likelihoods import LIKELIHOOD_FORMS, Likelihood, last_layer, likelihood_mismatch, resolve_likelihood
 from .priors import Prior, declared_prior, standard_normal
-from .user_outputs import decoder_tensor, deterministic_code, kind_of, posterior_params
+from .user_outputs import decoder_tensor, deterministic_code, image_shape_of, kind_of, one_line, posterior_params, real_values, user_error
 
 __all__ = ["LIKELIHOOD_FORMS", "POINT_LOGVAR", "LatentModel", "Likelihood", "TorchVAE", "as_latent_model",
-           "decoder_tensor", "likelihood_mismatch", "one_line", "posterior_params", "resolve_likelihood",
-           "standard_strides", "validate"]
+           "decoder_tensor", "likelihood_mismatch", "one_line", "posterior_params", "real_values",
+           "resolve_likelihood", "standard_strides", "validate"]
 
 # A deterministic autoencoder's code is a point: the views that draw q(z|x) see it as a Gaussian this
 # narrow, and every number that needs a real q(z|x) (ELBO, KL, IWAE) is refused for it.
@@ -142,8 +142,7 @@ class TorchVAE(LatentModel):
         self.learns_shapes = True
         self.name = name
         self.input_range = _range(getattr(net, "input_range", (0.0, 1.0)), self.name)
-        declared = getattr(net, "image_shape", None)
-        self.declared_image_shape = tuple(int(v) for v in declared) if declared is not None else None
+        self.declared_image_shape = image_shape_of(getattr(net, "image_shape", None), self.name)
         # The model's own log p(x|z) wins unless the caller names a likelihood.
         self.own_log_lik = callable(getattr(net, "log_likelihood", None)) and likelihood is None
         attr = getattr(net, "likelihood", None)
@@ -161,10 +160,22 @@ class TorchVAE(LatentModel):
         p = next(self.net.parameters(), None)
         return t.to(p.dtype) if p is not None and p.is_floating_point() and t.dtype != p.dtype else t
 
+    def _user(self, method: str, t: torch.Tensor, doing: str, fn):
+        """Call into the user's code: whatever it raises (SystemExit included) becomes one sentence
+        naming the method, the batch size and the first line of its message. Running out of memory
+        stays what it is (training keeps its last good weights on it)."""
+        try:
+            return fn()
+        except (ModelError, MemoryError, torch.OutOfMemoryError):
+            raise
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's code can raise anything
+            raise ModelError(user_error(f"{self.name}.{method}", len(t), doing, exc)) from None
+
     def encode(self, x):
         x = standard_strides(self._as_net_dtype(x))
-        out = self.net.encode(self.to_model(x))
         where = f"{self.name}.encode(x)"
+        out = self._user("encode(x)", x, f"encoding images of shape {tuple(x.shape[1:])}",
+                         lambda: self.net.encode(self.to_model(x)))
         if self._encoder_kind is None:
             self._encoder_kind = "point" if deterministic_code(out) is not None else "gaussian"
             self.deterministic = self._encoder_kind == "point"
@@ -174,6 +185,7 @@ class TorchVAE(LatentModel):
             mu = deterministic_code(out)
             if mu is None:
                 raise ModelError(f"{where} returned a distribution this time, after one code the first time.")
+            mu = real_values(mu, f"{where}'s code")
             lv = torch.full_like(mu, POINT_LOGVAR)
         else:
             mu, lv = posterior_params(out, where)
@@ -186,7 +198,8 @@ class TorchVAE(LatentModel):
 
     def decode(self, z):
         z = self._as_net_dtype(z).reshape(z.shape[0], *self.latent_shape)
-        out = decoder_tensor(self.net.decode(z), f"{self.name}.decode(z)")
+        out = self._user("decode(z)", z, "decoding latent codes",
+                         lambda: decoder_tensor(self.net.decode(z), f"{self.name}.decode(z)"))
         if self.image_shape is not None:
             c, h, w = self.image_shape
             if out.shape[1:] == (c * h * w,):
@@ -200,13 +213,15 @@ class TorchVAE(LatentModel):
     def log_likelihood(self, x, params):
         x = standard_strides(self._as_net_dtype(x))
         if self.own_log_lik:
-            return self.net.log_likelihood(self.to_model(x).expand_as(params), params)
+            return self._user("log_likelihood(x, params)", x, "computing log p(x|z)",
+                              lambda: self.net.log_likelihood(self.to_model(x).expand_as(params), params))
         return self.likelihood.log_prob(self, x, params)
 
     def mean_image(self, params):
         own = getattr(self.net, "mean_image", None)
         if callable(own):
-            return own(params).clamp(0.0, 1.0)
+            return self._user("mean_image(params)", params, "computing the mean image",
+                              lambda: real_values(own(params), f"{self.name}.mean_image(params)")).clamp(0.0, 1.0)
         return self.likelihood.mean(self, params)
 
     def latent_prior(self) -> Prior:
@@ -343,12 +358,6 @@ def _call(fn, doing: str):
     except Exception as exc:  # noqa: BLE001 - the user's code can raise anything: one sentence says what
         raise with_cause(ModelError(f"The model failed while {doing}: {type(exc).__name__}: {one_line(exc)}."),
                          exc) from None
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message, short, without a final full stop."""
-    text = str(exc).strip()
-    return (text.splitlines()[0][:200] if text else type(exc).__name__).rstrip(".:")
 
 
 def _finite(t: torch.Tensor, what: str) -> None:

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from latentlab.core.errors import ModelError
+from latentlab.core.text import short
 
 from .adapters import TorchVAE, one_line
 from .priors import standard_normal
@@ -51,31 +52,30 @@ class DiffusersVAE(TorchVAE):
 
 
 def load_diffusers(folder: str, *, likelihood=None, device="cpu") -> DiffusersVAE:
-    """Open a folder written by AutoencoderKL.save_pretrained; safetensors weights only, no network."""
+    """Open a folder written by AutoencoderKL.save_pretrained; safetensors weights only, no network.
+    The folder's config and weights are checked first by the caller (core.files.diffusers_folder):
+    here diffusers reads them, with its log quiet (it would echo a config's unknown fields)."""
     path = Path(folder).expanduser()
-    if not path.is_dir():
-        raise ModelError(f"diffusers:{folder} is not a folder (it needs the folder AutoencoderKL.save_pretrained wrote).")
     config = path / "config.json"
-    if not config.is_file():
-        raise ModelError(f"{path} has no config.json, so it is not a diffusers model folder.")
-    if not any(path.glob("*.safetensors")):
-        if any(path.glob("*.bin")):
-            raise ModelError(f"{path} holds only pickled .bin weights, which latentlab never loads; "
-                             "re-save it with save_pretrained(..., safe_serialization=True).")
-        raise ModelError(f"{path} has no .safetensors weights.")
     try:
         cls_name = json.loads(config.read_text(encoding="utf-8")).get("_class_name", "AutoencoderKL")
     except (OSError, ValueError, AttributeError):
-        raise ModelError(f"{config} is not a readable JSON object.") from None
+        raise ModelError(f"{short(str(config), 120)} is not a readable JSON object.") from None
     if cls_name not in CLASSES:
-        raise ModelError(f"{path} holds a diffusers {cls_name}; latentlab opens AutoencoderKL and AutoencoderTiny folders.")
+        raise ModelError(f"{short(str(path), 120)} holds a diffusers {short(str(cls_name), 40)}; latentlab opens "
+                         "AutoencoderKL and AutoencoderTiny folders.")
     try:
         import diffusers
+        from diffusers.utils import logging as diffusers_logging
     except ImportError:
         raise ModelError("Opening a diffusers:DIR model needs diffusers: pip install latentlab[diffusers].") from None
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
     try:
         vae = getattr(diffusers, cls_name).from_pretrained(str(path), use_safetensors=True, local_files_only=True,
-                                            low_cpu_mem_usage=False)
+                                                           low_cpu_mem_usage=False)
     except Exception as exc:  # noqa: BLE001 - diffusers raises many kinds for a broken folder
-        raise ModelError(f"diffusers could not load {path}: {one_line(exc)}.") from None
-    return DiffusersVAE(vae.to(device).eval(), likelihood=likelihood, name=f"{cls_name} {path.name}")
+        raise ModelError(f"diffusers could not load {short(str(path), 120)}: {one_line(exc)}.") from None
+    finally:
+        diffusers_logging.set_verbosity(level)
+    return DiffusersVAE(vae.to(device).eval(), likelihood=likelihood, name=f"{cls_name} {short(path.name, 60)}")

@@ -101,11 +101,22 @@ def window_refusal(cfg: ModelConfig, n_points: int) -> str | None:
     The window keeps the posterior means and log-variances of every point and per-dimension
     statistics; past WINDOW_MAX_LATENT_DIM dimensions or the free memory it says so instead of hanging.
     """
-    k = cfg.latent_dim
+    return _window_refusal(cfg.latent_dim, parameter_count(cfg), n_points)
+
+
+def model_window_refusal(model, n_points: int) -> str | None:
+    """window_refusal for any LatentModel (a user's own included: the same limits apply to every model)."""
+    cfg = getattr(model, "cfg", None)
+    if isinstance(cfg, ModelConfig):
+        return window_refusal(cfg, n_points)
+    return _window_refusal(model.latent_dim, sum(p.numel() for p in model.parameters()), n_points)
+
+
+def _window_refusal(k: int, n_params: int, n_points: int) -> str | None:
     if k > WINDOW_MAX_LATENT_DIM:
         return (f"This model has {k:,} latent dimensions; the window shows at most {WINDOW_MAX_LATENT_DIM:,} "
                 f"(use latentlab eval for it).")
-    need = FLOAT * parameter_count(cfg) * 2 + 2 * FLOAT * k * n_points
+    need = FLOAT * n_params * 2 + 2 * FLOAT * k * n_points
     have = available_bytes("cpu")
     if have is not None and need > have // 2:
         return f"Showing this model on {n_points:,} images needs about {gib(need)}; this machine has {gib(have)} free."

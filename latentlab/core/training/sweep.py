@@ -15,7 +15,8 @@ import torch
 
 from latentlab.core.errors import CheckpointError, LatentLabError
 from latentlab.core.files.checkpoint import load_checkpoint
-from latentlab.core.files.model_spec import load_weights, save_model, weights_history
+from latentlab.core.files.metadata import validate_metadata
+from latentlab.core.files.model_spec import load_weights, save_model
 from latentlab.core.models.adapters import LatentModel
 from latentlab.core.models.config import ModelConfig, TrainConfig
 from latentlab.core.models.vae import build_model
@@ -117,6 +118,5 @@ def _load_point(f: Path, base):
         ckpt = load_checkpoint(f)
         return ckpt.model, ckpt.config, ckpt.history, ckpt.dataset
     model = base.copy()
-    meta = load_weights(model, f)
-    history, dataset, _ = weights_history(meta, model.latent_dim)
-    return model, None, history, dataset
+    checked = validate_metadata(load_weights(model, f), model.latent_dim)
+    return model, None, checked.history, checked.dataset

@@ -155,6 +155,7 @@ class LatentAnalyses:
         for r, y, p, m in zip(rows, labels, xy, mu):
             lines.append(f"{r},{int(y)}," + ",".join(f"{v:.9g}" for v in (*p, *m)))
         try:
+            self._refuse_inputs(path)
             write_atomic(Path(path), ("\n".join(lines) + "\n").encode())
         except LatentLabError as exc:   # write_atomic's one sentence (a missing folder, no permission, a full disk)
             self.jobs.report(str(exc))
@@ -164,9 +165,16 @@ class LatentAnalyses:
 
     def export_latent_means(self, path) -> None:
         """Encode the train and test images and write their means and log-variances (CSV or NPZ)."""
+        from latentlab.core.errors import LatentLabError
+
         md = self.model_data
         if md.model is None or md.data is None:
             self.jobs.report("There is no model to encode with yet.")
+            return
+        try:
+            self._refuse_inputs(path)
+        except LatentLabError as exc:
+            self.jobs.report(str(exc))
             return
         self.jobs.submit_tracked("export means", "Exporting latent means", work.export_latent_means, self.model_copy(),
                                  md.data, str(path), on_result=lambda p: self.jobs.status.emit(f"Wrote {p}."))
@@ -192,6 +200,19 @@ class LatentAnalyses:
             return
         self.jobs.submit("prior contours", work.prior_contours, self.model_copy(), projection.dims,
                          on_result=self.latent.set_prior_contours)
+
+    def _refuse_inputs(self, path) -> None:
+        """An export never replaces the dataset's file or the model's (core.files.atomic)."""
+        from latentlab.core.data.specs import spec_file
+        from latentlab.core.errors import DatasetError
+        from latentlab.core.files.atomic import refuse_input_as_output
+
+        md = self.model_data
+        try:
+            data_file = spec_file(md.dataset_spec) if md.dataset_spec else None
+        except DatasetError:   # arrays handed to latentlab.explore: no file
+            data_file = None
+        refuse_input_as_output(path, [("the dataset's file", data_file), ("the model's file", md.source)], flag="")
 
     # ----- the aggregate posterior --------------------------------------------------------------
     def update_aggregate(self, only_if_missing: bool = False) -> None:

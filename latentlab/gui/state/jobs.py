@@ -20,6 +20,25 @@ import shiboken6
 from PySide6 import QtCore
 
 
+def _ending(fn: Callable) -> Callable:
+    """fn, with a SystemExit (or any other exception that is not an Exception, which the worker
+    would not report) turned into an error the runner reports: otherwise the worker thread ends
+    without a word and the job never finishes (a user's model calling sys.exit())."""
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - see the docstring
+            from latentlab.core.errors import LatentLabError
+            from latentlab.core.text import reason
+
+            raise LatentLabError(f"The background work stopped on {type(exc).__name__} ({reason(exc, 80)}); "
+                                 "the current model and data are kept.") from None
+
+    return run
+
+
 class JobRunner(QtCore.QObject):
     errorRaised = QtCore.Signal(str)   # one sentence for the banner
     status = QtCore.Signal(str)        # the status bar's line
@@ -49,7 +68,7 @@ class JobRunner(QtCore.QObject):
 
         # superqt keeps a started worker alive until it finishes; holding it here as well would keep
         # its arguments (a model copy, the data) alive after it is done.
-        worker = create_worker(fn, *args, _start_thread=False, _ignore_errors=True)
+        worker = create_worker(_ending(fn), *args, _start_thread=False, _ignore_errors=True)
         if on_result is not None:
             worker.returned.connect(lambda result: self.is_current(key, seq) and on_result(result))
         worker.errored.connect(self.report)

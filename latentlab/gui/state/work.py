@@ -121,7 +121,7 @@ def load_checkpoint_and_data(checkpoint, dataset, progress=None, should_stop=Non
     if progress is not None:
         progress(0.0, f"Loading {path.name}")
     ckpt = load_checkpoint(path)
-    _refuse_if_too_big(ckpt.config, 0)   # a latent size the window refuses whatever the data: before loading any
+    _refuse_if_too_big(ckpt.model, 0)   # a latent size the window refuses whatever the data: before loading any
     notes = [f"{short(path.name, 80)}: {w}." for w in ckpt.warnings]
     if dataset:
         if progress is not None:
@@ -134,7 +134,7 @@ def load_checkpoint_and_data(checkpoint, dataset, progress=None, should_stop=Non
         data, note = open_checkpoint_dataset(ckpt.dataset, ckpt.config.image_shape, should_stop=should_stop)
         if note:
             notes.insert(0, note)
-    _refuse_if_too_big(ckpt.config, len(data.x_train) if data is not None else 0)
+    _refuse_if_too_big(ckpt.model, len(data.x_train) if data is not None else 0)
     encoded = (encode_all(ckpt.model, data.x_train, progress, should_stop, span=(0.4, 1.0))
                if data is not None else None)
     return Loaded(ckpt.model, data, list(ckpt.history), path, encoded, tuple(notes))
@@ -142,22 +142,34 @@ def load_checkpoint_and_data(checkpoint, dataset, progress=None, should_stop=Non
 
 def open_model_and_data(spec, weights, likelihood, dataset, current_data, progress=None, should_stop=None) -> Loaded:
     """A model SPEC (with optional weights and likelihood) checked on one batch of the named dataset,
-    else the open one, else the dataset its weights record, else the digits."""
-    from latentlab.core.data.specs import load_dataset
+    else the open one, else the dataset its file records (under the same rule as a checkpoint's:
+    core.data.open_checkpoint_dataset), else the digits; refused before encoding when the window
+    cannot hold its view."""
+    from latentlab.core.data.specs import load_dataset, open_checkpoint_dataset
+    from latentlab.core.errors import DatasetError
     from latentlab.core.files.model_spec import open_model
-    from latentlab.core.models.adapters import validate
     from latentlab.core.text import short
 
     opened = open_model(spec, weights=weights, likelihood=likelihood or None)
+    notes = []
     if dataset:
         data = load_dataset(dataset, should_stop=should_stop)
+    elif current_data is not None:
+        data = current_data
     else:
-        data = current_data if current_data is not None else load_dataset(opened.dataset or "digits", should_stop=should_stop)
-    model = validate(opened.model, data.x_train[:8])
+        source = "the weights file" if weights is not None else "the checkpoint"
+        data, note = open_checkpoint_dataset(opened.dataset, None, should_stop=should_stop, source=source)
+        if note and opened.dataset:
+            notes.append(note)
+        if data is None:
+            raise DatasetError(note or "There is no dataset to check the model on; choose one.")
+    model = opened.check(data.x_train[:8])
+    _refuse_if_too_big(model, len(data.x_train))
     source = Path(weights) if weights is not None else (Path(spec) if spec.lower().endswith(".safetensors") else None)
     # What the numbers assume (a prior, a likelihood that does not fit the decoder) is said in the banner.
-    notes = tuple(f"{short(spec, 80)}: {w}." for w in opened.warnings) + tuple(f"{n}." for n in model.notes())
-    return Loaded(model, data, list(opened.history), source, encode_all(model, data.x_train, progress, should_stop, span=(0.4, 1.0)), notes)
+    notes += [f"{short(spec, 80)}: {w}." for w in opened.warnings] + [f"{n}." for n in model.notes()]
+    return Loaded(model, data, list(opened.history), source,
+                  encode_all(model, data.x_train, progress, should_stop, span=(0.4, 1.0)), tuple(notes))
 
 
 def load_data_for(spec, model, progress=None, should_stop=None) -> Loaded:
@@ -175,6 +187,7 @@ def load_data_for(spec, model, progress=None, should_stop=None) -> Loaded:
 
         # Checked on a copy: a model that does not read these images leaves the shown one as it was.
         model = validate(model.copy(), data.x_train[:8])
+        _refuse_if_too_big(model, len(data.x_train))
         return Loaded(model, data, None, None, encode_all(model, data.x_train, progress, should_stop, span=(0.4, 1.0)))
     if model is None or model.cfg.image_shape != data.image_shape:
         k = model.latent_dim if model is not None else 2
@@ -182,17 +195,21 @@ def load_data_for(spec, model, progress=None, should_stop=None) -> Loaded:
         _refuse_if_too_big(cfg, len(data.x_train))   # before building it: large images make large layers
         model = build_model(cfg, seed=0).eval()
     else:
-        _refuse_if_too_big(getattr(model, "cfg", None), len(data.x_train))
+        _refuse_if_too_big(model, len(data.x_train))
     return Loaded(model, data, None, None, encode_all(model, data.x_train, progress, should_stop, span=(0.4, 1.0)))
 
 
-def _refuse_if_too_big(cfg, n_points: int) -> None:
-    """One sentence, before encoding, when the window cannot hold the view of a model of config
-    `cfg` (None: a model that has none, not checked) on n_points images."""
+def _refuse_if_too_big(model_or_cfg, n_points: int) -> None:
+    """One sentence, before encoding, when the window cannot hold the view of a model (any model, a
+    user's own included, or latentlab's given by its config before it is built) on n_points images."""
     from latentlab.core.errors import ResourceError
-    from latentlab.core.training.budget import window_refusal
+    from latentlab.core.models.config import ModelConfig
+    from latentlab.core.training.budget import model_window_refusal, window_refusal
 
-    why = window_refusal(cfg, n_points) if cfg is not None else None
+    if isinstance(model_or_cfg, ModelConfig):
+        why = window_refusal(model_or_cfg, n_points)
+    else:
+        why = model_window_refusal(model_or_cfg, n_points)
     if why:
         raise ResourceError(why)
 

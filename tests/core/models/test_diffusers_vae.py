@@ -15,14 +15,7 @@ from latentlab.core.inference import analysis
 from latentlab.core.models.adapters import validate
 
 diffusers = pytest.importorskip("diffusers")
-
-
-def tiny_autoencoder(channels=1):
-    torch.manual_seed(0)
-    return diffusers.AutoencoderKL(
-        in_channels=channels, out_channels=channels, down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), latent_channels=2,
-        norm_num_groups=4, sample_size=8, layers_per_block=1)
+from tiny_autoencoder import tiny_autoencoder  # noqa: E402 - once diffusers is known to be there
 
 
 @pytest.fixture(scope="module")
