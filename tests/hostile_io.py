@@ -72,9 +72,10 @@ def digests(*paths) -> dict:
 
 
 def assert_one_line(err: str, *fragments: str) -> str:
-    """stderr holds exactly one line, a `latentlab: ...` sentence with no traceback and no control
-    character, naming every fragment (case-insensitive)."""
-    lines = [line for line in err.splitlines() if line.strip()]
+    """stderr holds exactly one line besides the notes every run of such a model prints (`latentlab:
+    warning: ...`, such as the assumed prior), a `latentlab: ...` sentence with no traceback and no
+    control character, naming every fragment (case-insensitive)."""
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("latentlab: warning:")]
     assert len(lines) == 1, err[-3000:]
     line = lines[0]
     assert line.startswith("latentlab:") and not TRACEBACK.search(err), err[-3000:]

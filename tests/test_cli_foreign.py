@@ -177,4 +177,4 @@ def test_fine_tuned_diffusers_and_pythae_models_go_back_to_their_own_folders(tmp
     # its own folder is never the output
     code, _, err = run(capsys, ["train", "--model", f"pythae:{vamp_src}", "--dataset", "digits", "--out", str(vamp_src),
                                 "--epochs", "1"])
-    assert code == 2 and "write the fine-tuned copy elsewhere" in err
+    assert code == 2 and "write the output elsewhere" in err

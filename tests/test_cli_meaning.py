@@ -96,7 +96,8 @@ def test_single_model_eval_output_is_unchanged_without_factors(capsys):
     code, stdout, _ = run(capsys, "eval", DIGITS, "--iw-samples", "5", "--json")
     assert code == 0 and set(json.loads(stdout)) == {
         "examples", "elbo", "recon", "kl", "kl_per_dim", "active_units", "latent_dim", "iw_samples", "log_px_iw", "gap",
-        "checkpoint", "model", "description", "dataset"}
+        "checkpoint", "model", "description", "dataset", "split", "examples_total", "prior", "kl_method",
+        "kl_per_dim_against", "deterministic", "notes", "prior_declared"}
 
 
 def test_eval_of_two_models_gives_one_entry_each_equal_to_their_own_eval(capsys):

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt:   # Ctrl+C before a command's own handler is in place (loading, checking)
-        print("\nlatentlab: interrupted; nothing was written.", file=sys.stderr)
+        print("\nlatentlab: stopped (interrupted); nothing was written.", file=sys.stderr)
         return 130
 
 
@@ -55,9 +55,6 @@ def _main(argv: list[str] | None) -> int:
 
             return cmd_encode(args)
         return cmd_gui(args)
-    except KeyboardInterrupt:   # Ctrl+C while a model or a dataset loads: no traceback
-        print("\nlatentlab: stopped.", file=sys.stderr)
-        return 130
     except (LatentLabError, ValueError) as exc:  # ValueError: configuration values rejected by the dataclasses
         print(f"latentlab: error: {short(str(exc))}", file=sys.stderr)
         _explain(exc, getattr(args, "verbose", False))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import time
 
@@ -44,18 +43,16 @@ def _model_and_data(args):
 
 
 def _stoppable(run, stopped: str):
-    """run(should_stop) with Ctrl+C setting the flag it polls; None, after saying `stopped`, when it stopped."""
+    """run(should_stop), or None after saying `stopped` when Ctrl+C ended it. Ctrl+C raises at once
+    (a user's model may sit in its own code for minutes, where no flag is polled); nothing is written
+    before the run ends, so there is nothing to keep."""
     from latentlab.core.errors import Cancelled
 
-    stop = {"flag": False}
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("flag", True))
     try:
-        return run(lambda: stop["flag"])
-    except Cancelled:
+        return run(lambda: False)
+    except (Cancelled, KeyboardInterrupt):
         print(f"\nlatentlab: {stopped}", file=sys.stderr)
         return None
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def cmd_encode(args) -> int:
@@ -77,7 +74,7 @@ def cmd_encode(args) -> int:
             sys.stderr.flush()
 
     table = _stoppable(lambda stop: encode_table(model, data, batch=args.batch_size, progress=progress,
-                                                 should_stop=stop), "encoding stopped; nothing written.")
+                                                 should_stop=stop), "encoding stopped (interrupted); nothing written.")
     if table is None:
         return 130
     if not quiet:
@@ -157,7 +154,7 @@ def evaluate_one(args, model, spec: str, spec_ds: str, data) -> dict | None:
             sys.stderr.flush()
 
     stats = _stoppable(lambda stop: evaluate(model, x, iw_samples=iw, progress=progress, should_stop=stop),
-                       "evaluation stopped; nothing printed.")
+                       "evaluation stopped (interrupted); nothing printed.")
     if stats is None:
         return None
     if not quiet:

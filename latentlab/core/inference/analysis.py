@@ -224,7 +224,7 @@ def _refuse_non_finite(stats: dict, n: int) -> None:
     """A NaN or infinite ELBO, reconstruction, KL or log p(x) is no result: one sentence instead."""
     for key, what in (("recon", "reconstruction term"), ("kl", "KL term"), ("elbo", "ELBO"),
                       ("log_px_iw", "importance-weighted log p(x)")):
-        if key in stats and not math.isfinite(stats[key]):
+        if stats.get(key) is not None and not math.isfinite(stats[key]):   # None: no such number (an autoencoder's ELBO)
             raise ModelError(f"The model's {what} on {n:,} images is {stats[key]}: its encoder or decoder gave NaN "
                              "or infinite values on some of them, so there is no number to report.")
 
