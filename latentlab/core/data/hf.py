@@ -390,7 +390,7 @@ class ParquetSource:
         groups, first = np.unique(group_of, return_index=True)
         ends = np.append(first[1:], len(rows))
         out, window, size = [], [], 0
-        for k in torch.randperm(len(groups), generator=generator).tolist():
+        for k in torch.randperm(len(groups), generator=generator, device=generator.device).tolist():
             window.append(np.arange(first[k], ends[k]))
             size += self._groups[groups[k]][2]
             if size >= GROUP_CACHE_BYTES // 2:
@@ -404,4 +404,4 @@ class ParquetSource:
 def _shuffled(positions: np.ndarray, generator) -> np.ndarray:
     import torch
 
-    return positions[torch.randperm(len(positions), generator=generator).numpy()]
+    return positions[torch.randperm(len(positions), generator=generator, device=generator.device).cpu().numpy()]
