@@ -93,7 +93,7 @@ def test_encode_defaults_to_the_checkpoints_dataset(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--out", "{tmp}/t.txt"], ["--out", ".csv or .npz"]),
+    (["--out", "{tmp}/t.txt"], ["--out", ".csv, .npz or .parquet"]),
     (["--out", "{tmp}/t.csv", "--dataset", "sprites"], ["expects images of shape", "sprites"]),
     (["--out", "{tmp}/t.csv", "--dataset", "nonsense"], ["Unknown dataset"]),
     (["--out", "{tmp}/missing-folder/t.csv"], ["Cannot write"]),

@@ -2,7 +2,8 @@
 
 arguments  the parser: subcommands, options and their range checks
 train      `latentlab train`
-evaluate   `latentlab eval` and `latentlab encode`
+evaluate   `latentlab eval` and `latentlab encode` to CSV or NPZ in one process
+encode     `latentlab encode`: to Parquet as rows are encoded, and shared by the ranks under torchrun
 output     warnings, numbers and progress bars on stderr
 """
 
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return cmd_eval(args)
         if args.command == "encode":
-            from .evaluate import cmd_encode
+            from .encode import cmd_encode
 
             return cmd_encode(args)
         return cmd_gui(args)

@@ -1,6 +1,7 @@
 """Atomic saves: a temporary file in the same folder, fsync, then os.replace, so a crash mid-save
 leaves the previous file intact; the next save of that file removes the temporary file a killed save
-left behind. BackgroundWriter does the same on a thread of its own."""
+left behind. BackgroundWriter does the same on a thread of its own; open_atomic for output written
+piece by piece."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import stat
 import tempfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from latentlab.core.errors import CheckpointError
@@ -100,6 +102,14 @@ def prepare_out(out) -> Path:
 
 def write_atomic(path: Path, payload: bytes) -> None:
     """Write bytes so that `path` holds either its old content or all of the new, never a mix."""
+    with open_atomic(path) as f:
+        f.write(payload)
+
+
+@contextmanager
+def open_atomic(path):
+    """A binary file to write `path` through, for output written piece by piece: it is a temporary
+    file beside `path` that replaces it (after fsync) only when the block ends without an exception."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     _remove_stale_temps(folder, path.name)
@@ -110,7 +120,7 @@ def write_atomic(path: Path, payload: bytes) -> None:
     try:
         _set_mode(fd, path)
         with os.fdopen(fd, "wb") as f:
-            f.write(payload)
+            yield f
             f.flush()
             os.fsync(f.fileno())
             if fcntl is not None:

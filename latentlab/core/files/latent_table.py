@@ -1,4 +1,5 @@
-"""The latent means table: every image's posterior mean and log-variance, as CSV or NPZ.
+"""The latent means table: every image's posterior mean and log-variance, as CSV, NPZ or Parquet
+(core.files.parquet_table, which also documents the layout for other readers).
 
 Columns: index (within its split), split (train or test), label, mu_0 .. mu_{K-1},
 logvar_0 .. logvar_{K-1}. The NPZ holds the same as plain arrays (mu and logvar as (N, K) float32,
@@ -22,7 +23,7 @@ from latentlab.core.inference.analysis import encode
 from .atomic import write_atomic
 
 SPLITS = ("train", "test")
-FORMATS = (".csv", ".npz")
+FORMATS = (".csv", ".npz", ".parquet")
 _NPZ_KEYS = ("index", "split", "label", "mu", "logvar", "label_names")
 
 
@@ -70,11 +71,15 @@ def encode_table(model, data, *, batch: int = 4096, progress: Callable[[float], 
 
 
 def write_table(path, table: LatentTable, *, rows_per_chunk: int = 65536) -> Path:
-    """Write `table` to path.csv or path.npz (chosen by the suffix), atomically."""
+    """Write `table` to path.csv, path.npz or path.parquet (chosen by the suffix), atomically."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise LatentLabError(f"Cannot tell the format of {path}: name it .csv or .npz.")
+        raise LatentLabError(f"Cannot tell the format of {path}: name it .csv, .npz or .parquet.")
+    if suffix == ".parquet":
+        from .parquet_table import write_parquet
+
+        return write_parquet(path, table)
     if suffix == ".npz":
         buf = io.BytesIO()
         np.savez(buf, index=table.index, split=table.split.astype("<U5"), label=table.label, mu=table.mu,
@@ -100,7 +105,11 @@ def read_table(path) -> LatentTable:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise LatentLabError(f"Cannot tell the format of {path}: name it .csv or .npz.")
+        raise LatentLabError(f"Cannot tell the format of {path}: name it .csv, .npz or .parquet.")
+    if suffix == ".parquet":
+        from .parquet_table import read_parquet_columns
+
+        return _validated(path, *read_parquet_columns(path))
     try:
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
