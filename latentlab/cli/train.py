@@ -14,14 +14,12 @@ from .output import _bar, _fmt, _short, _warn
 
 def cmd_train(args) -> int:
     from latentlab.core.data.specs import load_dataset
-    from latentlab.core.files.atomic import BackgroundWriter, prepare_out
+    from latentlab.core.files.atomic import prepare_out
     from latentlab.core.files.checkpoint import load_checkpoint
-    from latentlab.core.files.model_spec import model_bytes
-    from latentlab.core.files.preview import compute_preview
     from latentlab.core.models.config import ModelConfig, TrainConfig
-    from latentlab.core.models.vae import VAE, build_model
+    from latentlab.core.models.vae import build_model
     from latentlab.core.training.device import describe
-    from latentlab.core.training.sharded import train
+    from latentlab.core.training.distributed import PeerLost
 
     # The save path is checked before anything else, so a bad one costs no training; a run that
     # would replace an existing file writes beside it until it has finished (see _Outcome).
@@ -71,6 +69,23 @@ def cmd_train(args) -> int:
         print(f"Training {model.describe()}, {n_params:,} parameters, on {data.name} "
               f"({len(data.x_train):,} train / {len(data.x_test):,} test) on {describe(device)}{ranks}.", file=sys.stderr)
 
+    try:
+        return _run(args, model, data, cfg, history, group, target, stop, previous, live)
+    except PeerLost as exc:
+        # The process group is broken: leave without the interpreter's shutdown, which would wait on it.
+        print(f"latentlab: error: {_short(str(exc))}", file=sys.stderr, flush=True)
+        os._exit(1)
+
+
+def _run(args, model, data, cfg, history, group, target, stop, previous, live) -> int:
+    from latentlab.core.files.atomic import BackgroundWriter
+    from latentlab.core.files.model_spec import model_bytes
+    from latentlab.core.files.preview import compute_preview
+    from latentlab.core.models.vae import VAE
+    from latentlab.core.training.sharded import train
+
+    main = group is None or group.main
+    world = 1 if group is None else group.world
     last = None
     saved = False
     # Saved at every epoch end so a crash or Ctrl-C loses at most one epoch; the bytes are taken
@@ -108,7 +123,7 @@ def cmd_train(args) -> int:
         return 1
     rec = history[-1] if history else {}
     result = {
-        "out": str(args.out if not last.cancelled else target), "dataset": data.spec, "device": device.type,
+        "out": str(args.out if not last.cancelled else target), "dataset": data.spec, "device": cfg.device,
         "epochs": len(history),
         "train": {"recon": rec.get("recon"), "kl": rec.get("kl"), "elbo": rec.get("elbo")},
         "test": {"recon": rec.get("test_recon"), "kl": rec.get("test_kl"), "elbo": rec.get("test_elbo")},

@@ -151,11 +151,21 @@ class lost_peers:
         return self
 
     def __exit__(self, kind, exc, tb):
-        import torch.distributed as dist
+        if exc is not None and peer_failure(exc):
+            raise PeerLost(f"Rank {self.rank} lost contact with the other ranks of this run (one of them stopped "
+                           "or died); it stops too.") from None
+        return False
 
-        if exc is None or not isinstance(exc, (RuntimeError, dist.DistError)) or isinstance(exc, LatentLabError):
-            return False
-        raise PeerLost(f"Rank {self.rank} lost the other ranks of this run ({reason(exc)}); it stops too.") from None
+
+def peer_failure(exc: BaseException) -> bool:
+    """Whether `exc` is a collective failing because another rank went away (DDP's reduction inside
+    backward reports it as a plain RuntimeError naming the backend or the connection)."""
+    import torch.distributed as dist
+
+    if isinstance(exc, dist.DistError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(w in text for w in ("gloo", "NCCL", "nccl", "Connection", "ProcessGroup"))
 
 
 def stop_on_signals(stop: dict, grace_s: float = GRACE_S) -> None:

@@ -33,7 +33,7 @@ from latentlab.core.models.config import TrainConfig
 
 from . import loop
 from .device import resolve_device
-from .distributed import STOP_EVERY, share
+from .distributed import STOP_EVERY, lost_peers, share
 from .loop import Snapshot
 
 _OOM_ERRORS = tuple({getattr(torch, "OutOfMemoryError", MemoryError), torch.cuda.OutOfMemoryError, MemoryError})
@@ -52,7 +52,8 @@ def train(model, data, cfg: TrainConfig, *, history=(), should_stop: Callable[[]
     if cfg.threads:
         torch.set_num_threads(max(1, int(cfg.threads)))
     try:
-        yield from _train(model, data, cfg, list(history), should_stop or (lambda: False), device, live_budget, group)
+        with lost_peers(rank=0 if group is None else group.rank):
+            yield from _train(model, data, cfg, list(history), should_stop or (lambda: False), device, live_budget, group)
     finally:
         if cfg.threads:
             torch.set_num_threads(old_threads)
