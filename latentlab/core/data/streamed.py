@@ -63,6 +63,9 @@ def decode_images(blobs, shape: tuple[int, int, int], where: str, rows) -> np.nd
                     pixels = np.asarray(im.convert(mode) if im.mode != mode else im)
         except DatasetError:
             raise
+        except Image.DecompressionBombError:
+            raise DatasetError(f"In {where}, row {row:,} claims a size far beyond the dataset's {w:,}×{h:,} "
+                               "(a decompression bomb).") from None
         except UnidentifiedImageError:
             raise DatasetError(f"In {where}, row {row:,} is not a readable image (unknown or damaged format).") from None
         except Exception as exc:  # noqa: BLE001 - PIL reports broken files with many exception types
@@ -85,6 +88,9 @@ def first_image_shape(blob, where: str) -> tuple[int, int, int]:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(blob)) as im:
                 w, h, mode = im.size[0], im.size[1], im.mode
+    except Image.DecompressionBombError:
+        raise DatasetError(f"In {where}, the first image claims more pixels than any image may have "
+                           "(a decompression bomb).") from None
     except Exception as exc:  # noqa: BLE001
         raise DatasetError(f"In {where}, the first image is not readable ({reason(exc)}).") from None
     if w * h > MAX_IMAGE_PIXELS or min(w, h) < 1:
