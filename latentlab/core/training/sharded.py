@@ -128,7 +128,7 @@ def _train(model, data, cfg, history, should_stop, device, live_budget, group) -
     steps_total = math.ceil(n / big) * cfg.epochs
     subset = loop._LiveSubset(n, cfg.scatter_points, live_budget, device) if cfg.scatter_points or live_budget else None
 
-    start = time.perf_counter()
+    start = last_snap = time.perf_counter()
     step = seen = good_step = 0
     good_state = loop._clone_state(model)
     win, epoch_acc = loop._Window(k, device), loop._Window(k, device)
@@ -182,7 +182,11 @@ def _train(model, data, cfg, history, should_stop, device, live_budget, group) -
                 win.add_sums(sums, xb.shape[0])
                 epoch_acc.add_sums(sums, xb.shape[0])
                 last_of_epoch = i + big >= n
-                if step % cfg.snapshot_every == 0 or last_of_epoch:
+                # Time-based snapshots (the window's) only in one process: ranks must check at the same steps.
+                due = step % cfg.snapshot_every == 0 or (group is None and cfg.snapshot_seconds is not None
+                                                         and time.perf_counter() - last_snap >= cfg.snapshot_seconds)
+                if due or last_of_epoch:
+                    last_snap = time.perf_counter()
                     healthy, stop = _agree(group, win, ceiling, params, stop or should_stop())
                     if not healthy:
                         batches.close()
