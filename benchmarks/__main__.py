@@ -32,6 +32,7 @@ SCRIPTS = (
     ("posterior_grid", ["--reps", "3"], 300),   # it has no --quick; 3 rounds instead of 10
     ("foreign_models", ["--quick"], 300),
     ("open_large", ["--quick"], 900),
+    ("distributed", ["--quick"], 1200),
 )
 
 

@@ -6,4 +6,6 @@ pixels        Pixels: 8-bit images kept as uint8, read as float32 in [0, 1]
 idx, npz, image_folder   one loader per file format; embedded and sprites need no file
 image_arrays  checks shared by the npz loader and the Python API's arrays
 checks        opening files defensively: regular files only, one sentence per OS error
+hf            hf:DIR: Hugging Face save_to_disk folders (memory-mapped Arrow) and Parquet folders
+streamed      StreamedPixels: images decoded from disk a batch at a time, never held whole
 """

@@ -25,7 +25,7 @@ from latentlab.core.text import reason
 
 from .checks import open_error, open_regular, require_folder
 from .dataset import Dataset, split_indices
-from .streamed import StreamedPixels, first_image_shape
+from .streamed import BytesChunk, StreamedPixels, first_image_shape, image_bytes
 
 IMAGE_COLUMNS = ("image", "img")
 MAX_JSON_BYTES = 1 << 20
@@ -168,51 +168,6 @@ def _open_source(files: list[Path], kind: str, where: str):
     return (ArrowSource if kind == "arrow" else ParquetSource)(files, where)
 
 
-def _image_bytes(column, where: str):
-    """The binary array of encoded images in one Arrow chunk (from bytes or a struct's `bytes`), and a
-    boolean mask of rows without bytes (None when none lacks them)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    t = column.type
-    nulls = column.is_null() if column.null_count else None
-    if pa.types.is_struct(t):
-        if t.get_field_index("bytes") < 0:
-            raise DatasetError(f"In {where}, the image column is a struct without a bytes field.")
-        inner = column.field("bytes")
-        nulls = inner.is_null() if nulls is None else pc.or_(nulls, inner.is_null())
-        column, t = inner, inner.type
-    if not (pa.types.is_binary(t) or pa.types.is_large_binary(t)):
-        raise DatasetError(f"In {where}, the image column holds {t}; expected encoded image bytes or a struct with bytes.")
-    try:
-        column.validate(full=True)
-    except pa.ArrowException as exc:
-        raise DatasetError(f"In {where}, the image column is damaged ({reason(exc)}).") from None
-    mask = None if nulls is None or not nulls.to_numpy(zero_copy_only=False).any() else nulls.to_numpy(zero_copy_only=False)
-    return column, mask
-
-
-class _Chunk:
-    """Row i's encoded bytes of one Arrow binary array, sliced from its buffers without copying."""
-
-    __slots__ = ("offsets", "data", "mask", "nbytes")
-
-    def __init__(self, column, mask):
-        _, offs, data = column.buffers()
-        import pyarrow as pa
-
-        dtype = np.int64 if pa.types.is_large_binary(column.type) else np.int32
-        self.offsets = np.frombuffer(offs, dtype)[column.offset:column.offset + len(column) + 1]
-        self.data = memoryview(data) if data is not None else memoryview(b"")
-        self.mask = mask
-        self.nbytes = int(self.offsets[-1] - self.offsets[0]) + self.offsets.nbytes
-
-    def get(self, i: int):
-        if self.mask is not None and self.mask[i]:
-            return None
-        return self.data[self.offsets[i]:self.offsets[i + 1]]
-
-
 def _column(schema, where: str):
     names = schema.names
     image = next((c for c in IMAGE_COLUMNS if c in names), None)
@@ -255,7 +210,7 @@ class ArrowSource:
             table = _read_ipc(pa, pa.py_buffer(mm), path)
             self.metadata = self.metadata or dict(table.schema.metadata or {})
             name = _column(table.schema, str(path))
-            chunks += [_Chunk(*_image_bytes(c, str(path))) for c in table.column(name).chunks]
+            chunks += [BytesChunk(*image_bytes(c, str(path))) for c in table.column(name).chunks]
             labels.append(_labels(table, str(path)))
         if any(y is None for y in labels) and not all(y is None for y in labels):
             raise DatasetError(f"In {where}, some files have a label column and others do not.")
@@ -358,7 +313,7 @@ class ParquetSource:
             raise DatasetError(f"Row group {g} of {self.where} is not readable ({reason(exc)}).") from None
         if len(column) != self._starts[gid + 1] - self._starts[gid]:
             raise DatasetError(f"Row group {g} of {self.where} holds a different number of rows than it claims.")
-        chunks = [_Chunk(*_image_bytes(c, self.where)) for c in column.chunks]
+        chunks = [BytesChunk(*image_bytes(c, self.where)) for c in column.chunks]
         with self._lock:
             self._cache[gid] = chunks
             self._cached += sum(c.nbytes for c in chunks)

@@ -1,6 +1,7 @@
 """Images read from disk a batch at a time instead of held in memory: `StreamedPixels` answers like
 `Pixels` (len, shape, indexing by rows gives float32 in [0, 1]) over a column of encoded images that
-a source (core.data.hf) reads on demand, and decodes with PIL only the rows asked for.
+a source (core.data.hf) reads on demand, and decodes with PIL only the rows asked for. `BytesChunk`
+reads one row's encoded bytes out of an Arrow binary column (validated first) without copying it.
 
 Every image is checked as it is decoded: its declared size before decoding (a small file may claim
 gigapixels), its decoded size against the dataset's, and a broken one is refused in one sentence
@@ -199,6 +200,51 @@ class StreamedPixels(Pixels):
 
     def __repr__(self) -> str:
         return f"StreamedPixels(shape={self.shape}, from {self.source.where})"
+
+
+def image_bytes(column, where: str):
+    """The binary array of encoded images in one Arrow chunk (from bytes or a struct's `bytes`), and a
+    boolean mask of rows without bytes (None when none lacks them)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = column.type
+    nulls = column.is_null() if column.null_count else None
+    if pa.types.is_struct(t):
+        if t.get_field_index("bytes") < 0:
+            raise DatasetError(f"In {where}, the image column is a struct without a bytes field.")
+        inner = column.field("bytes")
+        nulls = inner.is_null() if nulls is None else pc.or_(nulls, inner.is_null())
+        column, t = inner, inner.type
+    if not (pa.types.is_binary(t) or pa.types.is_large_binary(t)):
+        raise DatasetError(f"In {where}, the image column holds {t}; expected encoded image bytes or a struct with bytes.")
+    try:
+        column.validate(full=True)
+    except pa.ArrowException as exc:
+        raise DatasetError(f"In {where}, the image column is damaged ({reason(exc)}).") from None
+    mask = None if nulls is None or not nulls.to_numpy(zero_copy_only=False).any() else nulls.to_numpy(zero_copy_only=False)
+    return column, mask
+
+
+class BytesChunk:
+    """Row i's encoded bytes of one Arrow binary array, sliced from its buffers without copying."""
+
+    __slots__ = ("offsets", "data", "mask", "nbytes")
+
+    def __init__(self, column, mask):
+        _, offs, data = column.buffers()
+        import pyarrow as pa
+
+        dtype = np.int64 if pa.types.is_large_binary(column.type) else np.int32
+        self.offsets = np.frombuffer(offs, dtype)[column.offset:column.offset + len(column) + 1]
+        self.data = memoryview(data) if data is not None else memoryview(b"")
+        self.mask = mask
+        self.nbytes = int(self.offsets[-1] - self.offsets[0]) + self.offsets.nbytes
+
+    def get(self, i: int):
+        if self.mask is not None and self.mask[i]:
+            return None
+        return self.data[self.offsets[i]:self.offsets[i + 1]]
 
 
 def is_streamed(x) -> bool:
