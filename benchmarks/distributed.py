@@ -44,14 +44,16 @@ def env() -> dict:
     return {**os.environ, "PYTHONPATH": str(ROOT), "LATENTLAB_DEVICE": "cpu"}
 
 
-def run_train(folder: Path, data: str, epochs: int, batch: int, ranks: int | None) -> tuple[float, float]:
+def run_train(folder: Path, data: str, epochs: int, batch: int, ranks: int | None, threads: int | None = None
+              ) -> tuple[float, float]:
     """(the run's own samples/s, wall seconds) of one `latentlab train`, under torchrun when ranks is set."""
     out = folder / f"run-{ranks}-{time.monotonic_ns()}.safetensors"
     args = ["train", "--dataset", data, "--out", str(out), "--epochs", str(epochs), "--batch-size", str(batch), *COMMON]
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
                 "--monitor-interval=0.2", "-m", "latentlab"] if ranks else [sys.executable, "-m", "latentlab"]
     start = time.perf_counter()
-    proc = subprocess.run([*launcher, *args], capture_output=True, text=True, env=env(), timeout=1800)
+    extra = {"OMP_NUM_THREADS": str(threads)} if threads else {}
+    proc = subprocess.run([*launcher, *args], capture_output=True, text=True, env={**env(), **extra}, timeout=1800)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"training failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
@@ -63,12 +65,12 @@ def throughput(folder: Path, rounds: int, epochs: int) -> dict[str, list[tuple[f
     x = make_images(8000, seed=0)
     path = folder / "strokes.npz"
     np.savez(path, x=x, y=np.zeros(len(x), np.int64))
-    sides = {"one process, batch 128": (None, 128), "torchrun, 1 rank of 128": (1, 128),
-             "torchrun, 2 ranks of 64": (2, 64)}
+    sides = {"one process, batch 128": (None, 128, None), "one process, 1 thread": (None, 128, 1),
+             "torchrun, 1 rank of 128": (1, 128, None), "torchrun, 2 ranks of 64": (2, 64, None)}
     got: dict[str, list] = {name: [] for name in sides}
     for r in range(rounds):          # interleaved, so a noisy machine slows every side alike
-        for name, (ranks, batch) in sides.items():
-            got[name].append(run_train(folder, f"npz:{path}", epochs, batch, ranks))
+        for name, (ranks, batch, threads) in sides.items():
+            got[name].append(run_train(folder, f"npz:{path}", epochs, batch, ranks, threads))
             print(f"  round {r + 1}: {name}: {got[name][-1][0]:,.0f} samples/s, {got[name][-1][1]:.1f} s wall", flush=True)
     return got
 
@@ -114,6 +116,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="one round, 10k vs 100k streamed images")
     ap.add_argument("--full", action="store_true", help="100k vs 1M streamed images")
+    ap.add_argument("--only", choices=("throughput", "memory"), help="run one of the two parts")
     ap.add_argument("--json", metavar="FILE", help="write the summary rows here (for python -m benchmarks)")
     args = ap.parse_args(argv)
     rounds, epochs = (1, 2) if args.quick else (3, 3)
@@ -122,35 +125,10 @@ def main(argv=None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="latentlab-dist-"))
     rows = []
     try:
-        got = throughput(folder, rounds, epochs)
-        rate = {name: median([r for r, _ in v]) for name, v in got.items()}
-        wall = {name: median([w for _, w in v]) for name, v in got.items()}
-        base = rate["one process, batch 128"]
-        table = [[name, fmt(rate[name]), fmt(wall[name]), f"{rate[name] / base:.2f}×"] for name in got]
-        print_table(["side (global batch 128)", "samples/s (median)", "wall s", "vs one process"], table,
-                    title="Training throughput on the CPU: 8,000 28×28 images, 784-400-20 MLP")
-        two = rate["torchrun, 2 ranks of 64"]
-        rows.append(summary_row("2 CPU ranks (gloo) vs one process, same global batch 128, samples/s", f"{two:,.0f}/s",
-                                f"{base:,.0f}/s (one process)", f"{two / base:.2f}×", "≥ 0.9·N× on N GPUs (not measurable here)"))
-        rows.append(summary_row("1 rank under torchrun (DDP overhead), samples/s", f"{rate['torchrun, 1 rank of 128']:,.0f}/s",
-                                f"{base:,.0f}/s (one process)", f"{rate['torchrun, 1 rank of 128'] / base:.2f}×"))
-
-        peaks = []
-        for n in (small, 10 * small):
-            sub = folder / f"hf-{n}"
-            t0 = time.perf_counter()
-            size = write_hf_folder(sub, n)
-            print(f"  wrote {n:,} PNG images ({size / 1e6:,.0f} MB of Arrow) in {time.perf_counter() - t0:.0f} s", flush=True)
-            peaks.append((n, size, *peak_training(folder, f"hf:{sub}")))
-            shutil.rmtree(sub)
-            print(f"  hf: {n:,} images: peak {peaks[-1][2]:,.0f} MB, {peaks[-1][3]:,.0f} samples/s", flush=True)
-        print_table(["images streamed", "Arrow files", "peak RSS", "samples/s"],
-                    [[f"{n:,}", f"{s / 1e6:,.0f} MB", f"{p:,.0f} MB", fmt(r)] for n, s, p, r in peaks],
-                    title="One epoch of `latentlab train --dataset hf:DIR`, each in a fresh process")
-        growth = peaks[1][2] / peaks[0][2] - 1
-        rows.append(summary_row(f"peak RSS training from hf: {peaks[1][0]:,} images", f"{peaks[1][2]:,.0f} MB",
-                                f"{peaks[0][2]:,.0f} MB ({peaks[0][0]:,} images)", f"+{100 * growth:.1f}%",
-                                "< +10% for 10× the images", yes_no(growth < 0.10)))
+        if args.only != "memory":
+            rows += throughput_rows(folder, rounds, epochs)
+        if args.only != "throughput":
+            rows += memory_rows(folder, small)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print("\nA GPU node: one rank per GPU (torchrun --nproc_per_node=GPUS), NCCL between them, the dataset on "
@@ -159,6 +137,44 @@ def main(argv=None) -> int:
     print(f"{machine_line()}; load average now {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     write_json(args.json, rows)
     return 0
+
+
+def throughput_rows(folder: Path, rounds: int, epochs: int) -> list[dict]:
+    rows = []
+    got = throughput(folder, rounds, epochs)
+    rate = {name: median([r for r, _ in v]) for name, v in got.items()}
+    wall = {name: median([w for _, w in v]) for name, v in got.items()}
+    base = rate["one process, batch 128"]
+    table = [[name, fmt(rate[name]), fmt(wall[name]), f"{rate[name] / base:.2f}×"] for name in got]
+    print_table(["side (global batch 128)", "samples/s (median)", "wall s", "vs one process"], table,
+                title="Training throughput on the CPU: 8,000 28×28 images, 784-400-20 MLP")
+    two = rate["torchrun, 2 ranks of 64"]
+    rows.append(summary_row("2 CPU ranks (gloo) vs one process, same global batch 128, samples/s", f"{two:,.0f}/s",
+                            f"{base:,.0f}/s (one process)", f"{two / base:.2f}×", "≥ 0.9·N× on N GPUs (not measurable here)"))
+    rows.append(summary_row("1 rank under torchrun (DDP overhead), samples/s", f"{rate['torchrun, 1 rank of 128']:,.0f}/s",
+                            f"{base:,.0f}/s (one process)", f"{rate['torchrun, 1 rank of 128'] / base:.2f}×"))
+    return rows
+
+
+def memory_rows(folder: Path, small: int) -> list[dict]:
+    rows = []
+    peaks = []
+    for n in (small, 10 * small):
+        sub = folder / f"hf-{n}"
+        t0 = time.perf_counter()
+        size = write_hf_folder(sub, n)
+        print(f"  wrote {n:,} PNG images ({size / 1e6:,.0f} MB of Arrow) in {time.perf_counter() - t0:.0f} s", flush=True)
+        peaks.append((n, size, *peak_training(folder, f"hf:{sub}")))
+        shutil.rmtree(sub)
+        print(f"  hf: {n:,} images: peak {peaks[-1][2]:,.0f} MB, {peaks[-1][3]:,.0f} samples/s", flush=True)
+    print_table(["images streamed", "Arrow files", "peak RSS", "samples/s"],
+                [[f"{n:,}", f"{s / 1e6:,.0f} MB", f"{p:,.0f} MB", fmt(r)] for n, s, p, r in peaks],
+                title="One epoch of `latentlab train --dataset hf:DIR`, each in a fresh process")
+    growth = peaks[1][2] / peaks[0][2] - 1
+    rows.append(summary_row(f"peak RSS training from hf: {peaks[1][0]:,} images", f"{peaks[1][2]:,.0f} MB",
+                            f"{peaks[0][2]:,.0f} MB ({peaks[0][0]:,} images)", f"+{100 * growth:.1f}%",
+                            "< +10% for 10× the images", yes_no(growth < 0.10)))
+    return rows
 
 
 if __name__ == "__main__":

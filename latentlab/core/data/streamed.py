@@ -24,6 +24,9 @@ from .pixels import Pixels, unit_float
 
 # One image of a streamed dataset: the same bound as an image folder's.
 MAX_IMAGE_PIXELS = 4096 * 4096
+# The formats an encoded image may have (PIL tries only these: telling them apart is most of the cost
+# of opening a small image).
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 # PIL modes that hold one channel; every other mode is read as RGB.
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 
@@ -57,7 +60,7 @@ def decode_images(blobs, shape: tuple[int, int, int], where: str, rows) -> np.nd
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(io.BytesIO(blob)) as im:
+                with Image.open(io.BytesIO(blob), formats=FORMATS) as im:
                     if im.size != (w, h):
                         raise DatasetError(f"In {where}, row {row:,} is a {im.size[0]:,}×{im.size[1]:,} image but the "
                                            f"first is {w:,}×{h:,}; all images must have the same size.")
@@ -87,7 +90,7 @@ def first_image_shape(blob, where: str) -> tuple[int, int, int]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(blob)) as im:
+            with Image.open(io.BytesIO(blob), formats=FORMATS) as im:
                 w, h, mode = im.size[0], im.size[1], im.mode
     except Image.DecompressionBombError:
         raise DatasetError(f"In {where}, the first image claims more pixels than any image may have "
