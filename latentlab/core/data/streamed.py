@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from contextlib import contextmanager
 from typing import Protocol
 
 import numpy as np
@@ -46,6 +47,17 @@ class ImageSource(Protocol):
         for a uniform permutation (torch.randperm with `generator`)."""
 
 
+@contextmanager
+def opened(blob):
+    """A PIL image of encoded bytes, its header read; Pillow's warning of a decompression bomb is an error."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(blob), formats=FORMATS) as im:
+            yield im
+
+
 def decode_images(blobs, shape: tuple[int, int, int], where: str, rows) -> np.ndarray:
     """Encoded PNG/JPEG/... bytes to uint8 (n, C, H, W) of `shape`, each checked before and after decoding."""
     from PIL import Image, UnidentifiedImageError
@@ -58,13 +70,11 @@ def decode_images(blobs, shape: tuple[int, int, int], where: str, rows) -> np.nd
         if blob is None:
             raise DatasetError(f"In {where}, row {row:,} holds no image bytes.")
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(io.BytesIO(blob), formats=FORMATS) as im:
-                    if im.size != (w, h):
-                        raise DatasetError(f"In {where}, row {row:,} is a {im.size[0]:,}×{im.size[1]:,} image but the "
-                                           f"first is {w:,}×{h:,}; all images must have the same size.")
-                    pixels = np.asarray(im.convert(mode) if im.mode != mode else im)
+            with opened(blob) as im:
+                if im.size != (w, h):
+                    raise DatasetError(f"In {where}, row {row:,} is a {im.size[0]:,}×{im.size[1]:,} image but the "
+                                       f"first is {w:,}×{h:,}; all images must have the same size.")
+                pixels = np.asarray(im.convert(mode) if im.mode != mode else im)
         except DatasetError:
             raise
         except Image.DecompressionBombError:
@@ -88,10 +98,8 @@ def first_image_shape(blob, where: str) -> tuple[int, int, int]:
     if blob is None:
         raise DatasetError(f"In {where}, the first row holds no image bytes.")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(blob), formats=FORMATS) as im:
-                w, h, mode = im.size[0], im.size[1], im.mode
+        with opened(blob) as im:
+            w, h, mode = im.size[0], im.size[1], im.mode
     except Image.DecompressionBombError:
         raise DatasetError(f"In {where}, the first image claims more pixels than any image may have "
                            "(a decompression bomb).") from None

@@ -88,9 +88,15 @@ class _Rows:
         return perm.cpu().numpy() if self.streamed else perm
 
     def take(self, rows) -> torch.Tensor:
+        return unit_tensor(self[rows])
+
+    def __getitem__(self, rows) -> torch.Tensor:
+        """The rows' images as stored (uint8 or float32) on the device."""
         if not self.streamed:
-            return unit_tensor(torch.index_select(self.x, 0, rows))
-        return self.upload(self.pixels.stored[rows])
+            return torch.index_select(self.x, 0, rows)
+        if isinstance(rows, torch.Tensor):
+            rows = rows.cpu().numpy()
+        return torch.from_numpy(self.pixels.stored[rows]).to(self.device)
 
     def upload(self, decoded: np.ndarray) -> torch.Tensor:
         return unit_tensor(torch.from_numpy(decoded).to(self.device))
@@ -147,7 +153,7 @@ def _train(model, data, cfg, history, should_stop, device, live_budget, group) -
         return snapshot(epoch, weights=weights, history=tuple(history), done=True, **extra)
 
     def live():
-        return _encode_rows(model, rows, subset)
+        return loop._encode_subset(model, rows, subset)
 
     try:
         for epoch in range(cfg.epochs):
@@ -256,31 +262,10 @@ def _agree(group, win, ceiling: float, params, stop: bool) -> tuple[bool, bool]:
 
 
 @torch.no_grad()
-def _encode_rows(model, rows: _Rows, subset) -> np.ndarray | None:
-    if subset is None:
-        return None
-    picked = subset.rows()
-    if subset.budget is not None:
-        subset.budget.encoding_started()
-    was_training = model.training
-    model.eval()
-    out = []
-    for i in range(0, len(picked), 4096):
-        part = picked[i:i + 4096]
-        out.append(model.encode(rows.take(part if not rows.streamed else part.cpu().numpy()))[0].float().cpu())
-    model.train(was_training)
-    if subset.budget is not None:
-        subset.budget.encoding_done(len(picked))
-    return torch.cat(out).numpy()
-
-
-@torch.no_grad()
 def _epoch_record(model, number, cfg, step, acc, test_rows: _Rows | None, group, seconds) -> dict:
     """The epoch's history row; the test set is split between the ranks chunk by chunk, with the noise
     one process would draw, and summed over them."""
-    rec, kl, kl_dim = acc.means()
-    record = {"epoch": number, "beta": beta_at(step, cfg.beta, cfg.warmup_steps), "recon": rec, "kl": kl,
-              "elbo": -(rec + kl), "kl_per_dim": [float(v) for v in kl_dim], "seconds": seconds}
+    record = loop._epoch_record(model, number, cfg, step, acc, None, seconds)
     if test_rows is None:
         return record
     rank, world = (group.rank, group.world) if group is not None else (0, 1)
