@@ -15,7 +15,7 @@ GPU per rank (NCCL), where each rank has its own device and the all-reduce of th
 only added work.
 
 Memory: a save_to_disk folder of N PNG images (Arrow, memory-mapped), one epoch of `latentlab train
---dataset hf:DIR` in a fresh process each, peak RSS (ru_maxrss) of that process. Target: peak
+--dataset hf:DIR` (one thread) in a fresh process each, peak RSS (ru_maxrss) of that process. Target: peak
 memory grows < 10% for 10× the images.
 """
 
@@ -105,7 +105,8 @@ def peak_training(folder: Path, data: str) -> tuple[float, float]:
     out = folder / f"mem-{time.monotonic_ns()}.safetensors"
     cmd = [sys.executable, "-c", code, sys.executable, "-m", "latentlab", "train", "--dataset", data, "--out", str(out),
            "--epochs", "1", "--batch-size", "128", *COMMON]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env(), timeout=3600)
+    # One thread: this part measures memory, and a shared machine makes two spinning threads crawl.
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**env(), "OMP_NUM_THREADS": "1"}, timeout=3600)
     if proc.returncode != 0:
         raise SystemExit(f"training failed:\n{proc.stderr[-2000:]}")
     kb, rate = proc.stdout.split()
