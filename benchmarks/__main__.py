@@ -34,6 +34,7 @@ SCRIPTS = (
     ("open_large", ["--quick"], 900),
     ("big_table", ["--quick"], 1800),   # the first run writes its table (minutes)
     ("disentanglement", ["--quick"], 600),
+    ("distributed", ["--quick"], 1200),
 )
 
 

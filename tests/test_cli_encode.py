@@ -43,9 +43,18 @@ def npz_file(path):
     return f"npz:{path}"
 
 
+def hf_folder(folder):
+    from hf_folders import image_table, small_images, write_dataset_dict
+
+    x = small_images(29, size=6, seed=3)
+    write_dataset_dict(folder, {"train": image_table(x[:20], np.arange(20) % 3, ["a", "b", "c"]),
+                                "test": image_table(x[20:], np.arange(9) % 3, ["a", "b", "c"])})
+    return f"hf:{folder}"
+
+
 DATASETS = {"digits": lambda tmp: "digits", "sprites": lambda tmp: "sprites",
             "npz": lambda tmp: npz_file(tmp / "d.npz"), "idx": lambda tmp: idx_folder(tmp),
-            "images": lambda tmp: images_folder(tmp / "imgs")}
+            "images": lambda tmp: images_folder(tmp / "imgs"), "hf": lambda tmp: hf_folder(tmp / "hf")}
 
 
 def checkpoint_for(tmp_path, spec, k=3):
@@ -57,7 +66,7 @@ def checkpoint_for(tmp_path, spec, k=3):
 
 
 @pytest.mark.parametrize("kind", sorted(DATASETS))
-@pytest.mark.parametrize("suffix", [".csv", ".npz"])
+@pytest.mark.parametrize("suffix", [".csv", ".npz", ".parquet"])
 def test_encode_writes_every_image_of_every_dataset_kind(tmp_path, capsys, kind, suffix):
     spec = DATASETS[kind](tmp_path)
     ckpt_path, data = checkpoint_for(tmp_path, spec)
@@ -79,10 +88,16 @@ def test_encode_writes_every_image_of_every_dataset_kind(tmp_path, capsys, kind,
     if suffix == ".csv":
         header = out.read_text().splitlines()[0]
         assert header == "index,split,label,mu_0,mu_1,mu_2,logvar_0,logvar_1,logvar_2"
-    else:
+    elif suffix == ".npz":
         assert table.label_names == tuple(data.label_names)
         with np.load(out, allow_pickle=False) as z:   # plain arrays: no pickle needed to read any of it
             assert all(z[key].dtype != object for key in z.files)
+    else:
+        from latentlab.core.files.parquet_table import read_table_schema
+
+        assert table.label_names == tuple(data.label_names)
+        assert read_table_schema(out).columns == ["index", "split", "label", "mu_0", "mu_1", "mu_2",
+                                                  "logvar_0", "logvar_1", "logvar_2"]
 
 
 def test_encode_defaults_to_the_checkpoints_dataset(tmp_path, capsys):
@@ -93,7 +108,7 @@ def test_encode_defaults_to_the_checkpoints_dataset(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--out", "{tmp}/t.txt"], ["--out", ".csv or .npz"]),
+    (["--out", "{tmp}/t.txt"], ["--out", ".csv, .npz or .parquet"]),
     (["--out", "{tmp}/t.csv", "--dataset", "sprites"], ["expects images of shape", "sprites"]),
     (["--out", "{tmp}/t.csv", "--dataset", "nonsense"], ["Unknown dataset"]),
     (["--out", "{tmp}/missing-folder/t.csv"], ["Cannot write"]),

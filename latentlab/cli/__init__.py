@@ -2,7 +2,8 @@
 
 arguments  the parser: subcommands, options and their range checks
 train      `latentlab train`
-evaluate   `latentlab eval` and `latentlab encode`
+evaluate   `latentlab eval` and `latentlab encode` to CSV or NPZ in one process
+encode     `latentlab encode`: to Parquet as rows are encoded, and shared by the ranks under torchrun
 compare    `latentlab eval A B ...` (one entry per model) and the disentanglement scores eval --factors adds
 vector     `latentlab vector`: an attribute vector, how far to trust it, saved as .npz
 output     warnings, numbers and progress bars on stderr
@@ -51,7 +52,7 @@ def _main(argv: list[str] | None) -> int:
 
             return cmd_vector(args)
         if args.command == "encode":
-            from .evaluate import cmd_encode
+            from .encode import cmd_encode
 
             return cmd_encode(args)
         return cmd_gui(args)

@@ -118,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="latentlab",
         description="Look inside variational autoencoders. With no subcommand, opens the GUI on the "
-                    "bundled pretrained model and the digits dataset.",
+                    "bundled pretrained model and the digits dataset. train and encode also run under "
+                    "torchrun (torchrun --nproc_per_node=N -m latentlab train ...): --batch-size is then "
+                    "per process, and rank 0 alone writes and prints.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"latentlab {__version__}")
@@ -172,12 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu", help="where to evaluate")
     e.add_argument("--json", action="store_true", help="print the results as one JSON object")
 
-    n = sub.add_parser("encode", help="write every image's latent mean and log-variance to a CSV or NPZ table",
+    n = sub.add_parser("encode", help="write every image's latent mean and log-variance to a CSV, NPZ or Parquet table",
                        formatter_class=_Defaults)
     _add_model_and_data_args(n)
-    n.add_argument("--out", type=Path, required=True, metavar="FILE.csv|FILE.npz",
-                   help="columns: index, split, label, mu_0.., logvar_0..")
-    n.add_argument("--batch-size", type=_bounded("batch_size"), default=4096, help="images encoded at a time")
+    n.add_argument("--out", type=Path, required=True, metavar="FILE.csv|FILE.npz|FILE.parquet",
+                   help="columns: index, split, label, mu_0.., logvar_0.. (Parquet is written as it encodes)")
+    n.add_argument("--batch-size", type=_bounded("batch_size"), default=4096, help="images encoded at a time (per process under torchrun)")
     n.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="where to encode")
     _add_vector_parser(sub)
     return p

@@ -14,18 +14,13 @@ from .output import _bar, _fmt, _short, _warn, refuse_overwriting_inputs
 
 def cmd_train(args) -> int:
     from latentlab.core.data.specs import load_dataset
-    from latentlab.core.files.atomic import BackgroundWriter, prepare_out
+    from latentlab.core.files.atomic import prepare_out
     from latentlab.core.files.checkpoint import load_checkpoint
-
-    # The save path is checked before anything else, so a bad one costs no training; a run that
-    # would replace an existing file writes beside it until it has finished (see _Outcome).
-    from latentlab.core.files.model_folders import save_home, wants_folder
-    from latentlab.core.files.model_spec import model_bytes
-    from latentlab.core.files.preview import compute_preview
+    from latentlab.core.files.model_folders import wants_folder
     from latentlab.core.models.config import ModelConfig, TrainConfig
-    from latentlab.core.models.vae import VAE, build_model
-    from latentlab.core.training.device import describe, resolve_device
-    from latentlab.core.training.loop import train
+    from latentlab.core.models.vae import build_model
+    from latentlab.core.training.device import describe
+    from latentlab.core.training.distributed import PeerLost
 
     # The save path is checked before anything else, so a bad one costs no training; a run that
     # would replace an existing file writes beside it until it has finished (see _Outcome). A
@@ -35,7 +30,10 @@ def cmd_train(args) -> int:
         raise ValueError(f"--out names the .safetensors file to write, not {_short(str(args.out))}")
     refuse_overwriting_inputs(args, args.dataset)
     target = args.out if home else prepare_out(args.out)
-    device = resolve_device(args.device)
+    # Under torchrun this process is one rank: it joins the others, and only rank 0 writes and prints.
+    device, group = _rank_and_device(args.device)
+    main = group is None or group.main
+    world = 1 if group is None else group.world
     data = load_dataset(args.dataset, seed=args.seed)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
                       warmup_steps=args.warmup_steps, free_bits=args.free_bits, seed=args.seed,
@@ -49,7 +47,8 @@ def cmd_train(args) -> int:
             check_folder_out(model, args.out)
     elif args.resume:
         ckpt = load_checkpoint(args.resume)
-        _warn(ckpt.warnings)
+        if main:
+            _warn(ckpt.warnings)
         model_cfg, history = ckpt.config, list(ckpt.history)
         if model_cfg.image_shape != data.image_shape:
             raise ValueError(f"{args.resume} expects images of shape {model_cfg.image_shape}, "
@@ -68,13 +67,36 @@ def cmd_train(args) -> int:
         stop["flag"] = True
 
     previous = signal.signal(signal.SIGINT, on_sigint)
+    if group is not None:
+        from latentlab.core.training.distributed import stop_on_signals
+
+        stop_on_signals(stop)
     # A terminal gets a live bar; a log (stderr not a terminal, or --json) one line per epoch.
     live = sys.stderr.isatty() and not args.json
-    if not args.json:
+    if not args.json and main:
         n_params = sum(p.numel() for p in model.parameters())
+        ranks = f" on {world} ranks, batch {cfg.batch_size:,} each ({cfg.batch_size * world:,} in all)" if world > 1 else ""
         print(f"Training {model.describe()}, {n_params:,} parameters, on {data.name} "
-              f"({len(data.x_train):,} train / {len(data.x_test):,} test) on {describe(device)}.", file=sys.stderr)
+              f"({len(data.x_train):,} train / {len(data.x_test):,} test) on {describe(device)}{ranks}.", file=sys.stderr)
 
+    try:
+        return _run(args, model, data, cfg, history, group, target, stop, previous, live, home)
+    except PeerLost as exc:
+        # The process group is broken: leave without the interpreter's shutdown, which would wait on it.
+        print(f"latentlab: error: {_short(str(exc))}", file=sys.stderr, flush=True)
+        os._exit(1)
+
+
+def _run(args, model, data, cfg, history, group, target, stop, previous, live, home) -> int:
+    from latentlab.core.files.atomic import BackgroundWriter
+    from latentlab.core.files.model_folders import save_home
+    from latentlab.core.files.model_spec import model_bytes
+    from latentlab.core.files.preview import compute_preview
+    from latentlab.core.models.vae import VAE
+    from latentlab.core.training.sharded import train
+
+    main = group is None or group.main
+    world = 1 if group is None else group.world
     last = None
     saved = False
     # Saved at every epoch end so a crash or Ctrl-C loses at most one epoch; the bytes are taken
@@ -85,11 +107,11 @@ def cmd_train(args) -> int:
     started = time.perf_counter()
     try:
         try:
-            for snap in train(model, data, cfg, history=history, should_stop=lambda: stop["flag"]):
+            for snap in train(model, data, cfg, history=history, should_stop=lambda: stop["flag"], group=group):
                 last = snap
                 if snap.record is not None:
                     history.append(snap.record)
-                if snap.record is not None or (snap.done and not snap.diverged):
+                if main and (snap.record is not None or (snap.done and not snap.diverged)):
                     # The finished model also carries its latent preview, for a window's first light.
                     final = snap.done and not snap.cancelled and isinstance(model, VAE)
                     if home:
@@ -98,15 +120,20 @@ def cmd_train(args) -> int:
                         writer.submit(target, model_bytes(model, dataset=data.spec, history=history, train_config=cfg,
                                                           preview=compute_preview(model, data) if final else None))
                     saved = True
-                _progress(snap, live)
+                if main:
+                    _progress(snap, live, f"  batch {cfg.batch_size:,}×{world} ranks" if world > 1 else "")
         finally:
             writer.flush()
         seconds = time.perf_counter() - started
-        if not (last.error or last.cancelled) and target != args.out:
+        if main and not (last.error or last.cancelled) and target != args.out:
             _replace(target, args.out)
     finally:
         if not stop["flag"]:  # after a Ctrl+C the handler stays: a second one exits quietly, even at shutdown
             signal.signal(signal.SIGINT, previous)
+    if group is not None:
+        group.close()
+    if not main:
+        return 1 if last.error else 130 if last.cancelled else 0
     if live:
         print(file=sys.stderr)
     if last.error:
@@ -115,11 +142,12 @@ def cmd_train(args) -> int:
     rec = history[-1] if history else {}
     trained = last.samples_per_s * last.seconds   # the examples the steps went through
     result = {
-        "out": str(args.out if not last.cancelled else target), "dataset": data.spec, "device": device.type,
+        "out": str(args.out if not last.cancelled else target), "dataset": data.spec, "device": cfg.device,
         "epochs": len(history),
         "train": {"recon": rec.get("recon"), "kl": rec.get("kl"), "elbo": rec.get("elbo")},
         "test": {"recon": rec.get("test_recon"), "kl": rec.get("test_kl"), "elbo": rec.get("test_elbo")},
         "seconds": round(seconds, 3), "samples_per_s": round(trained / seconds, 1), "cancelled": last.cancelled,
+        "batch_size": cfg.batch_size, "global_batch_size": cfg.batch_size * world, "world_size": world,
     }
     if args.json:
         print(json.dumps(result))
@@ -129,6 +157,18 @@ def cmd_train(args) -> int:
         print(f"{where} Test ELBO {_fmt(t['elbo'])} nats (recon {_fmt(t['recon'])}, KL {_fmt(t['kl'])}), "
               f"{result['samples_per_s']:,.0f} samples/s.", file=sys.stderr)
     return 130 if last.cancelled else 0
+
+
+def _rank_and_device(requested: str):
+    """(device, Group) of this rank under torchrun, or (the device, None) in a plain process."""
+    from latentlab.core.training.device import resolve_device
+    from latentlab.core.training.distributed import Group, rank_device, ranks_from_environ
+
+    ranks = ranks_from_environ()
+    if ranks is None:
+        return resolve_device(requested), None
+    device = rank_device(requested, ranks.local_rank)
+    return device, Group(ranks, device)
 
 
 def _kept(out: Path, target: Path, saved: bool) -> str:
@@ -159,13 +199,13 @@ def _check_fits(model_cfg, data, batch_size: int, device) -> None:
 _last_draw = [0.0]
 
 
-def _progress(snap, live: bool) -> None:
+def _progress(snap, live: bool, ranks: str = "") -> None:
     if not live:
         if snap.record is not None:
             r = snap.record
             print(f"epoch {r.get('epoch', snap.epoch + 1)}/{snap.epochs}  ELBO {r['elbo']:.2f}  recon {r['recon']:.2f}  "
                   f"KL {r['kl']:.2f}  test ELBO {r.get('test_elbo', float('nan')):.2f}  "
-                  f"{snap.samples_per_s:,.0f} samples/s", file=sys.stderr, flush=True)
+                  f"{snap.samples_per_s:,.0f} samples/s{ranks}", file=sys.stderr, flush=True)
         return
     now = time.monotonic()
     if not snap.done and now - _last_draw[0] < 0.1:
@@ -173,7 +213,7 @@ def _progress(snap, live: bool) -> None:
     _last_draw[0] = now
     sys.stderr.write(f"\repoch {min(snap.epoch + 1, snap.epochs)}/{snap.epochs} {_bar(snap.fraction)}  "
                      f"ELBO {snap.elbo:9.2f}  recon {snap.recon:8.2f}  KL {snap.kl:6.2f}  "
-                     f"{snap.samples_per_s:9,.0f} samples/s ")
+                     f"{snap.samples_per_s:9,.0f} samples/s{ranks} ")
     sys.stderr.flush()
 
 

@@ -48,8 +48,9 @@ class Dataset:
 
     @property
     def pixel_bytes(self) -> int:
-        """Bytes a pixel takes in memory (1 for 8-bit sources), for the memory budget of training."""
-        return self.x_train.stored.dtype.itemsize
+        """Bytes a pixel takes in memory (1 for 8-bit sources; 0 for images streamed from disk, which
+        only ever hold a batch), for the memory budget of training."""
+        return 0 if getattr(self.x_train, "streamed", False) else self.x_train.stored.dtype.itemsize
 
     @property
     def continuous(self) -> bool:

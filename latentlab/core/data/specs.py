@@ -34,7 +34,7 @@ __all__ = [
 
 # The longest dataset or model SPEC accepted anywhere, from a command line or from a file.
 MAX_SPEC_CHARS = 4096
-DATASET_KINDS = ("digits", "sprites", "mnist", "fashion-mnist", "kmnist", "npz", "images")
+DATASET_KINDS = ("digits", "sprites", "mnist", "fashion-mnist", "kmnist", "npz", "images", "hf")
 
 
 def describe_specs() -> str:
@@ -49,6 +49,8 @@ def describe_specs() -> str:
         "  npz:FILE            array x (N,H,W | N,C,H,W | N,H,W,C), optional y, x_test, y_test, label_names,\n"
         "                      factors (N x F ground truth; factors_test beside x_test) and factor_names\n"
         "  images:DIR          one sub-folder per class holding png/jpg/bmp/gif/webp images of one size\n"
+        "  hf:DIR              a Hugging Face datasets folder (save_to_disk) or train*/test* Parquet files with an\n"
+        "                      image column (encoded bytes) and an optional label column; read a batch at a time\n"
         "Without a test set, a fixed 20% of the examples is held out for testing."
     )
 
@@ -67,6 +69,10 @@ def load_dataset(spec: str, *, seed: int = 0, should_stop: Callable[[], bool] | 
         return load_npz(spec, path)
     if kind == "images":
         return load_image_folder(spec, path, should_stop or (lambda: False))
+    if kind == "hf":
+        from .hf import load_hf
+
+        return load_hf(spec, path)
     return load_idx_dataset(spec, kind, path)
 
 
@@ -172,4 +178,4 @@ def open_checkpoint_dataset(named: str, image_shape, *, should_stop=None,
 
 
 def _spec_forms() -> str:
-    return "digits, sprites, mnist:DIR, fashion-mnist:DIR, kmnist:DIR, npz:FILE or images:DIR"
+    return "digits, sprites, mnist:DIR, fashion-mnist:DIR, kmnist:DIR, npz:FILE, images:DIR or hf:DIR"

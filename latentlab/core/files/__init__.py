@@ -7,7 +7,9 @@ safetensors_reader  header-first bounded reading of every .safetensors file, reg
 diffusers_folder    a diffusers folder's config and weights checked before diffusers reads them
 metadata      the one builder and validator of checkpoint and weights-file metadata
 preview       the latent preview a checkpoint carries, read with numpy alone
-latent_table  the table of every image's latent mean and log-variance (CSV, NPZ)
+latent_table  the table of every image's latent mean and log-variance (CSV, NPZ, Parquet)
+parquet_table the Parquet layout of that table: written a row group at a time; read_table_schema
+table_rows    a table's rows as they are encoded, in order, shared between torchrun ranks
 table_reader  reading a latent table (Parquet, CSV, NPZ) for the window, checked column by column
 atomic        write_atomic, atomic_writer and BackgroundWriter: temporary file, fsync, replace;
               refuse_input_as_output, the one check that an output never replaces an input

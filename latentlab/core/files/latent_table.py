@@ -1,4 +1,5 @@
-"""The latent means table: every image's posterior mean and log-variance, as CSV or NPZ.
+"""The latent means table: every image's posterior mean and log-variance, as CSV, NPZ or Parquet
+(core.files.parquet_table, which also documents the layout for other readers).
 
 Columns: index (within its split), split (train or test), label, mu_0 .. mu_{K-1},
 logvar_0 .. logvar_{K-1}. The NPZ holds the same as plain arrays (mu and logvar as (N, K) float32,
@@ -23,7 +24,7 @@ from latentlab.core.inference.batches import encode_rows
 from .atomic import atomic_writer
 
 SPLITS = ("train", "test")
-FORMATS = (".csv", ".npz")
+FORMATS = (".csv", ".npz", ".parquet")
 _NPZ_KEYS = ("index", "split", "label", "mu", "logvar", "label_names")
 
 
@@ -68,11 +69,15 @@ def encode_table(model, data, *, batch: int = 4096, progress: Callable[[float], 
 
 
 def write_table(path, table: LatentTable) -> Path:
-    """Write `table` to path.csv or path.npz (chosen by the suffix), atomically, streamed."""
+    """Write `table` to path.csv, path.npz or path.parquet (chosen by the suffix), atomically, streamed."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise LatentLabError(f"Cannot tell the format of {path}: name it .csv or .npz.")
+        raise LatentLabError(f"Cannot tell the format of {path}: name it .csv, .npz or .parquet.")
+    if suffix == ".parquet":
+        from .parquet_table import write_parquet
+
+        return write_parquet(path, table)
     with atomic_writer(path) as f:
         if suffix == ".npz":
             np.savez(f, index=table.index, split=table.split.astype("<U5"), label=table.label, mu=table.mu,
@@ -98,7 +103,11 @@ def read_table(path) -> LatentTable:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise LatentLabError(f"Cannot tell the format of {path}: name it .csv or .npz.")
+        raise LatentLabError(f"Cannot tell the format of {path}: name it .csv, .npz or .parquet.")
+    if suffix == ".parquet":
+        from .parquet_table import read_parquet_columns
+
+        return _validated(path, *read_parquet_columns(path))
     from latentlab.core.data.checks import open_regular
 
     try:

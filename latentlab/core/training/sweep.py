@@ -21,7 +21,7 @@ from latentlab.core.models.adapters import LatentModel
 from latentlab.core.models.config import ModelConfig, TrainConfig
 from latentlab.core.models.vae import build_model
 
-from .loop import train
+from .sharded import train
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,8 @@ class RunController(QtCore.QObject):
             return
         from latentlab.core.models.vae import build_model
         from latentlab.core.training.live_budget import LiveBudget
-        from latentlab.core.training.loop import scatter_order, train
+        from latentlab.core.training.loop import scatter_order
+        from latentlab.core.training.sharded import train
 
         cfg, tcfg, device = configs
         md = s.model_data
