@@ -107,9 +107,11 @@ def test_training_from_arrow_files_gives_the_weights_of_the_same_images_in_memor
         snaps = list(train(model, data, cfg))
         assert snaps[-1].error is None
         out.append(snaps[-1])
+    # The same permutation, noise and sums; in memory the MLP's gradient is the written-out one
+    # (core.training.mlp_step), the streamed loop's autograd's: equal to float32 rounding.
     for name, value in out[1].weights.items():
-        np.testing.assert_array_equal(out[0].weights[name], value)   # the same permutation, noise and sums
-    assert out[0].history[-1]["test_elbo"] == out[1].history[-1]["test_elbo"]
+        np.testing.assert_allclose(out[0].weights[name], value, rtol=1e-4, atol=1e-6)
+    assert out[0].history[-1]["test_elbo"] == pytest.approx(out[1].history[-1]["test_elbo"], rel=1e-5)
 
 
 # --- bounded memory ----------------------------------------------------------------------------
