@@ -48,7 +48,7 @@ def main(argv=None) -> int:
 
     from latentlab.core.errors import Cancelled
     from latentlab.core.inference.analysis import encode
-    from latentlab.core.inference.disentanglement import disentanglement_scores
+    from latentlab.core.meaning.disentanglement import disentanglement_scores
     from latentlab.core.models.config import ModelConfig
     from latentlab.core.models.vae import build_model
 

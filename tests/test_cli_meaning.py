@@ -21,7 +21,7 @@ def run(capsys, *args):
 
 
 def test_vector_between_two_labels_prints_auc_and_cosine_and_saves(capsys, tmp_path):
-    from latentlab.core.files.vectors import load_vector
+    from latentlab.core.meaning.vectors import load_vector
 
     out = tmp_path / "v.npz"
     code, stdout, _ = run(capsys, "vector", DIGITS, "--dataset", "digits", "--from", "label:0", "--to", "label:1",

@@ -63,7 +63,7 @@ class _Parser(argparse.ArgumentParser):
         # not every start of the window.
         if self.epilog is None and self.prog == "latentlab":
             from latentlab.core.data.specs import describe_specs
-            from latentlab.core.files.spec_forms import describe_model_specs
+            from latentlab.core.models.spec_forms import describe_model_specs
 
             self.epilog = ("Model SPEC forms:\n" + describe_model_specs() + "\n\n" + describe_specs() + "\n\n" + ENVIRONMENT)
         return super().format_help()

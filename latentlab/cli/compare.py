@@ -37,7 +37,7 @@ def one_model(args) -> bool:
 
 def factor_entry(model, data, estimator: str) -> dict:
     """The disentanglement keys of an eval entry, with progress on a terminal's stderr."""
-    from latentlab.core.inference.disentanglement import model_factor_scores
+    from latentlab.core.meaning.disentanglement import model_factor_scores
 
     scores = model_factor_scores(model, data, estimator=estimator, progress=_progress_line("scoring factors"))
     if sys.stderr.isatty():

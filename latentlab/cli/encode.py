@@ -17,7 +17,7 @@ from .output import _bar
 
 def cmd_encode(args) -> int:
     from latentlab.core.errors import LatentLabError
-    from latentlab.core.files.latent_table import FORMATS
+    from latentlab.core.tables.latent_table import FORMATS
     from latentlab.core.training.distributed import ranks_from_environ
 
     suffix = args.out.suffix.lower()
@@ -30,9 +30,9 @@ def cmd_encode(args) -> int:
 
 def cmd_encode_streamed(args) -> int:
     from latentlab.core.errors import Cancelled
-    from latentlab.core.files.latent_table import LatentTable, write_table
-    from latentlab.core.files.parquet_table import ParquetTableWriter
-    from latentlab.core.files.table_rows import encode_rows
+    from latentlab.core.tables.latent_table import LatentTable, write_table
+    from latentlab.core.tables.parquet_table import ParquetTableWriter
+    from latentlab.core.tables.table_rows import encode_rows
     from latentlab.core.training.distributed import Group, rank_device, ranks_from_environ, stop_on_signals
 
     ranks = ranks_from_environ()

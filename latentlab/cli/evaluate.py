@@ -57,7 +57,7 @@ def _stoppable(run, stopped: str):
 
 def cmd_encode(args) -> int:
     from latentlab.core.errors import LatentLabError
-    from latentlab.core.files.latent_table import FORMATS, encode_table, write_table
+    from latentlab.core.tables.latent_table import FORMATS, encode_table, write_table
 
     if args.out.suffix.lower() not in FORMATS:
         raise LatentLabError(f"--out must name a .csv or .npz file, not {_short(str(args.out))}.")

@@ -15,8 +15,8 @@ DIRECTION_SHOWN = 256   # coordinates printed in the JSON; a longer direction is
 
 def cmd_vector(args) -> int:
     from latentlab.core.errors import Cancelled, LatentLabError
-    from latentlab.core.files.vectors import save_vector
     from latentlab.core.inference.analysis import encode
+    from latentlab.core.meaning.vectors import save_vector
 
     from .compare import _progress_line
     from .evaluate import _model_and_data
@@ -81,7 +81,7 @@ def _check_out(args) -> None:
 def _label_vector(args, data, means, progress, should_stop):
     import numpy as np
 
-    from latentlab.core.inference.attributes import label_index, vector_between
+    from latentlab.core.meaning.attributes import label_index, vector_between
 
     picked = []
     for flag, text in (("--from", args.source), ("--to", args.target)):
@@ -99,7 +99,7 @@ def _label_vector(args, data, means, progress, should_stop):
 
 def _factor_vector(args, data, means, progress, should_stop):
     from latentlab.core.errors import LatentLabError
-    from latentlab.core.inference.attributes import vector_for_factor
+    from latentlab.core.meaning.attributes import vector_for_factor
     from latentlab.core.text import quote
 
     factors = data.factors_train or {}

@@ -12,7 +12,6 @@ from latentlab.core.files.settings import usable_recent
 from latentlab.core.text import short
 from latentlab.gui.meaning.install import add_meaning_panels
 from latentlab.gui.state.session import Session
-from latentlab.gui.state.window_settings import add_recent_file, recent_files, saved_settings, settings
 from latentlab.gui.tabs.aggregate import AggregateView
 from latentlab.gui.tabs.collapse import CollapseView
 from latentlab.gui.tabs.curves import CurvesView
@@ -31,6 +30,7 @@ from latentlab.gui.views.training import TrainingControls
 from latentlab.gui.widgets.plot_export import export_plot
 from latentlab.gui.widgets.small_screens import keep_axis_labels_whole
 from latentlab.gui.widgets.status import ElidedLabel, ErrorBanner, RunProgress, TaskProgress
+from latentlab.gui.window_settings import add_recent_file, recent_files, saved_settings, settings
 
 
 class MainWindow(QtWidgets.QMainWindow):

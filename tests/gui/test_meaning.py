@@ -258,8 +258,8 @@ def test_a_sweep_point_as_the_second_model(window):
 
 
 def test_a_broken_or_foreign_vector_file_is_one_sentence_and_changes_nothing(window, tmp_path):
-    from latentlab.core.files.vectors import save_vector
-    from latentlab.core.inference.attributes import vector_between
+    from latentlab.core.meaning.attributes import vector_between
+    from latentlab.core.meaning.vectors import save_vector
 
     s = window.session
     messages = []

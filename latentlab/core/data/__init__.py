@@ -7,6 +7,5 @@ idx, npz, image_folder   one loader per file format; embedded and sprites need n
 image_arrays  checks shared by the npz loader and the Python API's arrays
 factor_arrays ground-truth factors read from an npz file, checked
 checks        opening files defensively: regular files only, one sentence per OS error
-hf            hf:DIR: Hugging Face save_to_disk folders (memory-mapped Arrow) and Parquet folders
-streamed      StreamedPixels: images decoded from disk a batch at a time, never held whole
+streaming/    datasets larger than memory (hf:DIR), decoded a batch at a time
 """

@@ -70,7 +70,7 @@ def load_dataset(spec: str, *, seed: int = 0, should_stop: Callable[[], bool] | 
     if kind == "images":
         return load_image_folder(spec, path, should_stop or (lambda: False))
     if kind == "hf":
-        from .hf import load_hf
+        from .streaming.hf import load_hf
 
         return load_hf(spec, path)
     return load_idx_dataset(spec, kind, path)

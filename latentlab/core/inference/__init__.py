@@ -11,7 +11,4 @@ selection     which 2-D points lie in a rectangle or a lasso
 plane         millions of means in the shown plane: chunked covariance, float32 coordinates
 density_pyramid   millions of 2-D points aggregated once: level pictures, cell runs, nearest and region queries
 spatial       C×h×w latents kept in their layout: channel maps, KL per channel and position, PCA over channels
-attributes    attribute vectors from two groups or a factor, how far to trust them, their plane, analogies
-disentanglement, disentanglement_votes   MIG, DCI, SAP; the β-VAE and FactorVAE scores
-outliers      the images a model explains worst, by reconstruction error or IWAE log p(x)
 """

@@ -21,12 +21,12 @@ ACTIVE_THRESHOLD = 0.01
 DECODE_BUDGET = 1 << 24   # decoded pixel values per decoder call in `evaluate` (64 MB of float32)
 
 
-def _device(model) -> torch.device:
+def model_device(model) -> torch.device:
     # LatentModel.device(): a model without parameters (a fixed transform) runs on the CPU.
     return model.device() if hasattr(model, "device") else next(model.parameters()).device
 
 
-def _batch(model, batch: int) -> int:
+def decode_batch(model, batch: int) -> int:
     """`batch`, made smaller for large images so one call holds at most DECODE_BUDGET pixel values."""
     pixels = math.prod(model.image_shape) if model.image_shape else 1
     return max(1, min(int(batch), DECODE_BUDGET // pixels))
@@ -36,7 +36,7 @@ def _batch(model, batch: int) -> int:
 def encode(model, x, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and log-variances, each (N, K) float32, computed in batches; a NaN or infinite
     value (a model that passed the one-batch check and fails on later images) is one sentence."""
-    dev, batch = _device(model), _batch(model, batch)
+    dev, batch = model_device(model), decode_batch(model, batch)
     out = None
     # Each batch is copied into arrays made once: kept as tensors of their own, the small results
     # would pin the heap between the batches' large temporaries, which malloc then keeps (about
@@ -59,7 +59,7 @@ def encode(model, x, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
 @torch.no_grad()
 def decode(model, z: np.ndarray, batch: int = 4096) -> np.ndarray:
     """Mean images E[x|z] for latent codes z (N, K): float32 (N, C, H, W) in [0, 1]."""
-    dev, batch = _device(model), _batch(model, batch)
+    dev, batch = model_device(model), decode_batch(model, batch)
     z = np.asarray(z, dtype=np.float32).reshape(-1, model.latent_dim)
     out = [model.mean_image(model.decode(torch.from_numpy(z[i:i + batch]).to(dev))).float().cpu()
            for i in range(0, len(z), batch)]
@@ -69,7 +69,7 @@ def decode(model, z: np.ndarray, batch: int = 4096) -> np.ndarray:
 @torch.no_grad()
 def reconstruction_nll(model, x, z: np.ndarray, batch: int = 4096) -> np.ndarray:
     """-log p(x | z) per example (nats), e.g. at the posterior means: how badly each point is rebuilt."""
-    dev, batch = _device(model), _batch(model, batch)
+    dev, batch = model_device(model), decode_batch(model, batch)
     out = []
     for i in range(0, len(x), batch):
         xb = batch_tensor(x, i, i + batch, dev)
@@ -162,7 +162,7 @@ def evaluate(model, x, *, iw_samples: int = 0, elbo_samples: int = 1, batch: int
     raises Cancelled. A deterministic autoencoder gets its reconstruction at the code only."""
     from latentlab.core.errors import Cancelled
 
-    dev = _device(model)
+    dev = model_device(model)
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
     prior = model.latent_prior()

@@ -10,5 +10,5 @@ pythae_vae    pythae's models (pythae:DIR folders and objects) as LatentModels
 foreign       as_model: the right wrapper for a model object from any library
 priors        p(z): N(0, I), or the prior a model declares; KL in closed form or by Monte Carlo
 likelihoods   decoder likelihoods and the check that one fits the decoder's outputs
-user_outputs  reading what a user's model returns (posteriors, codes, images)
+spec_forms    the model SPEC forms as help text (no torch, so that --help is quick)
 """

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from latentlab.core.data.pixels import unit_tensor
-from latentlab.core.data.streamed import is_streamed
+from latentlab.core.data.streaming.streamed import is_streamed
 from latentlab.core.inference.objectives import beta_at, elbo_terms, kl_penalty
 from latentlab.core.models.config import TrainConfig
 

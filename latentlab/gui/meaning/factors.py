@@ -154,6 +154,6 @@ def _row(name: str, value: float) -> str:
 
 
 def _scores(points, factors, estimator, progress=None, should_stop=None):
-    from latentlab.core.inference.disentanglement import disentanglement_scores
+    from latentlab.core.meaning.disentanglement import disentanglement_scores
 
     return disentanglement_scores(points, factors, estimator=estimator, progress=progress, should_stop=should_stop)

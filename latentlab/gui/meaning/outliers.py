@@ -135,7 +135,7 @@ class OutliersView(LazyView):
 
 def _rank(model, x, by: str, n: int, progress=None, should_stop=None) -> dict:
     from latentlab.core.inference.analysis import encode
-    from latentlab.core.inference.outliers import rank_outliers
+    from latentlab.core.meaning.outliers import rank_outliers
 
     ranked = rank_outliers(model, x, by=by, n=n, progress=progress, should_stop=should_stop)
     images = x[np.sort(ranked.rows)]

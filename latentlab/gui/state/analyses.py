@@ -13,9 +13,9 @@ import numpy as np
 
 from . import work
 from .jobs import JobRunner
-from .parts import LatentPoints, ModelData
+from .latent_points import LatentPoints
+from .parts import ModelData, PointSelection
 from .point_density import sampled_plane
-from .point_selection import PointSelection
 
 
 class LatentAnalyses:
@@ -201,8 +201,8 @@ class LatentAnalyses:
         self.jobs.submit("prior contours", work.prior_contours, self.model_copy(), projection.dims,
                          on_result=self.latent.set_prior_contours)
 
-    def _refuse_inputs(self, path) -> None:
-        """An export never replaces the dataset's file or the model's (core.files.atomic)."""
+    def _refuse_inputs(self, path, *, model_file: bool = True) -> None:
+        """An export never replaces the dataset's file or (with `model_file`) the model's (core.files.atomic)."""
         from latentlab.core.data.specs import spec_file
         from latentlab.core.errors import DatasetError
         from latentlab.core.files.atomic import refuse_input_as_output
@@ -212,7 +212,33 @@ class LatentAnalyses:
             data_file = spec_file(md.dataset_spec) if md.dataset_spec else None
         except DatasetError:   # arrays handed to latentlab.explore: no file
             data_file = None
-        refuse_input_as_output(path, [("the dataset's file", data_file), ("the model's file", md.source)], flag="")
+        refuse_input_as_output(path, [("the dataset's file", data_file),
+                                      ("the model's file", md.source if model_file else None)], flag="")
+
+    def save_model(self, path) -> None:
+        """latentlab's own VAE as a checkpoint; a foreign model's fine-tuned state_dict as a weights
+        file with its SPEC in the metadata (reopened with --model SPEC --weights FILE), never over
+        the user's own files or the dataset's. Saving over the checkpoint the model came from is a save."""
+        from latentlab.core.errors import LatentLabError
+        from latentlab.core.files.model_spec import refuse_overwrite, save_model
+
+        md = self.model_data
+        if md.model is None:
+            self.jobs.report("There is no model to save yet.")
+            return
+        try:
+            self._refuse_inputs(path, model_file=False)
+            if md.foreign and md.spec:
+                refuse_overwrite(path, md.spec, md.source)
+            lp = self.latent   # the shown means of these weights, if complete, for the file's latent preview
+            preview = (lp.points, md.data.y_train, md.data.label_names) if lp.full and md.data is not None and not hasattr(md.data, "table") else None
+            save_model(path, md.model, dataset=md.dataset_spec, history=md.history, preview=preview)
+        except LatentLabError as exc:
+            self.jobs.report(str(exc).replace("--out ", "", 1))
+            return
+        # A foreign model's source stays its user's weights file, which is never written.
+        md.set_saved(True, None if md.foreign else Path(path))
+        self.jobs.status.emit(f"Saved {path}" + (f"; reopen it with --model {md.spec} --weights {path}" if md.foreign else ""))
 
     # ----- the aggregate posterior --------------------------------------------------------------
     def update_aggregate(self, only_if_missing: bool = False) -> None:

@@ -12,8 +12,8 @@ import numpy as np
 from PySide6 import QtCore
 
 from .jobs import JobRunner
-from .parts import Cursor, LatentPoints, ModelData
-from .point_selection import PointSelection
+from .latent_points import LatentPoints
+from .parts import Cursor, ModelData, PointSelection
 
 GRID_ROWS = 8        # selected images in an analogy grid (a seeded sample of a bigger selection)
 SOURCES = ("two selections", "two labels", "a factor")
@@ -127,7 +127,7 @@ class AttributeVectors(QtCore.QObject):
     def _on_model(self) -> None:
         """A vector is a direction in one model's latent space: another model drops it, and the view
         falls back to the PCA plane (or a pair, for K ≤ 2)."""
-        from latentlab.core.inference.attributes import VectorProjection
+        from latentlab.core.meaning.attributes import VectorProjection
 
         self.vector, self.strip, self.grid = None, None, None
         lp = self.latent
@@ -146,7 +146,7 @@ class AttributeVectors(QtCore.QObject):
         lp = self.latent
         if self.vector is None or not lp.full or lp.points.shape[1] != self.vector.latent_dim:
             return
-        from latentlab.core.inference.attributes import vector_projection
+        from latentlab.core.meaning.attributes import vector_projection
 
         points = lp.points
         self.jobs.submit("vector plane", vector_projection, self.vector, points,
@@ -154,7 +154,7 @@ class AttributeVectors(QtCore.QObject):
 
     # ----- analogies ----------------------------------------------------------------------------
     def set_alphas(self, lo: float, hi: float, n: int) -> None:
-        from latentlab.core.inference.attributes import alpha_values
+        from latentlab.core.meaning.attributes import alpha_values
 
         self.alphas = alpha_values(lo, hi, n)
         self.update_strip()
@@ -221,7 +221,7 @@ def _group(points, how) -> np.ndarray:
 
 
 def _build_vector(kind, names, first, second, points, progress=None, should_stop=None):
-    from latentlab.core.inference.attributes import vector_between, vector_for_factor, vector_projection
+    from latentlab.core.meaning.attributes import vector_between, vector_for_factor, vector_projection
 
     if kind == "factor":
         vector = vector_for_factor(first, second, names, progress=progress, should_stop=should_stop)
@@ -235,15 +235,15 @@ def _build_vector(kind, names, first, second, points, progress=None, should_stop
 
 
 def _save_vector(path, vector, model, dataset):
-    from latentlab.core.files.vectors import save_vector
+    from latentlab.core.meaning.vectors import save_vector
 
     return save_vector(path, vector, model=model, dataset=dataset)
 
 
 def _load_vector(path, points):
     from latentlab.core.errors import LatentLabError
-    from latentlab.core.files.vectors import load_vector
-    from latentlab.core.inference.attributes import vector_projection
+    from latentlab.core.meaning.attributes import vector_projection
+    from latentlab.core.meaning.vectors import load_vector
 
     vector, _ = load_vector(path)
     if vector.latent_dim != points.shape[1]:

@@ -1,6 +1,6 @@
 """A second model beside the window's own, on the same dataset: its latent means, a table of both
 models' test numbers (and disentanglement scores when the data has factors), and one image decoded
-by both. The selection is the session's (state/point_selection.py), so selecting in either model's
+by both. The selection is the session's (state/parts.py), so selecting in either model's
 view rings the same images in the other."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import numpy as np
 from PySide6 import QtCore
 
 from .jobs import JobRunner
-from .parts import Cursor, LatentPoints, ModelData
+from .latent_points import LatentPoints
+from .parts import Cursor, ModelData
 from .work import encode_all
 
 COMPARE_IMAGES = 5_000    # test images the table is computed on (the first ones)
@@ -211,7 +212,7 @@ def _entries(model_a, model_b, data, means_a, means_b, progress=None, should_sto
     training means given; encoded here when None)."""
     from latentlab.core.errors import Cancelled
     from latentlab.core.inference.analysis import evaluate
-    from latentlab.core.inference.disentanglement import disentanglement_scores, model_factor_scores
+    from latentlab.core.meaning.disentanglement import disentanglement_scores, model_factor_scores
 
     x = data.x_test if len(data.x_test) else data.x_train
     out, steps = {}, 4 if data.factors_train else 2

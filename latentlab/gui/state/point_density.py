@@ -15,7 +15,7 @@ import numpy as np
 from PySide6 import QtCore
 
 from .jobs import JobRunner
-from .parts import LatentPoints
+from .latent_points import LatentPoints
 
 # From here on the per-frame pass over every point (~30 ms per million here) is what a frame costs;
 # the pyramid draws any view in a few milliseconds after a build of about a second per three million.

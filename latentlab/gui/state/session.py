@@ -20,9 +20,9 @@ from .attribute_vectors import AttributeVectors
 from .comparison import Comparison
 from .interpolation_path import InterpolationPath
 from .jobs import JobRunner
-from .parts import MANY_DIMS, AnchorMode, Cursor, Endpoint, LatentPoints, ModelData
+from .latent_points import LatentPoints
+from .parts import MANY_DIMS, AnchorMode, Cursor, Endpoint, ModelData, PointSelection
 from .point_density import PointDensity
-from .point_selection import PointSelection
 from .runs import RunController, TrainRequest
 from .table_source import attach_dataset, open_table
 
@@ -252,28 +252,8 @@ class Session(QtCore.QObject):
         self.runs.explore_point(point)
 
     def save_checkpoint(self, path: str | Path) -> None:
-        """latentlab's own VAE as a checkpoint; a foreign model's fine-tuned state_dict as a weights
-        file with its SPEC in the metadata (reopened with --model SPEC --weights FILE), never over
-        the user's own files."""
-        from latentlab.core.errors import LatentLabError
-        from latentlab.core.files.model_spec import refuse_overwrite, save_model
-
-        md = self.model_data
-        if md.model is None:
-            self.report_error("There is no model to save yet.")
-            return
-        try:
-            if md.foreign and md.spec:
-                refuse_overwrite(path, md.spec, md.source)
-            lp = self.latent   # the shown means of these weights, if complete, for the file's latent preview
-            preview = (lp.points, md.data.y_train, md.data.label_names) if lp.full and md.data is not None and not hasattr(md.data, "table") else None
-            save_model(path, md.model, dataset=md.dataset_spec, history=md.history, preview=preview)
-        except LatentLabError as exc:
-            self.report_error(str(exc).replace("--out ", "", 1))
-            return
-        # A foreign model's source stays its user's weights file, which is never written.
-        md.set_saved(True, None if md.foreign else Path(path))
-        self.status.emit(f"Saved {path}" + (f"; reopen it with --model {md.spec} --weights {path}" if md.foreign else ""))
+        """The model to `path` (LatentAnalyses.save_model)."""
+        self.analyses.save_model(path)
 
     def encode_all(self) -> None:
         """Encode the whole training set off the GUI thread and show it."""

@@ -114,8 +114,8 @@ def open_table(path, checkpoint, spec, weights, likelihood, dataset, progress=No
     """The table at `path` with the model it was encoded with (a checkpoint, or a model SPEC with
     optional weights and likelihood) and, if named, the dataset whose images its rows are."""
     from latentlab.core.errors import LatentLabError
-    from latentlab.core.files.table_reader import read_latent_table
     from latentlab.core.memory import trim_heap
+    from latentlab.core.tables.table_reader import read_latent_table
     from latentlab.core.text import short
 
     def part(lo: float, hi: float):

@@ -85,7 +85,7 @@ def embedding(method: str, means: np.ndarray, seed: int, progress=None, should_s
 
 def export_latent_means(model, data, path, progress=None, should_stop=None) -> str:
     """Encode the train and test images and write the latent table (core.files.latent_table) to path."""
-    from latentlab.core.files.latent_table import encode_table, write_table
+    from latentlab.core.tables.latent_table import encode_table, write_table
 
     table = encode_table(model, data, progress=lambda f: progress and progress(0.95 * f), should_stop=should_stop)
     if progress is not None:

@@ -6,7 +6,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtWidgets
 
-from latentlab.gui.state.parts import LatentPoints, ModelData
+from latentlab.gui.state.latent_points import LatentPoints
+from latentlab.gui.state.parts import ModelData
 from latentlab.gui.widgets.lazy import LazyView
 
 

@@ -14,7 +14,7 @@ from latentlab.gui.widgets.density_cloud import DensityCloudItem, DensityLayer
 from latentlab.gui.widgets.images import HoverCard, to_pixmap
 from latentlab.gui.widgets.latent_picking import DirectPicks, DirectPickView, FewPoints, PickViewBox, SelectionLayer
 from latentlab.gui.widgets.manifold import ManifoldLayer
-from latentlab.gui.widgets.palette import argb, colormap_argb, label_colors, show_colorbar
+from latentlab.gui.widgets.palette import argb, colormap_argb, fill_legend, label_colors, show_colorbar
 from latentlab.gui.widgets.prior_circles import PriorCircles
 from latentlab.gui.widgets.small_screens import FlowLayout
 
@@ -40,37 +40,30 @@ class LatentPlot(DirectPickView, pg.PlotWidget):
             axis.setTextPen(pg.mkPen(30, 30, 30))
             # Replaying an axis' text costs ~8 ms per frame; a pixmap cache redraws it only when it changes.
             axis.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
-        self.circles = PriorCircles()
-        self.cloud = DensityCloudItem(size=3)
-        self.marker = FewPoints(size=18, symbol="+", pen=pg.mkPen("k", width=2.5), brush=None)
-        plot.addItem(self.circles)
-        plot.addItem(self.cloud)
-        plot.addItem(self.marker)
-        self.marker.setZValue(10)
-        self.path_item = pg.PlotDataItem([], [], pen=pg.mkPen((20, 20, 20), width=2), symbol="o", symbolSize=6,
-                                         symbolBrush=pg.mkBrush(255, 255, 255), symbolPen=pg.mkPen((20, 20, 20)))
-        self.path_item.setZValue(9)
-        plot.addItem(self.path_item)
-        self.path_labels = []
-        for name in ("A", "B"):
-            label = pg.TextItem(name, color=(0, 0, 0), anchor=(1.1, 1.1), fill=pg.mkBrush(255, 255, 255, 200))
-            label.setZValue(11)
+
+        def put(item, z=None):
+            if z is not None:
+                item.setZValue(z)
+            plot.addItem(item)
+            return item
+
+        self.circles = put(PriorCircles())
+        self.cloud = put(DensityCloudItem(size=3))
+        self.marker = put(FewPoints(size=18, symbol="+", pen=pg.mkPen("k", width=2.5), brush=None), 10)
+        self.path_item = put(pg.PlotDataItem([], [], pen=pg.mkPen((20, 20, 20), width=2), symbol="o", symbolSize=6,
+                                             symbolBrush=pg.mkBrush(255, 255, 255), symbolPen=pg.mkPen((20, 20, 20))), 9)
+        self.path_labels = [put(pg.TextItem(name, color=(0, 0, 0), anchor=(1.1, 1.1), fill=pg.mkBrush(255, 255, 255, 200)), 11)
+                            for name in ("A", "B")]
+        for label in self.path_labels:
             label.hide()
-            plot.addItem(label)
-            self.path_labels.append(label)
         self.density = pg.ImageItem(axisOrder="row-major")
         self.density.setColorMap(pg.ColorMap(pos=[0.0, 1.0], color=[(255, 255, 255, 0), (40, 90, 200, 170)]))
-        self.density.setZValue(-10)
         self.holes = pg.IsocurveItem(level=0.5, pen=pg.mkPen((200, 30, 30), width=2))
         self.holes.setParentItem(self.density)
-        plot.addItem(self.density)
-        self.density.hide()
-        self.samples = FewPoints(size=8)
-        self.samples.setZValue(12)
-        plot.addItem(self.samples)
-        self.selected = FewPoints(size=16, symbol="d", pen=pg.mkPen((0, 0, 0), width=2), brush=pg.mkBrush(255, 255, 0, 160))
-        self.selected.setZValue(11)
-        plot.addItem(self.selected)
+        put(self.density, -10).hide()
+        self.samples = put(FewPoints(size=8), 12)
+        self.selected = put(FewPoints(size=16, symbol="d", pen=pg.mkPen((0, 0, 0), width=2),
+                                      brush=pg.mkBrush(255, 255, 0, 160)), 11)
         self.prior_wanted = True   # the View menu's switch; the circles also need a linear projection
         self.manifold = ManifoldLayer(self, session)
         self.legend = plot.addLegend(offset=(-8, 8), labelTextColor=(30, 30, 30), brush=pg.mkBrush(255, 255, 255, 200))
@@ -167,9 +160,7 @@ class LatentPlot(DirectPickView, pg.PlotWidget):
         names = data.label_names if data is not None else preview.label_names if preview is not None else None
         if names is None or self.color_by != "label" or len(names) > 20:
             return
-        for name, color in zip(names, label_colors(len(names))):
-            swatch = pg.ScatterPlotItem(symbol="s", size=9, pen=None, brush=pg.mkBrush(color))
-            self.legend.addItem(swatch, short(name, 40))   # names come from files
+        fill_legend(self.legend, names)
 
     def _on_projection(self) -> None:
         x_label, y_label = self.latent.projection.axis_labels

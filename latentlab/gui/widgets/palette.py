@@ -49,3 +49,11 @@ def show_colorbar(plot: pg.PlotItem, bar: pg.ColorBarItem | None, lo, hi, label:
         plot.layout.addItem(bar, 2, 5)
     bar.setLevels((lo, hi))
     return bar
+
+
+def fill_legend(legend: pg.LegendItem, names) -> None:
+    """One square swatch per label, in the label colours (names shortened: they come from files)."""
+    from latentlab.core.text import short
+
+    for name, color in zip(names, label_colors(len(names))):
+        legend.addItem(pg.ScatterPlotItem(symbol="s", size=9, pen=None, brush=pg.mkBrush(color)), short(name, 40))

@@ -131,7 +131,7 @@ def test_streaming_a_file_larger_than_the_resident_budget_keeps_memory_bounded(t
         def rss_kb():
             with open("/proc/self/status") as f:
                 return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-        import latentlab.core.data.hf as hf
+        import latentlab.core.data.streaming.hf as hf
         from latentlab.core.data.specs import load_dataset
         hf.RESIDENT_BUDGET = 8 << 20
         data = load_dataset("hf:{tmp_path}")
@@ -210,7 +210,7 @@ def test_a_first_image_claiming_too_many_pixels_is_refused_before_decoding(tmp_p
 
 
 def test_a_row_group_claiming_gigabytes_is_refused_before_reading(tmp_path, monkeypatch):
-    import latentlab.core.data.hf as hf
+    import latentlab.core.data.streaming.hf as hf
 
     write_parquet_split(tmp_path, "train", image_table(small_images(40))[0])
     monkeypatch.setattr(hf, "MAX_GROUP_BYTES", 100)

@@ -123,7 +123,7 @@ def test_loading_and_encoding_many_images_never_holds_a_float_copy(tmp_path):
         from latentlab.core.inference.analysis import active_units, encode, mean_kl_per_dim
         from latentlab.core.models.config import ModelConfig
         from latentlab.core.data.specs import load_dataset
-        from latentlab.core.files.latent_table import encode_table
+        from latentlab.core.tables.latent_table import encode_table
         from latentlab.core.models.vae import build_model
         model = build_model(ModelConfig(image_shape=(1, 28, 28), latent_dim=2), seed=0).eval()
         encode(model, np.zeros((8192, 1, 28, 28), np.uint8))   # warm up torch's allocators and threads

@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from latentlab.core.errors import LatentLabError
+from latentlab.core.files.atomic import atomic_writer
 from latentlab.core.inference.batches import encode_rows
-
-from .atomic import atomic_writer
 
 SPLITS = ("train", "test")
 FORMATS = (".csv", ".npz", ".parquet")

@@ -10,9 +10,9 @@ import pytest
 from table_files import table_columns, write_parquet
 
 from latentlab.core.errors import LatentLabError
-from latentlab.core.files import table_reader
-from latentlab.core.files.latent_table import LatentTable, write_table
-from latentlab.core.files.table_reader import read_latent_table
+from latentlab.core.tables import table_reader
+from latentlab.core.tables.latent_table import LatentTable, write_table
+from latentlab.core.tables.table_reader import read_latent_table
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

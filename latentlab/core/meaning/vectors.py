@@ -15,10 +15,9 @@ import numpy as np
 
 from latentlab.core.data.npz import read_npz
 from latentlab.core.errors import DatasetError, LatentLabError
-from latentlab.core.inference.attributes import AttributeVector
+from latentlab.core.files.atomic import write_atomic
+from latentlab.core.meaning.attributes import AttributeVector
 from latentlab.core.text import quote, short
-
-from .atomic import write_atomic
 
 FORMAT = 1
 MAX_BYTES = 64 << 20       # far above any real vector (a million float32 coordinates is 4 MB)

@@ -312,8 +312,7 @@ def model_factor_scores(model, data, *, estimator: str = "lasso", seed: int = 0,
                         should_stop=None) -> FactorScores:
     """Encode the training images of `data` (a Dataset with factors) and score their means."""
     from latentlab.core.data.pixels import stored
-
-    from .analysis import encode
+    from latentlab.core.inference.analysis import encode
 
     if not data.factors_train:
         raise LatentLabError(f"{data.name} has no ground-truth factors (sprites, or an npz with a factors array, has).")

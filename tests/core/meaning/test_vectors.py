@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from latentlab.core.errors import LatentLabError
-from latentlab.core.files.vectors import load_vector, save_vector
-from latentlab.core.inference.attributes import vector_between, vector_for_factor
+from latentlab.core.meaning.attributes import vector_between, vector_for_factor
+from latentlab.core.meaning.vectors import load_vector, save_vector
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_missing_file_and_folder_and_suffix(tmp_path, vector):
 
 
 def test_an_oversized_file_is_not_read(tmp_path, monkeypatch):
-    from latentlab.core.files import vectors
+    from latentlab.core.meaning import vectors
 
     path = tmp_path / "big.npz"
     path.write_bytes(b"PK\x03\x04" + b"\0" * 2000)

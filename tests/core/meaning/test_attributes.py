@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from latentlab.core.errors import Cancelled, LatentLabError
-from latentlab.core.inference.attributes import VectorProjection, auc, label_index, vector_between, vector_for_factor, vector_projection
+from latentlab.core.meaning.attributes import VectorProjection, auc, label_index, vector_between, vector_for_factor, vector_projection
 
 
 def two_groups(n=4000, gap=1.5, k=6, seed=0):

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from hostile_io import measured
 
-from latentlab.core.files.latent_table import LatentTable, read_table, write_table
+from latentlab.core.tables.latent_table import LatentTable, read_table, write_table
 
 PRELUDE = """
 import numpy as np
-from latentlab.core.files.latent_table import LatentTable, write_table
+from latentlab.core.tables.latent_table import LatentTable, write_table
 n, k = {n}, {k}
 rng = np.random.default_rng(0)
 table = LatentTable(index=np.arange(n), split=np.array(["train"] * n), label=np.zeros(n, np.int64),

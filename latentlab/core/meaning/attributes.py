@@ -24,9 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from latentlab.core.errors import Cancelled, LatentLabError
+from latentlab.core.inference.projection import Projection, pca_projection
 from latentlab.core.text import quote, short
-
-from .projection import Projection, pca_projection
 
 HELD_OUT = 0.3
 BOOTSTRAPS = 50

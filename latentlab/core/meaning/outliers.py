@@ -12,8 +12,7 @@ import torch
 
 from latentlab.core.data.pixels import batch_tensor
 from latentlab.core.errors import Cancelled, LatentLabError
-
-from .objectives import iwae_log_px, model_log_lik
+from latentlab.core.inference.objectives import iwae_log_px, model_log_lik
 
 BY = {"recon": "reconstruction error (nats)", "iw": "importance-weighted log p(x) (nats)"}
 IW_SAMPLES = 50
@@ -37,15 +36,15 @@ def image_scores(model, x, *, by: str = "recon", iw_samples: int = IW_SAMPLES, s
                  progress: Callable[[float], None] | None = None,
                  should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """Each image's score (N,): its reconstruction error, or its IWAE estimate of log p(x)."""
-    from .analysis import _batch, _device
+    from latentlab.core.inference.analysis import decode_batch, model_device
 
     if by not in BY:
         raise LatentLabError(f"Rank by recon or iw, not {by!r}.")
-    dev = _device(model)
+    dev = model_device(model)
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
     out = np.empty(len(x), np.float64)
-    per_call = _batch(model, 512 if by == "recon" else max(1, 512 // max(1, iw_samples)))
+    per_call = decode_batch(model, 512 if by == "recon" else max(1, 512 // max(1, iw_samples)))
     for start in range(0, len(x), CHUNK):
         if should_stop is not None and should_stop():
             raise Cancelled("Ranking the images was stopped.")

@@ -23,8 +23,8 @@ import numpy as np
 from latentlab.core.errors import DatasetError
 from latentlab.core.text import reason
 
-from .checks import open_error, open_regular, require_folder
-from .dataset import Dataset, split_indices
+from ..checks import open_error, open_regular, require_folder
+from ..dataset import Dataset, split_indices
 from .streamed import BytesChunk, StreamedPixels, first_image_shape, image_bytes
 
 IMAGE_COLUMNS = ("image", "img")

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from latentlab.core.errors import LatentLabError
-from latentlab.core.files.latent_table import LatentTable, encode_table, read_table, write_table
+from latentlab.core.tables.latent_table import LatentTable, encode_table, read_table, write_table
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
-from latentlab.core.files import parquet_table  # noqa: E402
-from latentlab.core.files.parquet_table import ParquetTableWriter, read_table_schema  # noqa: E402
+from latentlab.core.tables import parquet_table  # noqa: E402
+from latentlab.core.tables.parquet_table import ParquetTableWriter, read_table_schema  # noqa: E402
 
 
 def table(n=300, k=3, seed=0) -> LatentTable:
@@ -87,9 +87,9 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 
 def test_encode_table_to_parquet_is_the_same_table(tmp_path):
     from latentlab.core.data.specs import load_dataset
-    from latentlab.core.files.table_rows import encode_rows
     from latentlab.core.models.config import ModelConfig
     from latentlab.core.models.vae import build_model
+    from latentlab.core.tables.table_rows import encode_rows
 
     data = load_dataset("digits")
     model = build_model(ModelConfig(image_shape=data.image_shape, latent_dim=2, hidden=(16,)), seed=0)

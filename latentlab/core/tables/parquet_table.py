@@ -26,9 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from latentlab.core.errors import LatentLabError
+from latentlab.core.files.atomic import atomic_writer
 from latentlab.core.text import reason, short
-
-from .atomic import atomic_writer
 
 METADATA_KEY = b"latentlab"
 FORMAT_NAME = "latentlab latent table"

@@ -21,7 +21,7 @@ import numpy as np
 from latentlab.core.errors import DatasetError
 from latentlab.core.text import reason
 
-from .pixels import Pixels, unit_float
+from ..pixels import Pixels, unit_float
 
 # One image of a streamed dataset: the same bound as an image folder's.
 MAX_IMAGE_PIXELS = 4096 * 4096

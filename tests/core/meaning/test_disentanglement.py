@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from latentlab.core.inference.disentanglement import (
+from latentlab.core.meaning.disentanglement import (
     FactorScores,
     dci_from_importance,
     discretise,
@@ -161,7 +161,7 @@ def test_scores_of_real_models_on_sprites():
 def test_mutual_information_is_scikit_learns():
     from sklearn.metrics import mutual_info_score
 
-    from latentlab.core.inference.disentanglement import mutual_information
+    from latentlab.core.meaning.disentanglement import mutual_information
 
     rng = np.random.default_rng(4)
     codes = rng.integers(0, 7, (3000, 2))

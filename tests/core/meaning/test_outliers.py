@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from latentlab.core.errors import Cancelled
-from latentlab.core.inference.outliers import image_scores, rank_outliers, worst
+from latentlab.core.meaning.outliers import image_scores, rank_outliers, worst
 
 
 @pytest.fixture(scope="module")
