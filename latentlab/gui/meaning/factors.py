@@ -74,6 +74,7 @@ class FactorsView(LazyView):
 
     def refresh(self) -> None:
         data = self.session.model_data.data
+        self.heat.setVisible(data is not None and bool(data.factors_train))   # no factors: no empty axes either
         if data is None or not data.factors_train:
             self.compute.setEnabled(False)
             self._show_result(None)
