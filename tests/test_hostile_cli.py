@@ -180,3 +180,20 @@ def test_nan_results_are_a_sentence_not_a_number(capsys):
     code, err = cli(capsys, "eval", "--model", f"{MODELS}:nan_after_the_check", "--dataset", "digits", "--iw-samples", "0")
     assert code == 2
     assert_one_line(err, "NaN")
+
+
+def test_a_streamed_encode_never_replaces_its_dataset(tmp_path, capsys, inputs):
+    """The Parquet writer (and every torchrun encode) checks its output against the inputs too: an npz
+    dataset whose file is named like the table is refused, and so is a table inside a dataset's folder."""
+    data = tmp_path / "data.parquet"
+    data.write_bytes(inputs["data"].read_bytes())   # an npz file, named like a table
+    before = digests(data)
+    code, err = cli(capsys, "encode", inputs["ckpt"], "--dataset", f"npz:{data}", "--out", data)
+    assert code == 2 and digests(data) == before
+    assert_one_line(err, "never replaces its input")
+    folder = tmp_path / "classes"
+    for c in range(2):
+        (folder / str(c)).mkdir(parents=True)
+    code, err = cli(capsys, "encode", inputs["ckpt"], "--dataset", f"images:{folder}", "--out", folder / "t.parquet")
+    assert code == 2 and not (folder / "t.parquet").exists()
+    assert_one_line(err, "inside the dataset's folder")

@@ -12,7 +12,7 @@ import numpy as np
 
 from .evaluate import _model_and_data
 from .evaluate import cmd_encode as cmd_encode_in_memory
-from .output import _bar
+from .output import _bar, refuse_overwriting_inputs
 
 
 def cmd_encode(args) -> int:
@@ -35,6 +35,7 @@ def cmd_encode_streamed(args) -> int:
     from latentlab.core.tables.table_rows import encode_rows
     from latentlab.core.training.distributed import Group, rank_device, ranks_from_environ, stop_on_signals
 
+    refuse_overwriting_inputs(args, args.dataset)   # every rank, before any work: none writes over an input
     ranks = ranks_from_environ()
     group = None
     stop = {"flag": False}

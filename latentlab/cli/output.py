@@ -29,13 +29,14 @@ def refuse_overwriting_inputs(args, dataset: str | None) -> None:
     """--out is none of the command's inputs (the dataset file, the checkpoint, the weights, the
     model's own files), compared by resolved path and inode, before any work. A --resume checkpoint
     may be --out: the run continues that file, which stays as it was until the run ends well."""
-    from latentlab.core.data.specs import spec_file
+    from latentlab.core.data.specs import spec_file, spec_folder
     from latentlab.core.files.atomic import refuse_input_as_output
     from latentlab.core.files.model_spec import refuse_overwrite
 
     inputs = [("the dataset file", spec_file(dataset) if dataset else None),
               ("the checkpoint", getattr(args, "checkpoint", None)),
               ("the checkpoint", getattr(args, "checkpoint_opt", None))]
-    refuse_input_as_output(args.out, inputs)
+    folder = spec_folder(dataset) if dataset else None
+    refuse_input_as_output(args.out, inputs, folders=[("the dataset's folder", folder)] if folder is not None else [])
     if getattr(args, "model", None):
         refuse_overwrite(args.out, args.model, getattr(args, "weights", None))

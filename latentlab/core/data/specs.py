@@ -103,6 +103,13 @@ def spec_file(spec: str) -> Path | None:
     return Path(arg).expanduser() if kind == "npz" else None
 
 
+def spec_folder(spec: str) -> Path | None:
+    """The folder a dataset spec reads (IDX files, image classes, hf: Arrow or Parquet files), None for
+    a file or an embedded dataset; so that an output is never written inside it."""
+    kind, arg = parse_spec(spec)
+    return Path(arg).expanduser() if arg and kind != "npz" else None
+
+
 # A dataset named by a checkpoint is a suggestion from a file that may be hostile: it is opened only
 # when it names an ordinary place, never the file system's root, a system folder or a special file.
 _SYSTEM_ROOTS = ("/dev", "/proc", "/sys", "/run", "/boot", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/usr",

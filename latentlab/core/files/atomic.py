@@ -149,7 +149,7 @@ def atomic_writer(path: Path):
 
 def refuse_input_as_output(out, inputs, *, folders=(), flag: str = "--out") -> None:
     """One sentence, before any work, when the output `out` is the same file as one of `inputs`
-    ((description, path) pairs; None paths skipped) or lies inside one of `folders`; `flag` names
+    ((description, path) pairs; None paths skipped) or lies inside one of `folders` (pairs too); `flag` names
     the output in the sentence ("--out" on the command line, "" in the window). Paths are
     compared resolved (links followed) and then by device and inode, so a symlink or a hard link to
     an input counts as the input."""
@@ -161,11 +161,11 @@ def refuse_input_as_output(out, inputs, *, folders=(), flag: str = "--out") -> N
         if target == _resolved(src) or _same_inode(out, src):
             raise LatentLabError(f"{name} is {description} ({short(str(src), 120)}); write the output "
                                  "elsewhere, latentlab never replaces its input.")
-    for folder in folders:
+    for description, folder in folders:
         where = _resolved(folder)
         if target == where or where in target.parents:
-            raise LatentLabError(f"{name} is inside the model folder {short(str(folder), 120)}; write the "
-                                 "output elsewhere, latentlab never changes a model's own files.")
+            raise LatentLabError(f"{name} is inside {description} {short(str(folder), 120)}; write the "
+                                 "output elsewhere, latentlab never changes its inputs.")
 
 
 def _resolved(path) -> Path:

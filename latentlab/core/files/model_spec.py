@@ -152,7 +152,7 @@ def refuse_overwrite(out, spec: str, weights=None, flag: str = "--out") -> None:
     own = [weights] if weights is not None else []
     if kind in ("file", "checkpoint"):
         own.append(spec.rpartition(":")[0] if kind == "file" else spec)
-    folders = [spec.split(":", 1)[1]] if kind in ("diffusers", "pythae") else []
+    folders = [("the model folder", spec.split(":", 1)[1])] if kind in ("diffusers", "pythae") else []
     refuse_input_as_output(out, [("one of your model's own files", p) for p in own], folders=folders, flag=flag)
 
 

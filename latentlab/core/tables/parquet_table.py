@@ -131,7 +131,11 @@ def read_table_schema(path) -> TableSchema:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from latentlab.core.data.checks import open_regular
+
     path = Path(path)
+    with open_regular(path, LatentLabError, "latent table"):
+        pass   # a FIFO or a device is one sentence here; Arrow's own open would wait on it
     try:
         pf = pq.ParquetFile(str(path))
         schema = pf.schema_arrow

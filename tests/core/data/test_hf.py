@@ -248,3 +248,23 @@ def test_damaged_offsets_in_an_arrow_file_are_refused_not_read_out_of_bounds(tmp
     hostile[-1] = 10 ** 6                   # the last image ends a megabyte past the data
     (tmp_path / "data-00000-of-00001.arrow").write_bytes(raw.replace(offsets, hostile.tobytes()))
     one_sentence(f"hf:{tmp_path}", "damaged")
+
+
+def test_sixteen_bit_grey_images_are_scaled_not_clipped(tmp_path):
+    """As images:DIR reads them: 65535 is white and 40000 a light grey, not white (a plain convert clips)."""
+    from PIL import Image
+
+    grey = np.array([[0, 40000], [65535, 257]], np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, format="PNG")
+    assert Image.open(io.BytesIO(buf.getvalue())).mode.startswith("I")
+    write_parquet_split(tmp_path, "train", pa.table({"image": pa.array([buf.getvalue()] * 4)}))
+    data = load_dataset(f"hf:{tmp_path}")
+    x = np.concatenate([data.x_train.stored[np.arange(len(data.x_train))], data.x_test.stored[np.arange(len(data.x_test))]])
+    np.testing.assert_array_equal(x[0, 0], [[0, 156], [255, 1]])
+
+
+def test_a_label_beyond_int64_is_one_sentence_not_a_negative_label(tmp_path):
+    labels = pa.array([0, 2**64 - 1], type=pa.uint64())
+    write_parquet_split(tmp_path, "train", pa.table({"image": pa.array([b"x", b"y"]), "label": labels}))
+    one_sentence(f"hf:{tmp_path}", "beyond")

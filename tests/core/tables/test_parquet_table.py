@@ -138,3 +138,12 @@ def test_truncated_and_bad_values_are_refused(tmp_path):
     _write(path, bad, GOOD)
     with pytest.raises(LatentLabError, match="other than train and test"):
         read_table(path)
+
+
+def test_a_fifo_named_as_a_table_is_refused_without_blocking(tmp_path):
+    import os
+
+    fifo = tmp_path / "t.parquet"
+    os.mkfifo(fifo)
+    with pytest.raises(LatentLabError, match="not a regular file"):
+        read_table_schema(fifo)

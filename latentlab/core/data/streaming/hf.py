@@ -25,6 +25,7 @@ from latentlab.core.text import reason
 
 from ..checks import open_error, open_regular, require_folder
 from ..dataset import Dataset, split_indices
+from ..image_arrays import labels_from_array
 from .streamed import BytesChunk, StreamedPixels, first_image_shape, image_bytes
 
 IMAGE_COLUMNS = ("image", "img")
@@ -188,10 +189,8 @@ def _labels(table, where: str) -> np.ndarray | None:
         raise DatasetError(f"In {where}, the label column holds {col.type}; expected integers.")
     if col.null_count:
         raise DatasetError(f"In {where}, some rows have no label.")
-    y = col.to_numpy().astype(np.int64)
-    if len(y) and y.min() < 0:
-        raise DatasetError(f"In {where}, the label column contains the negative label {int(y.min())}.")
-    return y
+    y = col.to_numpy()
+    return labels_from_array(y, len(y), where, "the label column")   # negative or beyond int64: one sentence
 
 
 class ArrowSource:

@@ -74,7 +74,12 @@ def decode_images(blobs, shape: tuple[int, int, int], where: str, rows) -> np.nd
                 if im.size != (w, h):
                     raise DatasetError(f"In {where}, row {row:,} is a {im.size[0]:,}×{im.size[1]:,} image but the "
                                        f"first is {w:,}×{h:,}; all images must have the same size.")
-                pixels = np.asarray(im.convert(mode) if im.mode != mode else im)
+                if im.mode.startswith("I;16") or im.mode == "I":   # 16-bit grey: scaled, not clipped at 255
+                    from ..image_folder import rgb8
+
+                    pixels = rgb8(im)[..., 0] if c == 1 else rgb8(im)
+                else:
+                    pixels = np.asarray(im.convert(mode) if im.mode != mode else im)
         except DatasetError:
             raise
         except Image.DecompressionBombError:
