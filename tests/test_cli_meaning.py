@@ -96,7 +96,7 @@ def test_single_model_eval_output_is_unchanged_without_factors(capsys):
     code, stdout, _ = run(capsys, "eval", DIGITS, "--iw-samples", "5", "--json")
     assert code == 0 and set(json.loads(stdout)) == {
         "examples", "elbo", "recon", "kl", "kl_per_dim", "active_units", "latent_dim", "iw_samples", "log_px_iw", "gap",
-        "checkpoint", "model", "description", "dataset", "split", "examples_total", "prior", "kl_method",
+        "checkpoint", "model", "description", "dataset", "split", "prior", "kl_method",
         "kl_per_dim_against", "deterministic", "notes", "prior_declared"}
 
 

@@ -76,6 +76,7 @@ def cmd_eval_models(args, model_and_data, evaluate_one) -> int:
         stats = evaluate_one(args, model, spec, spec_ds, data)
         if stats is None:
             return 130
+        stats.pop("examples_total")   # each entry as `eval` prints that model alone
         entries.append(stats)
     if args.json:
         print(json.dumps({"dataset": dataset, "models": entries}))

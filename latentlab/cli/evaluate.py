@@ -94,7 +94,7 @@ def cmd_eval(args) -> int:
     stats = evaluate_one(args, model, spec, spec_ds, data)
     if stats is None:
         return 130
-    total = stats["examples_total"]
+    total = stats.pop("examples_total")
     if args.json:
         print(json.dumps(stats))
         return 0

@@ -93,7 +93,6 @@ class MainWindow(QtWidgets.QMainWindow):
         layout.addWidget(self.banner)
         layout.addWidget(self.vsplit, 1)
         self.setCentralWidget(central)
-        keep_axis_labels_whole(self)   # every plot of every panel and tab, now that they are in the window
 
         self.status_label = ElidedLabel()
         self.active_label = QtWidgets.QLabel()
@@ -109,6 +108,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_menus()
         self.unsaved = UnsavedWork(self, s)
         self.meaning = add_meaning_panels(self, lambda: OpenModelDialog(self._last_dir(), self))
+        keep_axis_labels_whole(self)   # every plot of every panel and tab, now that they are in the window
         s.errorRaised.connect(self.banner.show_message)
         s.errorRaised.connect(self.controls.show_dataset)   # a dataset that failed to open is not shown as open
         s.notice.connect(self.banner.show_message)

@@ -16,6 +16,7 @@ from latentlab.gui.state.session import Session
 from latentlab.gui.widgets.latent_picking import SELECTED_SHOWN, FewPoints, PickViewBox, outline_polygon
 from latentlab.gui.widgets.palette import argb, label_colors
 from latentlab.gui.widgets.point_cloud import PointCloudItem
+from latentlab.gui.widgets.small_screens import keep_axis_labels_whole
 
 from .pictures import tile
 
@@ -132,6 +133,8 @@ class CompareView(QtWidgets.QWidget):
         titles.addWidget(self.title_a, 1)
         titles.addWidget(self.title_b, 1)
         self.view_a, self.view_b = SideView(session, "A"), SideView(session, "B")
+        for view in (self.view_a, self.view_b):   # a window of its own: the main window's pass does not reach it
+            keep_axis_labels_whole(view)
         self.table = QtWidgets.QTableWidget(0, 3)
         self.table.setObjectName("compareTable")
         self.table.setHorizontalHeaderLabels(["", "model A", "model B"])

@@ -115,7 +115,8 @@ def scrolling(body: QtWidgets.QWidget, across: bool = True, hint_height: int | N
 def keep_axis_labels_whole(root: QtWidgets.QWidget) -> None:
     """Every plot under `root`: axis values printed as they are (no "×1e-3" hidden in a label), and
     each axis label shortened with an ellipsis whenever the axis is too short for all of it."""
-    for plot in root.findChildren(pg.PlotWidget):
+    plots = root.findChildren(pg.PlotWidget) + ([root] if isinstance(root, pg.PlotWidget) else [])
+    for plot in plots:
         for entry in plot.getPlotItem().axes.values():
             axis = entry["item"]
             axis.enableAutoSIPrefix(False)
