@@ -194,6 +194,11 @@ def test_a_streamed_encode_never_replaces_its_dataset(tmp_path, capsys, inputs):
     folder = tmp_path / "classes"
     for c in range(2):
         (folder / str(c)).mkdir(parents=True)
-    code, err = cli(capsys, "encode", inputs["ckpt"], "--dataset", f"images:{folder}", "--out", folder / "t.parquet")
-    assert code == 2 and not (folder / "t.parquet").exists()
+    image = folder / "0" / "a.parquet"   # a file of the dataset's folder (what a class folder holds is data)
+    image.write_bytes(b"data")
+    code, err = cli(capsys, "encode", inputs["ckpt"], "--dataset", f"images:{folder}", "--out", image)
+    assert code == 2 and image.read_bytes() == b"data"
+    assert_one_line(err, "inside the dataset's folder")
+    code, err = cli(capsys, "encode", inputs["ckpt"], "--dataset", f"hf:{folder}", "--out", folder / "new.parquet")
+    assert code == 2 and not (folder / "new.parquet").exists()   # a new table in an hf: folder would be read as data
     assert_one_line(err, "inside the dataset's folder")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 
 def _warn(lines) -> None:
@@ -36,7 +37,10 @@ def refuse_overwriting_inputs(args, dataset: str | None) -> None:
     inputs = [("the dataset file", spec_file(dataset) if dataset else None),
               ("the checkpoint", getattr(args, "checkpoint", None)),
               ("the checkpoint", getattr(args, "checkpoint_opt", None))]
+    # A new file beside a dataset's files harms nothing, except in an hf: folder, where a table would be
+    # read as data; a file that exists inside the folder is the data.
     folder = spec_folder(dataset) if dataset else None
-    refuse_input_as_output(args.out, inputs, folders=[("the dataset's folder", folder)] if folder is not None else [])
+    guarded = folder is not None and (Path(args.out).exists() or dataset.strip().lower().startswith("hf:"))
+    refuse_input_as_output(args.out, inputs, folders=[("the dataset's folder", folder)] if guarded else [])
     if getattr(args, "model", None):
         refuse_overwrite(args.out, args.model, getattr(args, "weights", None))
