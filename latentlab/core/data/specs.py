@@ -103,11 +103,22 @@ def spec_file(spec: str) -> Path | None:
     return Path(arg).expanduser() if kind == "npz" else None
 
 
-def spec_folder(spec: str) -> Path | None:
-    """The folder a dataset spec reads (IDX files, image classes, hf: Arrow or Parquet files), None for
-    a file or an embedded dataset; so that an output is never written inside it."""
+def dataset_reads(spec: str, path) -> bool:
+    """Whether loading the dataset `spec` names would read `path` (so an output written there would
+    change the data): anything inside an hf: folder, a file inside a class folder of images:DIR, an
+    IDX file of an MNIST-like folder. A new file beside those (a checkpoint next to the MNIST files)
+    is not read. The npz file itself is spec_file's."""
     kind, arg = parse_spec(spec)
-    return Path(arg).expanduser() if arg and kind != "npz" else None
+    if not arg or kind == "npz":
+        return False
+    folder, target = Path(arg).expanduser().resolve(), Path(path).expanduser().resolve()
+    if folder not in target.parents:
+        return False
+    if kind == "hf":
+        return True
+    if kind == "images":
+        return len(target.relative_to(folder).parts) >= 2
+    return "ubyte" in target.name
 
 
 # A dataset named by a checkpoint is a suggestion from a file that may be hostile: it is opened only
