@@ -20,7 +20,8 @@ from safetensors.numpy import load_file
 from latentlab.cli import main
 from latentlab.core.tables.latent_table import read_table
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="torchrun with gloo, tested on Linux")
+pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="torchrun with gloo, tested on Linux"),
+              pytest.mark.slow]   # seconds each; `-m "not slow"` skips them locally
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT_S = 240

@@ -19,6 +19,8 @@ from gui_helpers import click_view, send_mouse, view_to_widget, wait_idle
 from PySide6 import QtCore, QtWidgets
 from PySide6.QtTest import QTest
 
+pytestmark = pytest.mark.slow   # seconds each; `-m "not slow"` skips them locally
+
 LEFT = QtCore.Qt.MouseButton.LeftButton
 NO_MOD = QtCore.Qt.KeyboardModifier.NoModifier
 SHIFT = QtCore.Qt.KeyboardModifier.ShiftModifier

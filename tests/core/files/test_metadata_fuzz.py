@@ -20,6 +20,8 @@ from latentlab.core.files.metadata import MAX_HISTORY_ROWS, NUMBERS, history_ser
 from latentlab.core.models.config import ModelConfig, TrainConfig
 from latentlab.core.models.vae import build_model
 
+pytestmark = pytest.mark.slow   # seconds each; `-m "not slow"` skips them locally
+
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow   # seconds each; `-m "not slow"` skips them locally
+
 
 def _blobs(n=700, k=6, seed=0):
     rng = np.random.default_rng(seed)
