@@ -17,15 +17,16 @@ class OpenModelDialog(QtWidgets.QDialog):
         self.start_dir = start_dir
         self.spec = QtWidgets.QLineEdit()
         self.spec.setObjectName("modelSpec")
-        self.spec.setPlaceholderText("PATH.py:NAME, package.module:NAME, PATH.safetensors or diffusers:DIR")
+        self.spec.setPlaceholderText("PATH.py:NAME, package.module:NAME, PATH.safetensors, diffusers:DIR or pythae:DIR")
         self.spec.setToolTip("PATH.py:NAME imports PATH.py and calls NAME(), which returns your VAE (this runs your "
-                             "code); a .safetensors checkpoint never runs code; diffusers:DIR opens an AutoencoderKL folder")
+                             "code); a .safetensors checkpoint never runs code; diffusers:DIR opens an AutoencoderKL or "
+                             "AutoencoderTiny folder; pythae:DIR a pythae final_model/ folder (pythae's loader runs its code)")
         self.spec.setMinimumWidth(460)
         file_button = QtWidgets.QPushButton("File…")
         file_button.setToolTip("A Python file with your model (then type the NAME of the function after the colon) "
                                "or a latentlab checkpoint")
         folder_button = QtWidgets.QPushButton("diffusers folder…")
-        folder_button.setToolTip("A folder written by diffusers' AutoencoderKL.save_pretrained")
+        folder_button.setToolTip("A folder written by diffusers' AutoencoderKL or AutoencoderTiny save_pretrained")
         self.weights = QtWidgets.QLineEdit()
         self.weights.setObjectName("modelWeights")
         self.weights.setPlaceholderText("optional: fine-tuned weights saved by latentlab (.safetensors)")
