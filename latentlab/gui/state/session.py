@@ -233,7 +233,8 @@ class Session(QtCore.QObject):
         if result.data is None:
             self.status.emit(f"No data open, {what}")
         else:
-            self.status.emit(f"{result.data.name}: {len(result.data.x_train):,} training images, {what}")
+            rows = "rows" if hasattr(result.data, "table") else "training images"   # a table's rows may have no images
+            self.status.emit(f"{result.data.name}: {len(result.data.x_train):,} {rows}, {what}")
         self.loaded.emit()
         if result.notes:   # one banner line: the data shown first, then what the file's metadata lost
             from latentlab.core.text import short
