@@ -81,8 +81,9 @@ def assert_one_line(err: str, *fragments: str) -> str:
     assert line.startswith("latentlab:") and not TRACEBACK.search(err), err[-3000:]
     assert not CONTROL.search(err), repr(err[-500:])
     assert len(line) <= 320, line
+    words = FOLDERS.sub(".../", line).lower()   # not found in the folders of a path (named after the test)
     for fragment in fragments:
-        assert fragment.lower() in line.lower(), line
+        assert fragment.lower() in words, line
     return line
 
 
@@ -123,3 +124,29 @@ def measured(body: str, *, prelude: str = "", timeout: float = 180, limit_as: in
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     assert line is not None, proc.stdout[-2000:] + proc.stderr[-3000:]
     return json.loads(line[len("RESULT "):])
+
+
+# The folders of a path in a message: pytest names tmp_path after the test, so a fragment such as
+# "beyond" could be found in the folder test_a_label_beyond_... rather than in what the sentence says.
+# The file's own name stays: a sentence may rightly name it.
+FOLDERS = re.compile(r"/(?:[^\s/]+/)+")
+
+
+def dataset_refusal(spec: str, *fragments: str, read=None) -> str:
+    """The one sentence (DatasetError) that load_dataset(spec), and read(data) after it, ends with,
+    naming every fragment outside the paths it quotes."""
+    import pytest
+
+    from latentlab.core.data.specs import load_dataset
+    from latentlab.core.errors import DatasetError
+
+    with pytest.raises(DatasetError) as info:
+        data = load_dataset(spec)
+        if read is not None:
+            read(data)
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 400, message
+    words = FOLDERS.sub(".../", message)
+    for f in fragments:
+        assert f in words, message
+    return message

@@ -72,18 +72,9 @@ def shared_window(qapp, tmp_path_factory):
 
 
 @pytest.fixture
-def empty_window(qtbot, tmp_path):
-    """A window with no model yet, as at start-up."""
-    from PySide6 import QtCore
-
-    QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(tmp_path / "s"))
-    from latentlab.gui.main_window import MainWindow
-
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.session.shutdown()
+def empty_window(bare_window):
+    """A window with no model yet, as at start-up (conftest's bare_window)."""
+    return bare_window
 
 
 def refused_keeping_the_model(window, action, *fragments) -> str:

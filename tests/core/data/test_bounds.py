@@ -14,26 +14,17 @@ import textwrap
 
 import numpy as np
 import pytest
+from hostile_io import dataset_refusal
 
 from latentlab.cli import main
 from latentlab.core.data.specs import load_dataset
-from latentlab.core.errors import DatasetError, ResourceError
+from latentlab.core.errors import ResourceError
 from latentlab.core.models.config import ModelConfig
 from latentlab.core.training.budget import check_training_fits, training_bytes, window_refusal
 
 
 def idx_header(magic: int, *shape: int) -> bytes:
     return struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in shape)
-
-
-def one_sentence(spec: str, *fragments: str) -> str:
-    with pytest.raises(DatasetError) as info:
-        load_dataset(spec)
-    message = str(info.value)
-    assert "\n" not in message and len(message) < 400, message
-    for f in fragments:
-        assert f in message, message
-    return message
 
 
 def load_in_a_fresh_process(spec: str) -> subprocess.CompletedProcess:
@@ -68,7 +59,7 @@ def test_idx_header_claiming_a_billion_images_is_refused_before_reading(tmp_path
     (tmp_path / name).write_bytes(gzip.compress(data) if gz else data)
     write_labels(tmp_path, 10)
     # Raw: the file is smaller than the claim. Gzipped: the claim cannot fit in memory.
-    one_sentence(f"mnist:{tmp_path}", "truncated" if not gz else "GB")
+    dataset_refusal(f"mnist:{tmp_path}", "truncated" if not gz else "GB")
 
 
 def test_idx_gzip_bomb_stops_at_the_claimed_size(tmp_path):
@@ -85,14 +76,14 @@ def test_idx_gzip_bomb_stops_at_the_claimed_size(tmp_path):
     assert int(result.stdout.split("growth_kb")[1]) < 200_000  # not the 2 GiB the stream inflates to
 
 
-def test_a_fifo_or_device_is_refused_in_one_sentence(tmp_path):
+def test_a_fifo_or_device_is_refused_in_dataset_refusal(tmp_path):
     fifo = tmp_path / "train-images-idx3-ubyte"
     os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
     write_labels(tmp_path, 10)
-    one_sentence(f"mnist:{tmp_path}")
-    one_sentence("npz:/dev/zero", "not a file")
+    dataset_refusal(f"mnist:{tmp_path}")
+    dataset_refusal("npz:/dev/zero", "not a file")
     os.mkfifo(tmp_path / "x.npz")
-    one_sentence(f"npz:{tmp_path / 'x.npz'}", "not a file")
+    dataset_refusal(f"npz:{tmp_path / 'x.npz'}", "not a file")
 
 
 # --- npz ---------------------------------------------------------------------------------------
@@ -111,11 +102,11 @@ def test_npz_object_arrays_are_refused_without_unpickling(tmp_path):
     arr = np.empty(2, dtype=object)
     arr[0] = Payload(marker)
     np.savez(tmp_path / "evil.npz", x=np.zeros((4, 8, 8)), y=arr)
-    one_sentence(f"npz:{tmp_path / 'evil.npz'}", "pickled")
+    dataset_refusal(f"npz:{tmp_path / 'evil.npz'}", "pickled")
     assert not marker.exists()
     raw = pickle.dumps(Payload(marker))
     (tmp_path / "p.npz").write_bytes(raw)
-    one_sentence(f"npz:{tmp_path / 'p.npz'}")
+    dataset_refusal(f"npz:{tmp_path / 'p.npz'}")
     assert not marker.exists()
 
 
@@ -129,7 +120,7 @@ def test_npz_whose_header_claims_terabytes_is_refused_before_loading(tmp_path):
 
     with zipfile.ZipFile(big, "w") as zf:
         zf.write(tmp_path / "big.npy", "x.npy")
-    message = one_sentence(f"npz:{big}", "GB")
+    message = dataset_refusal(f"npz:{big}", "GB")
     assert "machine has" in message
 
 
@@ -143,7 +134,7 @@ def test_npz_whose_header_claims_terabytes_is_refused_before_loading(tmp_path):
 ], ids=["none", "one", "nan", "labels", "5d", "test_shape"])
 def test_npz_sweep(tmp_path, arrays, fragment):
     np.savez(tmp_path / "d.npz", **arrays)
-    one_sentence(f"npz:{tmp_path / 'd.npz'}", fragment)
+    dataset_refusal(f"npz:{tmp_path / 'd.npz'}", fragment)
 
 
 def test_an_npz_of_a_few_huge_images_is_refused_before_building_the_model(tmp_path, capsys):
@@ -165,13 +156,13 @@ def test_image_folder_sweep(tmp_path):
     a.mkdir(parents=True)
     Image.new("L", (8, 8)).save(a / "1.png")
     Image.new("L", (9, 8)).save(a / "2.png")
-    one_sentence(f"images:{tmp_path / 'mixed'}", "same size")
+    dataset_refusal(f"images:{tmp_path / 'mixed'}", "same size")
 
     b = tmp_path / "corrupt" / "a"
     b.mkdir(parents=True)
     Image.new("L", (8, 8)).save(b / "1.png")
     (b / "2.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"junk" * 10)
-    one_sentence(f"images:{tmp_path / 'corrupt'}", "2.png")
+    dataset_refusal(f"images:{tmp_path / 'corrupt'}", "2.png")
 
 
 def test_an_image_bomb_is_refused_before_decoding(tmp_path):
@@ -187,7 +178,7 @@ def test_an_image_bomb_is_refused_before_decoding(tmp_path):
     assert int(result.stdout.split("growth_kb")[1]) < 50_000  # 108 MB of RGB if it were decoded
 
 
-def test_a_walk_of_a_huge_tree_ends_in_one_sentence(tmp_path, monkeypatch):
+def test_a_walk_of_a_huge_tree_ends_in_dataset_refusal(tmp_path, monkeypatch):
     import latentlab.core.data.image_folder as image_folder
 
     monkeypatch.setattr(image_folder, "MAX_FOLDER_ENTRIES", 20)
@@ -195,7 +186,7 @@ def test_a_walk_of_a_huge_tree_ends_in_one_sentence(tmp_path, monkeypatch):
     d.mkdir(parents=True)
     for i in range(30):
         (d / f"{i}.txt").write_text("x")
-    one_sentence(f"images:{tmp_path / 'tree'}", "more than 20")
+    dataset_refusal(f"images:{tmp_path / 'tree'}", "more than 20")
 
 
 # --- training parameters and the save path -------------------------------------------------------
@@ -245,7 +236,7 @@ def test_save_path_problems_are_one_sentence_before_training(tmp_path, capsys):
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
-def test_a_read_only_folder_is_one_sentence(tmp_path, capsys):
+def test_a_read_only_folder_is_dataset_refusal(tmp_path, capsys):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
@@ -275,7 +266,7 @@ def test_saved_checkpoints_get_the_umask_and_keep_an_old_mode(tmp_path):
 # --- memory estimates ----------------------------------------------------------------------------
 
 
-def test_a_model_that_cannot_fit_is_refused_in_one_sentence(monkeypatch):
+def test_a_model_that_cannot_fit_is_refused_in_dataset_refusal(monkeypatch):
     import latentlab.core.training.budget as budget
 
     cfg = ModelConfig(image_shape=(3, 64, 64), latent_dim=16, hidden=(100_000, 50_000))
@@ -313,7 +304,7 @@ def test_the_estimate_covers_what_training_really_allocates():
     assert growth < estimate, (growth, estimate)
 
 
-def test_window_refuses_a_huge_latent_space_in_one_sentence():
+def test_window_refuses_a_huge_latent_space_in_dataset_refusal():
     assert window_refusal(ModelConfig(image_shape=(1, 8, 8), latent_dim=2), 1797) is None
     message = window_refusal(ModelConfig(image_shape=(1, 8, 8), latent_dim=100_000), 1797)
     assert message and "100,000" in message and "\n" not in message
