@@ -26,7 +26,7 @@ from . import mlp_step
 from .adam import adam
 from .device import resolve_device
 
-_OOM_ERRORS = tuple({getattr(torch, "OutOfMemoryError", MemoryError), torch.cuda.OutOfMemoryError, MemoryError})
+OOM_ERRORS = tuple({getattr(torch, "OutOfMemoryError", MemoryError), torch.cuda.OutOfMemoryError, MemoryError})
 
 
 @dataclass(frozen=True)
@@ -198,14 +198,20 @@ def _train(model, data, cfg, history, should_stop, device, live_budget=None) -> 
                 return
             yield snapshot(epoch + 1, weights=state_to_numpy(model), **snap_extra)
             win = _Window(k, device)
-    except _OOM_ERRORS:
-        _load_state(model, good_state)
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        yield finish(0, error=f"Out of memory on {dev_name} while training with batch size {bs}; "
-                               f"the weights from step {good_step} were kept. Try a smaller batch or model.")
+    except OOM_ERRORS:
+        yield finish(0, error=out_of_memory(model, good_state, good_step, device, bs))
     finally:
         model.eval()
+
+
+def out_of_memory(model, good_state, good_step: int, device, batch_size: int) -> str:
+    """After running out of memory: the last good weights back in `model`, the device's cache
+    released, and the sentence that says so (both loops stop this way)."""
+    _load_state(model, good_state)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return (f"Out of memory on {device.type} while training with batch size {batch_size}; "
+            f"the weights from step {good_step} were kept. Try a smaller batch or model.")
 
 
 class _Window:

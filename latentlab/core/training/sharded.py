@@ -36,7 +36,6 @@ from .device import resolve_device
 from .distributed import STOP_EVERY, lost_peers, share
 from .loop import Snapshot
 
-_OOM_ERRORS = tuple({getattr(torch, "OutOfMemoryError", MemoryError), torch.cuda.OutOfMemoryError, MemoryError})
 TEST_CHUNK = 2048
 
 
@@ -222,12 +221,8 @@ def _train(model, data, cfg, history, should_stop, device, live_budget, group) -
                 return
             yield snapshot(epoch + 1, weights=loop.state_to_numpy(model) if rank == 0 else None, **extra)
             win = loop._Window(k, device)
-    except _OOM_ERRORS:
-        loop._load_state(model, good_state)
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        yield finish(0, error=f"Out of memory on {device.type} while training with batch size {cfg.batch_size}; "
-                               f"the weights from step {good_step} were kept. Try a smaller batch or model.")
+    except loop.OOM_ERRORS:
+        yield finish(0, error=loop.out_of_memory(model, good_state, good_step, device, cfg.batch_size))
     finally:
         model.eval()
 
