@@ -73,10 +73,9 @@ def cmd_eval_models(args, model_and_data, evaluate_one) -> int:
             one.dataset = dataset   # every model on the first one's dataset
         model, spec, spec_ds, data = model_and_data(one)
         dataset = dataset or spec_ds
-        stats = evaluate_one(args, model, spec, spec_ds, data)
+        stats, _ = evaluate_one(args, model, spec, spec_ds, data)
         if stats is None:
             return 130
-        stats.pop("examples_total")   # each entry as `eval` prints that model alone
         entries.append(stats)
     if args.json:
         print(json.dumps({"dataset": dataset, "models": entries}))

@@ -43,14 +43,12 @@ def _model_and_data(args):
 
 
 def _stoppable(run, stopped: str):
-    """run(should_stop), or None after saying `stopped` when Ctrl+C ended it. Ctrl+C raises at once
-    (a user's model may sit in its own code for minutes, where no flag is polled); nothing is written
-    before the run ends, so there is nothing to keep."""
-    from latentlab.core.errors import Cancelled
-
+    """run(), or None after saying `stopped` when Ctrl+C ended it. Ctrl+C raises at once (a user's
+    model may sit in its own code for minutes, where no stop flag would be polled); nothing is
+    written before the run ends, so there is nothing to keep."""
     try:
-        return run(lambda: False)
-    except (Cancelled, KeyboardInterrupt):
+        return run()
+    except KeyboardInterrupt:
         print(f"\nlatentlab: {stopped}", file=sys.stderr)
         return None
 
@@ -73,8 +71,8 @@ def cmd_encode(args) -> int:
             sys.stderr.write(f"\rencoding {len(data.x_train) + len(data.x_test):,} images {_bar(fraction)} ")
             sys.stderr.flush()
 
-    table = _stoppable(lambda stop: encode_table(model, data, batch=args.batch_size, progress=progress,
-                                                 should_stop=stop), "encoding stopped (interrupted); nothing written.")
+    table = _stoppable(lambda: encode_table(model, data, batch=args.batch_size, progress=progress),
+                       "encoding stopped (interrupted); nothing written.")
     if table is None:
         return 130
     if not quiet:
@@ -91,10 +89,9 @@ def cmd_eval(args) -> int:
     if not one_model(args):
         return cmd_eval_models(args, _model_and_data, evaluate_one)
     model, spec, spec_ds, data = _model_and_data(args)
-    stats = evaluate_one(args, model, spec, spec_ds, data)
+    stats, total = evaluate_one(args, model, spec, spec_ds, data)
     if stats is None:
         return 130
-    total = stats.pop("examples_total")
     if args.json:
         print(json.dumps(stats))
         return 0
@@ -124,9 +121,10 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def evaluate_one(args, model, spec: str, spec_ds: str, data) -> dict | None:
+def evaluate_one(args, model, spec: str, spec_ds: str, data) -> tuple[dict | None, int]:
     """eval's entry for one model: its test images (the first --limit of them), IW-K as _iw_samples
-    picks it, progress on stderr, the factor scores with --factors; None when stopped with Ctrl+C."""
+    picks it, progress on stderr, the factor scores with --factors (None when stopped with Ctrl+C),
+    and how many images there were before --limit."""
     from latentlab.core.data.pixels import as_pixels, stored
     from latentlab.core.inference.analysis import evaluate
 
@@ -153,17 +151,17 @@ def evaluate_one(args, model, spec: str, spec_ds: str, data) -> dict | None:
             sys.stderr.write(f"\revaluating {n:,} images (IW-{iw}) {_bar(done / max(n, 1))} ")
             sys.stderr.flush()
 
-    stats = _stoppable(lambda stop: evaluate(model, x, iw_samples=iw, progress=progress, should_stop=stop),
+    stats = _stoppable(lambda: evaluate(model, x, iw_samples=iw, progress=progress),
                        "evaluation stopped (interrupted); nothing printed.")
     if stats is None:
-        return None
+        return None, total
     if not quiet:
         print(file=sys.stderr)
     stats.update(checkpoint=spec, model=spec, description=model.describe(), dataset=spec_ds,
-                 split="test" if len(data.x_test) else "train", examples_total=total)
+                 split="test" if len(data.x_test) else "train")
     if args.factors:
         stats.update(factor_entry(model, data, args.dci_estimator))
-    return stats
+    return stats, total
 
 
 LOG_PROGRESS_AFTER_S = 2.0   # a log gets progress lines only from an evaluation that lasts this long
