@@ -57,7 +57,7 @@ class FactorsView(LazyView):
         panel.setMaximumWidth(420)
         layout = QtWidgets.QHBoxLayout(self)
         layout.addWidget(self.heat, 1)
-        layout.addWidget(panel)
+        layout.addWidget(panel, 0, QtCore.Qt.AlignmentFlag.AlignLeft)   # alone (no factors): at the left, not centred
         self.result = None          # core.inference.disentanglement.FactorScores
         self._made_for = None       # (weights version, points, estimator) of the result or the job
         self.compute.clicked.connect(lambda: self.start(force=True))
