@@ -36,8 +36,6 @@ from .device import resolve_device
 from .distributed import STOP_EVERY, lost_peers, share
 from .loop import Snapshot
 
-TEST_CHUNK = 2048
-
 
 def train(model, data, cfg: TrainConfig, *, history=(), should_stop: Callable[[], bool] | None = None,
           live_budget=None, group=None) -> Iterator[Snapshot]:
@@ -275,8 +273,8 @@ def _epoch_record(model, number, cfg, step, acc, test_rows: _Rows | None, group,
     gen = torch.Generator(device=device)
     gen.manual_seed(1234)
     test = loop._Window(model.latent_dim, device)
-    for i in range(0, test_rows.n, TEST_CHUNK):
-        count = min(TEST_CHUNK, test_rows.n - i)
+    for i in range(0, test_rows.n, loop.TEST_CHUNK):
+        count = min(loop.TEST_CHUNK, test_rows.n - i)
         lo, hi = share(count, rank, world)
         eps = torch.randn((count, model.latent_dim), generator=gen, device=device)[lo:hi]
         part = np.arange(i + lo, i + hi)
