@@ -6,6 +6,15 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest
 
+# Each worker holds torch, Qt and a window or two (about 1 GB), and torch's own threads already use
+# every core: past four workers a many-core machine gains little and pays in memory.
+MAX_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config):
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, MAX_WORKERS))
+
 
 @pytest.fixture
 def bare_window(qtbot, tmp_path):
