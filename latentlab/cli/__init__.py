@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    # First thing: the CPU counters' first reading, so start-up measures what else keeps the cores busy.
+    from latentlab.core import cpu_load  # noqa: F401
     from latentlab.core.errors import LatentLabError
     from latentlab.core.text import short
 

@@ -71,7 +71,8 @@ class _Parser(argparse.ArgumentParser):
 
 ENVIRONMENT = """Environment:
   LATENTLAB_THREADS=N   threads for training, encoding and evaluating on the CPU (default: the cores
-                        free when the command starts, since threads beyond them only wait on each other)
+                        other processes left free while the command started; threads beyond them only
+                        wait on each other)
   LATENTLAB_DEVICE=cpu  train on the CPU in the window even when a GPU is present"""
 
 

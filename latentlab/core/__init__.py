@@ -9,5 +9,6 @@ inference/  objectives, the exact posterior, analysis, aggregate q(z), projectio
 data/       dataset SPECs and one loader per format        models/  the LatentModel protocol and the VAEs
 
 Beside them, used by every room: errors (the exceptions with one-sentence messages), text (how
-text from files and users is shortened and quoted) and memory (what still fits in RAM).
+text from files and users is shortened and quoted), memory (what still fits in RAM) and cpu_load
+(how many cores other processes keep busy).
 """

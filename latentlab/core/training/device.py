@@ -49,11 +49,13 @@ _free_cores: int | None = None   # decided once per process, before its own work
 
 def cpu_threads(leave: int = 0) -> int:
     """How many threads torch's CPU work should use: LATENTLAB_THREADS when set, else the cores that
-    were free when this process first asked (the machine's cores less its 1-minute load average, at
-    most torch's own default), less `leave` kept for others such as the GUI thread; at least 1.
-    Threads beyond the free cores add no speed, they wait on each other: a 2-core machine under load
-    trained 6× slower with torch's 2 threads than with 1."""
+    were free when this process first asked (the machine's cores less those other processes kept
+    busy since it started, core.cpu_load; at most torch's own default), less `leave` kept for others
+    such as the GUI thread; at least 1. Threads beyond the free cores add no speed, they wait on each
+    other: a 2-core machine under load trained 6× slower with torch's 2 threads than with 1."""
     import os
+
+    from latentlab.core import cpu_load
 
     global _free_cores
     value = os.environ.get(THREADS_ENV, "").strip()
@@ -62,10 +64,7 @@ def cpu_threads(leave: int = 0) -> int:
             raise LatentLabError(f"{THREADS_ENV} must be a whole number from 1 to 4096, not {value[:20]!r}.")
         return int(value)
     if _free_cores is None:
-        try:
-            busy = os.getloadavg()[0]
-        except (AttributeError, OSError):   # Windows has no load average
-            busy = 0.0
+        busy = cpu_load.busy_now() or 0.0   # unknown (not Linux): torch's default
         _free_cores = max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - round(busy)))
     return max(1, _free_cores - leave)
 

@@ -188,7 +188,7 @@ def _train(model, data, cfg, history, should_stop, device, live_budget=None) -> 
                             f"or exploded); "
                             f"the weights from step {good_step} were kept. Try a lower learning rate."), diverged=True)
                         return
-                    good_state = _clone_state(model)
+                    good_state = _clone_state(model, into=good_state)
                     good_step = step
                     if not last_of_epoch:
                         yield snapshot(epoch, latent=_encode_subset(model, x, subset))
@@ -282,8 +282,15 @@ def _gradient_step(model, params, free_bits: float):
     return autograd_step
 
 
-def _clone_state(model) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+def _clone_state(model, into: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """A copy of the model's state; `into` (an earlier copy) is overwritten in place, since memory
+    fresh from the kernel every few steps costs page faults worth more than the copy."""
+    if into is None:
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            into[k].copy_(v)
+    return into
 
 
 def _load_state(model, state) -> None:
@@ -308,7 +315,8 @@ def _loss_ceiling(first_loss: float) -> float:
 
 def _params_bounded(params) -> bool:
     with torch.no_grad():
-        return bool(torch.stack([p.abs().max() <= WEIGHT_LIMIT for p in params if p.numel()]).all())
+        # max and min rather than abs().max(): no temporary the size of the weights (NaN fails both)
+        return bool(torch.stack([(p.max() <= WEIGHT_LIMIT) & (p.min() >= -WEIGHT_LIMIT) for p in params if p.numel()]).all())
 
 
 class _LiveSubset:

@@ -204,7 +204,7 @@ def _train(model, data, cfg, history, should_stop, device, live_budget, group) -
                             f"Training diverged at step {step} (the loss or the weights became NaN, infinite or "
                             f"exploded); the weights from step {good_step} were kept. Try a lower learning rate."))
                         return
-                    good_state, good_step = loop._clone_state(model), step
+                    good_state, good_step = loop._clone_state(model, into=good_state), step
                     if not last_of_epoch:
                         yield snapshot(epoch, latent=live())
                         win = loop._Window(k, device)

@@ -47,6 +47,25 @@ def test_huge_weights_are_divergence(digits, monkeypatch):
     assert last.diverged and WEIGHT_LIMIT > 1e3
 
 
+def test_the_weights_kept_are_those_of_the_last_check_that_passed(digits, monkeypatch):
+    """Not the first weights, nor the bad ones: the state checked at the last snapshot (which is kept
+    by overwriting one copy in place, snapshot after snapshot)."""
+    import latentlab.core.training.loop as training
+
+    model = build_model(ModelConfig(image_shape=digits.image_shape, hidden=(32,)), seed=0)
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+    at_10 = None
+    for snap in train(model, digits, TrainConfig(device="cpu", scatter_points=0, epochs=1, snapshot_every=5)):
+        if snap.step == 10 and not snap.done:
+            at_10 = {k: v.clone() for k, v in model.state_dict().items()}
+            monkeypatch.setattr(training, "WEIGHT_LIMIT", 1e-3)   # the next check (step 15) fails
+        last = snap
+    assert last.diverged and "from step 10 were kept" in last.error
+    for k, v in model.state_dict().items():
+        assert np.array_equal(v.numpy(), at_10[k].numpy()), k
+    assert not all(np.array_equal(v.numpy(), first[k].numpy()) for k, v in model.state_dict().items())
+
+
 def _train(capsys, *args):
     code = main(["train", "--dataset", "digits", "--hidden", "32", "--device", "cpu", *args])
     return code, capsys.readouterr().err
