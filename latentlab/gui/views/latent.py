@@ -18,6 +18,7 @@ from latentlab.gui.widgets.palette import argb, colormap_argb, fill_legend, labe
 from latentlab.gui.widgets.prior_circles import PriorCircles
 from latentlab.gui.widgets.small_screens import FlowLayout
 
+FIT_POINTS = 200_000  # tell the view's extent: each 0.1% tail is 200 (a million took 50 ms at 10M rows)
 HOVER_PX = 12  # the hover card shows the nearest point only if it is this close on screen
 PROJECTIONS = (("pair", "pair of dims"), ("pca", "PCA of means"), ("umap", "UMAP"), ("tsne", "t-SNE"),
                ("vector", "attribute vector"))
@@ -121,11 +122,10 @@ class LatentPlot(DirectPickView, pg.PlotWidget):
         lo, hi = (np.full(2, np.inf), np.full(2, -np.inf)) if s.shows_map else (np.full(2, -3.3), np.full(2, 3.3))
         points = s.points if s.points is not None else s.preview.means if s.preview is not None else None
         if points is not None and len(points) and s.projection is not None:
-            pos = s.projection.to2d(points[::max(1, len(points) // 1_000_000)])   # a million tell the extent
+            pos = s.projection.to2d(points[::max(1, -(-len(points) // FIT_POINTS))])
             pos = pos[np.isfinite(pos).all(axis=1)]
             if len(pos) > 100_000:   # millions: the odd far point should not shrink the rest to a dot
-                lo = np.minimum(lo, np.percentile(pos, 0.1, axis=0))
-                hi = np.maximum(hi, np.percentile(pos, 99.9, axis=0))
+                lo, hi = np.minimum(lo, np.percentile(pos, 0.1, axis=0)), np.maximum(hi, np.percentile(pos, 99.9, axis=0))
             elif len(pos):
                 lo, hi = np.minimum(lo, pos.min(axis=0)), np.maximum(hi, pos.max(axis=0))
         if np.isfinite(lo).all() and np.isfinite(hi).all():
