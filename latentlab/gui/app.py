@@ -153,6 +153,10 @@ def _splash():
 def _application():
     from PySide6 import QtWidgets
 
+    # The CPU counters' first reading: training's thread count later comes from what else kept the
+    # cores busy since (core.cpu_load), with nothing to wait for then on the GUI thread.
+    from latentlab.core import cpu_load  # noqa: F401
+
     app = QtWidgets.QApplication.instance()
     if app is None:
         install_message_filter()
