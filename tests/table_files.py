@@ -1,5 +1,6 @@
-"""Latent tables for tests, written with pyarrow as `latentlab encode --out FILE.parquet` writes them:
-index, split, label, mu_0.., logvar_0.. and the label names in the schema metadata."""
+"""Latent tables for tests, written with pyarrow as another tool would write them: the columns
+`latentlab encode --out FILE.parquet` writes (index, split, label, mu_0.., logvar_0..), the label
+names as a plain JSON list under the schema metadata key `latentlab.label_names`."""
 
 from __future__ import annotations
 

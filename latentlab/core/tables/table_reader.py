@@ -4,7 +4,8 @@ and NPZ tables `latentlab encode` writes.
 
 Columns: `index` (row within its split), `split` ("train" or "test", plain or dictionary-encoded),
 an optional integer `label`, `mu_0 .. mu_{K-1}` and `logvar_0 .. logvar_{K-1}` (floats, kept as
-float32), label names as a JSON list under the schema metadata key `latentlab.label_names`. Every
+float32), label names in the schema metadata: in the `latentlab` block `latentlab encode` writes
+(core.tables.parquet_table), or as a plain JSON list under `latentlab.label_names`. Every
 field is checked before anything large is allocated; a file that does not check out is refused in
 one sentence. Rows whose mean or log-variance is not a finite number are dropped, and the result
 says how many. pyarrow is an optional extra, imported only here and only when a Parquet table is
@@ -24,6 +25,8 @@ import numpy as np
 from latentlab.core.errors import Cancelled, LatentLabError
 from latentlab.core.memory import check_fits, prefaulted_empty
 from latentlab.core.text import quote, reason, short
+
+from .parquet_table import METADATA_KEY
 
 MAX_K = 4096                 # latent dimensions a table may have (the window's own limit)
 MAX_LABELS = 10_000          # label values (and names) a table may use
@@ -198,15 +201,22 @@ def _checked_schema(pa, schema, name: str) -> tuple[int, dict]:
 
 
 def _label_names(metadata: dict, name: str) -> tuple[str, ...]:
-    raw = metadata.get(NAMES_KEY)
+    """The names from the `latentlab` block (as `latentlab encode` writes them), else from the plain
+    list under `latentlab.label_names` (a table written by another tool), else none."""
+    block = metadata.get(METADATA_KEY)
+    raw = block if block is not None else metadata.get(NAMES_KEY)
     if raw is None:
         return ()
     if len(raw) > MAX_NAMES_JSON:
         raise LatentLabError(f"{name}: its label names take {len(raw):,} bytes; at most {MAX_NAMES_JSON:,} are read.")
     try:
         names = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise LatentLabError(f"{name}: its label names are not a JSON list.") from None
+    if block is not None:
+        if not isinstance(names, dict):
+            raise LatentLabError(f"{name}: its latentlab metadata is not a JSON object.")
+        names = names.get("label_names", [])
     if not isinstance(names, list) or len(names) > MAX_LABELS or not all(isinstance(v, str) for v in names):
         raise LatentLabError(f"{name}: its label names are not a JSON list of at most {MAX_LABELS:,} strings.")
     return tuple(short(v, 200) for v in names)

@@ -40,6 +40,19 @@ def test_parquet_round_trip_in_row_groups(tmp_path, dictionary_split):
     assert t.mu.dtype == np.float32 and t.mu.flags.f_contiguous   # one contiguous column per dimension
 
 
+def test_a_table_written_as_encode_writes_it_keeps_its_label_names(tmp_path):
+    """`latentlab encode --out FILE.parquet` keeps the names in its own metadata block; the window
+    showed the labels' numbers instead."""
+    from latentlab.core.tables.parquet_table import ParquetTableWriter
+
+    cols = table_columns(300, 2, labels=3)
+    with ParquetTableWriter(tmp_path / "t.parquet", 2, ("square", "ellipse", "heart")) as w:
+        w.write(cols["index"], cols["split"], cols["label"], cols["mu"], cols["logvar"])
+    t = read_latent_table(tmp_path / "t.parquet")
+    assert t.label_names == ("square", "ellipse", "heart") and t.has_labels
+    np.testing.assert_array_equal(t.label, cols["label"])
+
+
 def test_float64_columns_are_read_as_float32(tmp_path):
     cols = table_columns(50, 2)
     arrays = {"index": pa.array(cols["index"]), "split": pa.array(cols["split"])}
@@ -151,6 +164,12 @@ def hostile(tmp_path, name: str) -> Path:
         write_parquet(path, cols, metadata={"latentlab.label_names": json.dumps([1, 2, 3])})
     elif name == "too many names":
         write_parquet(path, cols, metadata={"latentlab.label_names": json.dumps(["x"] * 20_000)})
+    elif name == "block not an object":
+        write_parquet(path, cols, metadata={"latentlab": json.dumps(["a", "b"])})
+    elif name == "block names not strings":
+        write_parquet(path, cols, metadata={"latentlab": json.dumps({"label_names": [{"x": 1}] * 10})})
+    elif name == "block nested deeply":
+        write_parquet(path, cols, metadata={"latentlab": "[" * 100_000 + "]" * 100_000})
     elif name == "too many dimensions":
         k = table_reader.MAX_K + 1
         arrays = {"index": pa.array([0]), "split": pa.array(["train"])}
@@ -173,7 +192,8 @@ def hostile(tmp_path, name: str) -> Path:
 HOSTILE = ["garbage", "truncated", "csv text named parquet", "no logvar", "uneven counts", "gap in dims",
            "stray dim column", "duplicate column", "text means", "float index", "other split", "null split",
            "negative index", "null index", "huge label", "label without a name", "names not json",
-           "names not strings", "too many names", "too many dimensions", "no rows", "all rows nan", "wrong suffix",
+           "names not strings", "too many names", "block not an object", "block names not strings",
+           "block nested deeply", "too many dimensions", "no rows", "all rows nan", "wrong suffix",
            "missing"]
 
 
