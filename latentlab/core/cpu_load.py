@@ -3,7 +3,7 @@ could only wait for a core.
 
 The 1-minute load average is no guide to that: it decays over minutes and counts processes that
 have already ended, so a run started right after another (the usual way of trying things out) saw
-the finished run's load and trained on one thread of a free machine's two, at half the speed.
+the finished run's load and trained on one thread of a free machine's two.
 Instead the kernel's CPU counters (/proc/stat) are read twice and this process's own CPU time over
 the same interval is taken out; what is left is the other processes' work now. The first reading is
 taken when this module is imported, which the command line and the window do first thing, so the
