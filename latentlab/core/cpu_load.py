@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 
-# An interval shorter than this says little (the kernel counts in ticks of 10 ms): it is waited out.
+# An interval shorter than this says little (the kernel counts in ticks of 10 ms).
 MIN_INTERVAL_S = 0.25
 
 
@@ -50,15 +50,10 @@ _FIRST = reading()
 
 
 def busy_now() -> float | None:
-    """Cores other processes have kept busy since this module was imported (a quarter of a second is
-    waited out if that was more recent), or None where that cannot be known."""
-    if _FIRST is None:
+    """Cores other processes have kept busy since this module was imported, or None where that cannot
+    be known: no counters (not Linux), or too short an interval to say. It never waits, since the
+    window asks on its GUI thread."""
+    last = reading() if _FIRST is not None else None
+    if last is None or last[2] - _FIRST[2] < MIN_INTERVAL_S:
         return None
-    last = reading()
-    if last is None:
-        return None
-    short = MIN_INTERVAL_S - (last[2] - _FIRST[2])
-    if short > 0:
-        time.sleep(short)
-        last = reading() or last
     return busy_elsewhere(_FIRST, last)

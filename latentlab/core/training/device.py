@@ -64,7 +64,9 @@ def cpu_threads(leave: int = 0) -> int:
             raise LatentLabError(f"{THREADS_ENV} must be a whole number from 1 to 4096, not {value[:20]!r}.")
         return int(value)
     if _free_cores is None:
-        busy = cpu_load.busy_now() or 0.0   # unknown (not Linux): torch's default
+        busy = cpu_load.busy_now()
+        if busy is None:   # not known (yet): torch's default, and the question is asked again next time
+            return max(1, min(torch.get_num_threads(), os.cpu_count() or 1) - leave)
         _free_cores = max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - round(busy)))
     return max(1, _free_cores - leave)
 

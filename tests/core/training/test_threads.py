@@ -64,6 +64,21 @@ def test_a_finished_run_does_not_count_as_load(monkeypatch):
     assert device.cpu_threads() == min(torch.get_num_threads(), os.cpu_count())
 
 
+def test_asked_too_early_it_neither_waits_nor_decides(monkeypatch):
+    """The window asks on its GUI thread: no sleep there. Too soon after the first reading to tell,
+    torch's default is used and the question is asked again next time."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    monkeypatch.setattr(cpu_load, "_FIRST", cpu_load.reading())   # just now
+    monkeypatch.setattr(cpu_load.time, "sleep", lambda s: pytest.fail(f"slept {s} s"))
+    if cpu_load.reading() is not None:
+        assert cpu_load.busy_now() is None
+    assert device.cpu_threads() == 8 and device.cpu_threads(leave=1) == 7
+    assert device._free_cores is None
+    monkeypatch.setattr(cpu_load, "busy_now", lambda: 6.0)
+    assert device.cpu_threads() == 2   # now it can tell
+
+
 def test_own_work_is_not_counted_as_others():
     """Between two readings, the machine's work less this process's is the others' work."""
     first = (100.0, 5.0, 50.0)   # machine CPU s, own CPU s, wall s
