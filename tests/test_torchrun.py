@@ -18,7 +18,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from latentlab.cli import main
-from latentlab.core.tables.latent_table import read_table
+from latentlab.core.tables.table_reader import read_table
 
 pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="torchrun with gloo, tested on Linux"),
               pytest.mark.slow]   # seconds each; `-m "not slow"` skips them locally

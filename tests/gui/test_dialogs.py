@@ -25,7 +25,7 @@ def test_save_path_takes_the_suffix_of_the_chosen_kind(window, monkeypatch, type
 def test_the_export_means_dialog_writes_the_table_it_names(window, monkeypatch, tmp_path, qtbot):
     from gui_helpers import wait_idle
 
-    from latentlab.core.tables.latent_table import read_table
+    from latentlab.core.tables.table_reader import read_table
 
     monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
                         lambda *a: (str(tmp_path / "means"), "NumPy archives (*.npz)"))

@@ -259,7 +259,7 @@ def test_latent_view_exports_as_png_and_svg(window, tmp_path):
 @pytest.mark.parametrize("suffix", [".npz", ".csv"])
 def test_export_latent_means_round_trips(window, tmp_path, suffix):
     from latentlab.core.inference.analysis import encode
-    from latentlab.core.tables.latent_table import read_table
+    from latentlab.core.tables.table_reader import read_table
 
     s = window.session
     data = s.model_data.data

@@ -1,5 +1,6 @@
-"""The latent means table: every image's posterior mean and log-variance, as CSV, NPZ or Parquet
-(core.files.parquet_table, which also documents the layout for other readers).
+"""The latent means table: every image's posterior mean and log-variance, written as CSV, NPZ or
+Parquet (core.tables.parquet_table, which also documents the layout for other readers); read back,
+every value checked, by core.tables.table_reader.
 
 Columns: index (within its split), split (train or test), label, mu_0 .. mu_{K-1},
 logvar_0 .. logvar_{K-1}. The NPZ holds the same as plain arrays (mu and logvar as (N, K) float32,
@@ -11,7 +12,6 @@ MB beyond the table whatever its size.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,6 @@ from latentlab.core.inference.batches import encode_rows
 
 SPLITS = ("train", "test")
 FORMATS = (".csv", ".npz", ".parquet")
-_NPZ_KEYS = ("index", "split", "label", "mu", "logvar", "label_names")
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,62 +94,3 @@ def _write_csv(f, table: LatentTable) -> None:
     for i in range(len(table)):
         lead = f"{table.index[i]},{table.split[i]},{table.label[i]},"
         f.write((lead + numbers % (*table.mu[i].tolist(), *table.logvar[i].tolist())).encode())
-
-
-def read_table(path) -> LatentTable:
-    """Read a table written by write_table, validating every column; one-sentence errors."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise LatentLabError(f"Cannot tell the format of {path}: name it .csv, .npz or .parquet.")
-    if suffix == ".parquet":
-        from .parquet_table import read_parquet_columns
-
-        return _validated(path, *read_parquet_columns(path))
-    from latentlab.core.data.checks import open_regular
-
-    try:
-        # Opened once, a regular file only: numpy or the CSV reader would wait on a FIFO forever.
-        with open_regular(path, LatentLabError, "latent table") as f:
-            if suffix == ".npz":
-                with np.load(f, allow_pickle=False) as z:
-                    missing = [key for key in _NPZ_KEYS if key not in z.files]
-                    if missing:
-                        raise LatentLabError(f"{path} is not a latent table: it has no {', '.join(missing)}.")
-                    cols = {key: z[key] for key in _NPZ_KEYS}
-                names = tuple(str(v) for v in cols.pop("label_names"))
-            else:
-                cols, names = _read_csv(io.TextIOWrapper(f, encoding="utf-8"), path), ()
-    except (OSError, ValueError) as exc:
-        raise LatentLabError(f"Cannot read {path}: {exc}.") from None
-    return _validated(path, cols, names)
-
-
-def _read_csv(f, path: Path) -> dict[str, np.ndarray]:
-    header = f.readline().strip().split(",")
-    k = (len(header) - 3) // 2
-    want = LatentTable(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros((0, k)), np.zeros((0, k))).columns
-    if header != want:
-        raise LatentLabError(f"{path} is not a latent table: its header is not {','.join(want[:4])},...")
-    rows = np.loadtxt(f, delimiter=",", dtype=str, ndmin=2)
-    if rows.size == 0:
-        rows = np.zeros((0, len(header)), str)
-    numbers = rows[:, 3:].astype(np.float32)
-    return {"index": rows[:, 0].astype(np.int64), "split": rows[:, 1], "label": rows[:, 2].astype(np.int64),
-            "mu": numbers[:, :k], "logvar": numbers[:, k:]}
-
-
-def _validated(path: Path, cols: dict, names: tuple[str, ...]) -> LatentTable:
-    n = len(cols["index"])
-    mu, logvar = cols["mu"], cols["logvar"]
-    if mu.ndim != 2 or mu.shape != logvar.shape or len(mu) != n:
-        raise LatentLabError(f"{path} is not a latent table: mu and logvar are not two (N, K) arrays for {n} rows.")
-    if any(len(cols[key]) != n or cols[key].ndim != 1 for key in ("split", "label")):
-        raise LatentLabError(f"{path} is not a latent table: its columns have different lengths.")
-    if not np.isin(cols["split"], SPLITS).all():
-        raise LatentLabError(f"{path} is not a latent table: split holds values other than train and test.")
-    if not (np.issubdtype(cols["index"].dtype, np.integer) and np.issubdtype(cols["label"].dtype, np.integer)):
-        raise LatentLabError(f"{path} is not a latent table: index and label must be integers.")
-    return LatentTable(index=cols["index"].astype(np.int64), split=cols["split"].astype("<U5"),
-                       label=cols["label"].astype(np.int64), mu=mu.astype(np.float32),
-                       logvar=logvar.astype(np.float32), label_names=names)

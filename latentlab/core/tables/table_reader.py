@@ -1,6 +1,7 @@
-"""Reading a latent table for the window: the means, log-variances, labels and data rows of every
-encoded image, from Parquet (memory-mapped, one column of one row group at a time) or from the CSV
-and NPZ tables `latentlab encode` writes.
+"""Reading latent tables, the one reader of every format: for the window (read_latent_table: the
+means, log-variances, labels and data rows of every encoded image, from Parquet one column of one
+row group at a time, or from the CSV and NPZ tables `latentlab encode` writes), and as a LatentTable
+(read_table), for the command line, the API and tests.
 
 Columns: `index` (row within its split), `split` ("train" or "test", plain or dictionary-encoded),
 an optional integer `label`, `mu_0 .. mu_{K-1}` and `logvar_0 .. logvar_{K-1}` (floats, kept as
@@ -14,6 +15,7 @@ opened.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Callable
@@ -26,7 +28,7 @@ from latentlab.core.errors import Cancelled, LatentLabError
 from latentlab.core.memory import check_fits, prefaulted_empty
 from latentlab.core.text import quote, reason, short
 
-from .parquet_table import METADATA_KEY
+from .parquet_table import FORMAT_VERSION, METADATA_KEY
 
 MAX_K = 4096                 # latent dimensions a table may have (the window's own limit)
 MAX_LABELS = 10_000          # label values (and names) a table may use
@@ -40,6 +42,7 @@ INSTALL_HINT = "pip install 'latentlab[tables]'"
 SUFFIXES = (".parquet", ".csv", ".npz")
 SPLIT_NAMES = ("train", "test")
 _DIM = re.compile(r"(mu|logvar)_(\d{1,6})")
+_NPZ_KEYS = ("index", "split", "label", "mu", "logvar", "label_names")
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,9 +87,7 @@ def read_latent_table(path, progress: Callable[[float], None] | None = None,
     if not path.is_file():
         raise LatentLabError(f"Cannot open {name}: there is no such file.")
     if suffix == ".parquet":
-        return _read_parquet(path, name, progress, should_stop)
-    from .latent_table import read_table
-
+        return _finite_rows(_read_parquet(path, name, progress, should_stop))
     t = read_table(path)
     if t.mu.shape[1] < 1 or t.mu.shape[1] > MAX_K:
         raise LatentLabError(f"{name} has {t.mu.shape[1]} latent dimensions; a table may have 1 to {MAX_K}.")
@@ -111,6 +112,7 @@ def _pyarrow():
 
 
 def _read_parquet(path: Path, name: str, progress, should_stop) -> TableColumns:
+    """Every row of a Parquet table, checked column by column (rows that are not finite kept)."""
     pa = _pyarrow()
     try:
         pf = pa.parquet.ParquetFile(path)   # read column chunk by chunk: a memory map would count the whole file as resident
@@ -159,8 +161,7 @@ def _read_parquet(path: Path, name: str, progress, should_stop) -> TableColumns:
     _checked_index(index, name)
     if not has_labels:
         names = ("no label",)
-    return _finite_rows(TableColumns(mu, logvar, split, index, label, names or _default_names(label), has_labels,
-                                     source=name))
+    return TableColumns(mu, logvar, split, index, label, names or _default_names(label), has_labels, source=name)
 
 
 def _checked_schema(pa, schema, name: str) -> tuple[int, dict]:
@@ -216,6 +217,10 @@ def _label_names(metadata: dict, name: str) -> tuple[str, ...]:
     if block is not None:
         if not isinstance(names, dict):
             raise LatentLabError(f"{name}: its latentlab metadata is not a JSON object.")
+        version = names.get("version", FORMAT_VERSION)
+        if version != FORMAT_VERSION:
+            shown = str(version) if isinstance(version, int) else quote(str(version), 20)
+            raise LatentLabError(f"{name} is a latent table of version {shown}; this latentlab reads version {FORMAT_VERSION}.")
         names = names.get("label_names", [])
     if not isinstance(names, list) or len(names) > MAX_LABELS or not all(isinstance(v, str) for v in names):
         raise LatentLabError(f"{name}: its label names are not a JSON list of at most {MAX_LABELS:,} strings.")
@@ -291,3 +296,72 @@ def _finite_rows(t: TableColumns) -> TableColumns:
         column[:kept] = column[keep]
     return TableColumns(t.mu[:kept], t.logvar[:kept], t.split[:kept], t.index[:kept], t.label[:kept], t.label_names,
                         t.has_labels, dropped=len(t) - kept, source=t.source)
+
+
+def read_table(path):
+    """A table written by write_table (or `latentlab encode`) as a LatentTable, every column checked
+    as for the window, every row kept as written; one-sentence errors."""
+    from latentlab.core.data.checks import open_regular
+
+    from .latent_table import FORMATS, LatentTable  # here: that module imports torch, this one need not
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise LatentLabError(f"Cannot tell the format of {path}: name it .csv, .npz or .parquet.")
+    if suffix == ".parquet":
+        with open_regular(path, LatentLabError, "latent table"):
+            pass   # a FIFO or a device is one sentence here; Arrow's own open would wait on it
+        t = _read_parquet(path, short(str(path)), None, None)
+        return LatentTable(index=t.index.astype(np.int64), split=np.asarray(SPLIT_NAMES)[t.split].astype("<U5"),
+                           label=t.label.astype(np.int64), mu=np.ascontiguousarray(t.mu),
+                           logvar=np.ascontiguousarray(t.logvar), label_names=t.label_names if t.has_labels else ())
+    try:
+        # Opened once, a regular file only: numpy or the CSV reader would wait on a FIFO forever.
+        with open_regular(path, LatentLabError, "latent table") as f:
+            if suffix == ".npz":
+                with np.load(f, allow_pickle=False) as z:
+                    missing = [key for key in _NPZ_KEYS if key not in z.files]
+                    if missing:
+                        raise LatentLabError(f"{path} is not a latent table: it has no {', '.join(missing)}.")
+                    cols = {key: z[key] for key in _NPZ_KEYS}
+                names = tuple(str(v) for v in cols.pop("label_names"))
+            else:
+                cols, names = _read_csv(io.TextIOWrapper(f, encoding="utf-8"), path), ()
+    except (OSError, ValueError) as exc:
+        raise LatentLabError(f"Cannot read {path}: {exc}.") from None
+    return _validated(path, cols, names)
+
+
+def _read_csv(f, path: Path) -> dict[str, np.ndarray]:
+    from .latent_table import LatentTable
+
+    header = f.readline().strip().split(",")
+    k = (len(header) - 3) // 2
+    want = LatentTable(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros((0, k)), np.zeros((0, k))).columns
+    if header != want:
+        raise LatentLabError(f"{path} is not a latent table: its header is not {','.join(want[:4])},...")
+    rows = np.loadtxt(f, delimiter=",", dtype=str, ndmin=2)
+    if rows.size == 0:
+        rows = np.zeros((0, len(header)), str)
+    numbers = rows[:, 3:].astype(np.float32)
+    return {"index": rows[:, 0].astype(np.int64), "split": rows[:, 1], "label": rows[:, 2].astype(np.int64),
+            "mu": numbers[:, :k], "logvar": numbers[:, k:]}
+
+
+def _validated(path: Path, cols: dict, names: tuple[str, ...]):
+    n = len(cols["index"])
+    mu, logvar = cols["mu"], cols["logvar"]
+    if mu.ndim != 2 or mu.shape != logvar.shape or len(mu) != n:
+        raise LatentLabError(f"{path} is not a latent table: mu and logvar are not two (N, K) arrays for {n} rows.")
+    if any(len(cols[key]) != n or cols[key].ndim != 1 for key in ("split", "label")):
+        raise LatentLabError(f"{path} is not a latent table: its columns have different lengths.")
+    if not np.isin(cols["split"], SPLIT_NAMES).all():
+        raise LatentLabError(f"{path} is not a latent table: split holds values other than train and test.")
+    if not (np.issubdtype(cols["index"].dtype, np.integer) and np.issubdtype(cols["label"].dtype, np.integer)):
+        raise LatentLabError(f"{path} is not a latent table: index and label must be integers.")
+    from .latent_table import LatentTable
+
+    return LatentTable(index=cols["index"].astype(np.int64), split=cols["split"].astype("<U5"),
+                       label=cols["label"].astype(np.int64), mu=mu.astype(np.float32),
+                       logvar=logvar.astype(np.float32), label_names=names)

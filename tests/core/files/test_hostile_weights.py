@@ -68,7 +68,7 @@ def test_a_fifo_is_refused_by_every_reader_without_blocking(tmp_path, checkpoint
     """, prelude="""
         from latentlab.core.files.checkpoint import load_checkpoint
         from latentlab.core.files.diffusers_folder import check_folder
-        from latentlab.core.tables.latent_table import read_table
+        from latentlab.core.tables.table_reader import read_table
         from latentlab.core.files.model_spec import open_model
         from latentlab.core.files.preview import read_preview
     """, timeout=120)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from hostile_io import measured
 
-from latentlab.core.tables.latent_table import LatentTable, read_table, write_table
+from latentlab.core.tables.latent_table import LatentTable, write_table
+from latentlab.core.tables.table_reader import read_table
 
 PRELUDE = """
 import numpy as np

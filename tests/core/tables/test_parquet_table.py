@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from latentlab.core.errors import LatentLabError
-from latentlab.core.tables.latent_table import LatentTable, encode_table, read_table, write_table
+from latentlab.core.tables.latent_table import LatentTable, encode_table, write_table
+from latentlab.core.tables.table_reader import read_table
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 from latentlab.core.tables import parquet_table  # noqa: E402
-from latentlab.core.tables.parquet_table import ParquetTableWriter, read_table_schema  # noqa: E402
+from latentlab.core.tables.parquet_table import ParquetTableWriter  # noqa: E402
 
 
 def table(n=300, k=3, seed=0) -> LatentTable:
@@ -41,9 +42,8 @@ def test_parquet_round_trips_and_has_the_documented_layout(tmp_path):
     assert schema.names == ["index", "split", "label", "mu_0", "mu_1", "mu_2", "logvar_0", "logvar_1", "logvar_2"]
     assert [str(schema.field(n).type) for n in schema.names[:4]] == ["int64", "string", "int64", "float"]
     meta = json.loads(schema.metadata[b"latentlab"])
-    assert meta["label_names"] == ["a", "b", "c", "d"] and meta["latent_dim"] == 3
-    info = read_table_schema(tmp_path / "t.parquet")
-    assert (info.rows, info.latent_dim, info.label_names, info.columns) == (300, 3, t.label_names, schema.names)
+    assert meta == {"format": "latentlab latent table", "version": 1, "latent_dim": 3, "label_names": ["a", "b", "c", "d"]}
+    assert pq.ParquetFile(tmp_path / "t.parquet").metadata.num_rows == 300
 
 
 def test_pandas_reads_it(tmp_path):
@@ -66,10 +66,9 @@ def test_rows_are_written_a_row_group_at_a_time(tmp_path, monkeypatch):
             w.write(t.index[part], t.split[part], t.label[part], t.mu[part], t.logvar[part])
             written = w.rows
     assert written == 1000
-    info = read_table_schema(tmp_path / "t.parquet")
     meta = pq.ParquetFile(tmp_path / "t.parquet").metadata
-    sizes = [meta.row_group(g).num_rows for g in range(info.row_groups)]
-    assert sum(sizes) == info.rows == 1000 and max(sizes) < 100 + 64    # never more than one group pending
+    sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+    assert sum(sizes) == meta.num_rows == 1000 and max(sizes) < 100 + 64    # never more than one group pending
     assert_same(read_table(tmp_path / "t.parquet"), t)
 
 
@@ -111,14 +110,15 @@ GOOD = {"format": "latentlab latent table", "version": 1, "latent_dim": 1, "labe
 
 
 @pytest.mark.parametrize("columns, metadata, fragment", [
-    ({"x": [1]}, None, "no latentlab metadata"),
-    ({"x": [1]}, {"format": "other"}, "metadata is not readable"),
-    ({"x": [1]}, {**GOOD, "latent_dim": "many"}, "no usable latent size"),
-    ({"x": [1]}, {**GOOD, "version": 99}, "version 99"),
-    ({"x": [1]}, GOOD, "expected the columns"),
-    ({"index": [0], "split": ["train"], "label": [0], "mu_0": [0.5], "logvar_0": ["x"]}, GOOD, "expected the columns"),
-    ({"index": [0], "split": ["train"], "label": [0], "mu_0": pa.array([0.5], pa.float64()),
-      "logvar_0": pa.array([0.5], pa.float32())}, GOOD, "with their types"),
+    ({"x": [1]}, None, "no index, split, mu_0, logvar_0 column"),
+    ({"x": [1]}, {"format": "other"}, "no index, split, mu_0, logvar_0 column"),
+    ({"index": [0], "split": ["train"], "label": [0], "mu_0": [0.5], "logvar_0": [0.5]}, {**GOOD, "version": 99},
+     "version 99"),
+    ({"index": [0], "split": ["train"], "label": [0], "mu_0": [0.5], "logvar_0": [0.5]}, ["a"], "not a JSON object"),
+    ({"index": [0], "split": ["train"], "label": [0], "mu_0": [0.5], "logvar_0": ["x"]}, GOOD, "not numbers"),
+    ({"index": [0.5], "split": ["train"], "label": [0], "mu_0": [0.5], "logvar_0": [0.5]}, GOOD, "not integers"),
+    ({"index": [0], "split": ["train"], "label": [0], "mu_0": [0.5], "mu_1": [0.5], "logvar_0": [0.5]}, GOOD,
+     "are not mu_0..mu_1"),
 ])
 def test_files_that_are_not_latent_tables_are_refused(tmp_path, columns, metadata, fragment):
     _write(tmp_path / "t.parquet", columns, metadata)
@@ -127,12 +127,20 @@ def test_files_that_are_not_latent_tables_are_refused(tmp_path, columns, metadat
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
+def test_a_table_of_float64_means_from_another_tool_reads_as_float32(tmp_path):
+    """The reader takes what pandas writes by default (float64, no latentlab block); so does the window."""
+    _write(tmp_path / "t.parquet", {"index": [0, 1], "split": ["train", "test"], "label": [1, 0],
+                                    "mu_0": [0.5, -0.25], "logvar_0": [-1.0, 0.0]})
+    t = read_table(tmp_path / "t.parquet")
+    assert t.mu.dtype == np.float32 and t.mu.tolist() == [[0.5], [-0.25]] and t.split.tolist() == ["train", "test"]
+
+
 def test_truncated_and_bad_values_are_refused(tmp_path):
     path = tmp_path / "t.parquet"
     write_table(path, table())
     path.write_bytes(path.read_bytes()[:-50])
-    with pytest.raises(LatentLabError, match="as Parquet"):
-        read_table_schema(path)
+    with pytest.raises(LatentLabError, match="not a readable Parquet file"):
+        read_table(path)
     bad = {"index": pa.array([0], pa.int64()), "split": ["elsewhere"], "label": pa.array([0], pa.int64()),
            "mu_0": pa.array([0.5], pa.float32()), "logvar_0": pa.array([0.5], pa.float32())}
     _write(path, bad, GOOD)
@@ -146,4 +154,4 @@ def test_a_fifo_named_as_a_table_is_refused_without_blocking(tmp_path):
     fifo = tmp_path / "t.parquet"
     os.mkfifo(fifo)
     with pytest.raises(LatentLabError, match="not a regular file"):
-        read_table_schema(fifo)
+        read_table(fifo)
