@@ -14,6 +14,24 @@ def run(capsys, *args):
     return code, out, err
 
 
+def test_train_says_how_many_threads_it_trains_on(tmp_path, capsys, monkeypatch):
+    """The count LATENTLAB_THREADS sets (or the free cores) is on the start line and in the JSON."""
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("LATENTLAB_THREADS", "1")
+    try:
+        code, stdout, stderr = run(capsys, "train", "--dataset", "digits", "--out", str(tmp_path / "m.safetensors"),
+                                   "--epochs", "1", "--hidden", "16", "--device", "cpu", "--json")
+        assert code == 0 and json.loads(stdout)["threads"] == 1
+        monkeypatch.delenv("LATENTLAB_THREADS")
+        code, stdout, stderr = run(capsys, "train", "--dataset", "digits", "--out", str(tmp_path / "n.safetensors"),
+                                   "--epochs", "1", "--hidden", "16", "--device", "cpu")
+        assert code == 0 and f"on cpu, {torch.get_num_threads()} thread" in stderr
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_train_json_then_eval_json(tmp_path, capsys):
     out = tmp_path / "m.safetensors"
     code, stdout, stderr = run(capsys, "train", "--dataset", "digits", "--out", str(out), "--epochs", "3",
@@ -26,7 +44,7 @@ def test_train_json_then_eval_json(tmp_path, capsys):
     assert result["epochs"] == 3 and result["device"] == "cpu"
     for split in ("train", "test"):
         assert result[split]["elbo"] == pytest.approx(-(result[split]["recon"] + result[split]["kl"]))
-    assert result["samples_per_s"] > 0
+    assert result["samples_per_s"] > 0 and result["threads"] >= 1
     ckpt = load_checkpoint(out)
     assert ckpt.config.latent_dim == 3 and ckpt.config.hidden == (64,) and len(ckpt.history) == 3
 

@@ -77,7 +77,8 @@ def cmd_train(args) -> int:
         n_params = sum(p.numel() for p in model.parameters())
         ranks = f" on {world} ranks, batch {cfg.batch_size:,} each ({cfg.batch_size * world:,} in all)" if world > 1 else ""
         print(f"Training {model.describe()}, {n_params:,} parameters, on {data.name} "
-              f"({len(data.x_train):,} train / {len(data.x_test):,} test) on {describe(device)}{ranks}.", file=sys.stderr)
+              f"({len(data.x_train):,} train / {len(data.x_test):,} test) on {describe(device)}{_threads(device)}{ranks}.",
+              file=sys.stderr)
 
     try:
         return _run(args, model, data, cfg, history, group, target, stop, previous, live, home)
@@ -88,6 +89,8 @@ def cmd_train(args) -> int:
 
 
 def _run(args, model, data, cfg, history, group, target, stop, previous, live, home) -> int:
+    import torch
+
     from latentlab.core.files.atomic import BackgroundWriter
     from latentlab.core.files.model_folders import save_home
     from latentlab.core.files.model_spec import model_bytes
@@ -148,6 +151,7 @@ def _run(args, model, data, cfg, history, group, target, stop, previous, live, h
         "test": {"recon": rec.get("test_recon"), "kl": rec.get("test_kl"), "elbo": rec.get("test_elbo")},
         "seconds": round(seconds, 3), "samples_per_s": round(trained / seconds, 1), "cancelled": last.cancelled,
         "batch_size": cfg.batch_size, "global_batch_size": cfg.batch_size * world, "world_size": world,
+        "threads": torch.get_num_threads(),
     }
     if args.json:
         print(json.dumps(result))
@@ -157,6 +161,13 @@ def _run(args, model, data, cfg, history, group, target, stop, previous, live, h
         print(f"{where} Test ELBO {_fmt(t['elbo'])} nats (recon {_fmt(t['recon'])}, KL {_fmt(t['kl'])}), "
               f"{result['samples_per_s']:,.0f} samples/s.", file=sys.stderr)
     return 130 if last.cancelled else 0
+
+
+def _threads(device) -> str:
+    """", 2 threads" on the CPU: fewer than the cores when other processes keep some busy (core.cpu_load)."""
+    import torch
+
+    return f", {torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''}" if device.type == "cpu" else ""
 
 
 def _rank_and_device(requested: str):
