@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from latentlab._version import __version__
+from latentlab.core.models.config import DEFAULT_HIDDEN, DEFAULT_LATENT_DIM
 
 
 # Every number is range-checked here, before torch sees it: torch answers an absurd width with a C++
@@ -146,9 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=_Defaults)
     t.add_argument("--dataset", metavar="SPEC", required=True, help="the data to train on (see SPEC forms in `latentlab --help`)")
     t.add_argument("--out", type=Path, required=True, help="checkpoint to write (.safetensors), saved at every epoch end")
-    t.add_argument("--latent-dim", type=_bounded("latent_dim"), default=2, metavar="K", help="latent dimensions K")
+    t.add_argument("--latent-dim", type=_bounded("latent_dim"), default=DEFAULT_LATENT_DIM, metavar="K", help="latent dimensions K")
     t.add_argument("--arch", choices=("mlp", "conv"), default="mlp", help="encoder and decoder: fully connected or convolutional")
-    t.add_argument("--hidden", type=_hidden, default="512,256", help="hidden layer widths")
+    t.add_argument("--hidden", type=_hidden, default=",".join(map(str, DEFAULT_HIDDEN)), help="hidden layer widths")
     t.add_argument("--likelihood", metavar="KIND", help="bernoulli or gaussian for a new model (default bernoulli); "
                    "with --model: " + LIKELIHOOD_HELP)
     _add_model_args(t)

@@ -54,16 +54,22 @@ BOUNDS = {
 }
 
 
+# The model a new run trains when nothing else is asked for: the command line's, the window's and
+# the API's default, named once here.
+DEFAULT_LATENT_DIM = 2
+DEFAULT_HIDDEN = (512, 256)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     # (channels, height, width) of the images the model reads and writes.
     image_shape: tuple[int, int, int]
     # Size K of the latent space; 2 lets the scatter show it without projection.
-    latent_dim: int = 2
+    latent_dim: int = DEFAULT_LATENT_DIM
     # "mlp" flattens the image; "conv" uses strided convolutions (better past ~28x28).
     arch: str = "mlp"
     # Widths of the hidden dense layers of the encoder; the decoder mirrors them.
-    hidden: tuple[int, ...] = (512, 256)
+    hidden: tuple[int, ...] = DEFAULT_HIDDEN
     # Channels of the strided conv layers (conv arch only); each halves the resolution.
     conv_channels: tuple[int, ...] = (32, 64)
     # "bernoulli": decoder gives logits, right for images in [0, 1];

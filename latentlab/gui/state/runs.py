@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PySide6 import QtCore
 
+from latentlab.core.models.config import DEFAULT_HIDDEN, DEFAULT_LATENT_DIM
 from latentlab.core.training.live_budget import FLOOR as LIVE_POINTS  # the budget allows more
 
 from . import work
@@ -33,9 +34,9 @@ def device_name() -> str:
 @dataclass(frozen=True)
 class TrainRequest:
     """What the user asked to train: model shape, run length and β."""
-    latent_dim: int = 2
+    latent_dim: int = DEFAULT_LATENT_DIM
     arch: str = "mlp"
-    hidden: tuple = (512, 256)
+    hidden: tuple = DEFAULT_HIDDEN
     likelihood: str = "bernoulli"
     epochs: int = 30
     lr: float = 1e-3

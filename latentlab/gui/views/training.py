@@ -8,7 +8,7 @@ from PySide6 import QtCore, QtWidgets
 from superqt.utils import qdebounced
 
 from latentlab.gui.state.parts import ModelData
-from latentlab.gui.state.runs import RunController
+from latentlab.gui.state.runs import RunController, TrainRequest
 from latentlab.gui.widgets.small_screens import scrolling
 
 BETA_MIN, BETA_MAX = 0.01, 20.0
@@ -260,4 +260,4 @@ def parse_hidden(text: str) -> tuple[int, ...]:
         hidden = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
         hidden = ()
-    return hidden or (512, 256)
+    return hidden or TrainRequest.hidden
