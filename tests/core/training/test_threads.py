@@ -89,9 +89,10 @@ def test_own_work_is_not_counted_as_others():
 
 @pytest.mark.skipif(cpu_load.reading() is None, reason="no /proc/stat here")
 def test_a_spinning_process_is_seen_and_this_ones_own_work_is_not():
-    spin = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 20\nwhile time.time() < end: pass"])
+    spin = subprocess.Popen([sys.executable, "-c", "import time\nprint('spinning', flush=True)\n"
+                             "end = time.time() + 20\nwhile time.time() < end: pass"], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.3)   # the child is running
+        assert spin.stdout.readline().strip() == "spinning"   # the child is running, however slowly it started
         first = cpu_load.reading()
         end = time.monotonic() + 0.6
         while time.monotonic() < end:   # this process spins too, and must not count
