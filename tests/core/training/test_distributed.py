@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -129,8 +128,8 @@ def test_a_rank_told_to_stop_leaves_by_itself_when_no_agreement_comes():
         print(stop["flag"], flush=True)
         time.sleep(60)
     """)
-    start = time.monotonic()
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "True"
-    assert done.returncode == 128 + 15 and time.monotonic() - start < 50
+    # Left by itself, killed by its own SIGTERM after the grace; one that waited would end its sleep with 0.
+    assert done.returncode == 128 + 15
     assert "Traceback" not in done.stderr
