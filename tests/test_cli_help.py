@@ -64,3 +64,27 @@ def test_eval_table_keeps_its_columns(capsys):
     # Every number ends in the same column.
     ends = {re.search(r"-?\d+\.\d{3}", row).end() for row in rows}
     assert len(ends) == 1, rows
+
+
+def test_progress_bars_are_drawn_on_a_terminal_only_and_at_most_ten_times_a_second(monkeypatch):
+    import io
+    import sys
+
+    from latentlab.cli.output import progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert progress_bar("encoding") is None   # a log gets no bars
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    progress = progress_bar("encoding 10 images")
+    for i in range(1000):   # far faster than ten a second: the first draw, then only the end
+        progress(i / 1000)
+    progress(1.0, "writing")
+    draws = term.getvalue().split("\r")[1:]
+    assert draws[0].startswith("encoding 10 images [") and "0.0%" in draws[0]
+    assert draws[-1].startswith("writing [") and "100.0%" in draws[-1]
+    assert len(draws) < 10

@@ -6,9 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
-from .output import _bar, _short
+from .output import _short, progress_bar
 
 ROWS = (("elbo", "ELBO"), ("recon", "recon NLL"), ("kl", "KL"), ("log_px_iw", "log p(x) IW"), ("gap", "gap"),
         ("active_units", "active units"), ("mig", "MIG"), ("dci.disentanglement", "DCI disentanglement"),
@@ -39,24 +38,10 @@ def factor_entry(model, data, estimator: str) -> dict:
     """The disentanglement keys of an eval entry, with progress on a terminal's stderr."""
     from latentlab.core.meaning.disentanglement import model_factor_scores
 
-    scores = model_factor_scores(model, data, estimator=estimator, progress=_progress_line("scoring factors"))
+    scores = model_factor_scores(model, data, estimator=estimator, progress=progress_bar("scoring factors", 40))
     if sys.stderr.isatty():
         print(file=sys.stderr)
     return {**scores.as_dict(), "factor_split": "train"}
-
-
-def _progress_line(what: str):
-    if not sys.stderr.isatty():
-        return None
-    last = [0.0]
-
-    def progress(fraction: float, phase: str | None = None) -> None:
-        now = time.monotonic()
-        if fraction >= 1 or now - last[0] >= 0.1:
-            last[0] = now
-            sys.stderr.write(f"\r{_short(phase or what)[:40]:40s} {_bar(fraction)} ")
-            sys.stderr.flush()
-    return progress
 
 
 def cmd_eval_models(args, model_and_data, evaluate_one) -> int:

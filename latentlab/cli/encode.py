@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import signal
 import sys
-import time
 
 import numpy as np
 
 from .evaluate import _model_and_data
 from .evaluate import cmd_encode as cmd_encode_in_memory
-from .output import _bar, refuse_overwriting_inputs
+from .output import progress_bar, refuse_overwriting_inputs
 
 
 def cmd_encode(args) -> int:
@@ -46,16 +45,8 @@ def cmd_encode_streamed(args) -> int:
     main = group is None or group.main
     model, _, _, data = _model_and_data(args)
     n = len(data.x_train) + len(data.x_test)
-    quiet = not sys.stderr.isatty() or not main
-    last = [0.0]
-
-    def progress(fraction: float) -> None:
-        now = time.monotonic()
-        if not quiet and (fraction >= 1 or now - last[0] >= 0.1):
-            last[0] = now
-            sys.stderr.write(f"\rencoding {n:,} images {_bar(fraction)} ")
-            sys.stderr.flush()
-
+    progress = progress_bar(f"encoding {n:,} images") if main else None
+    quiet = progress is None
     previous = signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("flag", True)) if group is None else None
     rows = encode_rows(model, data, batch=args.batch_size, progress=progress, should_stop=lambda: stop["flag"],
                        group=group)

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from .output import _bar, _short, _warn, refuse_overwriting_inputs
+from .output import _bar, _short, _warn, progress_bar, refuse_overwriting_inputs
 
 
 def _model_and_data(args):
@@ -61,16 +61,8 @@ def cmd_encode(args) -> int:
         raise LatentLabError(f"--out must name a .csv or .npz file, not {_short(str(args.out))}.")
     refuse_overwriting_inputs(args, args.dataset)
     model, _, _, data = _model_and_data(args)
-    quiet = not sys.stderr.isatty()
-    last = [0.0]
-
-    def progress(fraction: float) -> None:
-        now = time.monotonic()
-        if not quiet and (fraction >= 1 or now - last[0] >= 0.1):
-            last[0] = now
-            sys.stderr.write(f"\rencoding {len(data.x_train) + len(data.x_test):,} images {_bar(fraction)} ")
-            sys.stderr.flush()
-
+    progress = progress_bar(f"encoding {len(data.x_train) + len(data.x_test):,} images")
+    quiet = progress is None
     table = _stoppable(lambda: encode_table(model, data, batch=args.batch_size, progress=progress),
                        "encoding stopped (interrupted); nothing written.")
     if table is None:

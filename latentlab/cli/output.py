@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 
 def _warn(lines) -> None:
@@ -23,6 +24,22 @@ def _fmt(v) -> str:
 def _bar(fraction: float, width: int = 28) -> str:
     filled = int(width * fraction)
     return f"[{'#' * filled}{'-' * (width - filled)}] {100 * fraction:5.1f}%"
+
+
+def progress_bar(what: str, width: int = 0):
+    """progress(fraction, phase=None) drawing `what` (or the phase) and a bar on stderr, at most ten
+    times a second and at the end; None when stderr is not a terminal: a log gets no bars."""
+    if not sys.stderr.isatty():
+        return None
+    last = [0.0]
+
+    def progress(fraction: float, phase: str | None = None) -> None:
+        now = time.monotonic()
+        if fraction >= 1 or now - last[0] >= 0.1:
+            last[0] = now
+            sys.stderr.write(f"\r{_short(phase or what)[:40]:{width}s} {_bar(fraction)} ")
+            sys.stderr.flush()
+    return progress
 
 
 def refuse_overwriting_inputs(args, dataset: str | None) -> None:

@@ -18,8 +18,8 @@ def cmd_vector(args) -> int:
     from latentlab.core.inference.analysis import encode
     from latentlab.core.meaning.vectors import save_vector
 
-    from .compare import _progress_line
     from .evaluate import _model_and_data
+    from .output import progress_bar
 
     labels = args.source is not None or args.target is not None
     if labels == (args.factor is not None) or (labels and (args.source is None or args.target is None)):
@@ -31,7 +31,7 @@ def cmd_vector(args) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("flag", True))
     try:
         means = encode(model, data.x_train)[0]
-        progress = _progress_line("bootstrap")
+        progress = progress_bar("bootstrap", 40)
         if labels:
             vector = _label_vector(args, data, means, progress, lambda: stop["flag"])
         else:
