@@ -116,8 +116,7 @@ def _phases_child(argv: list[str]) -> None:
     from latentlab.core.files import atomic, model_spec, preview
     from latentlab.core.training import adam, loop, mlp_step
 
-    spent = dict.fromkeys(name for name, _ in PHASES)
-    spent.update({k: 0.0 for k in spent})
+    spent = dict.fromkeys((name for name, _ in PHASES), 0.0)
 
     def timed(owner, attr, phase):
         fn = getattr(owner, attr)
