@@ -120,6 +120,8 @@ def test_fused_adam_gives_torch_optim_adams_weights_bit_for_bit():
             net(x * (1 + step)).square().mean().backward()
             if step < 5:   # the last layer's bias joins late: its moments start when its gradient does
                 net[2].bias.grad = None
+            if 10 <= step < 13 or step == 20:   # the first layer's weight skips steps: its count stops
+                net[0].weight.grad = None
             opt.step()
     for p, q in zip(nets[0].parameters(), nets[1].parameters()):
         assert torch.equal(p, q)
