@@ -126,3 +126,20 @@ def test_fused_adam_gives_torch_optim_adams_weights_bit_for_bit():
     for p, q in zip(nets[0].parameters(), nets[1].parameters()):
         assert torch.equal(p, q)
     assert torch.equal(frozen[1], torch.ones(2))
+
+
+@pytest.mark.parametrize("pixels", [784, 127, 3 * 32 * 32])   # 127 is prime: runs of one pixel
+def test_bernoulli_term_is_softplus_to_float32_rounding(pixels):
+    """The step's Bernoulli NLL (no softplus: a log per run of pixels) against float64 softplus, for
+    logits from ±0.1 to ±300: overflowed sigmoids, saturated pixels and all."""
+    g = torch.Generator().manual_seed(0)
+    for scale in (0.1, 4.0, 30.0, 300.0):
+        logits = torch.randn(64, pixels, generator=g) * scale
+        x = torch.rand(64, pixels, generator=g).round_() if scale > 10 else torch.rand(64, pixels, generator=g)
+        ref = (torch.nn.functional.softplus(logits.double()) - x.double() * logits.double()).sum(1)
+        rec, grad = mlp_step._bernoulli(x, logits.clone(), 64)
+        assert torch.isfinite(rec).all()
+        # float32 sums of this many terms of this size: a few units in the last place of the total
+        tol = 4 * pixels ** 0.5 * torch.finfo(torch.float32).eps * ref.abs().max().item() + 1e-4
+        assert float((rec.double() - ref).abs().max()) <= tol, scale
+        torch.testing.assert_close(grad, (torch.sigmoid(logits) - x) / 64, rtol=0, atol=0)
