@@ -372,6 +372,10 @@ def main(argv=None) -> int:
           + "; latentlab on float32 " + ", ".join(fmt(v) for v in res["float"])
           + "; latentlab through autograd " + ", ".join(fmt(v) for v in res["autograd"])
           + "; ratio " + ", ".join(per_round) + ".")
+    print("Rounds, latentlab / that round's (a) peak: "
+          + ", ".join(f"{100 * l * fps / 1e9 / p:.1f}%" for l, p in zip(res["latentlab"], res["peak"]))
+          + " (this VM runs in phases: a shared core or cache slows the step's memory-bound work more than a "
+            "large GEMM, so rounds in a slow phase sit lower).")
     print(f"Best = the fastest round of each measure (least disturbed by other processes); "
           f"load average before/after: {load0} / {_load()}.")
     print(f"Sanity, mean loss per example after one epoch (same model and objective on both sides): "
