@@ -28,6 +28,7 @@ SCRIPTS = (
     ("cli_throughput", ["--quick"], 600),
     ("gui_scatter", ["--quick"], 300),
     ("gui_latency", ["--quick"], 300),
+    ("save_stall", ["--quick"], 300),
     ("startup", ["--quick"], 300),
     ("posterior_grid", ["--reps", "3"], 300),   # it has no --quick; 3 rounds instead of 10
     ("foreign_models", ["--quick"], 300),

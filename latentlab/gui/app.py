@@ -68,7 +68,8 @@ def run(checkpoint: Path | None = None, dataset: str | None = None, screenshot: 
     if QtCore.QThreadPool.globalInstance().activeThreadCount():
         # A job that cannot be interrupted (reading one large file) outlived the window's wait for
         # it: its result has nowhere to go. Leave now instead of waiting for it to report to objects
-        # that no longer exist. Settings and checkpoints are written on the GUI thread, already done.
+        # that no longer exist. Settings are written on the GUI thread and checkpoints were waited for
+        # before the window closed: both are already on disk.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(exit_code["code"])

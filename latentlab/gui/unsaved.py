@@ -38,6 +38,7 @@ class UnsavedWork:
 
     def confirm(self, action: str, work: str = "model") -> bool:
         """True when the action may go ahead: nothing unsaved, saved now, or discarded by choice."""
+        self.session.analyses.saver.wait()   # a save still being written decides what is unsaved
         lost = self.pending(work)
         if not lost:
             return True
@@ -62,6 +63,7 @@ class UnsavedWork:
         md, runs = self.session.model_data, self.session.runs
         if work in ("model", "all") and md.unsaved:
             self.window.save_checkpoint_dialog()
+            self.session.analyses.saver.wait()   # the file is written on a worker: on disk before going on
             if md.unsaved:
                 return False
         if work in ("sweep", "all") and runs.sweep_unsaved:

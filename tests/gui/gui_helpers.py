@@ -52,3 +52,13 @@ def wait_idle(session, timeout_ms: int = 60000, stop: bool = False) -> None:
         if idle and not session.runs.busy:
             return
         assert not deadline.hasExpired(), "background work still running after the timeout"
+
+
+def train_briefly(window):
+    """One epoch of training in the window: its model is then unsaved. Returns the session."""
+    s = window.session
+    s.runs.set_request(epochs=1)
+    s.runs.train()
+    wait_idle(s)
+    assert s.model_data.unsaved
+    return s

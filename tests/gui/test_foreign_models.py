@@ -207,6 +207,7 @@ def test_fine_tuning_leaves_the_users_files_byte_identical_and_save_keeps_the_sp
 
     out = tmp_path / "tuned.safetensors"
     s.save_checkpoint(out)
+    assert s.analyses.saver.wait()
     with safe_open(str(out), framework="pt") as f:
         assert f.metadata()["model_spec"] == f"{user_file}:make"
     reopened = load_model(f"{user_file}:make", weights=out)

@@ -71,6 +71,7 @@ def test_saving_from_the_window_stores_the_shown_means(window, tmp_path):
     s = window.session
     wait_idle(s)
     s.save_checkpoint(tmp_path / "w.safetensors")
+    assert s.analyses.saver.wait()
     p = read_preview(tmp_path / "w.safetensors", latent_dim=2)
     assert p is not None and np.array_equal(p.means, s.latent.points)
     assert np.array_equal(p.labels, s.model_data.data.y_train) and p.dataset == "digits"

@@ -4,7 +4,7 @@ is answered here by replacing the window's one blocking call (`window.unsaved.as
 
 import numpy as np
 import pytest
-from gui_helpers import wait_idle
+from gui_helpers import train_briefly, wait_idle
 from PySide6 import QtWidgets
 
 from latentlab.core.files.bundled import default_checkpoint, examples
@@ -27,14 +27,6 @@ def asked(window, monkeypatch):
 
     monkeypatch.setattr(window.unsaved, "ask", ask)
     return calls
-
-
-def train_briefly(window):
-    s = window.session
-    s.runs.set_request(epochs=1)
-    s.runs.train()
-    wait_idle(s)
-    assert s.model_data.unsaved
 
 
 def test_nothing_is_asked_without_unsaved_work(window, qtbot, asked):

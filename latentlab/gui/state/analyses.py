@@ -14,6 +14,7 @@ import numpy as np
 from . import work
 from .jobs import JobRunner
 from .latent_points import LatentPoints
+from .model_saver import ModelSaver
 from .parts import ModelData, PointSelection
 from .point_density import sampled_plane
 
@@ -24,6 +25,7 @@ class LatentAnalyses:
         self.jobs, self.model_data, self.latent, self.selection = jobs, model_data, latent, selection
         self._anchor = anchor        # () -> the full z supplying the coordinates a plane does not show
         self.model_copy = model_copy   # () -> the read-only copy of the current weights that workers share
+        self.saver = ModelSaver(jobs, model_data, model_copy)
         self._maps = None            # core.inference.maps.EmbeddingCache, made on first use
         self._prior_seed = 0
         self._stat_points: dict[str, object] = {}   # statistic -> the points its running job computes it for
@@ -218,9 +220,10 @@ class LatentAnalyses:
     def save_model(self, path) -> None:
         """latentlab's own VAE as a checkpoint; a foreign model's fine-tuned state_dict as a weights
         file with its SPEC in the metadata (reopened with --model SPEC --weights FILE), never over
-        the user's own files or the dataset's. Saving over the checkpoint the model came from is a save."""
+        the user's own files or the dataset's. Saving over the checkpoint the model came from is a save.
+        The file is written on a worker (gui.state.model_saver): `saver.wait()` waits for it."""
         from latentlab.core.errors import LatentLabError
-        from latentlab.core.files.model_spec import refuse_overwrite, save_model
+        from latentlab.core.files.model_spec import refuse_overwrite
 
         md = self.model_data
         if md.model is None:
@@ -230,15 +233,12 @@ class LatentAnalyses:
             self._refuse_inputs(path, model_file=False)
             if md.foreign and md.spec:
                 refuse_overwrite(path, md.spec, md.source)
-            lp = self.latent   # the shown means of these weights, if complete, for the file's latent preview
-            preview = (lp.points, md.data.y_train, md.data.label_names) if lp.full and md.data is not None and not hasattr(md.data, "table") else None
-            save_model(path, md.model, dataset=md.dataset_spec, history=md.history, preview=preview)
         except LatentLabError as exc:
             self.jobs.report(str(exc).replace("--out ", "", 1))
             return
-        # A foreign model's source stays its user's weights file, which is never written.
-        md.set_saved(True, None if md.foreign else Path(path))
-        self.jobs.status.emit(f"Saved {path}" + (f"; reopen it with --model {md.spec} --weights {path}" if md.foreign else ""))
+        lp = self.latent   # the shown means of these weights, if complete, for the file's latent preview
+        preview = (lp.points, md.data.y_train, md.data.label_names) if lp.full and md.data is not None and not hasattr(md.data, "table") else None
+        self.saver.save(path, dataset=md.dataset_spec, history=md.history, preview=preview)
 
     # ----- the aggregate posterior --------------------------------------------------------------
     def update_aggregate(self, only_if_missing: bool = False) -> None:

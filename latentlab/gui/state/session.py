@@ -253,7 +253,8 @@ class Session(QtCore.QObject):
         self.runs.explore_point(point)
 
     def save_checkpoint(self, path: str | Path) -> None:
-        """The model to `path` (LatentAnalyses.save_model)."""
+        """The model to `path`, written on a worker (LatentAnalyses.save_model; `analyses.saver.wait()`
+        waits until it is on disk)."""
         self.analyses.save_model(path)
 
     def encode_all(self) -> None:
@@ -392,6 +393,10 @@ class Session(QtCore.QObject):
         return self.jobs.wait_until_idle(timeout_ms)
 
     def shutdown(self, timeout_ms: int | None = None) -> None:
-        """Stop everything and wait for the pool, so no thread outlives the window."""
+        """Finish the saves asked for, then stop everything and wait for the pool, so no thread
+        outlives the window."""
+        if self.analyses.saver.busy:
+            self.status.emit("Finishing the save before closing…")
+            self.analyses.saver.wait()
         self.runs.shutdown()
         self.jobs.shutdown(SHUTDOWN_WAIT_MS if timeout_ms is None else timeout_ms)
