@@ -18,10 +18,9 @@ from . import work
 from .analyses import LatentAnalyses
 from .attribute_vectors import AttributeVectors
 from .comparison import Comparison
-from .interpolation_path import InterpolationPath
 from .jobs import JobRunner
 from .latent_points import LatentPoints
-from .parts import MANY_DIMS, AnchorMode, Cursor, Endpoint, ModelData, PointSelection
+from .parts import MANY_DIMS, AnchorMode, Cursor, Endpoint, InterpolationPath, ModelData, PointSelection
 from .point_density import PointDensity
 from .runs import RunController, TrainRequest
 from .table_source import attach_dataset, open_table
@@ -253,8 +252,7 @@ class Session(QtCore.QObject):
         self.runs.explore_point(point)
 
     def save_checkpoint(self, path: str | Path) -> None:
-        """The model to `path`, written on a worker (LatentAnalyses.save_model; `analyses.saver.wait()`
-        waits until it is on disk)."""
+        """The model to `path`, written on a worker (LatentAnalyses.save_model; analyses.saver.wait())."""
         self.analyses.save_model(path)
 
     def encode_all(self) -> None:
@@ -393,10 +391,7 @@ class Session(QtCore.QObject):
         return self.jobs.wait_until_idle(timeout_ms)
 
     def shutdown(self, timeout_ms: int | None = None) -> None:
-        """Finish the saves asked for, then stop everything and wait for the pool, so no thread
-        outlives the window."""
-        if self.analyses.saver.busy:
-            self.status.emit("Finishing the save before closing…")
-            self.analyses.saver.wait()
+        """Finish the saves asked for, then stop everything and wait for the pool (no thread outlives the window)."""
+        self.analyses.saver.wait()
         self.runs.shutdown()
         self.jobs.shutdown(SHUTDOWN_WAIT_MS if timeout_ms is None else timeout_ms)
