@@ -2,7 +2,8 @@
 
 checkpoint    load_checkpoint / save_checkpoint: one .safetensors file, never unpickled
 model_spec    open_model(SPEC): checkpoints, a user's code, diffusers and pythae folders; weights files
-safetensors_reader  header-first bounded reading of every .safetensors file, regular files only
+safetensors_file  header-first bounded reading of every .safetensors file (regular files only), and the
+              streaming writer of checkpoints and weights files
 diffusers_folder    a diffusers folder's config and weights checked before diffusers reads them
 torch_weights Lightning .ckpt and torch.save state dicts named with --weights, read weights-only
 model_folders fine-tuned diffusers and pythae models written back to their own folder formats

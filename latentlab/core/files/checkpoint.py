@@ -1,10 +1,10 @@
 """Checkpoints: one .safetensors file, with config and history as JSON in its metadata.
 
-Loading reads and checks the header first (core.files.safetensors_reader), then the model's
+Loading reads and checks the header first (core.files.safetensors_file), then the model's
 tensors alone through a memory map, so a hostile file (a pickle, a header that claims gigabytes, an
 extra tensor of gigabytes, wrong names, shapes or dtypes, NaN weights) ends in one CheckpointError,
-costs at most what the model needs, and nothing in it is ever executed. Saving goes through
-atomic.write_atomic.
+costs at most what the model needs, and nothing in it is ever executed. Saving streams the file
+(core.files.safetensors_file) through atomic.atomic_writer.
 """
 
 from __future__ import annotations
@@ -14,18 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save as st_save
 
 from latentlab.core.errors import CheckpointError
 from latentlab.core.models.config import ModelConfig, TrainConfig, from_json, to_json
 from latentlab.core.models.vae import VAE
 from latentlab.core.text import quote, short
 
-from .atomic import write_atomic
+from .atomic import atomic_writer
 from .metadata import CHECKPOINT_FORMAT as FORMAT
 from .metadata import MAX_SPEC_CHARS, WEIGHTS_FORMAT, build_metadata, validate_metadata
 from .preview import LABELS, MEANS
-from .safetensors_reader import Header, pickled_format, read_header, read_tensors
+from .safetensors_file import Header, pickled_format, read_header, read_tensors, tensors_bytes, write_tensors
 
 __all__ = ["FORMAT", "Checkpoint", "checkpoint_bytes", "load_checkpoint", "pickled_format", "save_checkpoint"]
 
@@ -56,14 +55,23 @@ class Checkpoint:
 def save_checkpoint(path, model: VAE, *, dataset: str, history=(), train_config: TrainConfig | None = None,
                     preview=None) -> Path:
     path = Path(path)
-    write_atomic(path, checkpoint_bytes(model, dataset=dataset, history=history, train_config=train_config,
-                                        preview=preview))
+    tensors, metadata = checkpoint_tensors(model, dataset=dataset, history=history, train_config=train_config,
+                                           preview=preview)
+    with atomic_writer(path) as f:   # streamed: the interpreter stays free for other threads
+        write_tensors(f, tensors, metadata)
     return path
 
 
 def checkpoint_bytes(model: VAE, *, dataset: str, history=(), train_config: TrainConfig | None = None,
                      preview=None) -> bytes:
-    """The checkpoint file's contents: taken at once, so the weights may change right after.
+    """The checkpoint file's contents: taken at once, so the weights may change right after."""
+    return tensors_bytes(*checkpoint_tensors(model, dataset=dataset, history=history, train_config=train_config,
+                                             preview=preview))
+
+
+def checkpoint_tensors(model: VAE, *, dataset: str, history=(), train_config: TrainConfig | None = None,
+                       preview=None) -> tuple[dict, dict]:
+    """The checkpoint's tensors and metadata.
 
     `preview`: (means, labels, label names) of `dataset`'s training images under these weights,
     stored so that a window can draw them before torch is imported (core.files.preview); left out when
@@ -79,7 +87,7 @@ def checkpoint_bytes(model: VAE, *, dataset: str, history=(), train_config: Trai
     if extra is not None:
         tensors.update({k: torch.from_numpy(v) for k, v in extra[0].items()})
         metadata.update(extra[1])
-    return st_save(tensors, metadata=metadata)
+    return tensors, metadata
 
 
 def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:

@@ -8,7 +8,7 @@ diffusers reads `config.json` and then the weights its sharded index names (any 
   layers per block is refused before a module is built, as are the values diffusers would answer
   with "integer division or modulo by zero");
 - every weights file diffusers would read, by index or by name, is a .safetensors file whose header
-  checks out (core.files.safetensors_reader): an index naming a pickle, an empty or truncated
+  checks out (core.files.safetensors_file): an index naming a pickle, an empty or truncated
   `.safetensors`, a FIFO in the folder, each is one sentence;
 - the model the config describes is built on torch's meta device (nothing allocated) and its tensors'
   names and shapes compared with the files' headers, and its size with free memory.
@@ -25,7 +25,7 @@ from latentlab.core.errors import LatentLabError, ModelError, ResourceError
 from latentlab.core.memory import check_fits
 from latentlab.core.text import quote, reason, short
 
-from .safetensors_reader import Header, read_header
+from .safetensors_file import Header, read_header
 
 MAX_CONFIG_BYTES = 1 << 20       # a real AutoencoderKL config.json is about 1 KB
 MAX_INDEX_BYTES = 16 << 20

@@ -13,7 +13,7 @@ Fine-tuned foreign models are saved as a weights file: the user's state_dict as 
 with the model SPEC in its metadata so people know how to reopen it (`--model SPEC --weights FILE`);
 reading that metadata never imports anything (diffusers and pythae models can also go back to their
 own folders: core.files.model_folders). A weights file is read header first
-(core.files.safetensors_reader) and checked against the model before any tensor is read; its
+(core.files.safetensors_file) and checked against the model before any tensor is read; its
 metadata goes through the same builder and validator as a checkpoint's (core.files.metadata), the
 history once the model's latent size is known (`OpenedModel.check`). `--weights` also takes a
 torch.save file the user names (a Lightning .ckpt, a state_dict): core.files.torch_weights reads it
@@ -25,18 +25,18 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import save as st_save
 
 from latentlab.core.errors import LatentLabError, ModelError, with_cause
 from latentlab.core.models.adapters import LatentModel, Likelihood, as_latent_model, one_line, validate
 from latentlab.core.text import quote, short
 
 from .metadata import WEIGHTS_FORMAT, build_metadata, validate_metadata, validate_spec
-from .safetensors_reader import read_header, read_tensors
+from .safetensors_file import read_header, read_tensors
 
 WEIGHTS_FORMAT_VERSION = 1
 MAX_WEIGHTS_BYTES = 16 * 1024 ** 3
@@ -212,23 +212,40 @@ def _call_factory(module, name: str, spec: str):
 
 def save_weights(path, model: LatentModel, *, model_spec: str, dataset: str = "", history=()) -> Path:
     """The model's own state_dict as .safetensors, written atomically; the SPEC goes in the metadata."""
-    from .atomic import write_atomic
+    from .atomic import atomic_writer
+    from .safetensors_file import write_tensors
 
     path = Path(path)
-    write_atomic(path, weights_bytes(model, model_spec=model_spec, dataset=dataset, history=history))
+    tensors, metadata = weights_tensors(model, model_spec=model_spec, dataset=dataset, history=history)
+    with atomic_writer(path) as f, _weights_error():
+        write_tensors(f, tensors, metadata)
     return path
 
 
 def weights_bytes(model: LatentModel, *, model_spec: str, dataset: str = "", history=()) -> bytes:
-    """save_weights' file contents, taken at once; the metadata is built as a checkpoint's is."""
+    """save_weights' file contents, taken at once."""
+    from .safetensors_file import tensors_bytes
+
+    with _weights_error():
+        return tensors_bytes(*weights_tensors(model, model_spec=model_spec, dataset=dataset, history=history))
+
+
+def weights_tensors(model: LatentModel, *, model_spec: str, dataset: str = "", history=()) -> tuple[dict, dict]:
+    """A weights file's tensors and metadata; the metadata is built as a checkpoint's is."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.weights_module().state_dict().items()}
     lik = None if getattr(model, "own_log_lik", False) else getattr(model, "likelihood", None)
     metadata = build_metadata(WEIGHTS_FORMAT, WEIGHTS_FORMAT_VERSION, latent_dim=model.latent_dim, dataset=dataset,
                               history=history, model_spec=str(model_spec),
                               likelihood=str(lik) if isinstance(lik, Likelihood) else "")
+    return tensors, metadata
+
+
+@contextmanager
+def _weights_error():
+    """A model whose weights cannot be written (tied tensors, a dtype safetensors lacks): one sentence."""
     try:
-        return st_save(tensors, metadata=metadata)
-    except Exception as exc:  # noqa: BLE001 - e.g. tensors sharing memory
+        yield
+    except ValueError as exc:
         raise ModelError(f"Cannot save the model's weights: {one_line(exc)}.") from None
 
 
@@ -266,12 +283,16 @@ def load_weights(model: LatentModel, path) -> dict:
 
 
 def save_model(path, model: LatentModel, *, dataset: str, history=(), train_config=None, preview=None) -> Path:
-    """A checkpoint for latentlab's own VAE, a weights file with the SPEC for anything else."""
-    from .atomic import write_atomic
+    """A checkpoint for latentlab's own VAE, a weights file with the SPEC for anything else, streamed
+    to the file (core.files.safetensors_file), so a save on a worker leaves other threads the interpreter."""
+    from latentlab.core.models.vae import VAE
 
-    path = Path(path)
-    write_atomic(path, model_bytes(model, dataset=dataset, history=history, train_config=train_config, preview=preview))
-    return path
+    if isinstance(model, VAE):
+        from .checkpoint import save_checkpoint
+
+        return save_checkpoint(path, model, dataset=dataset, history=history, train_config=train_config,
+                               preview=preview)
+    return save_weights(path, model, model_spec=_spec_of(model), dataset=dataset, history=history)
 
 
 def model_bytes(model: LatentModel, *, dataset: str, history=(), train_config=None, preview=None) -> bytes:
@@ -283,8 +304,12 @@ def model_bytes(model: LatentModel, *, dataset: str, history=(), train_config=No
         from .checkpoint import checkpoint_bytes
 
         return checkpoint_bytes(model, dataset=dataset, history=history, train_config=train_config, preview=preview)
+    return weights_bytes(model, model_spec=_spec_of(model), dataset=dataset, history=history)
+
+
+def _spec_of(model) -> str:
     spec = getattr(model, "spec", None)
     if not spec:
         raise LatentLabError("This model was not opened from a model SPEC, so its weights cannot be saved for reopening.")
-    return weights_bytes(model, model_spec=spec, dataset=dataset, history=history)
+    return spec
 

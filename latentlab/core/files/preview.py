@@ -3,7 +3,7 @@ under its own weights, their labels and the label names, so that a window can dr
 before PyTorch has finished importing.
 
 Reading one needs numpy and safetensors only (no torch): the header is read and checked first
-(core.files.safetensors_reader: every tensor's declared size against the file's real size), then
+(core.files.safetensors_file: every tensor's declared size against the file's real size), then
 safetensors' numpy reader reads just the preview's tensors. Everything read is validated; a preview
 that does not check out is ignored (the window then shows the points once the model has encoded them).
 """
@@ -59,7 +59,7 @@ def read_preview(path, latent_dim: int | None = None) -> Preview | None:
     MAX_PREVIEW_BYTES). With `latent_dim`, the means must have that many columns."""
     from latentlab.core.errors import LatentLabError
 
-    from .safetensors_reader import read_header, read_tensors
+    from .safetensors_file import read_header, read_tensors
 
     try:   # the header is parsed on the GUI thread: it is bounded, and nothing else is read before it checks out
         header = read_header(Path(path))

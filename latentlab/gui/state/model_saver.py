@@ -1,15 +1,14 @@
 """Saving the model from the window, off the GUI thread.
 
-Turning weights into a file's bytes and writing them (with the fsync that makes the save durable)
-takes seconds for a large model: about 2 s for 327 MB of weights on the reference machine, which
-would freeze the window for as long. So the bytes are made and written by a worker, from the
-read-only copy of the weights that workers share (taken when the save is asked for: weights that
-change meanwhile stay unsaved). Saves run one at a time, in the order asked, so two saves to one
+Writing a large model's weights (with the fsync that makes the save durable) takes seconds, about
+2 s for 291 MB on the reference machine, which would freeze the window for as long. So the file is
+written by a worker, from the read-only copy of the weights that workers share (taken when the save
+is asked for: weights that change meanwhile stay unsaved). Saves run one at a time, in the order asked, so two saves to one
 file end with the later one's content. Whoever must know that a save is on disk (the unsaved-work
 questions, closing the window) waits for it with `wait`, which keeps the window answering.
 
-What still stalls the window is safetensors making the file's bytes: it holds the interpreter lock
-while it copies the weights (about 0.25 s for 290 MB; benchmarks/save_stall.py measures it).
+The file is streamed from the weights (core.files.safetensors_file), so the worker holds the
+interpreter lock only in short stretches; benchmarks/save_stall.py measures the window meanwhile.
 """
 
 from __future__ import annotations

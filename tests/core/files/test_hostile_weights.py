@@ -177,7 +177,7 @@ entries = st.fixed_dictionaries({
 @given(header=st.dictionaries(st.text(min_size=1, max_size=6), entries, max_size=4),
        size=st.one_of(st.integers(0, 4096), st.just(5 * GB)), body=st.binary(max_size=256))
 def test_any_header_is_checked_against_the_real_file_size(tmp_path, header, size, body):
-    from latentlab.core.files.safetensors_reader import read_header, read_tensors
+    from latentlab.core.files.safetensors_file import read_header, read_tensors
 
     raw = json.dumps(header).encode()
     path = tmp_path / "fuzz.safetensors"

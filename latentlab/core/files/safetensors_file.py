@@ -1,5 +1,5 @@
-"""Safetensors files read header first: the one reader of checkpoints, weights files, previews and a
-diffusers folder's weights.
+"""Safetensors files: read header first (the one reader of checkpoints, weights files, previews and a
+diffusers folder's weights), and written as a stream (the one writer of checkpoints and weights files).
 
 A file is opened only if it is a regular file (a FIFO or a device would block or never end), and
 only its header is read at first, bounded (MAX_HEADER_BYTES): its JSON is parsed and every tensor's
@@ -10,10 +10,18 @@ file each end in one sentence after reading at most the header. Tensors are then
 safetensors' memory map, only those asked for, so a file with an extra tensor of gigabytes costs
 nothing; their total is checked against free memory first. Imports numpy only when tensors are read
 and never torch (the window reads previews before torch is imported).
+
+Writing puts the header, then each tensor's bytes straight from its memory. safetensors.torch.save
+makes the whole file as one bytes object and holds the interpreter lock while it does (a quarter of a
+second for 290 MB of weights), so a window whose save ran on a worker still froze for that long; a
+file's write lets go of the lock. The layout is safetensors' own: the same tensor order, offsets and
+padding, and the same bytes but for the order of the metadata's keys, which safetensors leaves to a
+hash map (tests/core/files/test_safetensors_writing.py compares the two).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -197,3 +205,63 @@ def _entry(spec) -> tuple[Entry | None, object]:
     if offsets[1] - offsets[0] != nbytes:
         return None, f"{offsets[1] - offsets[0]:,} bytes of data for a {dtype} tensor of shape {shape}"
     return Entry(dtype, tuple(shape), nbytes), (offsets[0], offsets[1])
+
+
+# safetensors' names, in the order of its dtype enumeration: a file lists its tensors by dtype, that
+# order reversed, then by name.
+_WRITE_ORDER = ("bool", "uint8", "int8", "int16", "uint16", "float16", "bfloat16", "int32", "uint32", "float32",
+                "float64", "int64", "uint64")
+_WRITE_NAMES = ("BOOL", "U8", "I8", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "F64", "I64", "U64")
+
+
+def _write_dtypes() -> dict:
+    """torch dtype -> (safetensors' name, rank in its order); torch imported only by writers."""
+    import torch
+
+    return {getattr(torch, t): (name, i) for i, (t, name) in enumerate(zip(_WRITE_ORDER, _WRITE_NAMES))}
+
+
+def write_tensors(f, tensors: dict, metadata: dict[str, str] | None = None) -> None:
+    """Write `tensors` (torch, on the CPU) and `metadata` to the binary file `f` as a .safetensors file."""
+    import torch
+
+    dtypes = _write_dtypes()
+    for name, t in tensors.items():
+        if t.dtype not in dtypes:
+            raise ValueError(f"safetensors has no dtype for tensor {name!r} ({t.dtype})")
+    _refuse_shared(tensors)
+    order = sorted(tensors, key=lambda k: (-dtypes[tensors[k].dtype][1], k))
+    header: dict[str, object] = {} if metadata is None else {"__metadata__": dict(metadata)}
+    offset = 0
+    for name in order:
+        t = tensors[name]
+        size = t.numel() * t.element_size()
+        header[name] = {"dtype": dtypes[t.dtype][0], "shape": list(t.shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    f.write(struct.pack("<Q", len(raw)))
+    f.write(raw)
+    for name in order:
+        t = tensors[name].detach().contiguous()
+        if t.numel():
+            f.write(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+
+
+def tensors_bytes(tensors: dict, metadata: dict[str, str] | None = None) -> bytes:
+    """The same file as one bytes object (for a writer on another thread)."""
+    buf = io.BytesIO()
+    write_tensors(buf, tensors, metadata)
+    return buf.getvalue()
+
+
+def _refuse_shared(tensors: dict) -> None:
+    """Tensors whose memory overlaps (tied weights) are refused, as safetensors refuses them: a file
+    holds each tensor's bytes once, and reading it back would untie them. Disjoint views of one
+    buffer are separate tensors to it, and here."""
+    spans = sorted((t.data_ptr(), t.data_ptr() + t.numel() * t.element_size(), name)
+                   for name, t in tensors.items() if t.numel())
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        if start < end:
+            raise ValueError(f"tensors {first!r} and {second!r} share memory; save one of them and tie them "
+                             "again after loading")
