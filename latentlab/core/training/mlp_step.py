@@ -14,6 +14,7 @@ steps). Only this exact architecture takes this path: `for_model` says None for 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -164,6 +165,7 @@ class MlpStep:
         return rec, diff.mul_(inv_var * (-1.0 / batch))
 
 
+@functools.lru_cache(maxsize=16)   # asked on every step, for the few image sizes a process trains on
 def _product_span(d: int) -> int:
     """The largest divisor of d up to PRODUCT_SPAN: pixels multiplied together before one logarithm."""
     return next(c for c in range(min(d, PRODUCT_SPAN), 0, -1) if d % c == 0)
