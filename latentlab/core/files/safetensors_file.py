@@ -207,18 +207,18 @@ def _entry(spec) -> tuple[Entry | None, object]:
     return Entry(dtype, tuple(shape), nbytes), (offsets[0], offsets[1])
 
 
-# safetensors' names, in the order of its dtype enumeration: a file lists its tensors by dtype, that
-# order reversed, then by name.
-_WRITE_ORDER = ("bool", "uint8", "int8", "int16", "uint16", "float16", "bfloat16", "int32", "uint32", "float32",
-                "float64", "int64", "uint64")
-_WRITE_NAMES = ("BOOL", "U8", "I8", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "F64", "I64", "U64")
+# torch's dtype names with safetensors' own, in the order of its dtype enumeration: a file lists its
+# tensors by dtype, that order reversed, then by name.
+_WRITE_DTYPES = (("bool", "BOOL"), ("uint8", "U8"), ("int8", "I8"), ("int16", "I16"), ("uint16", "U16"),
+                 ("float16", "F16"), ("bfloat16", "BF16"), ("int32", "I32"), ("uint32", "U32"), ("float32", "F32"),
+                 ("float64", "F64"), ("int64", "I64"), ("uint64", "U64"))
 
 
 def _write_dtypes() -> dict:
     """torch dtype -> (safetensors' name, rank in its order); torch imported only by writers."""
     import torch
 
-    return {getattr(torch, t): (name, i) for i, (t, name) in enumerate(zip(_WRITE_ORDER, _WRITE_NAMES))}
+    return {getattr(torch, t): (name, rank) for rank, (t, name) in enumerate(_WRITE_DTYPES)}
 
 
 def write_tensors(f, tensors: dict, metadata: dict[str, str] | None = None) -> None:
