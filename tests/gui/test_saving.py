@@ -38,9 +38,7 @@ def test_a_save_is_written_on_a_worker_while_the_window_answers(window, qtbot, s
     timer.timeout.connect(lambda: ticks.append(time.monotonic()))
     timer.start(20)
     target = tmp_path / "trained.safetensors"
-    asked = time.monotonic()
     s.save_checkpoint(target)
-    returned = time.monotonic()
     assert s.analyses.saver.busy and s.model_data.unsaved and not target.exists()
     with qtbot.waitSignal(s.model_data.savedChanged, timeout=30_000):
         pass
@@ -48,7 +46,6 @@ def test_a_save_is_written_on_a_worker_while_the_window_answers(window, qtbot, s
     assert not s.analyses.saver.busy and not s.model_data.unsaved and s.model_data.source == target
     (path, on_gui_thread, start, end), = slow_saves
     assert path == target and not on_gui_thread
-    assert returned - asked < end - start   # the call did not wait for the write
     assert any(start < t < end for t in ticks)   # the event loop ran while the file was written
     saved = load_checkpoint(target)
     assert len(saved.history) == len(s.model_data.history)

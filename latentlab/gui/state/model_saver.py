@@ -3,9 +3,10 @@
 Writing a large model's weights (with the fsync that makes the save durable) takes seconds, about
 2 s for 291 MB on the reference machine, which would freeze the window for as long. So the file is
 written by a worker, from the read-only copy of the weights that workers share (taken when the save
-is asked for: weights that change meanwhile stay unsaved). Saves run one at a time, in the order asked, so two saves to one
-file end with the later one's content. Whoever must know that a save is on disk (the unsaved-work
-questions, closing the window) waits for it with `wait`, which keeps the window answering.
+is asked for: weights that change meanwhile stay unsaved). Saves run one at a time, in the order
+asked, so two saves to one file end with the later one's content. Whoever must know that a save is
+on disk (the unsaved-work questions, closing the window) waits for it with `wait`, which keeps the
+window answering.
 
 The file is streamed from the weights (core.files.safetensors_file), so the worker holds the
 interpreter lock only in short stretches; benchmarks/save_stall.py measures the window meanwhile.
